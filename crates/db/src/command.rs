@@ -1,0 +1,607 @@
+//! The replicated write path.
+//!
+//! ```text
+//!  handler ──builds──> Command ──raft log──> apply(tx, cmd) on every replica
+//!                                              │
+//!                                              └─> Response | ApplyError (same on all)
+//! ```
+//!
+//! A command carries every value that is not a pure function of the database (ids, timestamps,
+//! secrets), so that replaying the log gives byte-identical replicas.
+
+use rusqlite::{params, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::tables::{self, to_json, Certificate, Config, Devices, Profile, Token};
+use crate::{ApplyError, Entity};
+
+/// One replicated write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Sets and unsets cluster-wide configuration keys.
+    SetConfig {
+        /// Keys to set.
+        set: Config,
+        /// Keys to remove.
+        unset: Vec<String>,
+    },
+    /// Turns the standalone row into the first member of a new cluster and trusts its
+    /// certificate.
+    Bootstrap {
+        /// The member's name.
+        name: String,
+        /// Its `cluster.https_address`.
+        address: String,
+        /// Its architecture.
+        architecture: String,
+        /// Its `server.crt`, as a `server` certificate.
+        certificate: Certificate,
+    },
+    /// Adds a trusted certificate.
+    AddCertificate(Certificate),
+    /// Removes a trusted certificate.
+    DeleteCertificate {
+        /// Full fingerprint.
+        fingerprint: String,
+    },
+    /// Replaces a certificate's writable fields.
+    UpdateCertificate {
+        /// Full fingerprint.
+        fingerprint: String,
+        /// New name.
+        name: String,
+        /// New type.
+        cert_type: String,
+        /// New restriction.
+        restricted: bool,
+        /// New projects.
+        projects: Vec<String>,
+        /// New description.
+        description: String,
+    },
+    /// Creates a storage pool with an entry for one member.
+    CreateStoragePool {
+        /// Pool name.
+        name: String,
+        /// Driver.
+        driver: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// The member that holds it.
+        member_id: u64,
+        /// That member's keys.
+        member_config: Config,
+        /// Global and member state (`Created`, `Pending`).
+        state: String,
+    },
+    /// Replaces a pool's description and cluster-wide keys, and one member's keys.
+    UpdateStoragePool {
+        /// Pool name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// The member whose keys change.
+        member_id: u64,
+        /// That member's keys.
+        member_config: Config,
+    },
+    /// Deletes a storage pool everywhere.
+    DeleteStoragePool {
+        /// Pool name.
+        name: String,
+    },
+    /// Creates a profile.
+    CreateProfile(Profile),
+    /// Replaces a profile's writable fields.
+    UpdateProfile(Profile),
+    /// Renames a profile.
+    RenameProfile {
+        /// Project.
+        project: String,
+        /// Current name.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Deletes a profile.
+    DeleteProfile {
+        /// Project.
+        project: String,
+        /// Name.
+        name: String,
+    },
+    /// Stores a new token.
+    AddToken(Token),
+    /// Removes a token (revoked or cancelled).
+    DeleteToken {
+        /// Operation id.
+        id: String,
+    },
+    /// Consumes the token of `kind` for `name` whose secret matches, checking expiry against
+    /// `now` after consuming it, as LXD does.
+    ConsumeToken {
+        /// `join` or `certificate`.
+        kind: String,
+        /// The name the token was made for.
+        name: String,
+        /// The secret offered.
+        secret: String,
+        /// The proposer's clock, RFC 3339.
+        now: String,
+    },
+}
+
+/// What a successful command returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Nothing to report.
+    Done,
+    /// The token that was consumed.
+    Token(Token),
+}
+
+/// Applies one command inside `tx`. On error the caller rolls back the command's changes but
+/// still records the log index as applied, so every replica refuses the same commands.
+pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
+    match cmd {
+        Command::SetConfig { set, unset } => {
+            for key in unset {
+                tx.execute("DELETE FROM config WHERE key = ?1", [key])?;
+            }
+            for (key, value) in set {
+                tx.execute(
+                    "INSERT INTO config (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+        }
+        Command::Bootstrap {
+            name,
+            address,
+            architecture,
+            certificate,
+        } => {
+            tx.execute(
+                "UPDATE members SET name = ?1, address = ?2, architecture = ?3 WHERE id = 1",
+                params![name, address, architecture],
+            )?;
+            insert_certificate(tx, certificate)?;
+        }
+        Command::AddCertificate(cert) => insert_certificate(tx, cert)?,
+        Command::DeleteCertificate { fingerprint } => {
+            expect_changed(
+                tx.execute(
+                    "DELETE FROM certificates WHERE fingerprint = ?1",
+                    [fingerprint],
+                )?,
+                Entity::Certificate,
+                fingerprint,
+            )?;
+        }
+        Command::UpdateCertificate {
+            fingerprint,
+            name,
+            cert_type,
+            restricted,
+            projects,
+            description,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE certificates SET name = ?2, type = ?3, restricted = ?4, projects = ?5,
+                     description = ?6 WHERE fingerprint = ?1",
+                    params![
+                        fingerprint,
+                        name,
+                        cert_type,
+                        restricted,
+                        to_json(projects),
+                        description
+                    ],
+                )?,
+                Entity::Certificate,
+                fingerprint,
+            )?;
+        }
+        Command::CreateStoragePool {
+            name,
+            driver,
+            description,
+            config,
+            member_id,
+            member_config,
+            state,
+        } => {
+            if exists(tx, "SELECT 1 FROM storage_pools WHERE name = ?1", name)? {
+                return Err(ApplyError::Exists {
+                    entity: Entity::StoragePool,
+                    name: name.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO storage_pools (name, driver, description, config, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, driver, description, to_json(config), state],
+            )?;
+            tx.execute(
+                "INSERT INTO storage_pool_members (pool, member_id, config, state)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![name, *member_id as i64, to_json(member_config), state],
+            )?;
+        }
+        Command::UpdateStoragePool {
+            name,
+            description,
+            config,
+            member_id,
+            member_config,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE storage_pools SET description = ?2, config = ?3 WHERE name = ?1",
+                    params![name, description, to_json(config)],
+                )?,
+                Entity::StoragePool,
+                name,
+            )?;
+            tx.execute(
+                "UPDATE storage_pool_members SET config = ?3 WHERE pool = ?1 AND member_id = ?2",
+                params![name, *member_id as i64, to_json(member_config)],
+            )?;
+        }
+        Command::DeleteStoragePool { name } => {
+            let used: i64 = tx.query_row(
+                "SELECT count(*) FROM profiles WHERE EXISTS (
+                    SELECT 1 FROM json_each(profiles.devices) d
+                    WHERE json_extract(d.value, '$.type') = 'disk'
+                      AND json_extract(d.value, '$.pool') = ?1)",
+                [name],
+                |r| r.get(0),
+            )?;
+            if used > 0 {
+                return Err(ApplyError::InUse {
+                    entity: Entity::StoragePool,
+                    name: name.clone(),
+                });
+            }
+            expect_changed(
+                tx.execute("DELETE FROM storage_pools WHERE name = ?1", [name])?,
+                Entity::StoragePool,
+                name,
+            )?;
+        }
+        Command::CreateProfile(p) => {
+            if tables::profile(tx, &p.project, &p.name).is_ok() {
+                return Err(ApplyError::Exists {
+                    entity: Entity::Profile,
+                    name: p.name.clone(),
+                });
+            }
+            if !exists(tx, "SELECT 1 FROM projects WHERE name = ?1", &p.project)? {
+                return Err(ApplyError::NotFound {
+                    entity: Entity::Project,
+                    name: p.project.clone(),
+                });
+            }
+            write_profile(tx, p, "INSERT INTO profiles (project, name, description, config, devices) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        }
+        Command::UpdateProfile(p) => {
+            let n = write_profile(
+                tx,
+                p,
+                "UPDATE profiles SET description = ?3, config = ?4, devices = ?5 WHERE project = ?1 AND name = ?2",
+            )?;
+            expect_changed(n, Entity::Profile, &p.name)?;
+        }
+        Command::RenameProfile {
+            project,
+            name,
+            new_name,
+        } => {
+            if tables::profile(tx, project, new_name).is_ok() {
+                return Err(ApplyError::Exists {
+                    entity: Entity::Profile,
+                    name: new_name.clone(),
+                });
+            }
+            expect_changed(
+                tx.execute(
+                    "UPDATE profiles SET name = ?3 WHERE project = ?1 AND name = ?2",
+                    params![project, name, new_name],
+                )?,
+                Entity::Profile,
+                name,
+            )?;
+        }
+        Command::DeleteProfile { project, name } => {
+            expect_changed(
+                tx.execute(
+                    "DELETE FROM profiles WHERE project = ?1 AND name = ?2",
+                    params![project, name],
+                )?,
+                Entity::Profile,
+                name,
+            )?;
+        }
+        Command::AddToken(t) => {
+            tx.execute(
+                "INSERT INTO tokens (id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    t.id,
+                    t.kind,
+                    t.name,
+                    t.secret,
+                    t.fingerprint,
+                    to_json(&t.addresses),
+                    t.created_at,
+                    t.expires_at,
+                    t.location
+                ],
+            )?;
+        }
+        Command::DeleteToken { id } => {
+            expect_changed(
+                tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?,
+                Entity::Token,
+                id,
+            )?;
+        }
+        Command::ConsumeToken {
+            kind,
+            name,
+            secret,
+            now,
+        } => return consume_token(tx, kind, name, secret, now),
+    }
+    Ok(Response::Done)
+}
+
+fn consume_token(
+    tx: &Transaction,
+    kind: &str,
+    name: &str,
+    secret: &str,
+    now: &str,
+) -> Result<Response, ApplyError> {
+    let candidates: Vec<Token> = tables::tokens(tx)?
+        .into_iter()
+        .filter(|t| t.kind == kind && t.name == name)
+        .collect();
+    // Every candidate's secret is compared, so the time taken does not say which one matched.
+    let mut found = None;
+    for t in candidates {
+        if constant_time_eq(t.secret.as_bytes(), secret.as_bytes()) {
+            found = Some(t);
+        }
+    }
+    let token = found.ok_or(ApplyError::NoMatchingToken)?;
+    tx.execute("DELETE FROM tokens WHERE id = ?1", [&token.id])?;
+    // RFC 3339 UTC strings with the same layout order as the instants they name.
+    if token.expires_at.as_str() <= now {
+        return Err(ApplyError::TokenExpired);
+    }
+    Ok(Response::Token(token))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn insert_certificate(tx: &Transaction, c: &Certificate) -> Result<(), ApplyError> {
+    if exists(
+        tx,
+        "SELECT 1 FROM certificates WHERE fingerprint = ?1",
+        &c.fingerprint,
+    )? {
+        return Err(ApplyError::Exists {
+            entity: Entity::Certificate,
+            name: c.fingerprint.clone(),
+        });
+    }
+    tx.execute(
+        "INSERT INTO certificates (fingerprint, type, name, certificate, restricted, projects, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            c.fingerprint,
+            c.cert_type,
+            c.name,
+            c.certificate,
+            c.restricted,
+            to_json(&c.projects),
+            c.description
+        ],
+    )?;
+    Ok(())
+}
+
+fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, ApplyError> {
+    let devices: &Devices = &p.devices;
+    Ok(tx.execute(
+        sql,
+        params![
+            p.project,
+            p.name,
+            p.description,
+            to_json(&p.config),
+            to_json(devices)
+        ],
+    )?)
+}
+
+fn exists(tx: &Transaction, sql: &str, key: &str) -> Result<bool, ApplyError> {
+    let mut stmt = tx.prepare(sql)?;
+    Ok(stmt.exists([key])?)
+}
+
+fn expect_changed(n: usize, entity: Entity, name: &str) -> Result<(), ApplyError> {
+    if n == 0 {
+        return Err(ApplyError::NotFound {
+            entity,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate_cluster;
+    use rusqlite::Connection;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_cluster(&mut c).unwrap();
+        c
+    }
+
+    fn run(c: &mut Connection, cmd: &Command) -> Result<Response, ApplyError> {
+        let tx = c.transaction().unwrap();
+        let r = apply(&tx, cmd);
+        if r.is_ok() {
+            tx.commit().unwrap();
+        }
+        r
+    }
+
+    fn token(id: &str, secret: &str, expires_at: &str) -> Token {
+        Token {
+            id: id.into(),
+            kind: "join".into(),
+            name: "node2".into(),
+            secret: secret.into(),
+            fingerprint: "ff".into(),
+            addresses: vec!["127.0.0.1:8443".into()],
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: expires_at.into(),
+            location: "node1".into(),
+        }
+    }
+
+    #[test]
+    fn fresh_schema_has_default_project_and_profile() {
+        let c = db();
+        assert_eq!(tables::projects(&c).unwrap()[0].name, "default");
+        let p = tables::profile(&c, "default", "default").unwrap();
+        assert_eq!(p.description, "Default LXD profile");
+        assert_eq!(tables::members(&c).unwrap()[0].name, "none");
+    }
+
+    #[test]
+    fn config_set_and_unset() {
+        let mut c = db();
+        let set = Config::from([("a".to_string(), "1".to_string())]);
+        run(&mut c, &Command::SetConfig { set, unset: vec![] }).unwrap();
+        assert_eq!(tables::config(&c).unwrap()["a"], "1");
+        run(
+            &mut c,
+            &Command::SetConfig {
+                set: Config::new(),
+                unset: vec!["a".into()],
+            },
+        )
+        .unwrap();
+        assert!(tables::config(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn token_is_consumed_once() {
+        let mut c = db();
+        run(
+            &mut c,
+            &Command::AddToken(token("t1", "s3cr3t", "2030-01-01T00:00:00Z")),
+        )
+        .unwrap();
+        let consume = |secret: &str| Command::ConsumeToken {
+            kind: "join".into(),
+            name: "node2".into(),
+            secret: secret.into(),
+            now: "2026-06-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            run(&mut c, &consume("wrong")),
+            Err(ApplyError::NoMatchingToken)
+        );
+        assert!(matches!(
+            run(&mut c, &consume("s3cr3t")),
+            Ok(Response::Token(_))
+        ));
+        assert_eq!(
+            run(&mut c, &consume("s3cr3t")),
+            Err(ApplyError::NoMatchingToken)
+        );
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let mut c = db();
+        run(
+            &mut c,
+            &Command::AddToken(token("t1", "s", "2026-01-01T00:00:01Z")),
+        )
+        .unwrap();
+        let r = run(
+            &mut c,
+            &Command::ConsumeToken {
+                kind: "join".into(),
+                name: "node2".into(),
+                secret: "s".into(),
+                now: "2026-06-01T00:00:00Z".into(),
+            },
+        );
+        assert_eq!(r, Err(ApplyError::TokenExpired));
+    }
+
+    #[test]
+    fn pool_used_by_profile_cannot_be_deleted() {
+        let mut c = db();
+        run(
+            &mut c,
+            &Command::CreateStoragePool {
+                name: "local".into(),
+                driver: "dir".into(),
+                description: String::new(),
+                config: Config::new(),
+                member_id: 1,
+                member_config: Config::new(),
+                state: "Created".into(),
+            },
+        )
+        .unwrap();
+        let mut p = tables::profile(&c, "default", "default").unwrap();
+        p.devices.insert(
+            "root".into(),
+            Config::from([
+                ("type".into(), "disk".into()),
+                ("pool".into(), "local".into()),
+                ("path".into(), "/".into()),
+            ]),
+        );
+        run(&mut c, &Command::UpdateProfile(p)).unwrap();
+        let r = run(
+            &mut c,
+            &Command::DeleteStoragePool {
+                name: "local".into(),
+            },
+        );
+        assert!(matches!(r, Err(ApplyError::InUse { .. })));
+    }
+
+    #[test]
+    fn migrations_replay_to_same_schema() {
+        let c = db();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, crate::cluster_schema_version());
+    }
+}

@@ -1,0 +1,400 @@
+//! Typed rows of the cluster database and the queries that read them. Every query takes a
+//! connection (a transaction derefs to one), so callers choose the transaction boundary.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::{DbError, Entity};
+
+/// String-to-string configuration, as LXD keeps it.
+pub type Config = BTreeMap<String, String>;
+/// Devices by name, each a string map with a `type` key.
+pub type Devices = BTreeMap<String, Config>;
+
+fn json<T: for<'de> Deserialize<'de>>(row: &Row, idx: usize) -> Result<T, rusqlite::Error> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("string maps and lists always serialise")
+}
+
+/// Whether a member takes part normally, is evacuated, or is still joining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberState {
+    /// A full member.
+    Created,
+    /// Evacuated for maintenance.
+    Evacuated,
+    /// Accepted but not yet caught up.
+    Pending,
+}
+
+impl MemberState {
+    fn from_i64(v: i64) -> Self {
+        match v {
+            1 => MemberState::Evacuated,
+            2 => MemberState::Pending,
+            _ => MemberState::Created,
+        }
+    }
+    pub(crate) fn as_i64(self) -> i64 {
+        match self {
+            MemberState::Created => 0,
+            MemberState::Evacuated => 1,
+            MemberState::Pending => 2,
+        }
+    }
+}
+
+/// A cluster member's row. A standalone server has one row, named `none`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Stable id; also the member's raft node id.
+    pub id: u64,
+    /// Member name.
+    pub name: String,
+    /// `cluster.https_address` of the member.
+    pub address: String,
+    /// Free text.
+    pub description: String,
+    /// Failure domain, `default` unless set.
+    pub failure_domain: String,
+    /// `scheduler.instance` and `user.*` keys.
+    pub config: Config,
+    /// Stored roles (`event-hub`, `ovn-chassis`); database roles are computed.
+    pub roles: Vec<String>,
+    /// Cluster groups.
+    pub groups: Vec<String>,
+    /// Architecture name, such as `x86_64`.
+    pub architecture: String,
+    /// Normal, evacuated or pending.
+    pub state: MemberState,
+}
+
+const MEMBER_COLUMNS: &str =
+    "id, name, address, description, failure_domain, config, roles, groups, architecture, state";
+
+fn member_from_row(row: &Row) -> Result<Member, rusqlite::Error> {
+    Ok(Member {
+        id: row.get::<_, i64>(0)? as u64,
+        name: row.get(1)?,
+        address: row.get(2)?,
+        description: row.get(3)?,
+        failure_domain: row.get(4)?,
+        config: json(row, 5)?,
+        roles: json(row, 6)?,
+        groups: json(row, 7)?,
+        architecture: row.get(8)?,
+        state: MemberState::from_i64(row.get(9)?),
+    })
+}
+
+/// All members, by id.
+pub fn members(conn: &Connection) -> Result<Vec<Member>, DbError> {
+    let mut stmt = conn.prepare(&format!("SELECT {MEMBER_COLUMNS} FROM members ORDER BY id"))?;
+    let rows = stmt.query_map([], member_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One member by name.
+pub fn member(conn: &Connection, name: &str) -> Result<Member, DbError> {
+    conn.query_row(
+        &format!("SELECT {MEMBER_COLUMNS} FROM members WHERE name = ?1"),
+        [name],
+        member_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound {
+        entity: Entity::Member,
+        name: name.to_string(),
+    })
+}
+
+/// A trusted certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint: String,
+    /// `client` or `server`.
+    pub cert_type: String,
+    /// Name; for `server` certificates, the member name.
+    pub name: String,
+    /// PEM text.
+    pub certificate: String,
+    /// Whether it is limited to `projects`.
+    pub restricted: bool,
+    /// Projects a restricted certificate may use.
+    pub projects: Vec<String>,
+    /// Free text.
+    pub description: String,
+}
+
+fn certificate_from_row(row: &Row) -> Result<Certificate, rusqlite::Error> {
+    Ok(Certificate {
+        fingerprint: row.get(0)?,
+        cert_type: row.get(1)?,
+        name: row.get(2)?,
+        certificate: row.get(3)?,
+        restricted: row.get(4)?,
+        projects: json(row, 5)?,
+        description: row.get(6)?,
+    })
+}
+
+const CERT_COLUMNS: &str =
+    "fingerprint, type, name, certificate, restricted, projects, description";
+
+/// All trusted certificates, by fingerprint.
+pub fn certificates(conn: &Connection) -> Result<Vec<Certificate>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CERT_COLUMNS} FROM certificates ORDER BY fingerprint"
+    ))?;
+    let rows = stmt.query_map([], certificate_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One certificate by its full fingerprint.
+pub fn certificate(conn: &Connection, fingerprint: &str) -> Result<Certificate, DbError> {
+    conn.query_row(
+        &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE fingerprint = ?1"),
+        [fingerprint],
+        certificate_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound {
+        entity: Entity::Certificate,
+        name: fingerprint.to_string(),
+    })
+}
+
+/// A storage pool's state on one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolMember {
+    /// The member's id.
+    pub member_id: u64,
+    /// The member's name.
+    pub member_name: String,
+    /// Member-specific keys (`source`, `size`, ...).
+    pub config: Config,
+    /// `Pending`, `Created` or `Errored`.
+    pub state: String,
+}
+
+/// A storage pool with its per-member entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoragePool {
+    /// Pool name.
+    pub name: String,
+    /// Driver name (`dir`, ...).
+    pub driver: String,
+    /// Free text.
+    pub description: String,
+    /// Cluster-wide keys.
+    pub config: Config,
+    /// `Pending`, `Created` or `Errored`.
+    pub state: String,
+    /// Per-member entries.
+    pub members: Vec<PoolMember>,
+}
+
+fn pool_members(conn: &Connection, pool: &str) -> Result<Vec<PoolMember>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT p.member_id, m.name, p.config, p.state FROM storage_pool_members p
+         JOIN members m ON m.id = p.member_id WHERE p.pool = ?1 ORDER BY m.id",
+    )?;
+    let rows = stmt.query_map([pool], |row| {
+        Ok(PoolMember {
+            member_id: row.get::<_, i64>(0)? as u64,
+            member_name: row.get(1)?,
+            config: json(row, 2)?,
+            state: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// All storage pools, by name.
+pub fn storage_pools(conn: &Connection) -> Result<Vec<StoragePool>, DbError> {
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT name FROM storage_pools ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    names.iter().map(|n| storage_pool(conn, n)).collect()
+}
+
+/// One storage pool by name.
+pub fn storage_pool(conn: &Connection, name: &str) -> Result<StoragePool, DbError> {
+    let pool = conn
+        .query_row(
+            "SELECT name, driver, description, config, state FROM storage_pools WHERE name = ?1",
+            [name],
+            |row| {
+                Ok(StoragePool {
+                    name: row.get(0)?,
+                    driver: row.get(1)?,
+                    description: row.get(2)?,
+                    config: json(row, 3)?,
+                    state: row.get(4)?,
+                    members: Vec::new(),
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound {
+            entity: Entity::StoragePool,
+            name: name.to_string(),
+        })?;
+    Ok(StoragePool {
+        members: pool_members(conn, name)?,
+        ..pool
+    })
+}
+
+/// A profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The project it belongs to.
+    pub project: String,
+    /// Profile name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Instance configuration keys.
+    pub config: Config,
+    /// Devices.
+    pub devices: Devices,
+}
+
+fn profile_from_row(row: &Row) -> Result<Profile, rusqlite::Error> {
+    Ok(Profile {
+        project: row.get(0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        config: json(row, 3)?,
+        devices: json(row, 4)?,
+    })
+}
+
+/// The profiles of a project, by name.
+pub fn profiles(conn: &Connection, project: &str) -> Result<Vec<Profile>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT project, name, description, config, devices FROM profiles WHERE project = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([project], profile_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One profile.
+pub fn profile(conn: &Connection, project: &str, name: &str) -> Result<Profile, DbError> {
+    conn.query_row(
+        "SELECT project, name, description, config, devices FROM profiles WHERE project = ?1 AND name = ?2",
+        params![project, name],
+        profile_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound {
+        entity: Entity::Profile,
+        name: name.to_string(),
+    })
+}
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Project name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// `features.*` and other keys.
+    pub config: Config,
+}
+
+/// All projects, by name.
+pub fn projects(conn: &Connection) -> Result<Vec<Project>, DbError> {
+    let mut stmt = conn.prepare("SELECT name, description, config FROM projects ORDER BY name")?;
+    let rows = stmt.query_map([], |row| {
+        Ok(Project {
+            name: row.get(0)?,
+            description: row.get(1)?,
+            config: json(row, 2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The cluster-wide configuration keys that are set.
+pub fn config(conn: &Connection) -> Result<Config, DbError> {
+    let mut stmt = conn.prepare("SELECT key, value FROM config ORDER BY key")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A join token (`kind` `join`) or a certificate-add token (`kind` `certificate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// The operation id that shows the token.
+    pub id: String,
+    /// `join` or `certificate`.
+    pub kind: String,
+    /// The server name (join) or client name (certificate) it was made for.
+    pub name: String,
+    /// 64 hex characters.
+    pub secret: String,
+    /// Fingerprint of the certificate the HTTPS listener served.
+    pub fingerprint: String,
+    /// Addresses to reach the cluster at.
+    pub addresses: Vec<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+    /// The member that created it.
+    pub location: String,
+}
+
+fn token_from_row(row: &Row) -> Result<Token, rusqlite::Error> {
+    Ok(Token {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        name: row.get(2)?,
+        secret: row.get(3)?,
+        fingerprint: row.get(4)?,
+        addresses: json(row, 5)?,
+        created_at: row.get(6)?,
+        expires_at: row.get(7)?,
+        location: row.get(8)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location";
+
+/// All live tokens, oldest first.
+pub fn tokens(conn: &Connection) -> Result<Vec<Token>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([], token_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One token by operation id.
+pub fn token(conn: &Connection, id: &str) -> Result<Token, DbError> {
+    conn.query_row(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
+        [id],
+        token_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound {
+        entity: Entity::Token,
+        name: id.to_string(),
+    })
+}
