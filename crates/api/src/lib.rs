@@ -1,1 +1,38 @@
-//! placeholder
+//! LXD's REST wire types, as rxd speaks them: the response envelope, servers, cluster members,
+//! operations, events, certificates, storage pools, profiles, projects, the `lxd init` preseed,
+//! join tokens and the API extension list.
+//!
+//! This crate does no I/O and knows nothing of how the daemon stores or serves these types.
+#![deny(missing_docs)]
+
+mod certificate;
+mod cluster;
+mod envelope;
+mod event;
+mod extensions;
+mod operation;
+mod preseed;
+mod profile;
+mod server;
+mod storage;
+mod token;
+
+pub use certificate::{Certificate, CertificatePut, CertificatesPost};
+pub use cluster::{
+    Cluster, ClusterMember, ClusterMemberConfigKey, ClusterMemberPut, ClusterMembersPost,
+    ClusterPut,
+};
+pub use envelope::{etag, Response, ResponseType};
+pub use event::{Event, EventLifecycle, EventLogging, Requestor};
+pub use extensions::API_EXTENSIONS;
+pub use operation::{Operation, OperationStatus};
+pub use preseed::{InitClusterPreseed, InitNetwork, InitPreseed, InitProject};
+pub use profile::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project};
+pub use server::{Server, ServerEnvironment, ServerPut, ServerStorageDriverInfo};
+pub use storage::{StoragePool, StoragePoolPut, StoragePoolsPost};
+pub use token::{CertificateAddToken, JoinToken, TokenError};
+
+/// String-to-string configuration, as LXD keeps it.
+pub type Config = std::collections::BTreeMap<String, String>;
+/// Devices by name.
+pub type Devices = std::collections::BTreeMap<String, Config>;

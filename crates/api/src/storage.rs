@@ -1,0 +1,52 @@
+use serde::{Deserialize, Serialize};
+
+use crate::Config;
+
+/// The writable part of a storage pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoragePoolPut {
+    /// Configuration.
+    #[serde(default)]
+    pub config: Config,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `POST /1.0/storage-pools`, and an entry of a preseed's `storage_pools`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoragePoolsPost {
+    /// Configuration.
+    #[serde(default)]
+    pub config: Config,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Pool name.
+    #[serde(default)]
+    pub name: String,
+    /// Driver name.
+    #[serde(default)]
+    pub driver: String,
+}
+
+/// `GET /1.0/storage-pools/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoragePool {
+    /// Configuration.
+    pub config: Config,
+    /// Free text.
+    pub description: String,
+    /// Pool name.
+    pub name: String,
+    /// Driver name.
+    pub driver: String,
+    /// URLs of the objects that use it.
+    pub used_by: Option<Vec<String>>,
+    /// `Pending`, `Created`, `Errored`, `Unknown` or `Unavailable`.
+    pub status: String,
+    /// Members that have an entry.
+    pub locations: Vec<String>,
+}
