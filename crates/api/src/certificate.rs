@@ -4,22 +4,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CertificatePut {
     /// Name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
     /// `client` or `server`.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "crate::nullable")]
     pub cert_type: String,
     /// Limited to `projects`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub restricted: bool,
     /// Projects a restricted certificate may use.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub projects: Vec<String>,
     /// PEM.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub certificate: String,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
 }
 
@@ -37,30 +37,30 @@ pub struct Certificate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CertificatesPost {
     /// Name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
     /// `client` or `server`.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "crate::nullable")]
     pub cert_type: String,
     /// Limited to `projects`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub restricted: bool,
     /// Projects a restricted certificate may use.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub projects: Option<Vec<String>>,
     /// Base64 DER without PEM armour; empty means "the TLS peer's certificate".
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub certificate: String,
     /// Trust password or token.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub password: String,
     /// LXD 5.21 sends tokens here.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub trust_token: String,
     /// Ask for a certificate-add token instead of adding a certificate.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub token: bool,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
 }

@@ -7,19 +7,19 @@ use crate::Config;
 #[serde(deny_unknown_fields)]
 pub struct ClusterMemberConfigKey {
     /// `storage-pool` or `network`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub entity: String,
     /// The pool or network name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
     /// The key.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub key: String,
     /// The value (always "" when listed by the server).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub value: String,
     /// `"<key>" property for storage pool "<name>"`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
 }
 
@@ -39,25 +39,25 @@ pub struct Cluster {
 #[serde(deny_unknown_fields)]
 pub struct ClusterPut {
     /// The member name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub server_name: String,
     /// Enable (bootstrap or join) or disable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub enabled: bool,
     /// Values for member-specific keys.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub member_config: Option<Vec<ClusterMemberConfigKey>>,
     /// An existing member's address, for a join.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_address: String,
     /// The cluster certificate (PEM), for a join.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_certificate: String,
     /// This server's address, for a join.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub server_address: String,
     /// The trust password or the join token.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_password: String,
     /// The join token (LXD 5.21 sends it here too).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -68,19 +68,19 @@ pub struct ClusterPut {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ClusterMemberPut {
     /// Stored and computed roles.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub roles: Vec<String>,
     /// Failure domain.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub failure_domain: String,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
     /// `scheduler.instance` and `user.*`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Cluster groups.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub groups: Vec<String>,
 }
 

@@ -36,3 +36,13 @@ pub use token::{CertificateAddToken, JoinToken, TokenError};
 pub type Config = std::collections::BTreeMap<String, String>;
 /// Devices by name.
 pub type Devices = std::collections::BTreeMap<String, Config>;
+
+/// Go clients send `null` for empty maps and lists; it reads as the empty value.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}

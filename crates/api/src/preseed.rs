@@ -7,31 +7,31 @@ use crate::{ClusterMemberConfigKey, Config, ProfilesPost, StoragePoolsPost};
 #[serde(deny_unknown_fields)]
 pub struct InitClusterPreseed {
     /// The member name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub server_name: String,
     /// Bootstrap or join.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub enabled: bool,
     /// Values for member-specific keys when joining.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub member_config: Vec<ClusterMemberConfigKey>,
     /// An existing member's address, for a join by trust password.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_address: String,
     /// The cluster certificate (PEM), for a join by trust password.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_certificate: String,
-    /// A file holding the cluster certificate.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cluster_certificate_path: String,
     /// This server's address, for a join.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub server_address: String,
     /// The trust password.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_password: String,
+    /// A file holding the cluster certificate.
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub cluster_certificate_path: String,
     /// A join token.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster_token: String,
 }
 
@@ -40,16 +40,16 @@ pub struct InitClusterPreseed {
 #[serde(deny_unknown_fields)]
 pub struct InitNetwork {
     /// Configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
     /// Network name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
     /// Network type, such as `bridge`.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "crate::nullable")]
     pub network_type: String,
     /// Project.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -61,13 +61,13 @@ pub struct InitNetwork {
 #[serde(deny_unknown_fields)]
 pub struct InitProject {
     /// Configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
     /// Project name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
 }
 
@@ -76,22 +76,22 @@ pub struct InitProject {
 #[serde(deny_unknown_fields)]
 pub struct InitPreseed {
     /// Server configuration keys; values may be strings, numbers or booleans.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: serde_json::Map<String, serde_json::Value>,
     /// Networks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub networks: Vec<InitNetwork>,
     /// Storage pools.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub storage_pools: Vec<StoragePoolsPost>,
     /// Profiles.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub profiles: Vec<ProfilesPost>,
     /// Projects.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub projects: Vec<InitProject>,
     /// Clustering.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub cluster: Option<InitClusterPreseed>,
 }
 

@@ -7,13 +7,13 @@ use crate::{Config, Devices};
 #[serde(deny_unknown_fields)]
 pub struct ProfilePut {
     /// Instance configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
     /// Devices.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub devices: Devices,
 }
 
@@ -22,16 +22,16 @@ pub struct ProfilePut {
 #[serde(deny_unknown_fields)]
 pub struct ProfilesPost {
     /// Instance configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
     /// Devices.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub devices: Devices,
     /// Profile name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
 }
 

@@ -96,6 +96,6 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ServerPut {
     /// The full (PUT) or partial (PATCH) configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: serde_json::Map<String, serde_json::Value>,
 }

@@ -7,10 +7,10 @@ use crate::Config;
 #[serde(deny_unknown_fields)]
 pub struct StoragePoolPut {
     /// Configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
 }
 
@@ -19,16 +19,16 @@ pub struct StoragePoolPut {
 #[serde(deny_unknown_fields)]
 pub struct StoragePoolsPost {
     /// Configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub config: Config,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub description: String,
     /// Pool name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub name: String,
     /// Driver name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub driver: String,
 }
 

@@ -76,7 +76,7 @@ pub struct CertificateAddToken {
     /// 64 hex characters.
     pub secret: String,
     /// RFC 3339 expiry, or empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     pub expires_at: String,
 }
 
@@ -114,7 +114,9 @@ mod tests {
             expires_at: "2026-11-26T16:47:49.47701206Z".into(),
         };
         let s = t.encode();
-        let json = base64::engine::general_purpose::STANDARD.decode(&s).unwrap();
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(&s)
+            .unwrap();
         assert_eq!(
             String::from_utf8(json).unwrap(),
             r#"{"server_name":"node2","fingerprint":"ab","addresses":["127.0.0.1:8443"],"secret":"cd","expires_at":"2026-11-26T16:47:49.47701206Z"}"#
@@ -130,7 +132,9 @@ mod tests {
         );
         assert!(matches!(
             JoinToken::decode(&empty),
-            Err(TokenError::Missing { field: "server_name" })
+            Err(TokenError::Missing {
+                field: "server_name"
+            })
         ));
     }
 }

@@ -1,1 +1,387 @@
-//! placeholder
+//! The rxd daemon: it owns the listeners, the endpoint table and its handlers, the operations
+//! registry, the events bus, the configuration-key schema and the storage drivers, and wires
+//! them to the replicated database.
+//!
+//! It does not know how raft stores or replicates (that is `rxd-raft`), nor how membership
+//! decisions are made (that is `rxd-cluster`).
+//!
+//! ```text
+//!  start ─> data dir, server.crt ─> local.db ─> raft (one voter when standalone)
+//!        ─> unix.socket ─> HTTPS if core.https_address ─> serve until shutdown
+//! ```
+
+pub mod access;
+pub mod config;
+pub mod error;
+pub mod events;
+mod handlers;
+pub mod listeners;
+pub mod operations;
+mod peer;
+pub mod response;
+pub mod router;
+pub mod storage;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rxd_db::tables::{self, Config};
+use rxd_raft::ReplicatedDb;
+use rxd_tls::CertKey;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use access::{Peer, Trust};
+use error::{ApiError, ApiResult};
+use events::Events;
+use listeners::TlsConfig;
+use operations::Operations;
+
+/// The current time as RFC 3339 with nanoseconds, UTC, as LXD writes it.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Daemon options from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The data directory.
+    pub dir: PathBuf,
+}
+
+/// The running daemon's shared state.
+pub struct Daemon {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The host name, used as the standalone server name.
+    pub hostname: String,
+    local: Mutex<rusqlite::Connection>,
+    /// The replicated cluster database.
+    pub db: ReplicatedDb,
+    /// This member's own certificate.
+    pub server_cert: CertKey,
+    cluster_cert: std::sync::RwLock<Option<CertKey>>,
+    tls: TlsConfig,
+    https: tokio::sync::Mutex<Option<(String, JoinHandle<()>)>>,
+    router: std::sync::OnceLock<axum::Router>,
+    /// The operations registry.
+    pub ops: Operations,
+    /// The events bus.
+    pub events: Events,
+    /// Notified to stop the daemon.
+    pub stop: Notify,
+}
+
+/// The local key that records this member's raft node id.
+const NODE_ID_KEY: &str = "internal.raft_node_id";
+
+impl Daemon {
+    /// The certificate the HTTPS listener serves: the cluster's once clustered.
+    pub fn served_cert(&self) -> CertKey {
+        self.cluster_cert
+            .read()
+            .expect("lock is never poisoned")
+            .clone()
+            .unwrap_or_else(|| self.server_cert.clone())
+    }
+
+    /// The cluster certificate, once clustered.
+    pub fn cluster_cert(&self) -> Option<CertKey> {
+        self.cluster_cert
+            .read()
+            .expect("lock is never poisoned")
+            .clone()
+    }
+
+    /// Serves `cert` on HTTPS from the next connection on, and remembers it as the cluster's.
+    pub fn set_cluster_cert(&self, cert: Option<CertKey>) -> ApiResult<()> {
+        let served = cert.clone().unwrap_or_else(|| self.server_cert.clone());
+        let config = rxd_tls::server_config(&served)
+            .map_err(|e| ApiError::internal(format!("Failed to load certificate: {e}")))?;
+        *self.tls.write().expect("lock is never poisoned") = config;
+        *self.cluster_cert.write().expect("lock is never poisoned") = cert;
+        Ok(())
+    }
+
+    /// This member's local configuration.
+    pub fn local_config(&self) -> ApiResult<Config> {
+        let conn = self.local.lock().expect("lock is never poisoned");
+        Ok(rxd_db::local::config(&conn)?)
+    }
+
+    /// Changes local keys.
+    pub fn update_local<'a>(
+        &self,
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> ApiResult<()> {
+        let mut conn = self.local.lock().expect("lock is never poisoned");
+        Ok(rxd_db::local::update_config(&mut conn, changes)?)
+    }
+
+    /// This member's raft node id, which is also its member id.
+    pub fn node_id(&self) -> u64 {
+        self.db.status().id
+    }
+
+    /// This member's row, by raft node id.
+    pub async fn own_member(&self) -> ApiResult<tables::Member> {
+        let id = self.node_id();
+        let members = self.db.read_local(tables::members).await?;
+        members
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| ApiError::internal("This member has no row in the cluster database"))
+    }
+
+    /// Whether this server is part of a cluster.
+    pub async fn is_clustered(&self) -> ApiResult<bool> {
+        Ok(self.own_member().await?.name != "none")
+    }
+
+    /// The name to show: the member name when clustered, else the host name.
+    pub async fn server_name(&self) -> ApiResult<String> {
+        let m = self.own_member().await?;
+        Ok(if m.name == "none" {
+            self.hostname.clone()
+        } else {
+            m.name
+        })
+    }
+
+    /// The name operations and events carry: the member name, or `none`.
+    pub async fn location(&self) -> String {
+        self.own_member()
+            .await
+            .map(|m| m.name)
+            .unwrap_or_else(|_| "none".into())
+    }
+
+    /// Decides what a caller may do.
+    pub async fn trust_of(&self, peer: &Peer) -> Trust {
+        match peer {
+            Peer::Unix => Trust::Trusted,
+            Peer::Tls { cert_der: None, .. } => Trust::Untrusted,
+            Peer::Tls {
+                cert_der: Some(der),
+                ..
+            } => {
+                let fp = rxd_tls::fingerprint_der(der);
+                if fp == self.server_cert.fingerprint() {
+                    return Trust::Member;
+                }
+                match self
+                    .db
+                    .read_local(move |c| tables::certificate(c, &fp))
+                    .await
+                {
+                    Ok(cert) if cert.cert_type == "server" => Trust::Member,
+                    Ok(_) => Trust::Trusted,
+                    Err(_) => Trust::Untrusted,
+                }
+            }
+        }
+    }
+
+    /// (Re)binds the HTTPS listener to `address`, or closes it for "". A failed bind leaves the
+    /// previous listener in place.
+    pub async fn set_https_address(&self, address: &str) -> ApiResult<()> {
+        let mut current = self.https.lock().await;
+        let address = config::canonical_address(address);
+        if current.as_ref().map(|(a, _)| a.as_str()) == Some(address.as_str()) {
+            return Ok(());
+        }
+        if address.is_empty() {
+            if let Some((_, task)) = current.take() {
+                task.abort();
+            }
+            return Ok(());
+        }
+        // Close the old listener first: the new address may be the same port on another form.
+        let old = current.take();
+        if let Some((_, task)) = &old {
+            task.abort();
+            let _ = task;
+        }
+        let router = self.router.get().expect("router is set at start").clone();
+        match listeners::https(&address, self.tls.clone(), router.clone()).await {
+            Ok(task) => {
+                tracing::info!("Listening on https://{address}");
+                *current = Some((address, task));
+                Ok(())
+            }
+            Err(e) => {
+                if let Some((old_addr, _)) = old {
+                    if let Ok(task) = listeners::https(&old_addr, self.tls.clone(), router).await {
+                        *current = Some((old_addr, task));
+                    }
+                }
+                Err(ApiError::bad_request(format!(
+                    "Cannot listen on network HTTPS socket {address:?}: {e}"
+                )))
+            }
+        }
+    }
+
+    /// The HTTPS addresses currently listened on.
+    pub async fn https_addresses(&self) -> Vec<String> {
+        self.https
+            .lock()
+            .await
+            .as_ref()
+            .map(|(a, _)| vec![a.clone()])
+            .unwrap_or_default()
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn open_local(dir: &Path) -> anyhow_free::Result<rusqlite::Connection> {
+    let mut conn = rusqlite::Connection::open(dir.join("database").join("local.db"))?;
+    rxd_db::migrate_local(&mut conn)?;
+    Ok(conn)
+}
+
+/// Errors that stop the daemon from starting.
+mod anyhow_free {
+    /// A start-up failure, with what was being done.
+    #[derive(Debug, thiserror::Error)]
+    pub enum StartError {
+        /// A file or socket.
+        #[error("{what}: {source}")]
+        Io {
+            /// What was being done.
+            what: String,
+            /// The cause.
+            source: std::io::Error,
+        },
+        /// The local database.
+        #[error("Local database: {0}")]
+        Db(#[from] rxd_db::DbError),
+        /// SQLite.
+        #[error("Local database: {0}")]
+        Sqlite(#[from] rusqlite::Error),
+        /// Certificates.
+        #[error("Certificate: {0}")]
+        Tls(#[from] rxd_tls::TlsError),
+        /// The replicated database.
+        #[error("Cluster database: {0}")]
+        Raft(#[from] rxd_raft::RaftError),
+        /// A listener.
+        #[error("{0}")]
+        Api(String),
+    }
+    /// Start-up result.
+    pub type Result<T> = std::result::Result<T, StartError>;
+}
+pub use anyhow_free::StartError;
+
+fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
+    r.map_err(|source| StartError::Io {
+        what: what.to_string(),
+        source,
+    })
+}
+
+/// Starts the daemon and serves until it is told to stop.
+pub async fn run(opts: Options) -> Result<(), StartError> {
+    let dir = opts.dir;
+    io(
+        "Create data directory",
+        std::fs::create_dir_all(dir.join("database").join("global")),
+    )?;
+    io(
+        "Create logs directory",
+        std::fs::create_dir_all(dir.join("logs")),
+    )?;
+    io(
+        "Create storage-pools directory",
+        std::fs::create_dir_all(dir.join("storage-pools")),
+    )?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).map_err(
+        |source| StartError::Io {
+            what: "Set data directory mode".into(),
+            source,
+        },
+    )?;
+    let host = hostname();
+    let server_cert =
+        rxd_tls::load_or_generate(&dir.join("server.crt"), &dir.join("server.key"), &host)?;
+    let cluster_cert = if dir.join("cluster.crt").exists() {
+        Some(rxd_tls::load_or_generate(
+            &dir.join("cluster.crt"),
+            &dir.join("cluster.key"),
+            &host,
+        )?)
+    } else {
+        None
+    };
+    let local = open_local(&dir)?;
+    let local_config = rxd_db::local::config(&local)?;
+    let node_id: u64 = local_config
+        .get(NODE_ID_KEY)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let served = cluster_cert.clone().unwrap_or_else(|| server_cert.clone());
+    let tls: TlsConfig = Arc::new(std::sync::RwLock::new(rxd_tls::server_config(&served)?));
+    let transport = Arc::new(peer::PeerTransport::new(
+        server_cert.clone(),
+        tls.clone(),
+        cluster_cert.clone(),
+    ));
+    let db = ReplicatedDb::open(
+        &dir.join("database").join("global"),
+        node_id,
+        transport.clone(),
+        rxd_raft::RaftSettings::default(),
+    )
+    .await?;
+    if !db.is_initialized().await {
+        // A single node still runs a one-voter raft group, so there is one write path.
+        db.initialize(String::new()).await?;
+    }
+    db.wait_for_leader(Duration::from_secs(30)).await?;
+    let events = Events::new("none");
+    let daemon = Arc::new(Daemon {
+        dir: dir.clone(),
+        hostname: host,
+        local: Mutex::new(local),
+        db,
+        server_cert,
+        cluster_cert: std::sync::RwLock::new(cluster_cert),
+        tls,
+        https: tokio::sync::Mutex::new(None),
+        router: std::sync::OnceLock::new(),
+        ops: Operations::new(events.clone()),
+        events,
+        stop: Notify::new(),
+    });
+    transport.attach(Arc::downgrade(&daemon));
+    let router = router::router(daemon.clone());
+    let _ = daemon.router.set(router.clone());
+    let location = daemon.location().await;
+    daemon.events.set_location(&location);
+    if let Some(addr) = local_config.get("core.https_address") {
+        daemon
+            .set_https_address(addr)
+            .await
+            .map_err(|e| StartError::Api(e.message))?;
+    }
+    let unix = io(
+        "Listen on unix socket",
+        listeners::unix(&dir.join("unix.socket"), router),
+    )?;
+    tracing::info!("rxd is ready, data directory {}", dir.display());
+    daemon.stop.notified().await;
+    tracing::info!("Shutting down");
+    unix.abort();
+    daemon.set_https_address("").await.ok();
+    let _ = std::fs::remove_file(dir.join("unix.socket"));
+    daemon.db.shutdown().await?;
+    Ok(())
+}

@@ -141,7 +141,7 @@ pub enum Response {
     /// Nothing to report.
     Done,
     /// The token that was consumed.
-    Token(Token),
+    Token(Box<Token>),
 }
 
 /// Applies one command inside `tx`. On error the caller rolls back the command's changes but
@@ -386,7 +386,7 @@ fn consume_token(
     if token.expires_at.as_str() <= now {
         return Err(ApplyError::TokenExpired);
     }
-    Ok(Response::Token(token))
+    Ok(Response::Token(Box::new(token)))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,0 +1,121 @@
+use rxd_api::ResponseType;
+
+/// Everything that can go wrong between a caller and a daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket or TCP address could not be reached.
+    #[error("Cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// The unix socket path or the HTTPS address.
+        endpoint: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The connection broke while a request was in flight.
+    #[error("{method} {path} on {endpoint} failed: {source}")]
+    Transport {
+        /// The unix socket path or the HTTPS address.
+        endpoint: String,
+        /// The HTTP method.
+        method: String,
+        /// The request path with its query.
+        path: String,
+        /// The HTTP library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The daemon answered with an error envelope; `message` is its `error` text, verbatim.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status (the envelope's `error_code` when it has one).
+        status: u16,
+        /// The daemon's sentence.
+        message: String,
+    },
+    /// The body was not an LXD response envelope.
+    #[error("Cannot decode the response to {method} {path} (HTTP {status}): {source}")]
+    Envelope {
+        /// The HTTP method.
+        method: String,
+        /// The request path with its query.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// Why the body did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The envelope's `metadata` did not have the expected shape.
+    #[error("Cannot decode the metadata of {path} as {expected}: {source}")]
+    Metadata {
+        /// The request path with its query.
+        path: String,
+        /// The Rust type that was expected.
+        expected: &'static str,
+        /// Why it did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The daemon answered sync where async was expected, or the other way round.
+    #[error("Unexpected {got:?} response to {path}, expected {expected:?}")]
+    UnexpectedResponse {
+        /// The request path with its query.
+        path: String,
+        /// What the call needs.
+        expected: ResponseType,
+        /// What came back.
+        got: ResponseType,
+    },
+    /// An HTTPS address that cannot be turned into a URL.
+    #[error("Invalid address {address:?}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+    },
+    /// The TLS configuration could not be built.
+    #[error("Cannot set up TLS for {endpoint}: {source}")]
+    Tls {
+        /// The HTTPS address.
+        endpoint: String,
+        /// The TLS crate's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The events websocket could not be opened or broke.
+    #[error("Events websocket on {endpoint}: {source}")]
+    WebSocket {
+        /// The unix socket path or the HTTPS address.
+        endpoint: String,
+        /// The websocket library's error.
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    /// A websocket text frame that is not an event.
+    #[error("Cannot decode event {frame:?}: {source}")]
+    Event {
+        /// The frame's text.
+        frame: String,
+        /// Why it did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of an API error, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the daemon said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -1,0 +1,232 @@
+//! The two ways to reach a daemon: HTTP/1.1 over its unix socket, and HTTPS.
+//!
+//! ```text
+//!   Client::request ──► Transport::send ──┬─ Unix:  UnixStream ─► hyper http1 (Host: unix.socket)
+//!                                         └─ Https: reqwest with the pinned rustls config
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+use crate::{ClientError, Result};
+
+/// What came back, before the envelope is decoded.
+pub(crate) struct HttpReply {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+    pub body: Bytes,
+}
+
+/// One outgoing request.
+pub(crate) struct HttpRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: Option<Vec<u8>>,
+    pub if_match: Option<&'a str>,
+    pub user_agent: &'a str,
+}
+
+pub(crate) enum Transport {
+    Unix {
+        path: PathBuf,
+    },
+    Https {
+        /// `host:port`, as shown to users.
+        address: String,
+        /// `https://host:port`.
+        base: String,
+        http: reqwest::Client,
+        /// Kept for the events websocket, which does its own TLS handshake.
+        tls: Arc<rustls::ClientConfig>,
+    },
+}
+
+impl Transport {
+    /// The socket path or `host:port`, for messages.
+    pub fn endpoint(&self) -> String {
+        match self {
+            Transport::Unix { path } => path.display().to_string(),
+            Transport::Https { address, .. } => address.clone(),
+        }
+    }
+
+    pub async fn send(&self, req: HttpRequest<'_>) -> Result<HttpReply> {
+        match self {
+            Transport::Unix { path } => send_unix(path, req).await,
+            Transport::Https { base, http, .. } => {
+                send_https(&self.endpoint(), base, http, req).await
+            }
+        }
+    }
+}
+
+fn if_match_value(etag: &str) -> String {
+    if etag.starts_with('"') {
+        etag.to_string()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
+/// Strips the quotes LXD puts around its ETag values.
+fn unquote(value: &str) -> String {
+    value.trim().trim_matches('"').to_string()
+}
+
+async fn send_unix(socket: &PathBuf, req: HttpRequest<'_>) -> Result<HttpReply> {
+    let endpoint = socket.display().to_string();
+    let transport_err = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Transport {
+        endpoint: endpoint.clone(),
+        method: req.method.to_string(),
+        path: req.path.to_string(),
+        source,
+    };
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|source| ClientError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| transport_err(Box::new(e)))?;
+    // The connection task ends when the response body has been read and `sender` is dropped.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+
+    let mut builder = hyper::Request::builder()
+        .method(req.method)
+        .uri(req.path)
+        .header(hyper::header::HOST, "unix.socket")
+        .header(hyper::header::USER_AGENT, req.user_agent);
+    if req.body.is_some() {
+        builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(etag) = req.if_match {
+        builder = builder.header(hyper::header::IF_MATCH, if_match_value(etag));
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(req.body.clone().unwrap_or_default())))
+        .map_err(|e| transport_err(Box::new(e)))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| transport_err(Box::new(e)))?;
+    let status = response.status().as_u16();
+    let header = |name: hyper::header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let etag = header(hyper::header::ETAG).map(|v| unquote(&v));
+    let location = header(hyper::header::LOCATION);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| transport_err(Box::new(e)))?
+        .to_bytes();
+    Ok(HttpReply {
+        status,
+        etag,
+        location,
+        body,
+    })
+}
+
+async fn send_https(
+    endpoint: &str,
+    base: &str,
+    http: &reqwest::Client,
+    req: HttpRequest<'_>,
+) -> Result<HttpReply> {
+    let transport_err = |e: reqwest::Error| {
+        if e.is_connect() {
+            ClientError::Connect {
+                endpoint: endpoint.to_string(),
+                source: std::io::Error::other(error_chain(&e)),
+            }
+        } else {
+            ClientError::Transport {
+                endpoint: endpoint.to_string(),
+                method: req.method.to_string(),
+                path: req.path.to_string(),
+                source: error_chain(&e).into(),
+            }
+        }
+    };
+    let method =
+        reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| ClientError::Transport {
+            endpoint: endpoint.to_string(),
+            method: req.method.to_string(),
+            path: req.path.to_string(),
+            source: Box::new(e),
+        })?;
+    let mut builder = http
+        .request(method, format!("{base}{}", req.path))
+        .header(reqwest::header::USER_AGENT, req.user_agent);
+    if let Some(body) = req.body.clone() {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+    }
+    if let Some(etag) = req.if_match {
+        builder = builder.header(reqwest::header::IF_MATCH, if_match_value(etag));
+    }
+    let response = builder.send().await.map_err(transport_err)?;
+    let status = response.status().as_u16();
+    let header = |name: reqwest::header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let etag = header(reqwest::header::ETAG).map(|v| unquote(&v));
+    let location = header(reqwest::header::LOCATION);
+    let body = response.bytes().await.map_err(transport_err)?;
+    Ok(HttpReply {
+        status,
+        etag,
+        location,
+        body,
+    })
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); users need the TLS or
+/// socket reason underneath, so the whole chain goes into one sentence.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_quoted_once() {
+        for (given, sent) in [("abc", "\"abc\""), ("\"abc\"", "\"abc\"")] {
+            assert_eq!(if_match_value(given), sent);
+        }
+        assert_eq!(unquote("\"abc\""), "abc");
+        assert_eq!(unquote("abc"), "abc");
+    }
+}

@@ -1,0 +1,305 @@
+//! `/1.0/certificates`: the trust store. Untrusted callers may add their certificate with the
+//! trust password, a join token or a certificate-add token.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine;
+use rxd_api::{Certificate, CertificatePut, CertificatesPost, JoinToken};
+use rxd_db::tables::{self, Token};
+use rxd_db::{ApplyError, Command};
+
+use crate::access::{Caller, Peer};
+use crate::config;
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::cluster_members::{expires_at, new_secret, token_operation};
+use crate::handlers::{recursion, QueryMap};
+use crate::response::{check_etag, created, empty, operation, sync, sync_etag, JsonBody};
+use crate::Daemon;
+
+fn to_api(c: tables::Certificate) -> Certificate {
+    Certificate {
+        put: CertificatePut {
+            name: c.name,
+            cert_type: c.cert_type,
+            restricted: c.restricted,
+            projects: c.projects,
+            certificate: c.certificate,
+            description: c.description,
+        },
+        fingerprint: c.fingerprint,
+    }
+}
+
+/// `GET /1.0/certificates`.
+pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+    let certs = d.db.read(tables::certificates).await?;
+    if recursion(&q) {
+        Ok(sync(certs.into_iter().map(to_api).collect::<Vec<_>>()))
+    } else {
+        Ok(sync(
+            certs
+                .iter()
+                .map(|c| format!("/1.0/certificates/{}", c.fingerprint))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// Finds a certificate by a unique fingerprint prefix.
+async fn find(d: &Daemon, prefix: &str) -> ApiResult<tables::Certificate> {
+    let certs = d.db.read(tables::certificates).await?;
+    let mut matches = certs
+        .into_iter()
+        .filter(|c| c.fingerprint.starts_with(prefix));
+    match (matches.next(), matches.next()) {
+        (Some(c), None) if !prefix.is_empty() => Ok(c),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "More than one certificate matches {prefix:?}"
+        ))),
+        _ => Err(ApiError::not_found("Certificate not found")),
+    }
+}
+
+/// `GET /1.0/certificates/{fingerprint}`.
+pub async fn certificate_get(
+    State(d): State<Arc<Daemon>>,
+    Path(fp): Path<String>,
+) -> ApiResult<Response> {
+    let c = to_api(find(&d, &fp).await?);
+    let etag = rxd_api::etag(&c.put);
+    Ok(sync_etag(c, &etag))
+}
+
+fn pem_from_post(post: &CertificatesPost, caller: &Caller) -> ApiResult<String> {
+    if !post.certificate.is_empty() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(post.certificate.trim())
+            .map_err(|e| ApiError::bad_request(format!("Invalid certificate material: {e}")))?;
+        rxd_tls::CertInfo::from_der(&der)
+            .map_err(|e| ApiError::bad_request(format!("Invalid certificate material: {e}")))?;
+        return Ok(rxd_tls::der_to_pem(&der));
+    }
+    match &caller.peer {
+        Peer::Tls {
+            cert_der: Some(der),
+            ..
+        } => Ok(rxd_tls::der_to_pem(der)),
+        _ => Err(ApiError::bad_request("Can't use TLS data on non-TLS link")),
+    }
+}
+
+async fn add(
+    d: &Daemon,
+    caller: &Caller,
+    post: &CertificatesPost,
+    name: &str,
+) -> ApiResult<Response> {
+    let pem = pem_from_post(post, caller)?;
+    let fingerprint = rxd_tls::fingerprint_pem(&pem)
+        .map_err(|e| ApiError::bad_request(format!("Invalid certificate material: {e}")))?;
+    let cert_type = if post.cert_type.is_empty() {
+        "client".to_string()
+    } else {
+        post.cert_type.clone()
+    };
+    if !["client", "server", "metrics"].contains(&cert_type.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Unknown certificate type {cert_type:?}"
+        )));
+    }
+    let cert = tables::Certificate {
+        fingerprint: fingerprint.clone(),
+        cert_type,
+        name: name.to_string(),
+        certificate: pem,
+        restricted: post.restricted,
+        projects: post.projects.clone().unwrap_or_default(),
+        description: post.description.clone(),
+    };
+    d.db.propose(Command::AddCertificate(cert))
+        .await?
+        .map_err(|e| match e {
+            ApplyError::Exists { .. } => ApiError::conflict("Certificate already in trust store"),
+            other => other.into(),
+        })?;
+    let url = format!("/1.0/certificates/{fingerprint}");
+    d.events
+        .lifecycle("certificate-created", &url, None, Some(caller.requestor()));
+    Ok(created(&url))
+}
+
+async fn consume(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<Token> {
+    let outcome =
+        d.db.propose(Command::ConsumeToken {
+            kind: kind.into(),
+            name: name.into(),
+            secret: secret.into(),
+            now: crate::now_rfc3339(),
+        })
+        .await?;
+    match outcome {
+        Ok(rxd_db::Response::Token(t)) => {
+            let mut op = token_operation(&t);
+            op.status = "Success".into();
+            op.status_code = 200;
+            d.events.send(
+                "operation",
+                serde_json::to_value(&op).expect("operations serialise"),
+                "default",
+            );
+            Ok(*t)
+        }
+        Ok(_) => Err(ApiError::internal("Token consumption returned no token")),
+        Err(ApplyError::NoMatchingToken) if kind == "join" => Err(ApiError::forbidden_with(
+            "No matching cluster join operation found",
+        )),
+        Err(ApplyError::NoMatchingToken) => Err(ApiError::forbidden_with(
+            "No matching certificate add operation found",
+        )),
+        // LXD wraps this 403 in a 500; it is the caller's stale token, so rxd keeps the 403.
+        Err(ApplyError::TokenExpired) => Err(ApiError::forbidden_with(
+            "Failed during search for join token operation: Token has expired",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /1.0/certificates`.
+pub async fn certificates_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    JsonBody(post): JsonBody<CertificatesPost>,
+) -> ApiResult<Response> {
+    if caller.is_trusted() {
+        if post.token {
+            return certificate_token(&d, &post).await;
+        }
+        return add(&d, &caller, &post, &post.name).await;
+    }
+    let secret = if post.trust_token.is_empty() {
+        post.password.clone()
+    } else {
+        post.trust_token.clone()
+    };
+    if secret.is_empty() {
+        return Err(ApiError::forbidden());
+    }
+    if let Ok(token) = JoinToken::decode(&secret) {
+        consume(&d, "join", &token.server_name, &token.secret).await?;
+        return add(&d, &caller, &post, &post.name).await;
+    }
+    if let Ok(token) = rxd_api::CertificateAddToken::decode(&secret) {
+        consume(&d, "certificate", &token.client_name, &token.secret).await?;
+        let mut post = post;
+        post.cert_type = "client".into();
+        return add(&d, &caller, &post, &token.client_name).await;
+    }
+    let stored = d.db.read(tables::config).await?;
+    let ok = stored
+        .get("core.trust_password")
+        .is_some_and(|h| config::check_password(h, &secret));
+    if !ok {
+        tracing::warn!("Bad trust password from {:?}", caller.requestor().address);
+        return Err(ApiError::forbidden());
+    }
+    add(&d, &caller, &post, &post.name).await
+}
+
+async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Response> {
+    if post.name.is_empty() {
+        return Err(ApiError::bad_request(
+            "A client name is required for a token",
+        ));
+    }
+    let cluster_config = d.db.read(tables::config).await?;
+    let expiry = config::cluster_value(&cluster_config, "core.remote_token_expiry");
+    let token = Token {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: "certificate".into(),
+        name: post.name.clone(),
+        secret: new_secret(),
+        fingerprint: d.served_cert().fingerprint(),
+        addresses: d.https_addresses().await,
+        created_at: crate::now_rfc3339(),
+        expires_at: if expiry.is_empty() {
+            // No expiry configured: far in the future, so string comparison still works.
+            "9999-12-31T23:59:59Z".into()
+        } else {
+            expires_at(expiry)?
+        },
+        location: d.location().await,
+    };
+    d.db.propose(Command::AddToken(token.clone())).await??;
+    Ok(operation(&token_operation(&token)))
+}
+
+async fn update(
+    d: &Daemon,
+    fp: &str,
+    headers: &HeaderMap,
+    put: CertificatePut,
+    merge: bool,
+) -> ApiResult<Response> {
+    let current = to_api(find(d, fp).await?);
+    check_etag(headers, &rxd_api::etag(&current.put))?;
+    let pick = |new: String, old: String| if merge && new.is_empty() { old } else { new };
+    let cert_type = pick(put.cert_type, current.put.cert_type.clone());
+    if !["client", "server", "metrics"].contains(&cert_type.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Unknown certificate type {cert_type:?}"
+        )));
+    }
+    d.db.propose(Command::UpdateCertificate {
+        fingerprint: current.fingerprint.clone(),
+        name: pick(put.name, current.put.name.clone()),
+        cert_type,
+        restricted: put.restricted,
+        projects: put.projects,
+        description: pick(put.description, current.put.description.clone()),
+    })
+    .await??;
+    Ok(empty())
+}
+
+/// `PUT /1.0/certificates/{fingerprint}`.
+pub async fn certificate_put(
+    State(d): State<Arc<Daemon>>,
+    Path(fp): Path<String>,
+    headers: HeaderMap,
+    JsonBody(put): JsonBody<CertificatePut>,
+) -> ApiResult<Response> {
+    update(&d, &fp, &headers, put, false).await
+}
+
+/// `PATCH /1.0/certificates/{fingerprint}`.
+pub async fn certificate_patch(
+    State(d): State<Arc<Daemon>>,
+    Path(fp): Path<String>,
+    headers: HeaderMap,
+    JsonBody(put): JsonBody<CertificatePut>,
+) -> ApiResult<Response> {
+    update(&d, &fp, &headers, put, true).await
+}
+
+/// `DELETE /1.0/certificates/{fingerprint}`.
+pub async fn certificate_delete(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(fp): Path<String>,
+) -> ApiResult<Response> {
+    let c = find(&d, &fp).await?;
+    d.db.propose(Command::DeleteCertificate {
+        fingerprint: c.fingerprint.clone(),
+    })
+    .await??;
+    d.events.lifecycle(
+        "certificate-deleted",
+        &format!("/1.0/certificates/{}", c.fingerprint),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(empty())
+}

@@ -1,0 +1,192 @@
+//! `/1.0/cluster/members`: the member list, one member, and join tokens.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use rand::RngCore;
+use rxd_api::{ClusterMember, ClusterMemberPut, ClusterMembersPost, Operation};
+use rxd_db::tables::{self, Member, MemberState, Token};
+use rxd_db::Command;
+
+use crate::access::Caller;
+use crate::config;
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::{recursion, QueryMap};
+use crate::response::{operation, sync, sync_etag, JsonBody};
+use crate::Daemon;
+
+fn member_to_api(m: Member, d: &Daemon) -> ClusterMember {
+    let status = d.db.status();
+    let mut roles = m.roles.clone();
+    let voter = status.voters.contains_key(&m.id);
+    if status.leader_id == Some(m.id) {
+        roles.push("database-leader".into());
+    }
+    if voter {
+        roles.push("database".into());
+    }
+    let (status_text, message) = match m.state {
+        MemberState::Evacuated => ("Evacuated", "Unavailable due to maintenance".to_string()),
+        MemberState::Pending => ("Pending", "Joining the cluster".to_string()),
+        MemberState::Created => ("Online", "Fully operational".to_string()),
+    };
+    ClusterMember {
+        put: ClusterMemberPut {
+            roles,
+            failure_domain: m.failure_domain,
+            description: m.description,
+            config: m.config,
+            groups: m.groups,
+        },
+        url: format!("https://{}", m.address),
+        database: voter,
+        status: status_text.into(),
+        message,
+        architecture: m.architecture,
+        server_name: m.name,
+    }
+}
+
+/// `GET /1.0/cluster/members`.
+pub async fn cluster_members_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+    if !d.is_clustered().await? {
+        // LXD answers 500; asking a standalone server for members is a client mistake.
+        return Err(ApiError::bad_request("Server is not clustered"));
+    }
+    let members = d.db.read(tables::members).await?;
+    if recursion(&q) {
+        let list: Vec<ClusterMember> = members.into_iter().map(|m| member_to_api(m, &d)).collect();
+        Ok(sync(list))
+    } else {
+        let urls: Vec<String> = members
+            .iter()
+            .map(|m| format!("/1.0/cluster/members/{}", m.name))
+            .collect();
+        Ok(sync(urls))
+    }
+}
+
+/// `GET /1.0/cluster/members/{name}`.
+pub async fn cluster_member_get(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let m = d.db.read(move |c| tables::member(c, &name)).await?;
+    let member = member_to_api(m, &d);
+    let etag = rxd_api::etag(&member.put);
+    Ok(sync_etag(member, &etag))
+}
+
+/// The operation that shows a stored token.
+pub fn token_operation(t: &Token) -> Operation {
+    let metadata = if t.kind == "join" {
+        serde_json::json!({
+            "addresses": t.addresses,
+            "expiresAt": t.expires_at,
+            "fingerprint": t.fingerprint,
+            "secret": t.secret,
+            "serverName": t.name,
+        })
+    } else {
+        serde_json::json!({
+            "addresses": t.addresses,
+            "expiresAt": t.expires_at,
+            "fingerprint": t.fingerprint,
+            "secret": t.secret,
+            "request": {"name": t.name, "type": "client"},
+        })
+    };
+    Operation {
+        id: t.id.clone(),
+        class: "token".into(),
+        description: "Executing operation".into(),
+        created_at: t.created_at.clone(),
+        updated_at: t.created_at.clone(),
+        status: "Running".into(),
+        status_code: 103,
+        resources: Some(serde_json::json!({"cluster": null})),
+        metadata: Some(metadata),
+        may_cancel: true,
+        err: String::new(),
+        location: t.location.clone(),
+    }
+}
+
+/// A new 32-byte secret, hex.
+pub fn new_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The expiry instant `expiry` (LXD's expression) from now, RFC 3339.
+pub fn expires_at(expiry: &str) -> ApiResult<String> {
+    let secs = config::parse_expiry(expiry).map_err(ApiError::internal)?;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(secs);
+    Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
+/// `POST /1.0/cluster/members`: a join token for a new member.
+pub async fn cluster_members_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    JsonBody(post): JsonBody<ClusterMembersPost>,
+) -> ApiResult<Response> {
+    if !d.is_clustered().await? {
+        return Err(ApiError::bad_request("This server is not clustered"));
+    }
+    crate::handlers::cluster::validate_member_name(&post.server_name)?;
+    let name = post.server_name.clone();
+    let (members, cluster_config, tokens) =
+        d.db.read(|c| Ok((tables::members(c)?, tables::config(c)?, tables::tokens(c)?)))
+            .await?;
+    if members.iter().any(|m| m.name == name) {
+        // LXD hands out a token that can never work; rxd says why at once.
+        return Err(ApiError::conflict(format!(
+            "The cluster already has a member with name: {name}"
+        )));
+    }
+    // A second token for the same name replaces the first, as in LXD.
+    for old in tokens.iter().filter(|t| t.kind == "join" && t.name == name) {
+        d.db.propose(Command::DeleteToken { id: old.id.clone() })
+            .await??;
+    }
+    let addresses: Vec<String> = members
+        .iter()
+        .filter(|m| m.state == MemberState::Created)
+        .map(|m| m.address.clone())
+        .collect();
+    let fingerprint = d
+        .cluster_cert()
+        .map(|c| c.fingerprint())
+        .unwrap_or_else(|| d.server_cert.fingerprint());
+    let token = Token {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: "join".into(),
+        name: name.clone(),
+        secret: new_secret(),
+        fingerprint,
+        addresses,
+        created_at: crate::now_rfc3339(),
+        expires_at: expires_at(config::cluster_value(
+            &cluster_config,
+            "cluster.join_token_expiry",
+        ))?,
+        location: d.location().await,
+    };
+    d.db.propose(Command::AddToken(token.clone())).await??;
+    let op = token_operation(&token);
+    d.events.send(
+        "operation",
+        serde_json::to_value(&op).expect("operations serialise"),
+        "default",
+    );
+    d.events.lifecycle(
+        "cluster-token-created",
+        "/1.0/cluster/members",
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(operation(&op))
+}

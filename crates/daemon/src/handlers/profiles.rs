@@ -1,0 +1,269 @@
+//! `/1.0/profiles`: cluster-wide profiles of the `default` project.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use rxd_api::{Devices, Profile, ProfilePost, ProfilePut, ProfilesPost};
+use rxd_db::tables;
+use rxd_db::Command;
+
+use crate::access::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::{recursion, QueryMap};
+use crate::response::{check_etag, created, empty, sync, sync_etag, JsonBody};
+use crate::Daemon;
+
+const PROJECT: &str = "default";
+
+fn to_api(p: tables::Profile) -> Profile {
+    Profile {
+        config: p.config,
+        description: p.description,
+        devices: p.devices,
+        name: p.name,
+        used_by: Vec::new(),
+    }
+}
+
+fn writable(p: &Profile) -> ProfilePut {
+    ProfilePut {
+        config: p.config.clone(),
+        description: p.description.clone(),
+        devices: p.devices.clone(),
+    }
+}
+
+fn validate_name(name: &str) -> ApiResult<()> {
+    if name.is_empty() {
+        return Err(ApiError::bad_request("No name provided"));
+    }
+    if name.contains('/') || name == "." || name == ".." || name.chars().any(char::is_whitespace) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid profile name {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks devices against what exists: every device has a type, disks name a real pool.
+async fn validate_devices(d: &Daemon, devices: &Devices) -> ApiResult<()> {
+    let pools = d.db.read(tables::storage_pools).await?;
+    for (name, dev) in devices {
+        let Some(kind) = dev.get("type") else {
+            return Err(ApiError::bad_request(format!(
+                "Device validation failed for {name:?}: Missing device type"
+            )));
+        };
+        match kind.as_str() {
+            "disk" => {
+                if !dev.contains_key("path") {
+                    return Err(ApiError::bad_request(format!(
+                        "Device validation failed for {name:?}: Disk entry is missing the required \"path\" property"
+                    )));
+                }
+                if let Some(pool) = dev.get("pool") {
+                    if !pools.iter().any(|p| &p.name == pool) {
+                        return Err(ApiError::bad_request(format!(
+                            "Device validation failed for {name:?}: Storage pool {pool:?} not found"
+                        )));
+                    }
+                }
+            }
+            "nic" | "unix-char" | "unix-block" | "usb" | "gpu" | "infiniband" | "proxy"
+            | "unix-hotplug" | "tpm" | "pci" | "none" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Device validation failed for {name:?}: Unsupported device type {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `GET /1.0/profiles`.
+pub async fn profiles_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+    let profiles = d.db.read(|c| tables::profiles(c, PROJECT)).await?;
+    if recursion(&q) {
+        Ok(sync(profiles.into_iter().map(to_api).collect::<Vec<_>>()))
+    } else {
+        Ok(sync(
+            profiles
+                .iter()
+                .map(|p| format!("/1.0/profiles/{}", p.name))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+async fn load(d: &Daemon, name: &str) -> ApiResult<Profile> {
+    let name = name.to_string();
+    Ok(to_api(
+        d.db.read(move |c| tables::profile(c, PROJECT, &name))
+            .await?,
+    ))
+}
+
+/// `GET /1.0/profiles/{name}`.
+pub async fn profile_get(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let p = load(&d, &name).await?;
+    let etag = rxd_api::etag(&writable(&p));
+    Ok(sync_etag(p, &etag))
+}
+
+/// `POST /1.0/profiles`.
+pub async fn profiles_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    JsonBody(post): JsonBody<ProfilesPost>,
+) -> ApiResult<Response> {
+    validate_name(&post.name)?;
+    validate_devices(&d, &post.devices).await?;
+    d.db.propose(Command::CreateProfile(tables::Profile {
+        project: PROJECT.into(),
+        name: post.name.clone(),
+        description: post.description,
+        config: post.config,
+        devices: post.devices,
+    }))
+    .await?
+    .map_err(|e| match e {
+        rxd_db::ApplyError::Exists { .. } => {
+            ApiError::conflict(format!("Profile {:?} already exists", post.name))
+        }
+        other => other.into(),
+    })?;
+    let url = format!("/1.0/profiles/{}", post.name);
+    d.events
+        .lifecycle("profile-created", &url, None, Some(caller.requestor()));
+    Ok(created(&url))
+}
+
+async fn update(
+    d: &Daemon,
+    caller: &Caller,
+    name: &str,
+    headers: &HeaderMap,
+    put: ProfilePut,
+    merge: bool,
+) -> ApiResult<Response> {
+    let current = load(d, name).await?;
+    check_etag(headers, &rxd_api::etag(&writable(&current)))?;
+    let (config, devices, description) = if merge {
+        let mut config = current.config;
+        config.extend(put.config);
+        let mut devices = current.devices;
+        devices.extend(put.devices);
+        let description = if put.description.is_empty() {
+            current.description
+        } else {
+            put.description
+        };
+        (config, devices, description)
+    } else {
+        (put.config, put.devices, put.description)
+    };
+    validate_devices(d, &devices).await?;
+    d.db.propose(Command::UpdateProfile(tables::Profile {
+        project: PROJECT.into(),
+        name: name.to_string(),
+        description,
+        config,
+        devices,
+    }))
+    .await??;
+    d.events.lifecycle(
+        "profile-updated",
+        &format!("/1.0/profiles/{name}"),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(empty())
+}
+
+/// `PUT /1.0/profiles/{name}`.
+pub async fn profile_put(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    JsonBody(put): JsonBody<ProfilePut>,
+) -> ApiResult<Response> {
+    update(&d, &caller, &name, &headers, put, false).await
+}
+
+/// `PATCH /1.0/profiles/{name}`.
+pub async fn profile_patch(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    JsonBody(put): JsonBody<ProfilePut>,
+) -> ApiResult<Response> {
+    update(&d, &caller, &name, &headers, put, true).await
+}
+
+/// `POST /1.0/profiles/{name}`: rename.
+pub async fn profile_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(post): JsonBody<ProfilePost>,
+) -> ApiResult<Response> {
+    if name == "default" {
+        return Err(ApiError::forbidden_with(
+            "The \"default\" profile cannot be renamed",
+        ));
+    }
+    validate_name(&post.name)?;
+    d.db.propose(Command::RenameProfile {
+        project: PROJECT.into(),
+        name: name.clone(),
+        new_name: post.name.clone(),
+    })
+    .await?
+    .map_err(|e| match e {
+        rxd_db::ApplyError::Exists { .. } => {
+            ApiError::conflict(format!("Name {:?} already in use", post.name))
+        }
+        other => other.into(),
+    })?;
+    let url = format!("/1.0/profiles/{}", post.name);
+    d.events.lifecycle(
+        "profile-renamed",
+        &url,
+        Some(serde_json::json!({"old_name": name})),
+        Some(caller.requestor()),
+    );
+    Ok(created(&url))
+}
+
+/// `DELETE /1.0/profiles/{name}`.
+pub async fn profile_delete(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    if name == "default" {
+        return Err(ApiError::forbidden_with(
+            "The \"default\" profile cannot be deleted",
+        ));
+    }
+    d.db.propose(Command::DeleteProfile {
+        project: PROJECT.into(),
+        name: name.clone(),
+    })
+    .await??;
+    d.events.lifecycle(
+        "profile-deleted",
+        &format!("/1.0/profiles/{name}"),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(empty())
+}

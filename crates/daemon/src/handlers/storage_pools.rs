@@ -1,0 +1,312 @@
+//! `/1.0/storage-pools`: cluster-wide pools with this member's side made by its driver.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use rxd_api::{StoragePool, StoragePoolPut, StoragePoolsPost};
+use rxd_db::tables::{self, Config};
+use rxd_db::Command;
+
+use crate::access::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::cluster::POOL_MEMBER_KEYS;
+use crate::handlers::{recursion, target, QueryMap};
+use crate::response::{check_etag, created, empty, sync, sync_etag, JsonBody};
+use crate::Daemon;
+
+fn used_by(pool: &str, profiles: &[tables::Profile]) -> Vec<String> {
+    profiles
+        .iter()
+        .filter(|p| {
+            p.devices.values().any(|dev| {
+                dev.get("type").map(String::as_str) == Some("disk")
+                    && dev.get("pool").map(String::as_str) == Some(pool)
+            })
+        })
+        .map(|p| format!("/1.0/profiles/{}", p.name))
+        .collect()
+}
+
+/// The API view of a pool: cluster keys plus, when `member` is given, that member's keys.
+fn to_api(
+    p: tables::StoragePool,
+    member: Option<u64>,
+    clustered: bool,
+    profiles: &[tables::Profile],
+) -> StoragePool {
+    let mut config = p.config.clone();
+    if let Some(id) = member {
+        if let Some(m) = p.members.iter().find(|m| m.member_id == id) {
+            config.extend(m.config.clone());
+        }
+    }
+    StoragePool {
+        used_by: Some(used_by(&p.name, profiles)),
+        locations: if clustered {
+            p.members.iter().map(|m| m.member_name.clone()).collect()
+        } else {
+            vec!["none".into()]
+        },
+        config,
+        description: p.description,
+        driver: p.driver,
+        status: p.state,
+        name: p.name,
+    }
+}
+
+async fn member_for_view(d: &Daemon, target: Option<&str>) -> ApiResult<(Option<u64>, bool)> {
+    let clustered = d.is_clustered().await?;
+    match target {
+        Some(t) => {
+            let t = t.to_string();
+            let m = d.db.read(move |c| tables::member(c, &t)).await?;
+            Ok((Some(m.id), clustered))
+        }
+        // A standalone server shows its own keys; a cluster hides member-specific ones.
+        None if !clustered => Ok((Some(d.node_id()), false)),
+        None => Ok((None, true)),
+    }
+}
+
+/// `GET /1.0/storage-pools`.
+pub async fn storage_pools_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+    let (pools, profiles) =
+        d.db.read(|c| Ok((tables::storage_pools(c)?, tables::profiles(c, "default")?)))
+            .await?;
+    if !recursion(&q) {
+        return Ok(sync(
+            pools
+                .iter()
+                .map(|p| format!("/1.0/storage-pools/{}", p.name))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    let (member, clustered) = member_for_view(&d, target(&q)).await?;
+    Ok(sync(
+        pools
+            .into_iter()
+            .map(|p| to_api(p, member, clustered, &profiles))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn load(d: &Daemon, name: &str) -> ApiResult<(tables::StoragePool, Vec<tables::Profile>)> {
+    let name = name.to_string();
+    Ok(d.db
+        .read(move |c| {
+            Ok((
+                tables::storage_pool(c, &name)?,
+                tables::profiles(c, "default")?,
+            ))
+        })
+        .await?)
+}
+
+fn writable(p: &StoragePool) -> StoragePoolPut {
+    StoragePoolPut {
+        config: p.config.clone(),
+        description: p.description.clone(),
+    }
+}
+
+/// `GET /1.0/storage-pools/{name}`.
+pub async fn storage_pool_get(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let (pool, profiles) = load(&d, &name).await?;
+    let (member, clustered) = member_for_view(&d, target(&q)).await?;
+    let pool = to_api(pool, member, clustered, &profiles);
+    let etag = rxd_api::etag(&writable(&pool));
+    Ok(sync_etag(pool, &etag))
+}
+
+fn validate_name(name: &str) -> ApiResult<()> {
+    if name.is_empty() {
+        return Err(ApiError::bad_request("No name provided"));
+    }
+    if name.contains('/') || name.starts_with('.') || name.chars().any(char::is_whitespace) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid storage pool name {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /1.0/storage-pools`.
+pub async fn storage_pools_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    q: QueryMap,
+    JsonBody(post): JsonBody<StoragePoolsPost>,
+) -> ApiResult<Response> {
+    validate_name(&post.name)?;
+    if post.driver.is_empty() {
+        return Err(ApiError::bad_request("No driver provided"));
+    }
+    if target(&q).is_some() {
+        return Err(ApiError::bad_request(
+            "Creating a storage pool on one member is not supported by this server yet",
+        ));
+    }
+    let members = d.db.read(tables::members).await?;
+    if members.len() > 1 {
+        return Err(ApiError::bad_request(
+            "Creating a storage pool across several members is not supported by this server yet",
+        ));
+    }
+    let exists = {
+        let name = post.name.clone();
+        d.db.read(move |c| Ok(tables::storage_pool(c, &name).is_ok()))
+            .await?
+    };
+    if exists {
+        return Err(ApiError::conflict(format!(
+            "Storage pool {:?} already exists",
+            post.name
+        )));
+    }
+    let (member_config, cluster_config): (Config, Config) = post
+        .config
+        .clone()
+        .into_iter()
+        .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
+    crate::storage::validate(&post.driver, &post.config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let member_config = crate::storage::create(&d.dir, &post.name, &post.driver, member_config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let result =
+        d.db.propose(Command::CreateStoragePool {
+            name: post.name.clone(),
+            driver: post.driver.clone(),
+            description: post.description.clone(),
+            config: cluster_config,
+            member_id: d.node_id(),
+            member_config: member_config.clone(),
+            state: "Created".into(),
+        })
+        .await;
+    let refused = match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(ApiError::from(e)),
+        Err(e) => Some(ApiError::from(e)),
+    };
+    if let Some(e) = refused {
+        // Nothing is left behind when the database refuses.
+        crate::storage::delete(&d.dir, &post.name, &member_config);
+        return Err(e);
+    }
+    let url = format!("/1.0/storage-pools/{}", post.name);
+    d.events
+        .lifecycle("storage-pool-created", &url, None, Some(caller.requestor()));
+    Ok(created(&url))
+}
+
+async fn update(
+    d: &Daemon,
+    name: &str,
+    headers: &HeaderMap,
+    put: StoragePoolPut,
+    merge: bool,
+) -> ApiResult<Response> {
+    let (pool, profiles) = load(d, name).await?;
+    let id = d.node_id();
+    let clustered = d.is_clustered().await?;
+    let current = to_api(pool.clone(), Some(id), clustered, &profiles);
+    check_etag(headers, &rxd_api::etag(&writable(&current)))?;
+    let mut wanted = if merge {
+        current.config.clone()
+    } else {
+        Config::new()
+    };
+    wanted.extend(put.config);
+    crate::storage::validate(&pool.driver, &wanted)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (member_config, cluster_config): (Config, Config) = wanted
+        .into_iter()
+        .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
+    let mine = pool
+        .members
+        .iter()
+        .find(|m| m.member_id == id)
+        .map(|m| m.config.clone())
+        .unwrap_or_default();
+    // A pool's source is fixed once it is created.
+    for key in ["source", "size"] {
+        let given = member_config.get(key);
+        if given.is_some() && given != mine.get(key) {
+            return Err(ApiError::bad_request(format!(
+                "Pool {key} cannot be changed when not in pending state"
+            )));
+        }
+    }
+    let mut keep = mine;
+    keep.extend(member_config);
+    let description = if merge && put.description.is_empty() {
+        pool.description.clone()
+    } else {
+        put.description
+    };
+    d.db.propose(Command::UpdateStoragePool {
+        name: name.to_string(),
+        description,
+        config: cluster_config,
+        member_id: id,
+        member_config: keep,
+    })
+    .await??;
+    Ok(empty())
+}
+
+/// `PUT /1.0/storage-pools/{name}`.
+pub async fn storage_pool_put(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    JsonBody(put): JsonBody<StoragePoolPut>,
+) -> ApiResult<Response> {
+    update(&d, &name, &headers, put, false).await
+}
+
+/// `PATCH /1.0/storage-pools/{name}`.
+pub async fn storage_pool_patch(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    JsonBody(put): JsonBody<StoragePoolPut>,
+) -> ApiResult<Response> {
+    update(&d, &name, &headers, put, true).await
+}
+
+/// `DELETE /1.0/storage-pools/{name}`.
+pub async fn storage_pool_delete(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let (pool, profiles) = load(&d, &name).await?;
+    let users = used_by(&name, &profiles);
+    if !users.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "The storage pool is currently in use by: {}",
+            users.join(", ")
+        )));
+    }
+    d.db.propose(Command::DeleteStoragePool { name: name.clone() })
+        .await??;
+    let id = d.node_id();
+    if let Some(m) = pool.members.iter().find(|m| m.member_id == id) {
+        crate::storage::delete(&d.dir, &name, &m.config);
+    }
+    d.events.lifecycle(
+        "storage-pool-deleted",
+        &format!("/1.0/storage-pools/{name}"),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(empty())
+}

@@ -1,0 +1,145 @@
+//! `rxd`: the daemon and its subcommands. This file only dispatches.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "rxd",
+    version,
+    about = "The rxd daemon: LXD-compatible clustering"
+)]
+struct Cli {
+    /// Data directory.
+    #[arg(long, env = "RXD_DIR", default_value = "/var/lib/rxd", global = true)]
+    dir: PathBuf,
+    /// Log informational messages.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// Log debug messages.
+    #[arg(long, short, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Configure the daemon: bootstrap or join a cluster.
+    Init(rxd_init::InitArgs),
+    /// Wait until the daemon answers.
+    Waitready {
+        /// Seconds to wait (0: forever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+    },
+    /// Ask the daemon to stop and wait until it has.
+    Shutdown {
+        /// Seconds to wait (0: forever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+    },
+}
+
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let level = if cli.debug {
+        "debug,openraft=error,hyper=info,rustls=info,h2=info,reqwest=info"
+    } else if cli.verbose {
+        "info,openraft=error"
+    } else {
+        "warn,openraft=error"
+    };
+    let filter = || EnvFilter::try_from_env("RXD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    std::fs::create_dir_all(cli.dir.join("logs"))
+        .with_context(|| format!("Cannot create {}", cli.dir.join("logs").display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(cli.dir.join("logs").join("rxd.log"))
+        .context("Cannot open the log file")?;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter()),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_filter(filter()),
+        )
+        .init();
+    Ok(())
+}
+
+use tracing_subscriber::Layer;
+
+fn deadline(timeout: u64) -> Option<Instant> {
+    (timeout > 0).then(|| Instant::now() + Duration::from_secs(timeout))
+}
+
+async fn answers(client: &rxd_client::Client) -> bool {
+    client.server().await.is_ok()
+}
+
+async fn waitready(dir: PathBuf, timeout: u64) -> anyhow::Result<()> {
+    let client = rxd_client::Client::unix(dir.join("unix.socket"));
+    let until = deadline(timeout);
+    loop {
+        if answers(&client).await {
+            return Ok(());
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            bail!("Daemon still not running after {timeout}s timeout");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn shutdown(dir: PathBuf, timeout: u64) -> anyhow::Result<()> {
+    let client = rxd_client::Client::unix(dir.join("unix.socket"));
+    client
+        .request("PUT", "/internal/shutdown", None, None)
+        .await
+        .context("The daemon is not running")?;
+    let until = deadline(timeout);
+    while dir.join("unix.socket").exists() && answers(&client).await {
+        if until.is_some_and(|u| Instant::now() >= u) {
+            bail!("Daemon still running after {timeout}s timeout");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let result = match cli.command {
+        None => match init_logging(&cli) {
+            Ok(()) => rxd_daemon::run(rxd_daemon::Options { dir: cli.dir })
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        },
+        Some(Command::Init(args)) => rxd_init::run(&cli.dir, args)
+            .await
+            .map_err(anyhow::Error::from),
+        Some(Command::Waitready { timeout }) => waitready(cli.dir, timeout).await,
+        Some(Command::Shutdown { timeout }) => shutdown(cli.dir, timeout).await,
+    };
+    if let Err(e) = result {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}

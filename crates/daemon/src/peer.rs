@@ -1,0 +1,99 @@
+//! Member-to-member HTTPS: the caller presents its own `server.crt` and pins the cluster
+//! certificate. The raft transport rides on it.
+
+use std::sync::{Mutex, OnceLock, Weak};
+
+use futures_util::future::BoxFuture;
+use rxd_raft::{Transport, TransportError};
+use rxd_tls::CertKey;
+
+use crate::listeners::TlsConfig;
+use crate::Daemon;
+
+/// Sends internal requests to other members.
+pub struct PeerTransport {
+    server_cert: CertKey,
+    daemon: OnceLock<Weak<Daemon>>,
+    initial_cluster_cert: Option<CertKey>,
+    client: Mutex<Option<(String, reqwest::Client)>>,
+}
+
+impl PeerTransport {
+    /// A transport presenting `server_cert`.
+    pub fn new(server_cert: CertKey, _tls: TlsConfig, cluster_cert: Option<CertKey>) -> Self {
+        PeerTransport {
+            server_cert,
+            daemon: OnceLock::new(),
+            initial_cluster_cert: cluster_cert,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Lets the transport follow the daemon's cluster certificate.
+    pub fn attach(&self, daemon: Weak<Daemon>) {
+        let _ = self.daemon.set(daemon);
+    }
+
+    fn cluster_cert(&self) -> Option<CertKey> {
+        self.daemon
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|d| d.cluster_cert())
+            .unwrap_or_else(|| self.initial_cluster_cert.clone())
+    }
+
+    fn client(&self) -> Result<reqwest::Client, TransportError> {
+        let pinned = self
+            .cluster_cert()
+            .unwrap_or_else(|| self.server_cert.clone());
+        let fp = pinned.fingerprint();
+        let mut cached = self.client.lock().expect("lock is never poisoned");
+        if let Some((cached_fp, c)) = cached.as_ref() {
+            if *cached_fp == fp {
+                return Ok(c.clone());
+            }
+        }
+        let config = rxd_tls::pinned_client_config(&pinned.cert_pem, Some(&self.server_cert))
+            .map_err(|e| TransportError::Connect(Box::new(e)))?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(config)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| TransportError::Connect(Box::new(e)))?;
+        *cached = Some((fp, client.clone()));
+        Ok(client)
+    }
+}
+
+impl Transport for PeerTransport {
+    fn post(
+        &self,
+        address: &str,
+        path: &'static str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        let client = self.client();
+        let url = format!("https://{address}{path}");
+        Box::pin(async move {
+            let client = client?;
+            let resp = client
+                .post(&url)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| TransportError::Connect(Box::new(e)))?;
+            let status = resp.status();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| TransportError::Connect(Box::new(e)))?;
+            if !status.is_success() {
+                return Err(TransportError::Status {
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                });
+            }
+            Ok(bytes.to_vec())
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! The endpoint table: every path and method rxd serves, who may call it, and its handler.
+//! Unknown paths get LXD's 404 and known paths with another method its 405.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+
+use crate::access::Access;
+use crate::error::ApiError;
+use crate::handlers::*;
+use crate::Daemon;
+
+type State = Arc<Daemon>;
+
+/// (path, method, access). The handler is attached in [`router`] in the same order.
+const ENDPOINTS: &[(&str, Method, Access)] = &[
+    ("/", Method::GET, Access::Public),
+    ("/1.0", Method::GET, Access::Public),
+    ("/1.0", Method::PUT, Access::Trusted),
+    ("/1.0", Method::PATCH, Access::Trusted),
+    ("/1.0/certificates", Method::GET, Access::Trusted),
+    ("/1.0/certificates", Method::POST, Access::Public),
+    (
+        "/1.0/certificates/{fingerprint}",
+        Method::GET,
+        Access::Trusted,
+    ),
+    (
+        "/1.0/certificates/{fingerprint}",
+        Method::PUT,
+        Access::Trusted,
+    ),
+    (
+        "/1.0/certificates/{fingerprint}",
+        Method::PATCH,
+        Access::Trusted,
+    ),
+    (
+        "/1.0/certificates/{fingerprint}",
+        Method::DELETE,
+        Access::Trusted,
+    ),
+    ("/1.0/cluster", Method::GET, Access::Trusted),
+    ("/1.0/cluster", Method::PUT, Access::Trusted),
+    ("/1.0/cluster/members", Method::GET, Access::Trusted),
+    ("/1.0/cluster/members", Method::POST, Access::Trusted),
+    ("/1.0/cluster/members/{name}", Method::GET, Access::Trusted),
+    ("/1.0/events", Method::GET, Access::Trusted),
+    ("/1.0/operations", Method::GET, Access::Trusted),
+    ("/1.0/operations/{id}", Method::GET, Access::Trusted),
+    ("/1.0/operations/{id}", Method::DELETE, Access::Trusted),
+    ("/1.0/operations/{id}/wait", Method::GET, Access::Trusted),
+    ("/1.0/profiles", Method::GET, Access::Trusted),
+    ("/1.0/profiles", Method::POST, Access::Trusted),
+    ("/1.0/profiles/{name}", Method::GET, Access::Trusted),
+    ("/1.0/profiles/{name}", Method::PUT, Access::Trusted),
+    ("/1.0/profiles/{name}", Method::PATCH, Access::Trusted),
+    ("/1.0/profiles/{name}", Method::POST, Access::Trusted),
+    ("/1.0/profiles/{name}", Method::DELETE, Access::Trusted),
+    ("/1.0/projects", Method::GET, Access::Trusted),
+    ("/1.0/projects/{name}", Method::GET, Access::Trusted),
+    ("/1.0/storage-pools", Method::GET, Access::Trusted),
+    ("/1.0/storage-pools", Method::POST, Access::Trusted),
+    ("/1.0/storage-pools/{name}", Method::GET, Access::Trusted),
+    ("/1.0/storage-pools/{name}", Method::PUT, Access::Trusted),
+    ("/1.0/storage-pools/{name}", Method::PATCH, Access::Trusted),
+    ("/1.0/storage-pools/{name}", Method::DELETE, Access::Trusted),
+    ("/internal/ready", Method::GET, Access::Member),
+    ("/internal/shutdown", Method::PUT, Access::Member),
+    ("/internal/raft/{kind}", Method::POST, Access::Member),
+];
+
+/// The access rule of a matched route; routes missing from the table are members-only.
+pub fn access_of(method: &Method, path: &str) -> Access {
+    ENDPOINTS
+        .iter()
+        .find(|(p, m, _)| *p == path && m == method)
+        .map(|(_, _, a)| *a)
+        .unwrap_or(Access::Member)
+}
+
+fn filter(m: &Method) -> MethodFilter {
+    match *m {
+        Method::GET => MethodFilter::GET,
+        Method::PUT => MethodFilter::PUT,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::POST => MethodFilter::POST,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::HEAD,
+    }
+}
+
+fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
+    let f = filter(method);
+    match (path, method.as_str()) {
+        ("/", "GET") => on(f, server::root_get),
+        ("/1.0", "GET") => on(f, server::server_get),
+        ("/1.0", "PUT") => on(f, server::server_put),
+        ("/1.0", "PATCH") => on(f, server::server_patch),
+        ("/1.0/certificates", "GET") => on(f, certificates::certificates_get),
+        ("/1.0/certificates", "POST") => on(f, certificates::certificates_post),
+        ("/1.0/certificates/{fingerprint}", "GET") => on(f, certificates::certificate_get),
+        ("/1.0/certificates/{fingerprint}", "PUT") => on(f, certificates::certificate_put),
+        ("/1.0/certificates/{fingerprint}", "PATCH") => on(f, certificates::certificate_patch),
+        ("/1.0/certificates/{fingerprint}", "DELETE") => on(f, certificates::certificate_delete),
+        ("/1.0/cluster", "GET") => on(f, cluster::cluster_get),
+        ("/1.0/cluster", "PUT") => on(f, cluster::cluster_put),
+        ("/1.0/cluster/members", "GET") => on(f, cluster_members::cluster_members_get),
+        ("/1.0/cluster/members", "POST") => on(f, cluster_members::cluster_members_post),
+        ("/1.0/cluster/members/{name}", "GET") => on(f, cluster_members::cluster_member_get),
+        ("/1.0/events", "GET") => on(f, events::events_get),
+        ("/1.0/operations", "GET") => on(f, operations::operations_get),
+        ("/1.0/operations/{id}", "GET") => on(f, operations::operation_get),
+        ("/1.0/operations/{id}", "DELETE") => on(f, operations::operation_delete),
+        ("/1.0/operations/{id}/wait", "GET") => on(f, operations::operation_wait),
+        ("/1.0/profiles", "GET") => on(f, profiles::profiles_get),
+        ("/1.0/profiles", "POST") => on(f, profiles::profiles_post),
+        ("/1.0/profiles/{name}", "GET") => on(f, profiles::profile_get),
+        ("/1.0/profiles/{name}", "PUT") => on(f, profiles::profile_put),
+        ("/1.0/profiles/{name}", "PATCH") => on(f, profiles::profile_patch),
+        ("/1.0/profiles/{name}", "POST") => on(f, profiles::profile_post),
+        ("/1.0/profiles/{name}", "DELETE") => on(f, profiles::profile_delete),
+        ("/1.0/projects", "GET") => on(f, projects::projects_get),
+        ("/1.0/projects/{name}", "GET") => on(f, projects::project_get),
+        ("/1.0/storage-pools", "GET") => on(f, storage_pools::storage_pools_get),
+        ("/1.0/storage-pools", "POST") => on(f, storage_pools::storage_pools_post),
+        ("/1.0/storage-pools/{name}", "GET") => on(f, storage_pools::storage_pool_get),
+        ("/1.0/storage-pools/{name}", "PUT") => on(f, storage_pools::storage_pool_put),
+        ("/1.0/storage-pools/{name}", "PATCH") => on(f, storage_pools::storage_pool_patch),
+        ("/1.0/storage-pools/{name}", "DELETE") => on(f, storage_pools::storage_pool_delete),
+        ("/internal/ready", "GET") => on(f, internal::ready_get),
+        ("/internal/shutdown", "PUT") => on(f, internal::shutdown_put),
+        ("/internal/raft/{kind}", "POST") => on(f, internal::raft_post),
+        _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// The whole API.
+pub fn router(state: State) -> Router {
+    let mut paths: Vec<(&str, MethodRouter<State>)> = Vec::new();
+    for (path, method, _) in ENDPOINTS {
+        let h = handler_for(path, method);
+        match paths.iter_mut().find(|(p, _)| p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(h),
+            None => paths.push((path, h)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, mr) in paths {
+        router = router.route(path, mr.fallback(method_not_allowed));
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::enforce,
+        ))
+        .fallback(not_found)
+        .with_state(state)
+}

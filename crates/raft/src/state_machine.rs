@@ -1,0 +1,398 @@
+//! The state machine on SQLite (`state.db`) and its snapshots (`snapshot.db`).
+//!
+//! ```text
+//!  committed entries ──> one SQLite transaction:
+//!                          for each entry: SAVEPOINT; rxd_db::apply; ROLLBACK TO on refusal
+//!                          raft_meta.last_applied, raft_meta.membership
+//!                        COMMIT
+//!
+//!  build snapshot:   VACUUM INTO snapshot-build.tmp ──stamp id──> rename to snapshot.db
+//!  install snapshot: bytes ──> snapshot-install.tmp ──stamp meta──> rename to snapshot.db
+//!                          ──backup API──> live state.db (one write transaction)
+//! ```
+//!
+//! The raft metadata lives in the same database as the cluster tables, so a snapshot is a plain
+//! copy of the file and carries its own last applied log id and membership; there is no second
+//! file that could disagree with it.
+
+use std::fs::{self, File};
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageIOError, StoredMembership,
+};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+use crate::log_store::{get_meta_from, set_meta_in, StoreError};
+use crate::types::{Applied, StorageError, TypeConfig};
+
+const META_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+const META: &str = "raft_meta";
+const LAST_APPLIED: &str = "last_applied";
+const MEMBERSHIP: &str = "membership";
+const SNAPSHOT_ID: &str = "snapshot_id";
+
+/// File names inside the data directory.
+pub(crate) const STATE_FILE: &str = "state.db";
+const SNAPSHOT_FILE: &str = "snapshot.db";
+const BUILDING_FILE: &str = "snapshot-build.tmp";
+const RECEIVING_FILE: &str = "snapshot-install.tmp";
+
+type Membership = StoredMembership<u64, BasicNode>;
+type Meta = SnapshotMeta<u64, BasicNode>;
+
+/// Opens (or creates) the state database with the current cluster schema and the raft metadata
+/// table.
+pub(crate) fn open_state(path: &Path) -> Result<Connection, rxd_db::DbError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
+    // FULL, not NORMAL: the log is purged up to the last snapshot, so an applied batch lost in
+    // a power cut could not be replayed.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    rxd_db::migrate_cluster(&mut conn)?;
+    conn.execute_batch(META_SCHEMA)?;
+    Ok(conn)
+}
+
+/// Opens a second connection for reads, so that reads do not wait for the applier. It refuses
+/// writes: the cluster tables change only through the log.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// What went wrong in a snapshot step, turned into openraft's error at the trait boundary.
+#[derive(Debug, thiserror::Error)]
+enum SnapshotError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Meta(#[from] StoreError),
+    #[error(transparent)]
+    Schema(#[from] rxd_db::DbError),
+    #[error("restoring the snapshot into the live database stopped at {0:?}")]
+    Incomplete(StepResult),
+    #[error("snapshot path {0:?} is not UTF-8")]
+    PathNotUtf8(PathBuf),
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // An unfinished transaction rolls back when dropped, so a panic while the lock was held
+    // leaves the connection usable.
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn applied_state(conn: &Connection) -> Result<(Option<LogId<u64>>, Membership), StoreError> {
+    let last: Option<Option<LogId<u64>>> = get_meta_from(conn, META, LAST_APPLIED)?;
+    let membership: Option<Membership> = get_meta_from(conn, META, MEMBERSHIP)?;
+    Ok((last.flatten(), membership.unwrap_or_default()))
+}
+
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    // A rename is durable only once the directory entry is.
+    File::open(path)?.sync_all()
+}
+
+fn remove_if_exists(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Paths of the snapshot files and the lock that serialises replacing `snapshot.db`.
+pub(crate) struct SnapshotFiles {
+    dir: PathBuf,
+    state: PathBuf,
+    current: PathBuf,
+    building: PathBuf,
+    receiving: PathBuf,
+    replace: Mutex<()>,
+}
+
+impl SnapshotFiles {
+    fn new(dir: &Path) -> Self {
+        SnapshotFiles {
+            dir: dir.to_path_buf(),
+            state: dir.join(STATE_FILE),
+            current: dir.join(SNAPSHOT_FILE),
+            building: dir.join(BUILDING_FILE),
+            receiving: dir.join(RECEIVING_FILE),
+            replace: Mutex::new(()),
+        }
+    }
+
+    fn lock_replace(&self) -> MutexGuard<'_, ()> {
+        self.replace.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_meta(path: &Path) -> Result<Meta, SnapshotError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let (last_log_id, last_membership) = applied_state(&conn)?;
+        let snapshot_id: Option<String> = get_meta_from(&conn, META, SNAPSHOT_ID)?;
+        Ok(SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id: snapshot_id.unwrap_or_default(),
+        })
+    }
+
+    /// Copies the state database into a new snapshot and makes it current unless a newer one
+    /// (installed from the leader meanwhile) is already there.
+    fn build(&self) -> Result<(Meta, Vec<u8>), SnapshotError> {
+        remove_if_exists(&self.building)?;
+        let target = self
+            .building
+            .to_str()
+            .ok_or_else(|| SnapshotError::PathNotUtf8(self.building.clone()))?;
+        // A separate connection reads a consistent WAL snapshot while the applier goes on.
+        Connection::open(&self.state)?.execute("VACUUM INTO ?1", [target])?;
+        let meta = {
+            let copy = Connection::open(&self.building)?;
+            copy.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
+                r.get::<_, String>(0)
+            })?;
+            let (last_log_id, last_membership) = applied_state(&copy)?;
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            let snapshot_id = match &last_log_id {
+                Some(l) => format!("{}-{}-{nanos}", l.leader_id.term, l.index),
+                None => format!("0-0-{nanos}"),
+            };
+            set_meta_in(&copy, META, SNAPSHOT_ID, &snapshot_id)?;
+            SnapshotMeta {
+                last_log_id,
+                last_membership,
+                snapshot_id,
+            }
+        };
+        sync_file(&self.building)?;
+        let data = fs::read(&self.building)?;
+
+        let _guard = self.lock_replace();
+        let newer_exists = if self.current.exists() {
+            Self::read_meta(&self.current)?.last_log_id > meta.last_log_id
+        } else {
+            false
+        };
+        if newer_exists {
+            remove_if_exists(&self.building)?;
+        } else {
+            fs::rename(&self.building, &self.current)?;
+            sync_dir(&self.dir)?;
+        }
+        Ok((meta, data))
+    }
+
+    fn current(&self) -> Result<Option<(Meta, Vec<u8>)>, SnapshotError> {
+        let _guard = self.lock_replace();
+        if !self.current.exists() {
+            return Ok(None);
+        }
+        let meta = Self::read_meta(&self.current)?;
+        let data = fs::read(&self.current)?;
+        Ok(Some((meta, data)))
+    }
+
+    /// Stores a snapshot received from the leader as the current one and replaces the live
+    /// state with it.
+    fn install(
+        &self,
+        live: &Mutex<Connection>,
+        meta: &Meta,
+        data: &[u8],
+    ) -> Result<(), SnapshotError> {
+        remove_if_exists(&self.receiving)?;
+        {
+            let mut file = File::create(&self.receiving)?;
+            file.write_all(data)?;
+            file.sync_all()?;
+        }
+        {
+            let mut copy = Connection::open(&self.receiving)?;
+            copy.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
+                r.get::<_, String>(0)
+            })?;
+            // A snapshot from an older schema is brought up to date like state.db at open; one
+            // from a newer rxd is refused.
+            rxd_db::migrate_cluster(&mut copy)?;
+            copy.execute_batch(META_SCHEMA)?;
+            // The meta given by raft is authoritative; stamping it into the copy keeps the file
+            // self-describing.
+            let tx = copy.transaction()?;
+            set_meta_in(&tx, META, LAST_APPLIED, &meta.last_log_id)?;
+            set_meta_in(&tx, META, MEMBERSHIP, &meta.last_membership)?;
+            set_meta_in(&tx, META, SNAPSHOT_ID, &meta.snapshot_id)?;
+            tx.commit()?;
+        }
+        sync_file(&self.receiving)?;
+
+        let _guard = self.lock_replace();
+        fs::rename(&self.receiving, &self.current)?;
+        sync_dir(&self.dir)?;
+        let source = Connection::open_with_flags(&self.current, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut live = lock(live);
+        // One backup step over all pages is one write transaction on the live database: readers
+        // see either the old state or the snapshot, never a mix.
+        let step = Backup::new(&source, &mut live)?.step(-1)?;
+        if step != StepResult::Done {
+            return Err(SnapshotError::Incomplete(step));
+        }
+        Ok(())
+    }
+}
+
+/// Applies one command inside the batch transaction; a refusal rolls back the command's own
+/// changes only, so every replica records the same outcome and goes on.
+fn apply_command(
+    tx: &Transaction,
+    cmd: &rxd_db::Command,
+) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, rusqlite::Error> {
+    tx.execute_batch("SAVEPOINT command")?;
+    let result = rxd_db::apply(tx, cmd);
+    if result.is_err() {
+        tx.execute_batch("ROLLBACK TO command")?;
+    }
+    tx.execute_batch("RELEASE command")?;
+    Ok(result)
+}
+
+/// The state machine handed to openraft.
+pub(crate) struct StateMachine {
+    conn: Arc<Mutex<Connection>>,
+    files: Arc<SnapshotFiles>,
+}
+
+impl StateMachine {
+    /// Opens (or creates) `state.db` in `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Self, rxd_db::DbError> {
+        let conn = open_state(&dir.join(STATE_FILE))?;
+        Ok(StateMachine {
+            conn: Arc::new(Mutex::new(conn)),
+            files: Arc::new(SnapshotFiles::new(dir)),
+        })
+    }
+
+    fn apply_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry<TypeConfig>>,
+    ) -> Result<Vec<Applied>, rusqlite::Error> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction()?;
+        let mut replies = Vec::new();
+        let mut last_applied = None;
+        let mut membership = None;
+        for entry in entries {
+            last_applied = Some(entry.log_id);
+            let reply = match entry.payload {
+                EntryPayload::Blank => Ok(rxd_db::Response::Done),
+                EntryPayload::Normal(cmd) => apply_command(&tx, &cmd)?,
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                    Ok(rxd_db::Response::Done)
+                }
+            };
+            replies.push(Applied(reply));
+        }
+        if let Some(last) = last_applied {
+            set_meta_in(&tx, META, LAST_APPLIED, &Some(last))?;
+        }
+        if let Some(m) = membership {
+            set_meta_in(&tx, META, MEMBERSHIP, &m)?;
+        }
+        tx.commit()?;
+        Ok(replies)
+    }
+}
+
+/// Builds snapshots on a connection of its own, off the raft core.
+pub(crate) struct SnapshotBuilder {
+    files: Arc<SnapshotFiles>,
+}
+
+fn snapshot_of(meta: Meta, data: Vec<u8>) -> Snapshot<TypeConfig> {
+    Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(data)),
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let files = self.files.clone();
+        let (meta, data) = tokio::task::spawn_blocking(move || files.build())
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(snapshot_of(meta, data))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), StorageError> {
+        let conn = lock(&self.conn);
+        applied_state(&conn).map_err(|e| StorageIOError::read_state_machine(&e).into())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.apply_entries(entries)
+            .map_err(|e| StorageIOError::write_state_machine(&e).into())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            files: self.files.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let files = self.files.clone();
+        let live = self.conn.clone();
+        let owned_meta = meta.clone();
+        let data = snapshot.into_inner();
+        tokio::task::spawn_blocking(move || files.install(&live, &owned_meta, &data))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let files = self.files.clone();
+        let current = tokio::task::spawn_blocking(move || files.current())
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(current.map(|(meta, data)| snapshot_of(meta, data)))
+    }
+}
