@@ -108,7 +108,7 @@ async fn send_unix(socket: &PathBuf, req: HttpRequest<'_>) -> Result<HttpReply> 
     if req.body.is_some() {
         builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
     }
-    if let Some(etag) = req.if_match {
+    if let Some(etag) = req.if_match.filter(|e| !e.is_empty()) {
         builder = builder.header(hyper::header::IF_MATCH, if_match_value(etag));
     }
     let request = builder
@@ -178,7 +178,7 @@ async fn send_https(
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
     }
-    if let Some(etag) = req.if_match {
+    if let Some(etag) = req.if_match.filter(|e| !e.is_empty()) {
         builder = builder.header(reqwest::header::IF_MATCH, if_match_value(etag));
     }
     let response = builder.send().await.map_err(transport_err)?;

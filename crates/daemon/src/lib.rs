@@ -15,9 +15,11 @@ pub mod config;
 pub mod error;
 pub mod events;
 mod handlers;
+pub mod heartbeat;
+mod join;
 pub mod listeners;
 pub mod operations;
-mod peer;
+pub mod peer;
 pub mod response;
 pub mod router;
 pub mod storage;
@@ -57,8 +59,13 @@ pub struct Daemon {
     /// The host name, used as the standalone server name.
     pub hostname: String,
     local: Mutex<rusqlite::Connection>,
-    /// The replicated cluster database.
-    pub db: ReplicatedDb,
+    db: std::sync::RwLock<ReplicatedDb>,
+    transport: Arc<peer::PeerTransport>,
+    /// Fingerprints of members' certificates trusted before this member's replica has them
+    /// (while joining).
+    pending_trust: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Liveness of the members, from heartbeats.
+    pub liveness: heartbeat::Liveness,
     /// This member's own certificate.
     pub server_cert: CertKey,
     cluster_cert: std::sync::RwLock<Option<CertKey>>,
@@ -71,12 +78,40 @@ pub struct Daemon {
     pub events: Events,
     /// Notified to stop the daemon.
     pub stop: Notify,
+    /// Notified to run a heartbeat round at once (after a membership change).
+    pub heartbeat_now: Notify,
 }
 
 /// The local key that records this member's raft node id.
-const NODE_ID_KEY: &str = "internal.raft_node_id";
+pub const NODE_ID_KEY: &str = "internal.raft_node_id";
 
 impl Daemon {
+    /// The replicated cluster database.
+    pub fn db(&self) -> ReplicatedDb {
+        self.db.read().expect("lock is never poisoned").clone()
+    }
+
+    /// Opens the replicated database of node `id` in `database/global`.
+    pub async fn open_db(&self, id: u64) -> Result<ReplicatedDb, rxd_raft::RaftError> {
+        ReplicatedDb::open(
+            &self.dir.join("database").join("global"),
+            id,
+            self.transport.clone(),
+            rxd_raft::RaftSettings::default(),
+        )
+        .await
+    }
+
+    /// Swaps in another replicated database (joining replaces the standalone one).
+    pub fn replace_db(&self, db: ReplicatedDb) {
+        *self.db.write().expect("lock is never poisoned") = db;
+    }
+
+    /// Trusts these member fingerprints until the replica knows them.
+    pub fn set_pending_trust(&self, fps: impl IntoIterator<Item = String>) {
+        *self.pending_trust.write().expect("lock is never poisoned") = fps.into_iter().collect();
+    }
+
     /// The certificate the HTTPS listener serves: the cluster's once clustered.
     pub fn served_cert(&self) -> CertKey {
         self.cluster_cert
@@ -121,13 +156,13 @@ impl Daemon {
 
     /// This member's raft node id, which is also its member id.
     pub fn node_id(&self) -> u64 {
-        self.db.status().id
+        self.db().status().id
     }
 
     /// This member's row, by raft node id.
     pub async fn own_member(&self) -> ApiResult<tables::Member> {
         let id = self.node_id();
-        let members = self.db.read_local(tables::members).await?;
+        let members = self.db().read_local(tables::members).await?;
         members
             .into_iter()
             .find(|m| m.id == id)
@@ -167,11 +202,17 @@ impl Daemon {
                 ..
             } => {
                 let fp = rxd_tls::fingerprint_der(der);
-                if fp == self.server_cert.fingerprint() {
+                if fp == self.server_cert.fingerprint()
+                    || self
+                        .pending_trust
+                        .read()
+                        .expect("lock is never poisoned")
+                        .contains(&fp)
+                {
                     return Trust::Member;
                 }
                 match self
-                    .db
+                    .db()
                     .read_local(move |c| tables::certificate(c, &fp))
                     .await
                 {
@@ -351,7 +392,10 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         dir: dir.clone(),
         hostname: host,
         local: Mutex::new(local),
-        db,
+        db: std::sync::RwLock::new(db),
+        transport: transport.clone(),
+        pending_trust: Default::default(),
+        liveness: heartbeat::Liveness::default(),
         server_cert,
         cluster_cert: std::sync::RwLock::new(cluster_cert),
         tls,
@@ -360,6 +404,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         ops: Operations::new(events.clone()),
         events,
         stop: Notify::new(),
+        heartbeat_now: Notify::new(),
     });
     transport.attach(Arc::downgrade(&daemon));
     let router = router::router(daemon.clone());
@@ -376,12 +421,13 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         "Listen on unix socket",
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
+    heartbeat::spawn(daemon.clone());
     tracing::info!("rxd is ready, data directory {}", dir.display());
     daemon.stop.notified().await;
     tracing::info!("Shutting down");
     unix.abort();
     daemon.set_https_address("").await.ok();
     let _ = std::fs::remove_file(dir.join("unix.socket"));
-    daemon.db.shutdown().await?;
+    daemon.db().shutdown().await?;
     Ok(())
 }

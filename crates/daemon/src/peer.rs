@@ -97,3 +97,16 @@ impl Transport for PeerTransport {
         })
     }
 }
+
+/// A client for another member: presents this member's `server.crt` and pins the cluster
+/// certificate.
+pub fn member_client(
+    d: &Daemon,
+    address: &str,
+) -> Result<rxd_client::Client, crate::error::ApiError> {
+    let cert = d
+        .cluster_cert()
+        .ok_or_else(|| crate::error::ApiError::bad_request("This server is not clustered"))?;
+    rxd_client::Client::https(address, &cert.cert_pem, Some(&d.server_cert))
+        .map_err(|e| crate::error::ApiError::internal(e.to_string()))
+}

@@ -12,6 +12,9 @@ use crate::error::ApiError;
 /// Bodies larger than this are refused before they are parsed.
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// How much of an oversized body is read and discarded before the connection is dropped.
+const DRAIN_CAP: usize = 64 * 1024 * 1024;
+
 fn envelope(status: StatusCode, body: rxd_api::Response) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -92,15 +95,32 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("Request body is larger than {MAX_BODY} bytes"),
-                )
-            })?;
-        decode(&bytes).map(JsonBody)
+        use http_body_util::BodyExt;
+        let mut body = req.into_body();
+        let mut bytes = Vec::new();
+        let mut total = 0usize;
+        // An oversized body is read to its end (up to a hard cap) before refusing it, so the
+        // client, still sending, receives the 413 instead of a reset connection.
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| ApiError::bad_request(format!("Failed to read request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len();
+                if total > DRAIN_CAP {
+                    break;
+                }
+                if total <= MAX_BODY {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+        }
+        if total > MAX_BODY {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        decode(&Bytes::from(bytes)).map(JsonBody)
     }
 }
 

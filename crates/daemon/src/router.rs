@@ -70,6 +70,10 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/ready", Method::GET, Access::Member),
     ("/internal/shutdown", Method::PUT, Access::Member),
     ("/internal/raft/{kind}", Method::POST, Access::Member),
+    ("/internal/cluster/accept", Method::POST, Access::Member),
+    ("/internal/cluster/joined", Method::POST, Access::Member),
+    ("/internal/cluster/abort", Method::POST, Access::Member),
+    ("/internal/heartbeat", Method::PUT, Access::Member),
 ];
 
 /// The access rule of a matched route; routes missing from the table are members-only.
@@ -133,6 +137,10 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/ready", "GET") => on(f, internal::ready_get),
         ("/internal/shutdown", "PUT") => on(f, internal::shutdown_put),
         ("/internal/raft/{kind}", "POST") => on(f, internal::raft_post),
+        ("/internal/cluster/accept", "POST") => on(f, internal_cluster::accept_post),
+        ("/internal/cluster/joined", "POST") => on(f, internal_cluster::joined_post),
+        ("/internal/cluster/abort", "POST") => on(f, internal_cluster::abort_post),
+        ("/internal/heartbeat", "PUT") => on(f, internal_cluster::heartbeat_put),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }

@@ -12,7 +12,7 @@
 use rusqlite::{params, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::tables::{self, to_json, Certificate, Config, Devices, Profile, Token};
+use crate::tables::{self, to_json, Certificate, Config, Devices, MemberState, Profile, Token};
 use crate::{ApplyError, Entity};
 
 /// One replicated write.
@@ -36,6 +36,33 @@ pub enum Command {
         architecture: String,
         /// Its `server.crt`, as a `server` certificate.
         certificate: Certificate,
+    },
+    /// Adds a joining member, with its side of every storage pool.
+    AddMember {
+        /// Its id, also its raft node id.
+        id: u64,
+        /// Member name.
+        name: String,
+        /// Its `cluster.https_address`.
+        address: String,
+        /// Its architecture.
+        architecture: String,
+        /// `Pending` until it has caught up, then `Created`.
+        state: MemberState,
+        /// Its member-specific keys for each pool, by pool name.
+        pools: std::collections::BTreeMap<String, Config>,
+    },
+    /// Changes a member's state (pending, created, evacuated).
+    SetMemberState {
+        /// Member id.
+        id: u64,
+        /// New state.
+        state: MemberState,
+    },
+    /// Removes a member, its pool entries and its `server` certificate.
+    RemoveMember {
+        /// Member id.
+        id: u64,
     },
     /// Adds a trusted certificate.
     AddCertificate(Certificate),
@@ -171,6 +198,68 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                 params![name, address, architecture],
             )?;
             insert_certificate(tx, certificate)?;
+        }
+        Command::AddMember {
+            id,
+            name,
+            address,
+            architecture,
+            state,
+            pools,
+        } => {
+            if exists(tx, "SELECT 1 FROM members WHERE name = ?1", name)? {
+                return Err(ApplyError::Exists {
+                    entity: Entity::Member,
+                    name: name.clone(),
+                });
+            }
+            if exists(tx, "SELECT 1 FROM members WHERE address = ?1", address)? {
+                return Err(ApplyError::AddressTaken {
+                    address: address.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO members (id, name, address, architecture, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![*id as i64, name, address, architecture, state.as_i64()],
+            )?;
+            for (pool, config) in pools {
+                tx.execute(
+                    "INSERT INTO storage_pool_members (pool, member_id, config, state)
+                     VALUES (?1, ?2, ?3, 'Created')",
+                    params![pool, *id as i64, to_json(config)],
+                )?;
+            }
+        }
+        Command::SetMemberState { id, state } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE members SET state = ?2 WHERE id = ?1",
+                    params![*id as i64, state.as_i64()],
+                )?,
+                Entity::Member,
+                &id.to_string(),
+            )?;
+        }
+        Command::RemoveMember { id } => {
+            let name: Option<String> = tx
+                .query_row(
+                    "SELECT name FROM members WHERE id = ?1",
+                    [*id as i64],
+                    |r| r.get(0),
+                )
+                .ok();
+            let Some(name) = name else {
+                return Err(ApplyError::NotFound {
+                    entity: Entity::Member,
+                    name: id.to_string(),
+                });
+            };
+            // LXD leaves the removed member's certificate trusted; rxd does not.
+            tx.execute(
+                "DELETE FROM certificates WHERE type = 'server' AND name = ?1",
+                [&name],
+            )?;
+            tx.execute("DELETE FROM members WHERE id = ?1", [*id as i64])?;
         }
         Command::AddCertificate(cert) => insert_certificate(tx, cert)?,
         Command::DeleteCertificate { fingerprint } => {

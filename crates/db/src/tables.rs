@@ -43,6 +43,14 @@ impl MemberState {
             _ => MemberState::Created,
         }
     }
+
+    pub(crate) fn as_i64(self) -> i64 {
+        match self {
+            MemberState::Created => 0,
+            MemberState::Evacuated => 1,
+            MemberState::Pending => 2,
+        }
+    }
 }
 
 /// A cluster member's row. A standalone server has one row, named `none`.

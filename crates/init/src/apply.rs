@@ -37,9 +37,8 @@ pub async fn apply(client: &Client, preseed: &InitPreseed) -> Result<(), InitErr
     }
     if let Some(c) = &preseed.cluster {
         if c.enabled && (!c.cluster_address.is_empty() || !c.cluster_token.is_empty()) {
-            return Err(InitError::Invalid(
-                "Joining an existing cluster is not supported by this rxd yet".into(),
-            ));
+            // Joining uses only the cluster section, as lxd init does.
+            return crate::join::join(client, c).await;
         }
     }
     if !preseed.networks.is_empty() {

@@ -13,6 +13,7 @@
 
 mod apply;
 mod interactive;
+mod join;
 mod prompt;
 
 use std::io::{BufRead, Read, Write};

@@ -35,7 +35,7 @@ fn to_api(c: tables::Certificate) -> Certificate {
 
 /// `GET /1.0/certificates`.
 pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let certs = d.db.read(tables::certificates).await?;
+    let certs = d.db().read(tables::certificates).await?;
     if recursion(&q) {
         Ok(sync(certs.into_iter().map(to_api).collect::<Vec<_>>()))
     } else {
@@ -50,7 +50,7 @@ pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiR
 
 /// Finds a certificate by a unique fingerprint prefix.
 async fn find(d: &Daemon, prefix: &str) -> ApiResult<tables::Certificate> {
-    let certs = d.db.read(tables::certificates).await?;
+    let certs = d.db().read(tables::certificates).await?;
     let mut matches = certs
         .into_iter()
         .filter(|c| c.fingerprint.starts_with(prefix));
@@ -119,7 +119,8 @@ async fn add(
         projects: post.projects.clone().unwrap_or_default(),
         description: post.description.clone(),
     };
-    d.db.propose(Command::AddCertificate(cert))
+    d.db()
+        .propose(Command::AddCertificate(cert))
         .await?
         .map_err(|e| match e {
             ApplyError::Exists { .. } => ApiError::conflict("Certificate already in trust store"),
@@ -132,8 +133,9 @@ async fn add(
 }
 
 async fn consume(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<Token> {
-    let outcome =
-        d.db.propose(Command::ConsumeToken {
+    let outcome = d
+        .db()
+        .propose(Command::ConsumeToken {
             kind: kind.into(),
             name: name.into(),
             secret: secret.into(),
@@ -197,7 +199,7 @@ pub async fn certificates_post(
         post.cert_type = "client".into();
         return add(&d, &caller, &post, &token.client_name).await;
     }
-    let stored = d.db.read(tables::config).await?;
+    let stored = d.db().read(tables::config).await?;
     let ok = stored
         .get("core.trust_password")
         .is_some_and(|h| config::check_password(h, &secret));
@@ -214,7 +216,7 @@ async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Res
             "A client name is required for a token",
         ));
     }
-    let cluster_config = d.db.read(tables::config).await?;
+    let cluster_config = d.db().read(tables::config).await?;
     let expiry = config::cluster_value(&cluster_config, "core.remote_token_expiry");
     let token = Token {
         id: uuid::Uuid::new_v4().to_string(),
@@ -232,7 +234,7 @@ async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Res
         },
         location: d.location().await,
     };
-    d.db.propose(Command::AddToken(token.clone())).await??;
+    d.db().propose(Command::AddToken(token.clone())).await??;
     Ok(operation(&token_operation(&token)))
 }
 
@@ -252,15 +254,16 @@ async fn update(
             "Unknown certificate type {cert_type:?}"
         )));
     }
-    d.db.propose(Command::UpdateCertificate {
-        fingerprint: current.fingerprint.clone(),
-        name: pick(put.name, current.put.name.clone()),
-        cert_type,
-        restricted: put.restricted,
-        projects: put.projects,
-        description: pick(put.description, current.put.description.clone()),
-    })
-    .await??;
+    d.db()
+        .propose(Command::UpdateCertificate {
+            fingerprint: current.fingerprint.clone(),
+            name: pick(put.name, current.put.name.clone()),
+            cert_type,
+            restricted: put.restricted,
+            projects: put.projects,
+            description: pick(put.description, current.put.description.clone()),
+        })
+        .await??;
     Ok(empty())
 }
 
@@ -291,10 +294,11 @@ pub async fn certificate_delete(
     Path(fp): Path<String>,
 ) -> ApiResult<Response> {
     let c = find(&d, &fp).await?;
-    d.db.propose(Command::DeleteCertificate {
-        fingerprint: c.fingerprint.clone(),
-    })
-    .await??;
+    d.db()
+        .propose(Command::DeleteCertificate {
+            fingerprint: c.fingerprint.clone(),
+        })
+        .await??;
     d.events.lifecycle(
         "certificate-deleted",
         &format!("/1.0/certificates/{}", c.fingerprint),

@@ -34,7 +34,7 @@ pub const POOL_MEMBER_KEYS: &[&str] = &[
 /// The member-specific keys this member holds for its pools.
 pub async fn member_config(d: &Daemon) -> ApiResult<Vec<ClusterMemberConfigKey>> {
     let id = d.node_id();
-    let pools = d.db.read(tables::storage_pools).await?;
+    let pools = d.db().read(tables::storage_pools).await?;
     let mut out = Vec::new();
     for pool in pools {
         let Some(mine) = pool.members.iter().find(|m| m.member_id == id) else {
@@ -100,9 +100,7 @@ pub async fn cluster_put(
         return Err(ApiError::bad_request("This server is already clustered"));
     }
     if !put.cluster_address.is_empty() {
-        return Err(ApiError::bad_request(
-            "Joining an existing cluster is not supported by this server yet",
-        ));
+        return crate::join::start(d, caller, put).await;
     }
     validate_member_name(&put.server_name)?;
     bootstrap(d, caller, put.server_name).await
@@ -174,7 +172,8 @@ async fn run_bootstrap(d: &Daemon, name: &str, address: &str) -> ApiResult<()> {
     };
     let result = async {
         write_cluster_cert(d, &cluster_cert)?;
-        d.db.set_node_address(d.node_id(), address.to_string())
+        d.db()
+            .set_node_address(d.node_id(), address.to_string())
             .await?;
         let cert = Certificate {
             fingerprint: d.server_cert.fingerprint(),
@@ -185,16 +184,17 @@ async fn run_bootstrap(d: &Daemon, name: &str, address: &str) -> ApiResult<()> {
             projects: vec![],
             description: String::new(),
         };
-        d.db.propose(Command::Bootstrap {
-            name: name.to_string(),
-            address: address.to_string(),
-            architecture: crate::handlers::server::architectures()
-                .into_iter()
-                .next()
-                .unwrap_or_default(),
-            certificate: cert,
-        })
-        .await??;
+        d.db()
+            .propose(Command::Bootstrap {
+                name: name.to_string(),
+                address: address.to_string(),
+                architecture: crate::handlers::server::architectures()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+                certificate: cert,
+            })
+            .await??;
         d.update_local([("cluster.https_address", Some(address))])?;
         d.set_cluster_cert(Some(cluster_cert.clone()))
     }

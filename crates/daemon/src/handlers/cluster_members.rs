@@ -6,31 +6,37 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use rand::RngCore;
 use rxd_api::{ClusterMember, ClusterMemberPut, ClusterMembersPost, Operation};
-use rxd_db::tables::{self, Member, MemberState, Token};
+use rxd_db::tables::{self, Member, Token};
 use rxd_db::Command;
 
 use crate::access::Caller;
 use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, QueryMap};
+use crate::heartbeat;
 use crate::response::{operation, sync, sync_etag, JsonBody};
 use crate::Daemon;
 
-fn member_to_api(m: Member, d: &Daemon) -> ClusterMember {
-    let status = d.db.status();
+fn member_to_api(
+    m: Member,
+    d: &Daemon,
+    threshold: std::time::Duration,
+    standbys: &std::collections::BTreeSet<u64>,
+) -> ClusterMember {
+    let status = d.db().status();
     let mut roles = m.roles.clone();
     let voter = status.voters.contains_key(&m.id);
+    let standby = !voter && standbys.contains(&m.id);
     if status.leader_id == Some(m.id) {
         roles.push("database-leader".into());
     }
     if voter {
         roles.push("database".into());
     }
-    let (status_text, message) = match m.state {
-        MemberState::Evacuated => ("Evacuated", "Unavailable due to maintenance".to_string()),
-        MemberState::Pending => ("Pending", "Joining the cluster".to_string()),
-        MemberState::Created => ("Online", "Fully operational".to_string()),
-    };
+    if standby {
+        roles.push("database-standby".into());
+    }
+    let (status_text, message) = heartbeat::status_of(d, &m, threshold);
     ClusterMember {
         put: ClusterMemberPut {
             roles,
@@ -40,12 +46,23 @@ fn member_to_api(m: Member, d: &Daemon) -> ClusterMember {
             groups: m.groups,
         },
         url: format!("https://{}", m.address),
-        database: voter,
-        status: status_text.into(),
+        database: voter || standby,
+        status: status_text,
         message,
         architecture: m.architecture,
         server_name: m.name,
     }
+}
+
+/// Every member as the API shows it.
+pub async fn members_api(d: &Daemon) -> ApiResult<Vec<ClusterMember>> {
+    let members = d.db().read(tables::members).await?;
+    let t = heartbeat::threshold(d).await;
+    let standbys = heartbeat::standbys(d, &members, t).await;
+    Ok(members
+        .into_iter()
+        .map(|m| member_to_api(m, d, t, &standbys))
+        .collect())
 }
 
 /// `GET /1.0/cluster/members`.
@@ -54,11 +71,10 @@ pub async fn cluster_members_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> A
         // LXD answers 500; asking a standalone server for members is a client mistake.
         return Err(ApiError::bad_request("Server is not clustered"));
     }
-    let members = d.db.read(tables::members).await?;
     if recursion(&q) {
-        let list: Vec<ClusterMember> = members.into_iter().map(|m| member_to_api(m, &d)).collect();
-        Ok(sync(list))
+        Ok(sync(members_api(&d).await?))
     } else {
+        let members = d.db().read(tables::members).await?;
         let urls: Vec<String> = members
             .iter()
             .map(|m| format!("/1.0/cluster/members/{}", m.name))
@@ -72,8 +88,11 @@ pub async fn cluster_member_get(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let m = d.db.read(move |c| tables::member(c, &name)).await?;
-    let member = member_to_api(m, &d);
+    let member = members_api(&d)
+        .await?
+        .into_iter()
+        .find(|m| m.server_name == name)
+        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
     let etag = rxd_api::etag(&member.put);
     Ok(sync_etag(member, &etag))
 }
@@ -138,9 +157,10 @@ pub async fn cluster_members_post(
     }
     crate::handlers::cluster::validate_member_name(&post.server_name)?;
     let name = post.server_name.clone();
-    let (members, cluster_config, tokens) =
-        d.db.read(|c| Ok((tables::members(c)?, tables::config(c)?, tables::tokens(c)?)))
-            .await?;
+    let (members, cluster_config, tokens) = d
+        .db()
+        .read(|c| Ok((tables::members(c)?, tables::config(c)?, tables::tokens(c)?)))
+        .await?;
     if members.iter().any(|m| m.name == name) {
         // LXD hands out a token that can never work; rxd says why at once.
         return Err(ApiError::conflict(format!(
@@ -149,14 +169,19 @@ pub async fn cluster_members_post(
     }
     // A second token for the same name replaces the first, as in LXD.
     for old in tokens.iter().filter(|t| t.kind == "join" && t.name == name) {
-        d.db.propose(Command::DeleteToken { id: old.id.clone() })
+        d.db()
+            .propose(Command::DeleteToken { id: old.id.clone() })
             .await??;
     }
+    let t = heartbeat::threshold(&d).await;
     let addresses: Vec<String> = members
         .iter()
-        .filter(|m| m.state == MemberState::Created)
+        .filter(|m| heartbeat::is_online(&d, m, t))
         .map(|m| m.address.clone())
         .collect();
+    if addresses.is_empty() {
+        return Err(ApiError::internal("There are no online cluster members"));
+    }
     let fingerprint = d
         .cluster_cert()
         .map(|c| c.fingerprint())
@@ -175,7 +200,7 @@ pub async fn cluster_members_post(
         ))?,
         location: d.location().await,
     };
-    d.db.propose(Command::AddToken(token.clone())).await??;
+    d.db().propose(Command::AddToken(token.clone())).await??;
     let op = token_operation(&token);
     d.events.send(
         "operation",

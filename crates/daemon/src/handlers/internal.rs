@@ -28,7 +28,7 @@ pub async fn raft_post(
     body: Bytes,
 ) -> Response {
     let path = format!("/internal/raft/{kind}");
-    match d.db.handle_rpc(&path, &body).await {
+    match d.db().handle_rpc(&path, &body).await {
         Ok(reply) => (StatusCode::OK, reply).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

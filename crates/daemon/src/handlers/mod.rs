@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod cluster_members;
 pub mod events;
 pub mod internal;
+pub mod internal_cluster;
 pub mod operations;
 pub mod profiles;
 pub mod projects;

@@ -18,7 +18,7 @@ use crate::Daemon;
 
 async fn all(d: &Daemon) -> ApiResult<Vec<Operation>> {
     let mut ops = d.ops.list();
-    let tokens = d.db.read(tables::tokens).await?;
+    let tokens = d.db().read(tables::tokens).await?;
     ops.extend(tokens.iter().map(token_operation));
     ops.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     Ok(ops)
@@ -53,7 +53,7 @@ async fn find(d: &Daemon, id: &str) -> ApiResult<Operation> {
         return Ok(op);
     }
     let id = id.to_string();
-    match d.db.read(move |c| tables::token(c, &id)).await {
+    match d.db().read(move |c| tables::token(c, &id)).await {
         Ok(t) => Ok(token_operation(&t)),
         Err(_) => Err(ApiError::not_found("Operation not found")),
     }
@@ -77,7 +77,8 @@ pub async fn operation_delete(
         return Ok(empty());
     }
     let op = find(&d, &id).await?;
-    d.db.propose(Command::DeleteToken { id: op.id.clone() })
+    d.db()
+        .propose(Command::DeleteToken { id: op.id.clone() })
         .await??;
     let mut cancelled = op;
     cancelled.status = "Cancelled".into();

@@ -49,7 +49,7 @@ fn validate_name(name: &str) -> ApiResult<()> {
 
 /// Checks devices against what exists: every device has a type, disks name a real pool.
 async fn validate_devices(d: &Daemon, devices: &Devices) -> ApiResult<()> {
-    let pools = d.db.read(tables::storage_pools).await?;
+    let pools = d.db().read(tables::storage_pools).await?;
     for (name, dev) in devices {
         let Some(kind) = dev.get("type") else {
             return Err(ApiError::bad_request(format!(
@@ -85,7 +85,7 @@ async fn validate_devices(d: &Daemon, devices: &Devices) -> ApiResult<()> {
 
 /// `GET /1.0/profiles`.
 pub async fn profiles_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let profiles = d.db.read(|c| tables::profiles(c, PROJECT)).await?;
+    let profiles = d.db().read(|c| tables::profiles(c, PROJECT)).await?;
     if recursion(&q) {
         Ok(sync(profiles.into_iter().map(to_api).collect::<Vec<_>>()))
     } else {
@@ -101,7 +101,8 @@ pub async fn profiles_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResul
 async fn load(d: &Daemon, name: &str) -> ApiResult<Profile> {
     let name = name.to_string();
     Ok(to_api(
-        d.db.read(move |c| tables::profile(c, PROJECT, &name))
+        d.db()
+            .read(move |c| tables::profile(c, PROJECT, &name))
             .await?,
     ))
 }
@@ -124,20 +125,21 @@ pub async fn profiles_post(
 ) -> ApiResult<Response> {
     validate_name(&post.name)?;
     validate_devices(&d, &post.devices).await?;
-    d.db.propose(Command::CreateProfile(tables::Profile {
-        project: PROJECT.into(),
-        name: post.name.clone(),
-        description: post.description,
-        config: post.config,
-        devices: post.devices,
-    }))
-    .await?
-    .map_err(|e| match e {
-        rxd_db::ApplyError::Exists { .. } => {
-            ApiError::conflict(format!("Profile {:?} already exists", post.name))
-        }
-        other => other.into(),
-    })?;
+    d.db()
+        .propose(Command::CreateProfile(tables::Profile {
+            project: PROJECT.into(),
+            name: post.name.clone(),
+            description: post.description,
+            config: post.config,
+            devices: post.devices,
+        }))
+        .await?
+        .map_err(|e| match e {
+            rxd_db::ApplyError::Exists { .. } => {
+                ApiError::conflict(format!("Profile {:?} already exists", post.name))
+            }
+            other => other.into(),
+        })?;
     let url = format!("/1.0/profiles/{}", post.name);
     d.events
         .lifecycle("profile-created", &url, None, Some(caller.requestor()));
@@ -169,14 +171,15 @@ async fn update(
         (put.config, put.devices, put.description)
     };
     validate_devices(d, &devices).await?;
-    d.db.propose(Command::UpdateProfile(tables::Profile {
-        project: PROJECT.into(),
-        name: name.to_string(),
-        description,
-        config,
-        devices,
-    }))
-    .await??;
+    d.db()
+        .propose(Command::UpdateProfile(tables::Profile {
+            project: PROJECT.into(),
+            name: name.to_string(),
+            description,
+            config,
+            devices,
+        }))
+        .await??;
     d.events.lifecycle(
         "profile-updated",
         &format!("/1.0/profiles/{name}"),
@@ -221,18 +224,19 @@ pub async fn profile_post(
         ));
     }
     validate_name(&post.name)?;
-    d.db.propose(Command::RenameProfile {
-        project: PROJECT.into(),
-        name: name.clone(),
-        new_name: post.name.clone(),
-    })
-    .await?
-    .map_err(|e| match e {
-        rxd_db::ApplyError::Exists { .. } => {
-            ApiError::conflict(format!("Name {:?} already in use", post.name))
-        }
-        other => other.into(),
-    })?;
+    d.db()
+        .propose(Command::RenameProfile {
+            project: PROJECT.into(),
+            name: name.clone(),
+            new_name: post.name.clone(),
+        })
+        .await?
+        .map_err(|e| match e {
+            rxd_db::ApplyError::Exists { .. } => {
+                ApiError::conflict(format!("Name {:?} already in use", post.name))
+            }
+            other => other.into(),
+        })?;
     let url = format!("/1.0/profiles/{}", post.name);
     d.events.lifecycle(
         "profile-renamed",
@@ -254,11 +258,12 @@ pub async fn profile_delete(
             "The \"default\" profile cannot be deleted",
         ));
     }
-    d.db.propose(Command::DeleteProfile {
-        project: PROJECT.into(),
-        name: name.clone(),
-    })
-    .await??;
+    d.db()
+        .propose(Command::DeleteProfile {
+            project: PROJECT.into(),
+            name: name.clone(),
+        })
+        .await??;
     d.events.lifecycle(
         "profile-deleted",
         &format!("/1.0/profiles/{name}"),

@@ -29,9 +29,10 @@ fn to_api(p: tables::Project, profiles: &[tables::Profile]) -> Project {
 
 /// `GET /1.0/projects`.
 pub async fn projects_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let (projects, profiles) =
-        d.db.read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))
-            .await?;
+    let (projects, profiles) = d
+        .db()
+        .read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))
+        .await?;
     if recursion(&q) {
         Ok(sync(
             projects
@@ -54,9 +55,10 @@ pub async fn project_get(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let (projects, profiles) =
-        d.db.read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))
-            .await?;
+    let (projects, profiles) = d
+        .db()
+        .read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))
+        .await?;
     let p = projects
         .into_iter()
         .find(|p| p.name == name)

@@ -25,7 +25,7 @@ pub async fn root_get() -> Response {
 /// The configuration as `GET /1.0` shows it: cluster keys (hidden ones as `true`) and this
 /// member's local keys.
 pub async fn rendered_config(d: &Daemon) -> ApiResult<Map<String, Value>> {
-    let cluster = d.db.read(tables::config).await?;
+    let cluster = d.db().read(tables::config).await?;
     let local = d.local_config()?;
     let mut out = Map::new();
     for (k, v) in cluster.into_iter().chain(local) {
@@ -78,7 +78,7 @@ async fn environment(d: &Daemon) -> ApiResult<ServerEnvironment> {
     let (kernel, kernel_version, kernel_architecture) = uname();
     let (os_name, os_version) = os_release();
     let cert = d.served_cert();
-    let pools = d.db.read(tables::storage_pools).await?;
+    let pools = d.db().read(tables::storage_pools).await?;
     let mut drivers: Vec<String> = pools.iter().map(|p| p.driver.clone()).collect();
     drivers.sort();
     drivers.dedup();
@@ -126,7 +126,7 @@ pub async fn server_get(
     if let Some(t) = target(&q).map(str::to_string) {
         let own = d.own_member().await?;
         if t != own.name {
-            d.db.read(move |c| tables::member(c, &t)).await?;
+            d.db().read(move |c| tables::member(c, &t)).await?;
             return Err(ApiError::bad_request(
                 "Forwarding requests to other members is not supported yet",
             ));
@@ -207,7 +207,7 @@ async fn update(
             config: current.clone(),
         }),
     )?;
-    let cluster_now = d.db.read(tables::config).await?;
+    let cluster_now = d.db().read(tables::config).await?;
     let local_now = d.local_config()?;
     // The wanted state of every key the request touches; None = unset.
     let mut wanted: Vec<(String, Option<String>)> = Vec::new();
@@ -272,8 +272,9 @@ async fn update(
         }
     }
     if !cluster_set.is_empty() || !cluster_unset.is_empty() {
-        let result =
-            d.db.propose(Command::SetConfig {
+        let result = d
+            .db()
+            .propose(Command::SetConfig {
                 set: cluster_set,
                 unset: cluster_unset,
             })

@@ -62,7 +62,7 @@ async fn member_for_view(d: &Daemon, target: Option<&str>) -> ApiResult<(Option<
     match target {
         Some(t) => {
             let t = t.to_string();
-            let m = d.db.read(move |c| tables::member(c, &t)).await?;
+            let m = d.db().read(move |c| tables::member(c, &t)).await?;
             Ok((Some(m.id), clustered))
         }
         // A standalone server shows its own keys; a cluster hides member-specific ones.
@@ -73,9 +73,10 @@ async fn member_for_view(d: &Daemon, target: Option<&str>) -> ApiResult<(Option<
 
 /// `GET /1.0/storage-pools`.
 pub async fn storage_pools_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let (pools, profiles) =
-        d.db.read(|c| Ok((tables::storage_pools(c)?, tables::profiles(c, "default")?)))
-            .await?;
+    let (pools, profiles) = d
+        .db()
+        .read(|c| Ok((tables::storage_pools(c)?, tables::profiles(c, "default")?)))
+        .await?;
     if !recursion(&q) {
         return Ok(sync(
             pools
@@ -95,7 +96,7 @@ pub async fn storage_pools_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> Api
 
 async fn load(d: &Daemon, name: &str) -> ApiResult<(tables::StoragePool, Vec<tables::Profile>)> {
     let name = name.to_string();
-    Ok(d.db
+    Ok(d.db()
         .read(move |c| {
             Ok((
                 tables::storage_pool(c, &name)?,
@@ -153,7 +154,7 @@ pub async fn storage_pools_post(
             "Creating a storage pool on one member is not supported by this server yet",
         ));
     }
-    let members = d.db.read(tables::members).await?;
+    let members = d.db().read(tables::members).await?;
     if members.len() > 1 {
         return Err(ApiError::bad_request(
             "Creating a storage pool across several members is not supported by this server yet",
@@ -161,7 +162,8 @@ pub async fn storage_pools_post(
     }
     let exists = {
         let name = post.name.clone();
-        d.db.read(move |c| Ok(tables::storage_pool(c, &name).is_ok()))
+        d.db()
+            .read(move |c| Ok(tables::storage_pool(c, &name).is_ok()))
             .await?
     };
     if exists {
@@ -179,8 +181,9 @@ pub async fn storage_pools_post(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let member_config = crate::storage::create(&d.dir, &post.name, &post.driver, member_config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let result =
-        d.db.propose(Command::CreateStoragePool {
+    let result = d
+        .db()
+        .propose(Command::CreateStoragePool {
             name: post.name.clone(),
             driver: post.driver.clone(),
             description: post.description.clone(),
@@ -251,14 +254,15 @@ async fn update(
     } else {
         put.description
     };
-    d.db.propose(Command::UpdateStoragePool {
-        name: name.to_string(),
-        description,
-        config: cluster_config,
-        member_id: id,
-        member_config: keep,
-    })
-    .await??;
+    d.db()
+        .propose(Command::UpdateStoragePool {
+            name: name.to_string(),
+            description,
+            config: cluster_config,
+            member_id: id,
+            member_config: keep,
+        })
+        .await??;
     Ok(empty())
 }
 
@@ -296,7 +300,8 @@ pub async fn storage_pool_delete(
             users.join(", ")
         )));
     }
-    d.db.propose(Command::DeleteStoragePool { name: name.clone() })
+    d.db()
+        .propose(Command::DeleteStoragePool { name: name.clone() })
         .await??;
     let id = d.node_id();
     if let Some(m) = pool.members.iter().find(|m| m.member_id == id) {

@@ -1,0 +1,388 @@
+//! The command line, as clap derive types. Names, flags and argument shapes follow `lxc`.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+/// rxc: the command-line client of rxd (and LXD).
+#[derive(Debug, Parser)]
+#[command(name = "rxc", version, about = "Command line client for rxd")]
+pub struct Cli {
+    /// Output format.
+    #[arg(short = 'f', long, global = true, value_enum, default_value_t)]
+    pub format: Format,
+    /// Force using the local unix socket.
+    #[arg(long, global = true)]
+    pub force_local: bool,
+    /// Do not show progress information.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level nouns.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage cluster members.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Manage server configuration and the trust store.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Manage storage pools.
+    #[command(subcommand)]
+    Storage(StorageCmd),
+    /// Manage profiles.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+    /// Send a raw query to the daemon.
+    Query(QueryArgs),
+    /// List, show and delete background operations.
+    #[command(subcommand)]
+    Operation(OperationCmd),
+    /// Monitor a local or remote server.
+    Monitor(MonitorArgs),
+    /// Manage the list of remote servers.
+    #[command(subcommand)]
+    Remote(RemoteCmd),
+    /// Show local and remote versions.
+    Version {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `rxc cluster ...`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// List all the cluster members.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Show details of a cluster member.
+    Show {
+        /// `[<remote>:]<member>`
+        member: String,
+    },
+    /// Request a join token for adding a cluster member.
+    Add {
+        /// `[[<remote>:]<name>]`
+        member: Option<String>,
+        /// Cluster member name (alternative to passing it as an argument).
+        #[arg(long = "name")]
+        name: Option<String>,
+    },
+    /// List all active cluster member join tokens.
+    ListTokens {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Revoke cluster member join token.
+    RevokeToken {
+        /// `[<remote>:]<member>`
+        member: String,
+    },
+    /// Enable clustering on a single non-clustered server.
+    Enable {
+        /// `[<remote>:] <name>`
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// Remove a member from the cluster.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// Force removing a member, even if degraded.
+        #[arg(long)]
+        force: bool,
+        /// Do not require user confirmation for using --force.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Rename a cluster member.
+    #[command(visible_alias = "mv")]
+    Rename {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// The new name.
+        new_name: String,
+    },
+}
+
+/// `rxc config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Show the server configuration.
+    Show {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Get a server configuration key.
+    Get {
+        /// `[<remote>:] <key>`
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// Set server configuration keys (`KEY VALUE` or `KEY=VALUE...`).
+    Set {
+        /// `[<remote>:] <key> <value>` or `[<remote>:] <key>=<value>...`
+        #[arg(num_args = 1.., required = true)]
+        args: Vec<String>,
+    },
+    /// Unset a server configuration key.
+    Unset {
+        /// `[<remote>:] <key>`
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// Manage trusted clients.
+    #[command(subcommand)]
+    Trust(TrustCmd),
+}
+
+/// `rxc config trust ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustCmd {
+    /// Add a certificate file, or create a certificate-add token for a client name.
+    Add {
+        /// `[<remote>:]<name>` or a certificate file.
+        name: Option<String>,
+        /// Name of the client (alternative to the argument).
+        #[arg(long = "name")]
+        flag_name: Option<String>,
+    },
+    /// List trusted clients.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Remove a trusted client.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// `[<remote>:]<fingerprint>`
+        fingerprint: String,
+    },
+}
+
+/// `rxc storage ...`
+#[derive(Debug, Subcommand)]
+pub enum StorageCmd {
+    /// List available storage pools.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Show storage pool configurations.
+    Show {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Create storage pools.
+    Create {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// Driver.
+        driver: String,
+        /// `key=value` configuration.
+        config: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+        /// Pool description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Edit storage pool configurations as YAML.
+    Edit {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Delete storage pools.
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// `[<remote>:]<pool>`
+        pool: String,
+    },
+}
+
+/// `rxc profile ...`
+#[derive(Debug, Subcommand)]
+pub enum ProfileCmd {
+    /// List profiles.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Show profile configurations.
+    Show {
+        /// `[<remote>:]<profile>`
+        profile: String,
+    },
+    /// Create profiles.
+    Create {
+        /// `[<remote>:]<profile>`
+        profile: String,
+    },
+    /// Edit profile configurations as YAML.
+    Edit {
+        /// `[<remote>:]<profile>`
+        profile: String,
+    },
+    /// Copy profiles.
+    #[command(visible_alias = "cp")]
+    Copy {
+        /// `[<remote>:]<profile>`
+        source: String,
+        /// `[<remote>:]<profile>`
+        target: String,
+    },
+    /// Rename profiles.
+    #[command(visible_alias = "mv")]
+    Rename {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// Delete profiles.
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// `[<remote>:]<profile>`
+        profile: String,
+    },
+    /// Manage devices.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+}
+
+/// `rxc profile device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Add a device to a profile.
+    Add {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// Device name.
+        device: String,
+        /// Device type.
+        device_type: String,
+        /// `key=value` configuration.
+        config: Vec<String>,
+    },
+    /// Remove devices from a profile.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// Device names.
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
+}
+
+/// `rxc query ...`
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// `[<remote>:]<API path>`
+    pub path: String,
+    /// Action (defaults to GET).
+    #[arg(short = 'X', long = "request", default_value = "GET")]
+    pub method: String,
+    /// Input data.
+    #[arg(short = 'd', long)]
+    pub data: Option<String>,
+    /// Wait for the operation to complete.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the raw response.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// `rxc operation ...`
+#[derive(Debug, Subcommand)]
+pub enum OperationCmd {
+    /// List background operations.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Show details on a background operation.
+    Show {
+        /// `[<remote>:]<operation>`
+        operation: String,
+    },
+    /// Delete a background operation (will attempt to cancel).
+    #[command(visible_alias = "rm", visible_alias = "cancel")]
+    Delete {
+        /// `[<remote>:]<operation>`
+        operation: String,
+    },
+}
+
+/// `rxc monitor ...`
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// `[<remote>:]`
+    pub remote: Option<String>,
+    /// Event type to listen for.
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+}
+
+/// `rxc remote ...`
+#[derive(Debug, Subcommand)]
+pub enum RemoteCmd {
+    /// Add new remote servers.
+    Add {
+        /// Remote name.
+        name: String,
+        /// `https://host[:port]`, `host[:port]`, `unix://path` or a certificate-add token.
+        address: String,
+        /// Accept certificate.
+        #[arg(long)]
+        accept_certificate: bool,
+        /// Remote admin password.
+        #[arg(long, conflicts_with = "token")]
+        password: Option<String>,
+        /// Remote trust token.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// List the available remotes.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Remove remotes.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Remote name.
+        name: String,
+    },
+    /// Switch the default remote.
+    Switch {
+        /// Remote name.
+        name: String,
+    },
+    /// Show the default remote.
+    GetDefault,
+}

@@ -1,0 +1,5 @@
+//! The `rxc` binary.
+
+fn main() {
+    std::process::exit(rxd_cli::main())
+}

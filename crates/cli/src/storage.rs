@@ -1,0 +1,191 @@
+//! `rxc storage list|show|create|edit|delete`, with `--target` for member-specific pools.
+
+use std::collections::BTreeMap;
+
+use rxd_api::{StoragePool, StoragePoolPut, StoragePoolsPost};
+
+use crate::args::StorageCmd;
+use crate::output::{self, Format};
+use crate::{print, Ctx, Result};
+
+/// The writable part of a pool as an edit may hold it, tolerating the read-only fields that
+/// `storage show` prints.
+#[derive(serde::Deserialize, Default)]
+struct PoolEdit {
+    #[serde(default)]
+    config: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    description: String,
+}
+
+const EDIT_TEMPLATE: &str = "### This is a YAML representation of a storage pool.
+### Any line starting with a '#' will be ignored.
+###
+### A storage pool consists of a set of configuration items.
+###
+### An example would look like:
+### name: default
+### driver: zfs
+### used_by: []
+### config:
+###   size: \"61203283968\"
+###   source: /home/chb/mnt/lxd_test/default.img
+###   zfs.pool_name: default";
+
+pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
+    match cmd {
+        StorageCmd::List { remote } => {
+            let (client, _, _) = ctx.resolve_opt(&remote)?;
+            let (server, _) = client.server().await?;
+            let clustered = server.environment.is_some_and(|e| e.server_clustered);
+            let pools = client.storage_pools().await?;
+            print(&list_text(ctx.format, &pools, clustered)?)
+        }
+        StorageCmd::Show { pool, target } => {
+            let (client, _, name) = ctx.resolve(&pool)?;
+            let (mut p, _) = client.storage_pool(&name, target.as_deref()).await?;
+            if let Some(used) = p.used_by.as_mut() {
+                used.sort();
+            }
+            print(&crate::yaml::to_string(&p)?)
+        }
+        StorageCmd::Create {
+            pool,
+            driver,
+            config,
+            target,
+            description,
+        } => {
+            let (client, _, name) = ctx.resolve(&pool)?;
+            let post = StoragePoolsPost {
+                name: name.clone(),
+                driver,
+                description: description.unwrap_or_default(),
+                config: crate::parse_key_values(&config)?.into_iter().collect(),
+            };
+            client.create_storage_pool(&post, target.as_deref()).await?;
+            if !ctx.quiet {
+                match target {
+                    Some(member) => {
+                        print(&format!("Storage pool {name} pending on member {member}\n"))?
+                    }
+                    None => print(&format!("Storage pool {name} created\n"))?,
+                }
+            }
+            Ok(())
+        }
+        StorageCmd::Edit { pool, target } => {
+            let (client, _, name) = ctx.resolve(&pool)?;
+            let (current, etag) = client.storage_pool(&name, target.as_deref()).await?;
+            let writable = StoragePoolPut {
+                config: current.config,
+                description: current.description,
+            };
+            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let text =
+                crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&writable)?)?;
+            let edited: PoolEdit = crate::edit::parse(&text)?;
+            let put = StoragePoolPut {
+                config: crate::edit::stringify_config(edited.config),
+                description: edited.description,
+            };
+            // lxc sends no ETag for piped input, and the one it read for an editor session.
+            let etag = if piped { None } else { Some(etag.as_str()) };
+            Ok(client
+                .update_storage_pool(&name, &put, etag, target.as_deref())
+                .await?)
+        }
+        StorageCmd::Delete { pool } => {
+            let (client, _, name) = ctx.resolve(&pool)?;
+            client.delete_storage_pool(&name).await?;
+            if !ctx.quiet {
+                print(&format!("Storage pool {name} deleted\n"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `storage list` in every format; standalone servers get a SOURCE column.
+pub fn list_text(format: Format, pools: &[StoragePool], clustered: bool) -> Result<String> {
+    let mut rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| {
+            let mut row = vec![p.name.clone(), p.driver.clone()];
+            if !clustered {
+                row.push(p.config.get("source").cloned().unwrap_or_default());
+            }
+            row.push(p.description.clone());
+            row.push(p.used_by.as_ref().map_or(0, Vec::len).to_string());
+            row.push(p.status.to_uppercase());
+            row
+        })
+        .collect();
+    output::sort_naturally(&mut rows);
+    let mut header = vec!["NAME", "DRIVER"];
+    if !clustered {
+        header.push("SOURCE");
+    }
+    header.extend(["DESCRIPTION", "USED BY", "STATE"]);
+    output::render(format, &header, &rows, pools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POOLS: &str = r#"[{"config":{},"description":"","name":"local","driver":"dir","used_by":["/1.0/profiles/default"],"status":"Created","locations":["node1"]}]"#;
+
+    #[test]
+    fn storage_list_matches_lxc() {
+        let pools: Vec<StoragePool> = serde_json::from_str(POOLS).unwrap();
+        // Printed by `lxc storage list [-f ...]` on a one-member cluster (LXD 5.0.2).
+        assert_eq!(
+            list_text(Format::Table, &pools, true).unwrap(),
+            "\
++-------+--------+-------------+---------+---------+
+| NAME  | DRIVER | DESCRIPTION | USED BY |  STATE  |
++-------+--------+-------------+---------+---------+
+| local | dir    |             | 1       | CREATED |
++-------+--------+-------------+---------+---------+
+"
+        );
+        assert_eq!(
+            list_text(Format::Csv, &pools, true).unwrap(),
+            "local,dir,,1,CREATED\n"
+        );
+        assert_eq!(
+            list_text(Format::Json, &pools, true).unwrap(),
+            format!("{POOLS}\n")
+        );
+        assert_eq!(
+            list_text(Format::Yaml, &pools, true).unwrap(),
+            "- config: {}\n  description: \"\"\n  name: local\n  driver: dir\n  used_by:\n  - /1.0/profiles/default\n  status: Created\n  locations:\n  - node1\n"
+        );
+    }
+
+    #[test]
+    fn standalone_list_has_a_source_column() {
+        let mut pools: Vec<StoragePool> = serde_json::from_str(POOLS).unwrap();
+        pools[0]
+            .config
+            .insert("source".into(), "/var/lib/rxd/storage-pools/local".into());
+        let csv = list_text(Format::Csv, &pools, false).unwrap();
+        assert_eq!(
+            csv,
+            "local,dir,/var/lib/rxd/storage-pools/local,,1,CREATED\n"
+        );
+        let table = list_text(Format::Table, &pools, false).unwrap();
+        assert!(table.contains("| NAME  | DRIVER |              SOURCE              |"));
+    }
+
+    #[test]
+    fn edits_tolerate_show_output() {
+        let shown = "config:\n  size: 10\n  source: /x\ndescription: d\nname: local\ndriver: dir\nused_by: []\nstatus: Created\nlocations:\n- node1\n";
+        let e: PoolEdit = crate::edit::parse(shown).unwrap();
+        let config = crate::edit::stringify_config(e.config);
+        assert_eq!(config["size"], "10");
+        assert_eq!(config["source"], "/x");
+        assert_eq!(e.description, "d");
+    }
+}

@@ -1,0 +1,225 @@
+//! `/internal/cluster/*` and `/internal/heartbeat`: accepting a joining member on the leader,
+//! and liveness. Requests that must run on the leader are forwarded to it.
+//!
+//! ```text
+//!  joiner ─accept─> any member ─(forward)─> leader: checks, AddMember(Pending) ─> id, key
+//!  joiner ─joined─> leader: add raft learner (caught up) ─> Created ─> rebalance
+//!  joiner ─abort──> leader: remove raft node, member row and its certificate
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine;
+use rxd_db::tables::{self, Config, MemberState};
+use rxd_db::Command;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+use crate::heartbeat::Heartbeat;
+use crate::response::{empty, sync, JsonBody};
+use crate::Daemon;
+
+/// What a joiner tells the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptRequest {
+    /// Its member name.
+    pub name: String,
+    /// Its cluster address.
+    pub address: String,
+    /// Its cluster schema version.
+    pub schema: i64,
+    /// How many API extensions it implements.
+    pub api: usize,
+    /// Its architecture.
+    pub architecture: String,
+    /// Its member-specific keys for every pool it prepared.
+    pub storage_pools: BTreeMap<String, Config>,
+}
+
+/// What the leader answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptResponse {
+    /// The joiner's member and raft node id.
+    pub id: u64,
+    /// The cluster key, base64 of its PEM.
+    pub private_key: String,
+    /// Fingerprints of every member's certificate, trusted before the replica catches up.
+    pub member_fingerprints: Vec<String>,
+}
+
+/// A joiner reporting progress or giving up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinProgress {
+    /// The joiner's member id.
+    pub id: u64,
+}
+
+/// Runs `path` on the leader: here when this member leads, else forwarded.
+async fn on_leader<T: Serialize>(d: &Daemon, path: &str, body: &T) -> ApiResult<Option<Response>> {
+    let status = d.db().status();
+    if status.leader_id == Some(status.id) {
+        return Ok(None);
+    }
+    let address = status
+        .leader_address
+        .ok_or_else(|| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "No leader"))?;
+    let c = crate::peer::member_client(d, &address)?;
+    let raw = c
+        .request(
+            "POST",
+            path,
+            Some(serde_json::to_value(body).expect("internal bodies serialise")),
+            None,
+        )
+        .await
+        .map_err(|e| match e.status() {
+            Some(s) => ApiError::new(
+                axum::http::StatusCode::from_u16(s).unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                api_message(&e),
+            ),
+            None => ApiError::internal(format!("Failed to reach the leader {address}: {e}")),
+        })?;
+    Ok(Some(sync(raw.envelope.metadata)))
+}
+
+/// The server's own sentence from a client error.
+pub fn api_message(e: &rxd_client::ClientError) -> String {
+    match e {
+        rxd_client::ClientError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `POST /internal/cluster/accept`.
+pub async fn accept_post(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(req): JsonBody<AcceptRequest>,
+) -> ApiResult<Response> {
+    if let Some(r) = on_leader(&d, "/internal/cluster/accept", &req).await? {
+        return Ok(r);
+    }
+    let (members, pools, certs) = d
+        .db()
+        .read(|c| {
+            Ok((
+                tables::members(c)?,
+                tables::storage_pools(c)?,
+                tables::certificates(c)?,
+            ))
+        })
+        .await?;
+    if members.iter().any(|m| m.name == req.name) {
+        return Err(ApiError::bad_request(format!(
+            "The cluster already has a member with name: {}",
+            req.name
+        )));
+    }
+    if members.iter().any(|m| m.address == req.address) {
+        return Err(ApiError::bad_request(format!(
+            "The cluster already has a member with address: {}",
+            req.address
+        )));
+    }
+    let api = rxd_api::API_EXTENSIONS.len();
+    let schema = rxd_db::cluster_schema_version();
+    if req.schema != schema || req.api != api {
+        return Err(ApiError::bad_request(format!(
+            "The joining server version doesn't match (expected {} with DB schema {schema} and API count {api})",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    for pool in &pools {
+        if !req.storage_pools.contains_key(&pool.name) {
+            return Err(ApiError::bad_request(format!(
+                "Missing storage pool {}",
+                pool.name
+            )));
+        }
+    }
+    let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+    d.db()
+        .propose(Command::AddMember {
+            id,
+            name: req.name.clone(),
+            address: req.address.clone(),
+            architecture: req.architecture.clone(),
+            state: MemberState::Pending,
+            pools: req.storage_pools.clone(),
+        })
+        .await??;
+    let key = d
+        .cluster_cert()
+        .ok_or_else(|| ApiError::internal("The leader has no cluster certificate"))?
+        .key_pem;
+    let mut member_fingerprints: Vec<String> = certs
+        .into_iter()
+        .filter(|c| c.cert_type == "server")
+        .map(|c| c.fingerprint)
+        .collect();
+    member_fingerprints.push(d.server_cert.fingerprint());
+    Ok(sync(AcceptResponse {
+        id,
+        private_key: base64::engine::general_purpose::STANDARD.encode(key),
+        member_fingerprints,
+    }))
+}
+
+/// `POST /internal/cluster/joined`: the joiner's raft is open; add it and make it a member.
+pub async fn joined_post(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(req): JsonBody<JoinProgress>,
+) -> ApiResult<Response> {
+    if let Some(r) = on_leader(&d, "/internal/cluster/joined", &req).await? {
+        return Ok(r);
+    }
+    let members = d.db().read(tables::members).await?;
+    let m = members
+        .iter()
+        .find(|m| m.id == req.id)
+        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+    d.db().add_learner(m.id, m.address.clone()).await?;
+    d.db()
+        .propose(Command::SetMemberState {
+            id: m.id,
+            state: MemberState::Created,
+        })
+        .await??;
+    d.liveness.seen_now(m.id);
+    crate::heartbeat::rebalance(&d).await;
+    d.heartbeat_now.notify_one();
+    Ok(empty())
+}
+
+/// `POST /internal/cluster/abort`: a join failed after acceptance; forget the joiner.
+pub async fn abort_post(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(req): JsonBody<JoinProgress>,
+) -> ApiResult<Response> {
+    if let Some(r) = on_leader(&d, "/internal/cluster/abort", &req).await? {
+        return Ok(r);
+    }
+    let db = d.db();
+    let status = db.status();
+    if status.voters.contains_key(&req.id) || status.learners.contains_key(&req.id) {
+        db.remove_node(req.id).await?;
+    }
+    match db.propose(Command::RemoveMember { id: req.id }).await? {
+        Ok(_) | Err(rxd_db::ApplyError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(empty())
+}
+
+/// `PUT /internal/heartbeat`: the leader's liveness view.
+pub async fn heartbeat_put(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(hb): JsonBody<Heartbeat>,
+) -> ApiResult<Response> {
+    d.liveness.replace(hb.members);
+    d.liveness.seen_now(hb.leader);
+    d.liveness.seen_now(d.node_id());
+    Ok(empty())
+}

@@ -1,0 +1,244 @@
+//! Liveness and role rebalancing. The raft leader sends every member a heartbeat each
+//! `cluster.offline_threshold / 2`; a member not heard from for longer than the threshold shows
+//! `Offline`. After each round the leader moves the voter set toward what
+//! [`rxd_cluster::plan_voters`] wants.
+//!
+//! ```text
+//!  leader: every threshold/2 ─> PUT /internal/heartbeat to each member (2 s timeout)
+//!            │                     └─> member replaces its liveness view with the leader's
+//!            └─> plan_voters ─> change_voters (promote stand-bys, replace offline voters)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rxd_cluster::{Candidate, RoleLimits};
+use rxd_db::tables::{self, Member, MemberState};
+use serde::{Deserialize, Serialize};
+
+use crate::Daemon;
+
+/// When each member was last heard from, as this member knows it.
+pub struct Liveness {
+    started: DateTime<Utc>,
+    seen: Mutex<HashMap<u64, DateTime<Utc>>>,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            started: Utc::now(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Liveness {
+    /// Records that member `id` answered now.
+    pub fn seen_now(&self, id: u64) {
+        self.seen
+            .lock()
+            .expect("lock is never poisoned")
+            .insert(id, Utc::now());
+    }
+
+    /// Takes the leader's view.
+    pub fn replace(&self, view: BTreeMap<u64, DateTime<Utc>>) {
+        let mut seen = self.seen.lock().expect("lock is never poisoned");
+        for (id, at) in view {
+            let e = seen.entry(id).or_insert(at);
+            if at > *e {
+                *e = at;
+            }
+        }
+    }
+
+    /// The current view.
+    pub fn view(&self) -> BTreeMap<u64, DateTime<Utc>> {
+        self.seen
+            .lock()
+            .expect("lock is never poisoned")
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    /// When `id` was last heard from; members never heard from count from our own start.
+    pub fn last(&self, id: u64) -> DateTime<Utc> {
+        self.seen
+            .lock()
+            .expect("lock is never poisoned")
+            .get(&id)
+            .copied()
+            .unwrap_or(self.started)
+    }
+}
+
+/// The heartbeat body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The sender (the leader).
+    pub leader: u64,
+    /// When the leader last heard from each member.
+    pub members: BTreeMap<u64, DateTime<Utc>>,
+}
+
+/// The configured offline threshold.
+pub async fn threshold(d: &Daemon) -> Duration {
+    let config = d.db().read_local(tables::config).await.unwrap_or_default();
+    let secs = crate::config::cluster_value(&config, "cluster.offline_threshold")
+        .parse::<u64>()
+        .unwrap_or(20);
+    Duration::from_secs(secs)
+}
+
+/// A member's status and message, LXD's way.
+pub fn status_of(d: &Daemon, m: &Member, threshold: Duration) -> (String, String) {
+    match m.state {
+        MemberState::Evacuated => {
+            return ("Evacuated".into(), "Unavailable due to maintenance".into())
+        }
+        MemberState::Pending => return ("Pending".into(), "Joining the cluster".into()),
+        MemberState::Created => {}
+    }
+    if m.id == d.node_id() {
+        return ("Online".into(), "Fully operational".into());
+    }
+    let last = d.liveness.last(m.id);
+    let since = (Utc::now() - last).to_std().unwrap_or_default();
+    if rxd_cluster::is_offline(since, threshold) {
+        (
+            "Offline".into(),
+            format!(
+                "No heartbeat for {:?} ({})",
+                since,
+                last.format("%Y-%m-%d %H:%M:%S%.9f +0000 UTC")
+            ),
+        )
+    } else {
+        ("Online".into(), "Fully operational".into())
+    }
+}
+
+/// Whether a member counts as online.
+pub fn is_online(d: &Daemon, m: &Member, threshold: Duration) -> bool {
+    status_of(d, m, threshold).0 == "Online"
+}
+
+async fn limits(d: &Daemon) -> RoleLimits {
+    let config = d.db().read_local(tables::config).await.unwrap_or_default();
+    let get = |k: &'static str, default: usize| {
+        crate::config::cluster_value(&config, k)
+            .parse::<usize>()
+            .unwrap_or(default)
+    };
+    RoleLimits {
+        max_voters: get("cluster.max_voters", 3),
+        max_standby: get("cluster.max_standby", 2),
+    }
+}
+
+/// The stand-by member ids, by the same rule the leader uses.
+pub async fn standbys(d: &Daemon, members: &[Member], threshold: Duration) -> BTreeSet<u64> {
+    let voters: BTreeSet<u64> = d.db().status().voters.keys().copied().collect();
+    rxd_cluster::standbys(&candidates(d, members, threshold), &voters, limits(d).await)
+}
+
+fn candidates(d: &Daemon, members: &[Member], threshold: Duration) -> Vec<Candidate> {
+    members
+        .iter()
+        .map(|m| Candidate {
+            id: m.id,
+            online: is_online(d, m, threshold),
+            eligible: m.state == MemberState::Created,
+        })
+        .collect()
+}
+
+/// On the leader: moves the voter set toward the plan.
+pub async fn rebalance(d: &Daemon) {
+    let db = d.db();
+    let status = db.status();
+    if status.leader_id != Some(status.id) {
+        return;
+    }
+    let Ok(members) = db.read_local(tables::members).await else {
+        return;
+    };
+    let t = threshold(d).await;
+    let voters: BTreeSet<u64> = status.voters.keys().copied().collect();
+    let learners: BTreeSet<u64> = status.learners.keys().copied().collect();
+    let mut cands = candidates(d, &members, t);
+    // Only raft members can vote: a member still catching up is not yet a learner.
+    cands.retain(|c| voters.contains(&c.id) || learners.contains(&c.id));
+    if let Some(next) = rxd_cluster::plan_voters(&cands, &voters, status.id, limits(d).await) {
+        tracing::info!("Rebalancing raft voters from {voters:?} to {next:?}");
+        if let Err(e) = db.change_voters(next).await {
+            tracing::warn!("Rebalancing failed: {e}");
+        }
+    }
+}
+
+async fn round(d: &Arc<Daemon>) {
+    let db = d.db();
+    let status = db.status();
+    if status.leader_id != Some(status.id) {
+        return;
+    }
+    d.liveness.seen_now(status.id);
+    let Ok(members) = db.read_local(tables::members).await else {
+        return;
+    };
+    let Some(cluster_cert) = d.cluster_cert() else {
+        return;
+    };
+    let body = Heartbeat {
+        leader: status.id,
+        members: d.liveness.view(),
+    };
+    let body = serde_json::to_value(&body).expect("heartbeats serialise");
+    let sends = members.iter().filter(|m| m.id != status.id).map(|m| {
+        let body = body.clone();
+        let cert = cluster_cert.clone();
+        let d = d.clone();
+        let (id, address) = (m.id, m.address.clone());
+        async move {
+            let ok = async {
+                let c = rxd_client::Client::https(&address, &cert.cert_pem, Some(&d.server_cert))
+                    .ok()?;
+                tokio::time::timeout(
+                    Duration::from_secs(2),
+                    c.request("PUT", "/internal/heartbeat", Some(body), None),
+                )
+                .await
+                .ok()?
+                .ok()
+            }
+            .await
+            .is_some();
+            if ok {
+                d.liveness.seen_now(id);
+            }
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    rebalance(d).await;
+}
+
+/// Starts the heartbeat task.
+pub fn spawn(d: Arc<Daemon>) {
+    tokio::spawn(async move {
+        loop {
+            let t = threshold(&d).await;
+            if d.is_clustered().await.unwrap_or(false) {
+                round(&d).await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(t / 2) => {}
+                _ = d.heartbeat_now.notified() => {}
+            }
+        }
+    });
+}

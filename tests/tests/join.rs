@@ -1,0 +1,329 @@
+//! Issue 3: servers join by one-time token or trust password; refused joins change nothing.
+
+use std::time::{Duration, Instant};
+
+use rxd_api::{ClusterMember, JoinToken};
+use rxd_testkit::Member;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn bootstrap(m: &Member, address: &str, name: &str) {
+    let seed = format!(
+        "config:\n  core.https_address: {address}\n  core.trust_password: sekret\n\
+storage_pools:\n- name: local\n  driver: dir\n\
+profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: local\n      type: disk\n\
+cluster:\n  server_name: {name}\n  enabled: true\n"
+    );
+    ok(&m.rxd_with_input(&["init", "--preseed"], &seed));
+}
+
+async fn token(leader: &Member, name: &str) -> String {
+    let op = leader.client().create_join_token(name).await.unwrap();
+    let meta = op.metadata.unwrap();
+    JoinToken {
+        server_name: meta["serverName"].as_str().unwrap().into(),
+        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
+        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
+        secret: meta["secret"].as_str().unwrap().into(),
+        expires_at: meta["expiresAt"].as_str().unwrap().into(),
+    }
+    .encode()
+}
+
+fn join_seed(address: &str, token: &str) -> String {
+    format!(
+        "cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n"
+    )
+}
+
+fn join_by_token_output(m: &Member, address: &str, token: &str) -> std::process::Output {
+    m.rxd_with_input(&["init", "--preseed"], &join_seed(address, token))
+}
+
+async fn form(n: usize, net: &str) -> Vec<Member> {
+    let members: Vec<Member> = (0..n).map(|_| Member::start()).collect();
+    bootstrap(&members[0], &format!("{net}.1:8443"), "node1");
+    for (i, m) in members.iter().enumerate().skip(1) {
+        let t = token(&members[0], &format!("node{}", i + 1)).await;
+        ok(&join_by_token_output(
+            m,
+            &format!("{net}.{}:8443", i + 1),
+            &t,
+        ));
+    }
+    members
+}
+
+fn roles(list: &[ClusterMember]) -> Vec<(String, Vec<String>)> {
+    list.iter()
+        .map(|m| (m.server_name.clone(), m.put.roles.clone()))
+        .collect()
+}
+
+/// Waits until `f` holds, at most `limit`.
+async fn until<F, Fut>(limit: Duration, what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_members_form_by_token_and_agree() {
+    eprintln!("Forming a three-member cluster with join tokens");
+    let members = form(3, "127.0.6").await;
+    let first = members[0].client().cluster_members().await.unwrap();
+    assert_eq!(first.len(), 3);
+    for m in &members {
+        let list = m.client().cluster_members().await.unwrap();
+        let names: Vec<&str> = list.iter().map(|m| m.server_name.as_str()).collect();
+        assert_eq!(names, ["node1", "node2", "node3"]);
+        assert!(list.iter().all(|m| m.status == "Online"), "{list:?}");
+        let pools = m.client().storage_pools().await.unwrap();
+        assert_eq!(pools.len(), 1);
+        assert_eq!(pools[0].locations, ["node1", "node2", "node3"]);
+        let (profile, _) = m.client().profile("default").await.unwrap();
+        assert_eq!(profile.devices["root"]["pool"], "local");
+        assert!(m.dir().join("storage-pools/local").is_dir());
+    }
+    eprintln!("Three members are three voters, the first leads");
+    until(Duration::from_secs(30), "three voters", || async {
+        let list = members[0].client().cluster_members().await.unwrap();
+        list.iter()
+            .all(|m| m.database && m.put.roles.contains(&"database".to_string()))
+    })
+    .await;
+    let list = members[0].client().cluster_members().await.unwrap();
+    assert_eq!(
+        roles(&list)[0],
+        (
+            "node1".into(),
+            vec!["database-leader".into(), "database".into()]
+        )
+    );
+    eprintln!("Every member holds the cluster certificate");
+    let cert = std::fs::read(members[0].dir().join("cluster.crt")).unwrap();
+    for m in &members[1..] {
+        assert_eq!(std::fs::read(m.dir().join("cluster.crt")).unwrap(), cert);
+    }
+    eprintln!("A write on a follower reaches every member");
+    members[2]
+        .client()
+        .create_profile(&rxd_api::ProfilesPost {
+            name: "from-node3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for m in &members {
+        assert!(m.client().profile("from-node3").await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn five_members_have_three_voters_and_two_standbys() {
+    let members = form(5, "127.0.7").await;
+    until(
+        Duration::from_secs(30),
+        "3 voters and 2 stand-bys",
+        || async {
+            let list = members[4].client().cluster_members().await.unwrap();
+            let voters = list
+                .iter()
+                .filter(|m| m.put.roles.contains(&"database".to_string()))
+                .count();
+            let standbys = list
+                .iter()
+                .filter(|m| m.put.roles.contains(&"database-standby".to_string()))
+                .count();
+            voters == 3 && standbys == 2 && list.iter().all(|m| m.database)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn second_member_is_a_standby() {
+    let members = form(2, "127.0.8").await;
+    let list = members[1].client().cluster_members().await.unwrap();
+    assert_eq!(
+        roles(&list),
+        vec![
+            (
+                "node1".to_string(),
+                vec!["database-leader".to_string(), "database".to_string()]
+            ),
+            ("node2".to_string(), vec!["database-standby".to_string()]),
+        ]
+    );
+}
+
+async fn snapshot(m: &Member) -> (Vec<ClusterMember>, Vec<String>) {
+    let c = m.client();
+    let members = c.cluster_members().await.unwrap();
+    let mut certs: Vec<String> = c
+        .certificates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.fingerprint)
+        .collect();
+    certs.sort();
+    (members, certs)
+}
+
+#[tokio::test]
+async fn refused_joins_leave_the_cluster_unchanged() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.9.1:8443", "node1");
+    let before = snapshot(&leader).await;
+    let joiner = Member::start();
+    let addr = "127.0.9.2:8443";
+
+    eprintln!("A used token is refused");
+    let t = token(&leader, "node2").await;
+    let other = Member::start();
+    ok(&join_by_token_output(&other, "127.0.9.3:8443", &t));
+    let with_node2 = snapshot(&leader).await;
+    let out = join_by_token_output(&joiner, addr, &t);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No matching cluster join operation found"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&leader).await, with_node2);
+
+    eprintln!("A tampered token is refused before anything is sent");
+    let t = token(&leader, "node4").await;
+    let mut tok = JoinToken::decode(&t).unwrap();
+    tok.secret = "0".repeat(64);
+    let out = join_by_token_output(&joiner, addr, &tok.encode());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No matching cluster join operation found"),
+        "{err}"
+    );
+    tok = JoinToken::decode(&t).unwrap();
+    tok.fingerprint = "ab".repeat(32);
+    let out = join_by_token_output(&joiner, addr, &tok.encode());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Certificate fingerprint mismatch"), "{err}");
+    let out = join_by_token_output(&joiner, addr, "not-a-token");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Invalid cluster join token"), "{err}");
+
+    eprintln!("A revoked token is refused");
+    let ops = leader.client().operations().await.unwrap();
+    let running = &ops["running"];
+    let id = running
+        .iter()
+        .find(|o| o.metadata.as_ref().unwrap()["serverName"] == "node4")
+        .unwrap()
+        .id
+        .clone();
+    leader.client().cancel_operation(&id).await.unwrap();
+    let out = join_by_token_output(&joiner, addr, &t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No matching cluster join operation found"),
+        "{err}"
+    );
+
+    eprintln!("A token for an existing member or an invalid name is refused at once");
+    let err = leader
+        .client()
+        .create_join_token("node1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    let err = leader
+        .client()
+        .create_join_token("bad name")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+
+    eprintln!("A wrong trust password is refused");
+    let cert = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
+    let seed = format!(
+        "cluster:\n  enabled: true\n  server_name: node5\n  server_address: {addr}\n  cluster_address: 127.0.9.1:8443\n  cluster_password: wrong\n  cluster_certificate: |\n{}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
+        cert.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    );
+    let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not authorized"), "{err}");
+
+    eprintln!("A certificate that is not the cluster's is refused");
+    let wrong = std::fs::read_to_string(joiner.dir().join("server.crt")).unwrap();
+    let seed_wrong = seed.replace(
+        &cert
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        &wrong
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let out = joiner.rxd_with_input(
+        &["init", "--preseed"],
+        &seed_wrong.replace("wrong\n", "sekret\n"),
+    );
+    assert!(!out.status.success());
+    assert_eq!(snapshot(&leader).await, with_node2);
+
+    eprintln!("The joiner is still a working standalone server");
+    let (server, _) = joiner.client().server().await.unwrap();
+    assert!(!server.environment.unwrap().server_clustered);
+    assert!(!joiner.dir().join("cluster.crt").exists());
+    let _ = before;
+}
+
+#[tokio::test]
+async fn password_join_and_missing_member_config() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.10.1:8443", "node1");
+    let cert = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
+    let path = leader.dir().join("cluster-copy.crt");
+    std::fs::write(&path, &cert).unwrap();
+    let joiner = Member::start();
+    let before = snapshot(&leader).await;
+    eprintln!("Missing member_config is refused after the trust step, and undone");
+    let seed = format!(
+        "cluster:\n  enabled: true\n  server_name: node2\n  server_address: 127.0.10.2:8443\n  cluster_address: 127.0.10.1:8443\n  cluster_password: sekret\n  cluster_certificate_path: {}\n",
+        path.display()
+    );
+    let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Missing member configuration"), "{err}");
+    assert_eq!(
+        snapshot(&leader).await,
+        before,
+        "no trust entry is left behind"
+    );
+    eprintln!("With member_config the password join succeeds");
+    let seed = format!(
+        "{seed}  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n"
+    );
+    ok(&joiner.rxd_with_input(&["init", "--preseed"], &seed));
+    let list = joiner.client().cluster_members().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1].server_name, "node2");
+}
