@@ -19,7 +19,11 @@ pub struct CertificatePut {
     #[serde(default, deserialize_with = "crate::nullable")]
     pub certificate: String,
     /// Free text.
-    #[serde(default, deserialize_with = "crate::nullable")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub description: String,
 }
 

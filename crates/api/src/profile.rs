@@ -4,7 +4,7 @@ use crate::{Config, Devices};
 
 /// The writable part of a profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+// Clients may send back a whole object; like LXD, only the writable part is read.
 pub struct ProfilePut {
     /// Instance configuration.
     #[serde(default, deserialize_with = "crate::nullable")]

@@ -4,7 +4,7 @@ use crate::Config;
 
 /// The writable part of a storage pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+// Clients may send back a whole object; like LXD, only the writable part is read.
 pub struct StoragePoolPut {
     /// Configuration.
     #[serde(default, deserialize_with = "crate::nullable")]

@@ -56,42 +56,43 @@ pub fn wanted_voters(online: usize, limits: RoleLimits) -> usize {
 
 /// The voter set the cluster should move to, or `None` when the current one is right.
 ///
-/// Online voters stay; offline voters are replaced by online members, lowest id first; extra
-/// voters beyond the wanted count are demoted, never the leader.
+/// The wanted count follows the number of full members, online or not, so one member going
+/// offline does not shrink the voter set. Online voters stay; an offline voter is replaced by an
+/// online member (lowest id first) when there is one, and kept otherwise; voters beyond the
+/// wanted count are demoted, offline ones first, never the leader.
 pub fn plan_voters(
     members: &[Candidate],
     voters: &BTreeSet<u64>,
     leader: u64,
     limits: RoleLimits,
 ) -> Option<BTreeSet<u64>> {
-    let online: Vec<u64> = members
-        .iter()
-        .filter(|m| m.online && m.eligible)
-        .map(|m| m.id)
-        .collect();
-    let want = wanted_voters(online.len(), limits);
-    let mut next: BTreeSet<u64> = voters
-        .iter()
-        .copied()
-        .filter(|v| online.contains(v))
-        .collect();
+    let eligible: Vec<&Candidate> = members.iter().filter(|m| m.eligible).collect();
+    let online = |id: &u64| eligible.iter().any(|m| m.id == *id && m.online);
+    let want = wanted_voters(eligible.len(), limits);
+    let mut next: BTreeSet<u64> = voters.iter().copied().filter(|v| online(v)).collect();
     next.insert(leader);
-    for id in &online {
+    for m in eligible.iter().filter(|m| m.online) {
         if next.len() >= want {
             break;
         }
-        next.insert(*id);
+        next.insert(m.id);
+    }
+    for v in voters {
+        if next.len() >= want {
+            break;
+        }
+        next.insert(*v);
     }
     while next.len() > want {
-        let drop = *next
+        let drop = next
             .iter()
             .rev()
-            .find(|v| **v != leader)
+            .copied()
+            .filter(|v| *v != leader)
+            .min_by_key(|v| online(v))
             .expect("more voters than wanted means one is not the leader");
         next.remove(&drop);
     }
-    // Replacing an offline voter only helps if the change can still reach a quorum of the old
-    // set; the raft layer refuses otherwise, and the next round tries again.
     (next != *voters).then_some(next)
 }
 
@@ -176,6 +177,13 @@ mod tests {
             plan_voters(&m, &set(&[1, 2, 3]), 1, l),
             Some(set(&[1, 3, 4]))
         );
+    }
+
+    #[test]
+    fn offline_voter_stays_when_nobody_can_replace_it() {
+        let l = RoleLimits::default();
+        let m = members(&[true, false, true]);
+        assert_eq!(plan_voters(&m, &set(&[1, 2, 3]), 1, l), None);
     }
 
     #[test]

@@ -133,6 +133,21 @@ impl Member {
         }
     }
 
+    /// Kills the daemon at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same directory after [`Member::kill`] or
+    /// [`Member::stop`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        self.spawn();
+    }
+
     /// Stops and starts the daemon on the same directory.
     pub fn restart(&mut self) {
         self.stop();
