@@ -24,6 +24,7 @@ use crate::Daemon;
 pub struct Liveness {
     started: DateTime<Utc>,
     seen: Mutex<HashMap<u64, DateTime<Utc>>>,
+    pending_since: Mutex<HashMap<u64, std::time::Instant>>,
 }
 
 impl Default for Liveness {
@@ -31,6 +32,7 @@ impl Default for Liveness {
         Liveness {
             started: Utc::now(),
             seen: Mutex::new(HashMap::new()),
+            pending_since: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -181,6 +183,39 @@ pub async fn rebalance(d: &Daemon) {
     }
 }
 
+/// On the leader: forgets members that were accepted but never finished joining (their joiner
+/// crashed or lost the cluster), once they have been pending for twice the offline threshold.
+async fn reap_pending(d: &Daemon, members: &[Member], threshold: Duration) {
+    let pending: Vec<u64> = members
+        .iter()
+        .filter(|m| m.state == MemberState::Pending)
+        .map(|m| m.id)
+        .collect();
+    let expired: Vec<u64> = {
+        let mut since = d
+            .liveness
+            .pending_since
+            .lock()
+            .expect("lock is never poisoned");
+        since.retain(|id, _| pending.contains(id));
+        let now = std::time::Instant::now();
+        for id in &pending {
+            since.entry(*id).or_insert(now);
+        }
+        since
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) > threshold * 2)
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    for id in expired {
+        tracing::warn!("Member {id} never finished joining; removing it");
+        if let Err(e) = crate::handlers::internal_cluster::forget_member(d, id).await {
+            tracing::warn!("Failed to remove the unfinished member {id}: {}", e.message);
+        }
+    }
+}
+
 async fn round(d: &Arc<Daemon>) {
     let db = d.db();
     let status = db.status();
@@ -224,6 +259,7 @@ async fn round(d: &Arc<Daemon>) {
         }
     });
     futures_util::future::join_all(sends).await;
+    reap_pending(d, &members, threshold(d).await).await;
     rebalance(d).await;
 }
 

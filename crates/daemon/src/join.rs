@@ -256,6 +256,7 @@ async fn run(
         .metadata()
         .map_err(|e| fail("Failed request to add member", e))?;
     undo.accepted = Some(accepted.id);
+    failpoint("join-after-accept")?;
 
     let key = base64::engine::general_purpose::STANDARD
         .decode(&accepted.private_key)
@@ -273,15 +274,61 @@ async fn run(
     swap_raft(d, accepted.id).await?;
     undo.raft_swapped = Some(old_id);
     d.update_local([(NODE_ID_KEY, Some(accepted.id.to_string().as_str()))])?;
+    failpoint("join-after-swap")?;
 
     let progress = serde_json::to_value(JoinProgress { id: accepted.id }).expect("serialises");
     c.request("POST", "/internal/cluster/joined", Some(progress), None)
         .await
         .map_err(|e| client_error("Failed to join the cluster database", e))?;
     wait_created(d, accepted.id).await?;
-    let _ = std::fs::remove_dir_all(pre_join_dir(d));
+    // The rename is the commit point: after it, a restart keeps the join.
+    let discard = d.dir.join("database").join("global.discard");
+    std::fs::rename(pre_join_dir(d), &discard)
+        .map_err(|e| ApiError::internal(format!("Failed to retire the old database: {e}")))?;
+    let _ = std::fs::remove_dir_all(discard);
     d.set_pending_trust([]);
     Ok(())
+}
+
+/// A test hook: `RXD_FAILPOINT=<step>:crash` ends the process at that step of a join, and
+/// `<step>:error` fails the step, so tests can check that nothing is left half-joined.
+fn failpoint(step: &str) -> ApiResult<()> {
+    let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
+        return Ok(());
+    };
+    match spec.split_once(':') {
+        Some((s, "crash")) if s == step => {
+            tracing::error!("Failpoint {step}: exiting");
+            std::process::exit(137)
+        }
+        Some((s, "error")) if s == step => {
+            Err(ApiError::internal(format!("Injected failure at {step}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Puts back a join that a crash interrupted: the standalone database kept aside returns, and
+/// the cluster certificate goes. A finished join has no `global.pre-join` left.
+pub fn recover_interrupted(dir: &std::path::Path) -> std::io::Result<bool> {
+    let db = dir.join("database");
+    let discard = db.join("global.discard");
+    if discard.exists() {
+        std::fs::remove_dir_all(&discard)?;
+    }
+    let pre = db.join("global.pre-join");
+    if !pre.exists() {
+        return Ok(false);
+    }
+    let global = db.join("global");
+    if global.exists() {
+        std::fs::remove_dir_all(&global)?;
+    }
+    std::fs::rename(&pre, &global)?;
+    for f in ["cluster.crt", "cluster.key"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    Ok(true)
 }
 
 fn global_dir(d: &Daemon) -> PathBuf {

@@ -362,14 +362,23 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     } else {
         None
     };
-    let local = open_local(&dir)?;
+    let mut local = open_local(&dir)?;
+    if io(
+        "Recover an interrupted join",
+        join::recover_interrupted(&dir),
+    )? {
+        tracing::warn!("An interrupted join was rolled back: this server is standalone again");
+        // A joiner is always a standalone server, raft node 1.
+        rxd_db::local::update_config(&mut local, [(NODE_ID_KEY, None)])?;
+    }
     let local_config = rxd_db::local::config(&local)?;
     let node_id: u64 = local_config
         .get(NODE_ID_KEY)
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let served = cluster_cert.clone().unwrap_or_else(|| server_cert.clone());
-    let tls: TlsConfig = Arc::new(std::sync::RwLock::new(rxd_tls::server_config(&served)?));
+    let tls: TlsConfig = Arc::new(std::sync::RwLock::new(rxd_tls::server_config(
+        cluster_cert.as_ref().unwrap_or(&server_cert),
+    )?));
     let transport = Arc::new(peer::PeerTransport::new(
         server_cert.clone(),
         tls.clone(),
@@ -382,11 +391,29 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         rxd_raft::RaftSettings::default(),
     )
     .await?;
-    if !db.is_initialized().await {
+    let mut standalone = !db.is_initialized().await;
+    if standalone {
         // A single node still runs a one-voter raft group, so there is one write path.
         db.initialize(String::new()).await?;
+    } else {
+        let members = db.read_local(tables::members).await?;
+        standalone = members.iter().any(|m| m.id == node_id && m.name == "none");
     }
-    db.wait_for_leader(Duration::from_secs(30)).await?;
+    let cluster_cert = if standalone && cluster_cert.is_some() {
+        // A crash between writing the cluster certificate and joining left it behind.
+        for f in ["cluster.crt", "cluster.key"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        *tls.write().expect("lock is never poisoned") = rxd_tls::server_config(&server_cert)?;
+        None
+    } else {
+        cluster_cert
+    };
+    if standalone {
+        db.wait_for_leader(Duration::from_secs(30)).await?;
+    }
+    // A clustered member serves at once; requests needing a leader answer 503 until raft has
+    // one, so a member can start while the rest of the cluster is still down.
     let events = Events::new("none");
     let daemon = Arc::new(Daemon {
         dir: dir.clone(),

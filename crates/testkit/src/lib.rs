@@ -31,24 +31,54 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Member {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl Member {
     /// Starts `rxd` in a fresh directory and waits until it answers.
     pub fn start() -> Member {
+        Member::start_with_env(&[])
+    }
+
+    /// Starts `rxd` with extra environment variables (such as a failpoint).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Member {
         let dir = tempfile::Builder::new()
             .prefix("rxd-test-")
             .tempdir()
             .expect("temp dirs can be made");
-        let mut m = Member { dir, child: None };
+        let mut m = Member {
+            dir,
+            child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
         m.spawn();
         m
     }
 
+    /// Whether the daemon process has exited (it crashed or was stopped).
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => true,
+            Some(c) => c.try_wait().map(|s| s.is_some()).unwrap_or(true),
+        }
+    }
+
+    /// Forgets the extra environment for the next start.
+    pub fn clear_env(&mut self) {
+        self.env.clear();
+    }
+
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("daemon.stderr"))
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.stderr"))
             .expect("the log file can be made");
         let child = Command::new(bin("rxd"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--verbose")
@@ -144,7 +174,12 @@ impl Member {
     /// Starts the daemon again on the same directory after [`Member::kill`] or
     /// [`Member::stop`].
     pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "the daemon is still running");
+        if let Some(mut child) = self.child.take() {
+            assert!(
+                child.try_wait().ok().flatten().is_some(),
+                "the daemon is still running"
+            );
+        }
         self.spawn();
     }
 

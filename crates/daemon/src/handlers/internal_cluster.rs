@@ -201,16 +201,21 @@ pub async fn abort_post(
     if let Some(r) = on_leader(&d, "/internal/cluster/abort", &req).await? {
         return Ok(r);
     }
+    forget_member(&d, req.id).await?;
+    Ok(empty())
+}
+
+/// On the leader: removes a member that never finished joining from raft and the database.
+pub async fn forget_member(d: &Daemon, id: u64) -> ApiResult<()> {
     let db = d.db();
     let status = db.status();
-    if status.voters.contains_key(&req.id) || status.learners.contains_key(&req.id) {
-        db.remove_node(req.id).await?;
+    if status.voters.contains_key(&id) || status.learners.contains_key(&id) {
+        db.remove_node(id).await?;
     }
-    match db.propose(Command::RemoveMember { id: req.id }).await? {
-        Ok(_) | Err(rxd_db::ApplyError::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
+    match db.propose(Command::RemoveMember { id }).await? {
+        Ok(_) | Err(rxd_db::ApplyError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(empty())
 }
 
 /// `PUT /internal/heartbeat`: the leader's liveness view.

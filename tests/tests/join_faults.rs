@@ -1,0 +1,205 @@
+//! Issue 3: a join that fails at any step leaves both the cluster and the joiner as they were.
+
+use std::time::{Duration, Instant};
+
+use rxd_api::{ClusterMember, JoinToken};
+use rxd_testkit::Member;
+
+fn ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn bootstrap(m: &Member, address: &str) {
+    let seed = format!(
+        "config:\n  core.https_address: {address}\n  cluster.offline_threshold: 11\n\
+storage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n"
+    );
+    ok(&m.rxd_with_input(&["init", "--preseed"], &seed));
+}
+
+async fn token(leader: &Member, name: &str) -> String {
+    let op = leader.client().create_join_token(name).await.unwrap();
+    let meta = op.metadata.unwrap();
+    JoinToken {
+        server_name: meta["serverName"].as_str().unwrap().into(),
+        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
+        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
+        secret: meta["secret"].as_str().unwrap().into(),
+        expires_at: meta["expiresAt"].as_str().unwrap().into(),
+    }
+    .encode()
+}
+
+fn join_seed(address: &str, token: &str, source: &str) -> String {
+    format!(
+        "cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"{source}\"\n"
+    )
+}
+
+/// The parts of the cluster a failed join must not change: members and trust store.
+async fn cluster_state(m: &Member) -> (Vec<(String, String)>, Vec<String>) {
+    let c = m.client();
+    let members: Vec<ClusterMember> = c.cluster_members().await.unwrap();
+    let mut certs: Vec<String> = c
+        .certificates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.fingerprint)
+        .collect();
+    certs.sort();
+    (
+        members
+            .into_iter()
+            .map(|m| (m.server_name, m.url))
+            .collect(),
+        certs,
+    )
+}
+
+/// The joiner's own data, which a failed join must keep.
+async fn joiner_state(m: &Member) -> (bool, Vec<String>, Vec<String>) {
+    let c = m.client();
+    let (server, _) = c.server().await.unwrap();
+    let profiles = c
+        .profiles()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let pools = c
+        .storage_pools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    (
+        server.environment.unwrap().server_clustered,
+        profiles,
+        pools,
+    )
+}
+
+async fn until<F, Fut>(limit: Duration, what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn joiner_with_own_data(m: &Member) {
+    let c = m.client();
+    c.create_profile(&rxd_api::ProfilesPost {
+        name: "mine".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.create_storage_pool(
+        &rxd_api::StoragePoolsPost {
+            name: "own".into(),
+            driver: "dir".into(),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn invalid_source_is_refused_before_anything_changes() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.12.1:8443");
+    let before = cluster_state(&leader).await;
+    let joiner = Member::start();
+    joiner_with_own_data(&joiner).await;
+    let mine = joiner_state(&joiner).await;
+    let t = token(&leader, "node2").await;
+    let out = joiner.rxd_with_input(
+        &["init", "--preseed"],
+        &join_seed("127.0.12.2:8443", &t, "/nonexistent/rxd-source"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("doesn't exist"), "{err}");
+    assert_eq!(cluster_state(&leader).await, before);
+    assert_eq!(joiner_state(&joiner).await, mine);
+}
+
+#[tokio::test]
+async fn failure_after_accept_is_undone_on_both_sides() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.13.1:8443");
+    let before = cluster_state(&leader).await;
+    let joiner = Member::start_with_env(&[("RXD_FAILPOINT", "join-after-accept:error")]);
+    joiner_with_own_data(&joiner).await;
+    let mine = joiner_state(&joiner).await;
+    let t = token(&leader, "node2").await;
+    let out = joiner.rxd_with_input(
+        &["init", "--preseed"],
+        &join_seed("127.0.13.2:8443", &t, ""),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Injected failure"), "{err}");
+    assert_eq!(
+        cluster_state(&leader).await,
+        before,
+        "no member row, no trust entry"
+    );
+    assert_eq!(
+        joiner_state(&joiner).await,
+        mine,
+        "the joiner keeps its data"
+    );
+    assert!(!joiner.dir().join("cluster.crt").exists());
+}
+
+#[tokio::test]
+async fn joiner_crash_after_the_database_swap_is_rolled_back_on_both_sides() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.14.1:8443");
+    let before = cluster_state(&leader).await;
+    let mut joiner = Member::start_with_env(&[("RXD_FAILPOINT", "join-after-swap:crash")]);
+    joiner_with_own_data(&joiner).await;
+    let mine = joiner_state(&joiner).await;
+    let t = token(&leader, "node2").await;
+    eprintln!("The joiner dies in the middle of the join");
+    let out = joiner.rxd_with_input(
+        &["init", "--preseed"],
+        &join_seed("127.0.14.2:8443", &t, ""),
+    );
+    assert!(!out.status.success());
+    let start = Instant::now();
+    while !joiner.has_exited() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the joiner did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("Restarted, the joiner is the standalone server it was");
+    joiner.clear_env();
+    joiner.start_again();
+    assert_eq!(joiner_state(&joiner).await, mine);
+    assert!(!joiner.dir().join("cluster.crt").exists());
+    eprintln!("The leader forgets the unfinished member");
+    until(
+        Duration::from_secs(60),
+        "the pending member to be removed",
+        || async { cluster_state(&leader).await == before },
+    )
+    .await;
+}
