@@ -68,7 +68,10 @@ impl From<ApplyError> for ApiError {
             ApplyError::Exists { .. } | ApplyError::AddressTaken { .. } => StatusCode::CONFLICT,
             ApplyError::NoMatchingToken => StatusCode::FORBIDDEN,
             ApplyError::TokenExpired => StatusCode::FORBIDDEN,
-            ApplyError::InUse { .. } => StatusCode::BAD_REQUEST,
+            ApplyError::InUse { .. }
+            | ApplyError::NotPending { .. }
+            | ApplyError::DriverMismatch { .. }
+            | ApplyError::AlreadyDefined { .. } => StatusCode::BAD_REQUEST,
             ApplyError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -74,6 +74,16 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/cluster/joined", Method::POST, Access::Member),
     ("/internal/cluster/abort", Method::POST, Access::Member),
     ("/internal/heartbeat", Method::PUT, Access::Member),
+    (
+        "/internal/storage-pools/create",
+        Method::POST,
+        Access::Member,
+    ),
+    (
+        "/internal/storage-pools/delete",
+        Method::POST,
+        Access::Member,
+    ),
 ];
 
 /// The access rule of a matched route; routes missing from the table are members-only.
@@ -141,6 +151,8 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/cluster/joined", "POST") => on(f, internal_cluster::joined_post),
         ("/internal/cluster/abort", "POST") => on(f, internal_cluster::abort_post),
         ("/internal/heartbeat", "PUT") => on(f, internal_cluster::heartbeat_put),
+        ("/internal/storage-pools/create", "POST") => on(f, storage_pools::internal_pool_create),
+        ("/internal/storage-pools/delete", "POST") => on(f, storage_pools::internal_pool_delete),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }

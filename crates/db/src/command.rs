@@ -103,6 +103,32 @@ pub enum Command {
         /// Global and member state (`Created`, `Pending`).
         state: String,
     },
+    /// Defines a pool on one member ahead of the cluster-wide create (`?target=`): the pool is
+    /// made `Pending` if it does not exist yet.
+    DefinePoolMember {
+        /// Pool name.
+        name: String,
+        /// Driver.
+        driver: String,
+        /// The member.
+        member_id: u64,
+        /// Its member-specific keys.
+        config: Config,
+    },
+    /// Records the outcome of a cluster-wide create: cluster keys, global state, and each
+    /// member's keys and state.
+    FinishStoragePool {
+        /// Pool name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// Global state.
+        state: String,
+        /// Per member: keys and state.
+        members: std::collections::BTreeMap<u64, (Config, String)>,
+    },
     /// Replaces a pool's description and cluster-wide keys, and one member's keys.
     UpdateStoragePool {
         /// Pool name.
@@ -322,6 +348,65 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                  VALUES (?1, ?2, ?3, ?4)",
                 params![name, *member_id as i64, to_json(member_config), state],
             )?;
+        }
+        Command::DefinePoolMember {
+            name,
+            driver,
+            member_id,
+            config,
+        } => {
+            match tables::storage_pool(tx, name) {
+                Ok(pool) => {
+                    if pool.state != "Pending" {
+                        return Err(ApplyError::NotPending { name: name.clone() });
+                    }
+                    if pool.driver != *driver {
+                        return Err(ApplyError::DriverMismatch {
+                            name: name.clone(),
+                            driver: pool.driver,
+                        });
+                    }
+                    if let Some(m) = pool.members.iter().find(|m| m.member_id == *member_id) {
+                        return Err(ApplyError::AlreadyDefined {
+                            name: name.clone(),
+                            member: m.member_name.clone(),
+                        });
+                    }
+                }
+                Err(_) => {
+                    tx.execute(
+                        "INSERT INTO storage_pools (name, driver, state) VALUES (?1, ?2, 'Pending')",
+                        params![name, driver],
+                    )?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO storage_pool_members (pool, member_id, config, state)
+                 VALUES (?1, ?2, ?3, 'Pending')",
+                params![name, *member_id as i64, to_json(config)],
+            )?;
+        }
+        Command::FinishStoragePool {
+            name,
+            description,
+            config,
+            state,
+            members,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE storage_pools SET description = ?2, config = ?3, state = ?4 WHERE name = ?1",
+                    params![name, description, to_json(config), state],
+                )?,
+                Entity::StoragePool,
+                name,
+            )?;
+            for (id, (cfg, st)) in members {
+                tx.execute(
+                    "UPDATE storage_pool_members SET config = ?3, state = ?4 WHERE pool = ?1 AND member_id = ?2",
+                    params![name, *id as i64, to_json(cfg), st],
+                )?;
+            }
         }
         Command::UpdateStoragePool {
             name,

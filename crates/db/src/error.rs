@@ -70,6 +70,28 @@ pub enum ApplyError {
         /// Its name.
         name: String,
     },
+    /// A targeted pool create for a pool that is already created.
+    #[error("Storage pool is not in pending state")]
+    NotPending {
+        /// The pool.
+        name: String,
+    },
+    /// A targeted pool create naming another driver than the pending pool has.
+    #[error("Storage pool {name:?} is pending with driver {driver:?}")]
+    DriverMismatch {
+        /// The pool.
+        name: String,
+        /// Its driver.
+        driver: String,
+    },
+    /// A second targeted create for the same member.
+    #[error("The storage pool already defined on member {member:?}")]
+    AlreadyDefined {
+        /// The pool.
+        name: String,
+        /// The member.
+        member: String,
+    },
     /// SQLite failed while applying; the command's changes were rolled back.
     #[error("Database error: {message}")]
     Storage {

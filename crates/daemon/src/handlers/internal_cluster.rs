@@ -131,7 +131,7 @@ pub async fn accept_post(
             env!("CARGO_PKG_VERSION")
         )));
     }
-    for pool in &pools {
+    for pool in pools.iter().filter(|p| p.state == "Created") {
         if !req.storage_pools.contains_key(&pool.name) {
             return Err(ApiError::bad_request(format!(
                 "Missing storage pool {}",

@@ -138,7 +138,9 @@ fn validate_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// `POST /1.0/storage-pools`.
+/// `POST /1.0/storage-pools`: on a standalone server or a one-member cluster the pool is made
+/// at once; in a larger cluster it is first defined on each member with `?target=`, then
+/// created everywhere by a request without target.
 pub async fn storage_pools_post(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -149,17 +151,55 @@ pub async fn storage_pools_post(
     if post.driver.is_empty() {
         return Err(ApiError::bad_request("No driver provided"));
     }
-    if target(&q).is_some() {
-        return Err(ApiError::bad_request(
-            "Creating a storage pool on one member is not supported by this server yet",
-        ));
-    }
+    crate::storage::validate(&post.driver, &post.config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let members = d.db().read(tables::members).await?;
-    if members.len() > 1 {
-        return Err(ApiError::bad_request(
-            "Creating a storage pool across several members is not supported by this server yet",
-        ));
+    if let Some(t) = target(&q) {
+        return define_on_member(&d, &post, t, &members).await;
     }
+    let url = format!("/1.0/storage-pools/{}", post.name);
+    if members.len() > 1 {
+        create_everywhere(&d, &post, &members).await?;
+    } else {
+        create_here(&d, &post).await?;
+    }
+    d.events
+        .lifecycle("storage-pool-created", &url, None, Some(caller.requestor()));
+    Ok(created(&url))
+}
+
+async fn define_on_member(
+    d: &Daemon,
+    post: &StoragePoolsPost,
+    target: &str,
+    members: &[tables::Member],
+) -> ApiResult<Response> {
+    if !d.is_clustered().await? {
+        return Err(ApiError::bad_request("This server is not clustered"));
+    }
+    let member = members
+        .iter()
+        .find(|m| m.name == target)
+        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+    for key in post.config.keys() {
+        if !POOL_MEMBER_KEYS.contains(&key.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Config key {key:?} may not be used as member-specific key"
+            )));
+        }
+    }
+    d.db()
+        .propose(Command::DefinePoolMember {
+            name: post.name.clone(),
+            driver: post.driver.clone(),
+            member_id: member.id,
+            config: post.config.clone(),
+        })
+        .await??;
+    Ok(created(&format!("/1.0/storage-pools/{}", post.name)))
+}
+
+async fn create_here(d: &Daemon, post: &StoragePoolsPost) -> ApiResult<()> {
     let exists = {
         let name = post.name.clone();
         d.db()
@@ -177,8 +217,6 @@ pub async fn storage_pools_post(
         .clone()
         .into_iter()
         .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
-    crate::storage::validate(&post.driver, &post.config)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let member_config = crate::storage::create(&d.dir, &post.name, &post.driver, member_config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let result = d
@@ -203,10 +241,155 @@ pub async fn storage_pools_post(
         crate::storage::delete(&d.dir, &post.name, &member_config);
         return Err(e);
     }
-    let url = format!("/1.0/storage-pools/{}", post.name);
-    d.events
-        .lifecycle("storage-pool-created", &url, None, Some(caller.requestor()));
-    Ok(created(&url))
+    Ok(())
+}
+
+/// A member's side of a pool, made or removed on that member.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LocalPool {
+    /// Pool name.
+    pub name: String,
+    /// Driver.
+    pub driver: String,
+    /// The member's keys.
+    pub config: Config,
+}
+
+async fn on_member(
+    d: &Daemon,
+    member: &tables::Member,
+    action: &str,
+    pool: &LocalPool,
+) -> ApiResult<Config> {
+    if member.id == d.node_id() {
+        return if action == "create" {
+            crate::storage::create(&d.dir, &pool.name, &pool.driver, pool.config.clone())
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        } else {
+            crate::storage::delete(&d.dir, &pool.name, &pool.config);
+            Ok(pool.config.clone())
+        };
+    }
+    let c = crate::peer::member_client(d, &member.address)?;
+    let raw = c
+        .request(
+            "POST",
+            &format!("/internal/storage-pools/{action}"),
+            Some(serde_json::to_value(pool).expect("pools serialise")),
+            None,
+        )
+        .await
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "Failed to notify peer {}: {}",
+                member.address,
+                crate::handlers::internal_cluster::api_message(&e)
+            ))
+        })?;
+    raw.metadata()
+        .map_err(|e| ApiError::internal(format!("Bad answer from {}: {e}", member.address)))
+}
+
+async fn create_everywhere(
+    d: &Daemon,
+    post: &StoragePoolsPost,
+    members: &[tables::Member],
+) -> ApiResult<()> {
+    let name = post.name.clone();
+    let pool = d
+        .db()
+        .read(move |c| Ok(tables::storage_pool(c, &name).ok()))
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request("Pool not pending on any node (use --target <node> first)")
+        })?;
+    if pool.state == "Created" {
+        return Err(ApiError::conflict(format!(
+            "Storage pool {:?} already exists",
+            post.name
+        )));
+    }
+    if pool.driver != post.driver {
+        return Err(ApiError::bad_request(format!(
+            "Storage pool {:?} is pending with driver {:?}",
+            post.name, pool.driver
+        )));
+    }
+    let missing: Vec<&str> = members
+        .iter()
+        .filter(|m| !pool.members.iter().any(|pm| pm.member_id == m.id))
+        .map(|m| m.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Pool not defined on nodes: {}",
+            missing.join(", ")
+        )));
+    }
+    if let Some(key) = post
+        .config
+        .keys()
+        .find(|k| POOL_MEMBER_KEYS.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Config key {key:?} is cluster member specific"
+        )));
+    }
+    let mut made: Vec<(&tables::Member, LocalPool)> = Vec::new();
+    let mut finished = std::collections::BTreeMap::new();
+    let mut failure = None;
+    for pm in &pool.members {
+        let member = members
+            .iter()
+            .find(|m| m.id == pm.member_id)
+            .expect("every entry belongs to a member");
+        let local = LocalPool {
+            name: post.name.clone(),
+            driver: post.driver.clone(),
+            config: pm.config.clone(),
+        };
+        match on_member(d, member, "create", &local).await {
+            Ok(cfg) => {
+                finished.insert(member.id, (cfg.clone(), "Created".to_string()));
+                made.push((
+                    member,
+                    LocalPool {
+                        config: cfg,
+                        ..local
+                    },
+                ));
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    if failure.is_none() {
+        let result = d
+            .db()
+            .propose(Command::FinishStoragePool {
+                name: post.name.clone(),
+                description: post.description.clone(),
+                config: post.config.clone(),
+                state: "Created".into(),
+                members: finished,
+            })
+            .await;
+        failure = match result {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.into()),
+            Err(e) => Some(e.into()),
+        };
+    }
+    if let Some(e) = failure {
+        // Members that made their side remove it again; the pool stays pending for a retry.
+        for (member, local) in made {
+            let _ = on_member(d, member, "delete", &local).await;
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn update(
@@ -303,9 +486,24 @@ pub async fn storage_pool_delete(
     d.db()
         .propose(Command::DeleteStoragePool { name: name.clone() })
         .await??;
-    let id = d.node_id();
-    if let Some(m) = pool.members.iter().find(|m| m.member_id == id) {
-        crate::storage::delete(&d.dir, &name, &m.config);
+    // Each member removes its own side; one that cannot be reached keeps an orphaned
+    // directory, which the log names.
+    let members = d.db().read_local(tables::members).await?;
+    for pm in &pool.members {
+        let local = LocalPool {
+            name: name.clone(),
+            driver: pool.driver.clone(),
+            config: pm.config.clone(),
+        };
+        if let Some(member) = members.iter().find(|m| m.id == pm.member_id) {
+            if let Err(e) = on_member(&d, member, "delete", &local).await {
+                tracing::warn!(
+                    "Failed to remove pool {name} on {}: {}",
+                    member.name,
+                    e.message
+                );
+            }
+        }
     }
     d.events.lifecycle(
         "storage-pool-deleted",
@@ -314,4 +512,23 @@ pub async fn storage_pool_delete(
         Some(caller.requestor()),
     );
     Ok(empty())
+}
+
+/// `POST /internal/storage-pools/create`: makes this member's side of a pool.
+pub async fn internal_pool_create(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(pool): JsonBody<LocalPool>,
+) -> ApiResult<Response> {
+    let cfg = crate::storage::create(&d.dir, &pool.name, &pool.driver, pool.config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(sync(cfg))
+}
+
+/// `POST /internal/storage-pools/delete`: removes this member's side of a pool.
+pub async fn internal_pool_delete(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(pool): JsonBody<LocalPool>,
+) -> ApiResult<Response> {
+    crate::storage::delete(&d.dir, &pool.name, &pool.config);
+    Ok(sync(pool.config))
 }

@@ -1,0 +1,175 @@
+//! Storage pools across a cluster: defined per member with `?target=`, then created everywhere,
+//! with LXD's errors and nothing left half-created.
+
+use rxd_api::{JoinToken, StoragePoolsPost};
+use rxd_testkit::Member;
+
+fn ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn token(leader: &Member, name: &str) -> String {
+    let op = leader.client().create_join_token(name).await.unwrap();
+    let meta = op.metadata.unwrap();
+    JoinToken {
+        server_name: meta["serverName"].as_str().unwrap().into(),
+        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
+        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
+        secret: meta["secret"].as_str().unwrap().into(),
+        expires_at: meta["expiresAt"].as_str().unwrap().into(),
+    }
+    .encode()
+}
+
+async fn form3(net: &str) -> Vec<Member> {
+    let members: Vec<Member> = (0..3).map(|_| Member::start()).collect();
+    let seed = format!(
+        "config:\n  core.https_address: {net}.1:8443\nstorage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n"
+    );
+    ok(&members[0].rxd_with_input(&["init", "--preseed"], &seed));
+    for i in 1..3 {
+        let t = token(&members[0], &format!("node{}", i + 1)).await;
+        let join = format!(
+            "cluster:\n  enabled: true\n  server_address: {net}.{}:8443\n  cluster_token: {t}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
+            i + 1
+        );
+        ok(&members[i].rxd_with_input(&["init", "--preseed"], &join));
+    }
+    members
+}
+
+fn pool(name: &str, config: &[(&str, &str)]) -> StoragePoolsPost {
+    StoragePoolsPost {
+        name: name.into(),
+        driver: "dir".into(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn pending_then_created_on_every_member() {
+    let m = form3("127.0.15").await;
+    let c = m[1].client();
+    eprintln!("A cluster-wide create needs the per-member definitions first");
+    let err = c
+        .create_storage_pool(&pool("p2", &[]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Pool not pending on any node"),
+        "{err}"
+    );
+    c.create_storage_pool(&pool("p2", &[]), Some("node1"))
+        .await
+        .unwrap();
+    c.create_storage_pool(&pool("p2", &[]), Some("node2"))
+        .await
+        .unwrap();
+    let err = c
+        .create_storage_pool(&pool("p2", &[]), Some("node2"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("already defined on member \"node2\""),
+        "{err}"
+    );
+    let err = c
+        .create_storage_pool(&pool("p2", &[("rsync.bwlimit", "1")]), Some("node3"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("may not be used as member-specific key"),
+        "{err}"
+    );
+    let err = c
+        .create_storage_pool(&pool("p2", &[]), Some("nosuch"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    let (p, _) = c.storage_pool("p2", None).await.unwrap();
+    assert_eq!(p.status, "Pending");
+    assert_eq!(p.locations, ["node1", "node2"]);
+    let err = c
+        .create_storage_pool(&pool("p2", &[]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Pool not defined on nodes: node3"),
+        "{err}"
+    );
+    c.create_storage_pool(&pool("p2", &[]), Some("node3"))
+        .await
+        .unwrap();
+    let err = c
+        .create_storage_pool(&pool("p2", &[("source", "/tmp")]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is cluster member specific"),
+        "{err}"
+    );
+
+    eprintln!("The final create makes the pool on every member");
+    c.create_storage_pool(&pool("p2", &[]), None).await.unwrap();
+    for member in &m {
+        let (p, _) = member.client().storage_pool("p2", None).await.unwrap();
+        assert_eq!(p.status, "Created");
+        assert!(
+            !p.config.contains_key("source"),
+            "member keys are hidden globally"
+        );
+        assert!(member.dir().join("storage-pools/p2").is_dir());
+    }
+    let (p, _) = c.storage_pool("p2", Some("node3")).await.unwrap();
+    assert_eq!(
+        p.config["source"],
+        m[2].dir().join("storage-pools/p2").display().to_string()
+    );
+    let err = c
+        .create_storage_pool(&pool("p2", &[]), Some("node1"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not in pending state"), "{err}");
+
+    eprintln!("Deleting removes it everywhere");
+    c.delete_storage_pool("p2").await.unwrap();
+    for member in &m {
+        assert!(!member.dir().join("storage-pools/p2").exists());
+        assert!(member.client().storage_pool("p2", None).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn a_failing_member_leaves_nothing_behind() {
+    let m = form3("127.0.16").await;
+    let c = m[0].client();
+    c.create_storage_pool(&pool("p3", &[]), Some("node1"))
+        .await
+        .unwrap();
+    c.create_storage_pool(&pool("p3", &[("source", "/nonexistent/p3")]), Some("node2"))
+        .await
+        .unwrap();
+    c.create_storage_pool(&pool("p3", &[]), Some("node3"))
+        .await
+        .unwrap();
+    let err = c
+        .create_storage_pool(&pool("p3", &[]), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("doesn't exist"), "{err}");
+    for member in &m {
+        assert!(!member.dir().join("storage-pools/p3").exists());
+    }
+    let (p, _) = c.storage_pool("p3", None).await.unwrap();
+    assert_eq!(p.status, "Pending", "the pool can be fixed and retried");
+}
