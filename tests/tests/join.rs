@@ -327,3 +327,14 @@ async fn password_join_and_missing_member_config() {
     assert_eq!(list.len(), 2);
     assert_eq!(list[1].server_name, "node2");
 }
+
+#[tokio::test]
+async fn server_target_shows_that_members_view() {
+    let members = form(2, "127.0.17").await;
+    let (server, _) = members[0].client().server_on("node2").await.unwrap();
+    let env = server.environment.unwrap();
+    assert_eq!(env.server_name, "node2");
+    assert_eq!(env.addresses, ["127.0.17.2:8443"]);
+    let err = members[0].client().server_on("nosuch").await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+}

@@ -89,7 +89,11 @@ impl From<DbError> for ApiError {
 
 impl From<rxd_raft::RaftError> for ApiError {
     fn from(e: rxd_raft::RaftError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        match e {
+            // A read that ran and found nothing is the caller's "not found", not an outage.
+            rxd_raft::RaftError::Read(db) => db.into(),
+            other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+        }
     }
 }
 

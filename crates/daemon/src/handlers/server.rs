@@ -125,11 +125,22 @@ pub async fn server_get(
 ) -> ApiResult<Response> {
     if let Some(t) = target(&q).map(str::to_string) {
         let own = d.own_member().await?;
-        if t != own.name {
-            d.db().read(move |c| tables::member(c, &t)).await?;
-            return Err(ApiError::bad_request(
-                "Forwarding requests to other members is not supported yet",
-            ));
+        if t != own.name && caller.is_trusted() {
+            // That member's own view, fetched from it as LXD forwards `?target=`.
+            let m = d.db().read(move |c| tables::member(c, &t)).await?;
+            let c = crate::peer::member_client(&d, &m.address)?;
+            let raw = c.request("GET", "/1.0", None, None).await.map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!(
+                        "Failed to reach cluster member {:?}: {}",
+                        m.name,
+                        crate::handlers::internal_cluster::api_message(&e)
+                    ),
+                )
+            })?;
+            let etag = raw.etag.clone().unwrap_or_default();
+            return Ok(sync_etag(raw.envelope.metadata, &etag));
         }
     }
     let untrusted = Server {
