@@ -108,9 +108,9 @@ pub fn status_of(d: &Daemon, m: &Member, threshold: Duration) -> (String, String
     if m.id == d.node_id() {
         return ("Online".into(), "Fully operational".into());
     }
-    let last = d.liveness.last(m.id);
-    let since = (Utc::now() - last).to_std().unwrap_or_default();
-    if rxd_cluster::is_offline(since, threshold) {
+    if !answers_heartbeats(d, m.id, threshold) {
+        let last = d.liveness.last(m.id);
+        let since = (Utc::now() - last).to_std().unwrap_or_default();
         (
             "Offline".into(),
             format!(
@@ -153,10 +153,18 @@ fn candidates(d: &Daemon, members: &[Member], threshold: Duration) -> Vec<Candid
         .iter()
         .map(|m| Candidate {
             id: m.id,
-            online: is_online(d, m, threshold),
-            eligible: m.state == MemberState::Created,
+            // Evacuation moves workloads, not the database: an evacuated member still votes.
+            online: m.id == d.node_id() || answers_heartbeats(d, m.id, threshold),
+            eligible: m.state != MemberState::Pending,
         })
         .collect()
+}
+
+fn answers_heartbeats(d: &Daemon, id: u64, threshold: Duration) -> bool {
+    let since = (Utc::now() - d.liveness.last(id))
+        .to_std()
+        .unwrap_or_default();
+    !rxd_cluster::is_offline(since, threshold)
 }
 
 /// On the leader: moves the voter set toward the plan.

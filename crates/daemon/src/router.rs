@@ -47,6 +47,18 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0/cluster/members", Method::GET, Access::Trusted),
     ("/1.0/cluster/members", Method::POST, Access::Trusted),
     ("/1.0/cluster/members/{name}", Method::GET, Access::Trusted),
+    ("/1.0/cluster/members/{name}", Method::PUT, Access::Trusted),
+    (
+        "/1.0/cluster/members/{name}",
+        Method::PATCH,
+        Access::Trusted,
+    ),
+    ("/1.0/cluster/members/{name}", Method::POST, Access::Trusted),
+    (
+        "/1.0/cluster/members/{name}/state",
+        Method::POST,
+        Access::Trusted,
+    ),
     ("/1.0/events", Method::GET, Access::Trusted),
     ("/1.0/operations", Method::GET, Access::Trusted),
     ("/1.0/operations/{id}", Method::GET, Access::Trusted),
@@ -124,6 +136,12 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/cluster/members", "GET") => on(f, cluster_members::cluster_members_get),
         ("/1.0/cluster/members", "POST") => on(f, cluster_members::cluster_members_post),
         ("/1.0/cluster/members/{name}", "GET") => on(f, cluster_members::cluster_member_get),
+        ("/1.0/cluster/members/{name}", "PUT") => on(f, cluster_members::cluster_member_put),
+        ("/1.0/cluster/members/{name}", "PATCH") => on(f, cluster_members::cluster_member_patch),
+        ("/1.0/cluster/members/{name}", "POST") => on(f, cluster_members::cluster_member_post),
+        ("/1.0/cluster/members/{name}/state", "POST") => {
+            on(f, cluster_members::cluster_member_state_post)
+        }
         ("/1.0/events", "GET") => on(f, events::events_get),
         ("/1.0/operations", "GET") => on(f, operations::operations_get),
         ("/1.0/operations/{id}", "GET") => on(f, operations::operation_get),

@@ -59,6 +59,28 @@ pub enum Command {
         /// New state.
         state: MemberState,
     },
+    /// Replaces a member's writable fields.
+    UpdateMember {
+        /// Member id.
+        id: u64,
+        /// Free text.
+        description: String,
+        /// Failure domain.
+        failure_domain: String,
+        /// `scheduler.instance` and `user.*`.
+        config: Config,
+        /// Stored roles.
+        roles: Vec<String>,
+        /// Cluster groups.
+        groups: Vec<String>,
+    },
+    /// Renames a member, and its `server` certificate with it.
+    RenameMember {
+        /// Member id.
+        id: u64,
+        /// New name.
+        new_name: String,
+    },
     /// Removes a member, its pool entries and its `server` certificate.
     RemoveMember {
         /// Member id.
@@ -264,6 +286,57 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                 )?,
                 Entity::Member,
                 &id.to_string(),
+            )?;
+        }
+        Command::UpdateMember {
+            id,
+            description,
+            failure_domain,
+            config,
+            roles,
+            groups,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE members SET description = ?2, failure_domain = ?3, config = ?4,
+                     roles = ?5, groups = ?6 WHERE id = ?1",
+                    params![
+                        *id as i64,
+                        description,
+                        failure_domain,
+                        to_json(config),
+                        to_json(roles),
+                        to_json(groups)
+                    ],
+                )?,
+                Entity::Member,
+                &id.to_string(),
+            )?;
+        }
+        Command::RenameMember { id, new_name } => {
+            if exists(tx, "SELECT 1 FROM members WHERE name = ?1", new_name)? {
+                return Err(ApplyError::Exists {
+                    entity: Entity::Member,
+                    name: new_name.clone(),
+                });
+            }
+            let old: String = tx
+                .query_row(
+                    "SELECT name FROM members WHERE id = ?1",
+                    [*id as i64],
+                    |r| r.get(0),
+                )
+                .map_err(|_| ApplyError::NotFound {
+                    entity: Entity::Member,
+                    name: id.to_string(),
+                })?;
+            tx.execute(
+                "UPDATE members SET name = ?2 WHERE id = ?1",
+                params![*id as i64, new_name],
+            )?;
+            tx.execute(
+                "UPDATE certificates SET name = ?2 WHERE type = 'server' AND name = ?1",
+                params![old, new_name],
             )?;
         }
         Command::RemoveMember { id } => {

@@ -215,3 +215,240 @@ pub async fn cluster_members_post(
     );
     Ok(operation(&op))
 }
+
+const SETTABLE_ROLES: &[&str] = &["event-hub", "ovn-chassis"];
+const COMPUTED_ROLES: &[&str] = &["database", "database-leader", "database-standby"];
+
+async fn update(
+    d: &Daemon,
+    caller: &Caller,
+    name: &str,
+    headers: &axum::http::HeaderMap,
+    put: ClusterMemberPut,
+    merge: bool,
+) -> ApiResult<Response> {
+    let current = members_api(d)
+        .await?
+        .into_iter()
+        .find(|m| m.server_name == name)
+        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+    crate::response::check_etag(headers, &rxd_api::etag(&current.put))?;
+    let is_db = current.put.roles.iter().any(|r| r == "database");
+    let asks_db = put.roles.iter().any(|r| r == "database");
+    if is_db && !asks_db {
+        return Err(ApiError::bad_request(
+            "The \"database\" role cannot be dropped at this time",
+        ));
+    }
+    if !is_db && asks_db {
+        return Err(ApiError::bad_request(
+            "The \"database\" role cannot be added at this time",
+        ));
+    }
+    let mut roles = Vec::new();
+    for r in &put.roles {
+        if COMPUTED_ROLES.contains(&r.as_str()) {
+            continue;
+        }
+        if !SETTABLE_ROLES.contains(&r.as_str()) {
+            return Err(ApiError::bad_request(format!("Invalid cluster role {r:?}")));
+        }
+        if !roles.contains(r) {
+            roles.push(r.clone());
+        }
+    }
+    for key in put.config.keys() {
+        if key != "scheduler.instance" && !key.starts_with("user.") {
+            return Err(ApiError::bad_request(format!(
+                "Invalid cluster configuration key {key:?}"
+            )));
+        }
+    }
+    if let Some(v) = put.config.get("scheduler.instance") {
+        if !["all", "group", "manual"].contains(&v.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid value for scheduler.instance: {v:?} (all, group or manual)"
+            )));
+        }
+    }
+    let mut config = if merge {
+        current.put.config.clone()
+    } else {
+        Default::default()
+    };
+    config.extend(put.config);
+    let groups = if merge && put.groups.is_empty() {
+        current.put.groups.clone()
+    } else {
+        put.groups
+    };
+    if groups.is_empty() {
+        return Err(ApiError::bad_request(
+            "Cluster members need to belong to at least one group",
+        ));
+    }
+    let failure_domain = if put.failure_domain.is_empty() {
+        if merge {
+            current.put.failure_domain.clone()
+        } else {
+            return Err(ApiError::bad_request(
+                "Update failure domain: Failure domain name can't be empty",
+            ));
+        }
+    } else {
+        put.failure_domain
+    };
+    let description = if merge && put.description.is_empty() {
+        current.put.description.clone()
+    } else {
+        put.description
+    };
+    let id = {
+        let name = name.to_string();
+        d.db().read(move |c| tables::member(c, &name)).await?.id
+    };
+    d.db()
+        .propose(Command::UpdateMember {
+            id,
+            description,
+            failure_domain,
+            config,
+            roles,
+            groups,
+        })
+        .await??;
+    d.events.lifecycle(
+        "cluster-member-updated",
+        &format!("/1.0/cluster/members/{name}"),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(crate::response::empty())
+}
+
+/// `PUT /1.0/cluster/members/{name}`.
+pub async fn cluster_member_put(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    JsonBody(put): JsonBody<ClusterMemberPut>,
+) -> ApiResult<Response> {
+    update(&d, &caller, &name, &headers, put, false).await
+}
+
+/// `PATCH /1.0/cluster/members/{name}`.
+pub async fn cluster_member_patch(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    JsonBody(put): JsonBody<ClusterMemberPut>,
+) -> ApiResult<Response> {
+    update(&d, &caller, &name, &headers, put, true).await
+}
+
+/// `POST /1.0/cluster/members/{name}`: rename.
+pub async fn cluster_member_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(post): JsonBody<ClusterMembersPost>,
+) -> ApiResult<Response> {
+    // LXD accepts any new name, even ""; rxd holds renames to the rules for new members.
+    crate::handlers::cluster::validate_member_name(&post.server_name)?;
+    let id = {
+        let name = name.clone();
+        d.db().read(move |c| tables::member(c, &name)).await?.id
+    };
+    d.db()
+        .propose(Command::RenameMember {
+            id,
+            new_name: post.server_name.clone(),
+        })
+        .await?
+        .map_err(|e| match e {
+            rxd_db::ApplyError::Exists { name, .. } => ApiError::conflict(format!(
+                "A cluster member already exists with name {name:?}"
+            )),
+            other => other.into(),
+        })?;
+    if id == d.node_id() {
+        d.events.set_location(&post.server_name);
+    }
+    d.events.lifecycle(
+        "cluster-member-renamed",
+        &format!("/1.0/cluster/members/{}", post.server_name),
+        Some(serde_json::json!({"old_name": name})),
+        Some(caller.requestor()),
+    );
+    Ok(crate::response::empty())
+}
+
+/// `POST /1.0/cluster/members/{name}/state` body.
+#[derive(Debug, serde::Deserialize)]
+pub struct ClusterMemberStatePost {
+    /// `evacuate` or `restore`.
+    pub action: String,
+    /// Evacuation mode (no instances run here yet, so every mode does the same).
+    #[serde(default)]
+    pub mode: String,
+}
+
+/// `POST /1.0/cluster/members/{name}/state`: evacuate or restore.
+pub async fn cluster_member_state_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(post): JsonBody<ClusterMemberStatePost>,
+) -> ApiResult<Response> {
+    let m = {
+        let name = name.clone();
+        d.db().read(move |c| tables::member(c, &name)).await?
+    };
+    let (target, description, action) = match post.action.as_str() {
+        "evacuate" => (
+            rxd_db::tables::MemberState::Evacuated,
+            "Evacuating cluster member",
+            "cluster-member-evacuated",
+        ),
+        "restore" => (
+            rxd_db::tables::MemberState::Created,
+            "Restoring cluster member",
+            "cluster-member-restored",
+        ),
+        other => return Err(ApiError::bad_request(format!("Unknown action {other:?}"))),
+    };
+    let _ = post.mode;
+    match (m.state, target) {
+        (rxd_db::tables::MemberState::Pending, _) => {
+            return Err(ApiError::bad_request(
+                "Cannot evacuate or restore a pending cluster member",
+            ))
+        }
+        (rxd_db::tables::MemberState::Evacuated, rxd_db::tables::MemberState::Evacuated) => {
+            return Err(ApiError::bad_request("Cluster member is already evacuated"))
+        }
+        (rxd_db::tables::MemberState::Created, rxd_db::tables::MemberState::Created) => {
+            return Err(ApiError::bad_request("Cluster member is already restored"))
+        }
+        _ => {}
+    }
+    let work = d.clone();
+    let source = format!("/1.0/cluster/members/{name}");
+    let requestor = caller.requestor();
+    let op = d.ops.start(description, None, &m.name, async move {
+        work.db()
+            .propose(Command::SetMemberState {
+                id: m.id,
+                state: target,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        work.events
+            .lifecycle(action, &source, None, Some(requestor));
+        Ok(None)
+    });
+    Ok(operation(&op))
+}

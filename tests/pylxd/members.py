@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""pylxd against rxd over HTTPS, driven by tests/tests/lxd_compat_join.rs.
+
+Two commands, each printing one JSON object on stdout:
+
+    members.py cert CRT KEY
+        Writes a client certificate and key (ECDSA P-384, self-signed, like the
+        ones `lxc` makes) and prints {"fingerprint": ...}.
+
+    members.py members ENDPOINT CRT KEY NAME
+        Connects with pylxd.Client(endpoint, cert=(CRT, KEY), verify=False),
+        lists the cluster members, reads member NAME and prints what it saw.
+
+A pylxd or HTTP failure exits 1 with the failing request on stderr, so the Rust
+test can report which request rxd did not serve.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import sys
+import warnings
+
+
+def make_cert(crt_path, key_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "linuxcontainers.org"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "pylxd-test"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA384())
+    )
+    with open(key_path, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+    with open(crt_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return {"fingerprint": hashlib.sha256(der).hexdigest()}
+
+
+def members(endpoint, crt, key, name):
+    import pylxd
+    from pylxd.exceptions import LXDAPIException
+
+    # verify=False is the point of the test (the cluster certificate is
+    # self-signed); urllib3 would warn on every request.
+    warnings.filterwarnings("ignore")
+    # requests lets these variables override a session's verify=False
+    # (psf/requests#3829), which would verify the self-signed certificate anyway.
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        os.environ.pop(var, None)
+    client = pylxd.Client(endpoint=endpoint, cert=(crt, key), verify=False, timeout=30)
+    out = {"trusted": client.trusted, "auth": client.host_info.get("auth")}
+    if not client.trusted:
+        # An untrusted GET /1.0 has no "environment"; say so rather than fail on
+        # the first protected request.
+        out["environment"] = "environment" in client.host_info
+        return out
+    out["clustered"] = client.server_clustered
+    out["server_name"] = client.host_info["environment"].get("server_name")
+    try:
+        cluster = client.cluster.get()
+        out["cluster"] = {
+            "server_name": cluster.server_name,
+            "enabled": cluster.enabled,
+        }
+        out["names"] = sorted(m.server_name for m in client.cluster.members.all())
+        member = client.cluster.members.get(name)
+    except LXDAPIException as e:
+        req = e.response.request
+        sys.stderr.write(
+            f"pylxd request failed: {req.method} {req.url} -> "
+            f"{e.response.status_code} {e.response.text}\n"
+        )
+        sys.exit(1)
+    out["member"] = {
+        "server_name": member.server_name,
+        "status": member.status,
+        "url": member.url,
+        "roles": member.roles,
+        "database": member.database,
+        "message": member.message,
+        "architecture": member.architecture,
+    }
+    try:
+        client.cluster.members.get("no-such-member")
+        out["missing"] = "found"
+    except pylxd.exceptions.NotFound:
+        out["missing"] = "NotFound"
+    except LXDAPIException as e:
+        out["missing"] = f"{e.response.status_code} {e}"
+    return out
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "cert":
+        result = make_cert(argv[2], argv[3])
+    elif len(argv) == 6 and argv[1] == "members":
+        result = members(argv[2], argv[3], argv[4], argv[5])
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
