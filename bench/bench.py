@@ -152,6 +152,8 @@ class Target:
         try:
             r = subprocess.run(argv, input=stdin, env=self.env(dir_), capture_output=True,
                                timeout=timeout, text=True)
+        except OSError as e:
+            raise Failed(f"{self.name}: cannot run `{' '.join(args)}`: {e}")
         except subprocess.TimeoutExpired:
             raise Failed(f"{self.name}: `{' '.join(args)}` still running after {timeout}s")
         if r.returncode != 0:
@@ -164,9 +166,12 @@ class Target:
         os.makedirs(dir_, exist_ok=True)
         stderr_path = os.path.join(dir_, "daemon.stderr")
         with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(self.daemon_argv(dir_), env=self.env(dir_), cwd=dir_,
-                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                    start_new_session=True)
+            try:
+                proc = subprocess.Popen(self.daemon_argv(dir_), env=self.env(dir_), cwd=dir_,
+                                        stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                        start_new_session=True)
+            except OSError as e:
+                raise Failed(f"{self.name}: cannot start the daemon: {e}")
         self.bench.record_pid(proc.pid)
         return Daemon(self, dir_, proc, stderr_path)
 
@@ -176,8 +181,9 @@ class Target:
         deadline = now() + timeout
         for _ in range(int(timeout / 0.01) + 1):
             if not d.alive():
-                raise Failed(f"{self.name}: daemon exited with {d.proc.returncode}: "
-                             f"{last_line(d.stderr_path)}")
+                why = last_line(d.stderr_path)
+                raise Failed(f"{self.name}: daemon exited with {d.proc.returncode}"
+                             + (f": {why}" if why else ""))
             try:
                 status, _ = unix_get(d.socket, "/internal/ready", timeout=1.0)
                 if status == 200:
@@ -187,7 +193,8 @@ class Target:
             if now() >= deadline:
                 break
             time.sleep(0.01)
-        raise Failed(f"{self.name}: not ready after {timeout}s: {last_line(d.stderr_path)}")
+        why = last_line(d.stderr_path)
+        raise Failed(f"{self.name}: not ready after {timeout}s" + (f": {why}" if why else ""))
 
     def stop(self, d):
         """Stop a daemon by its PID: the tool's own shutdown, then SIGTERM, then SIGKILL."""
@@ -246,8 +253,8 @@ class Rxd(Target):
 
     def __init__(self, bench, binary):
         super().__init__(bench)
-        self.binary = binary
-        if not os.access(binary, os.X_OK):
+        self.binary = os.path.abspath(binary)
+        if not os.access(self.binary, os.X_OK):
             raise SystemExit(f"rxd binary {binary} missing; bench/run builds it")
 
     def daemon_argv(self, dir_):
@@ -263,7 +270,7 @@ class Lxd(Target):
 
     def __init__(self, bench, binary):
         super().__init__(bench)
-        self.binary = binary
+        self.binary = os.path.abspath(binary) if binary else ""
         if not binary:
             self.unavailable = "no lxd binary (apt-get install -y lxd lxd-client)"
 
@@ -409,11 +416,16 @@ def main():
     if not 1 <= a.runs <= 100:
         raise SystemExit("--runs must be between 1 and 100")
 
+    # SIGTERM (from bench/run's trap) unwinds like an exception, so every `finally` stops its
+    # daemon by PID. (SIGINT is ignored: bench/run runs this in the background.)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
     bench = Bench(a.work)
     rxd, lxd = Rxd(bench, a.rxd), Lxd(bench, a.lxd)
     targets = [rxd, lxd]
     results = {t.name: {} for t in targets}  # target -> metric -> [values]
     end = now() + a.max_seconds
+    load_before = os.getloadavg()[0]
     cut_short = None
 
     def one(t, scenario, record):
@@ -450,6 +462,9 @@ def main():
     except TimeoutError:
         cut_short = f"stopped after --max-seconds {a.max_seconds:.0f}"
         log(cut_short)
+    except Failed as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
 
     # ---- the table
     rows = [(m, u) for s in names for (m, u) in SCENARIOS[s][1]]
@@ -458,7 +473,7 @@ def main():
     for metric, unit in rows:
         r_med, r_txt = summarize(results["rxd"].get(metric, []), unit)
         if lxd.unavailable:
-            l_med, l_txt = None, "unavailable"
+            l_med, l_txt = None, f"unavailable: {lxd.unavailable[:70]}"
         else:
             l_med, l_txt = summarize(results["lxd"].get(metric, []), unit)
         ratio = f"{r_med / l_med:.2f}" if r_med is not None and l_med else "-"
@@ -471,10 +486,11 @@ def main():
     n = {t.name: len(results[t.name].get(rows[0][0], [])) for t in targets} if rows else {}
     print()
     print(f"runs: rxd {n.get('rxd', 0)}, lxd {n.get('lxd', 0)} (after {a.warmup} warm-up); "
-          f"{os.cpu_count()} CPUs; rxd on {rxd.address}, lxd on {lxd.address}")
-    if lxd.unavailable:
+          f"{os.cpu_count()} CPUs, 1-min load {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after; rxd on {rxd.address}, lxd on {lxd.address}")
+    if lxd.unavailable and len(lxd.unavailable) > 70:
         print(f"lxd unavailable: {lxd.unavailable}")
-    else:
+    elif not lxd.unavailable:
         v = subprocess.run([lxd.binary, "--version"], capture_output=True, text=True, timeout=10)
         print(f"lxd {v.stdout.strip()} ({lxd.binary})")
     if cut_short:

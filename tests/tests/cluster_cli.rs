@@ -92,3 +92,79 @@ async fn member_commands_work_through_lxc() {
     );
     drop(b);
 }
+
+async fn join(leader: &Member, joiner: &Member, name: &str, address: &str) {
+    let op = leader.client().create_join_token(name).await.unwrap();
+    let meta = op.metadata.unwrap();
+    let token = JoinToken {
+        server_name: name.into(),
+        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
+        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
+        secret: meta["secret"].as_str().unwrap().into(),
+        expires_at: meta["expiresAt"].as_str().unwrap().into(),
+    }
+    .encode();
+    let seed = format!("cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n");
+    let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn members_are_removed_down_to_the_last_one() {
+    let a = Member::start();
+    let seed = "config:\n  core.https_address: 127.0.19.1:8443\nstorage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n";
+    let out = a.rxd_with_input(&["init", "--preseed"], seed);
+    assert!(out.status.success());
+    let b = Member::start();
+    join(&a, &b, "node2", "127.0.19.2:8443").await;
+    let c = Member::start();
+    join(&a, &c, "node3", "127.0.19.3:8443").await;
+
+    eprintln!("Removing a follower: it becomes standalone, the others forget it");
+    let out = ok(&a, &["cluster", "remove", "node3"]);
+    assert!(out.contains("Member node3 removed"), "{out}");
+    let names = |m: &Member| {
+        let list = ok(m, &["cluster", "list", "--format", "csv"]);
+        list.lines()
+            .filter_map(|l| l.split(',').next().map(str::to_string))
+            .filter(|n| n.starts_with("node"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&b), ["node1", "node2"]);
+    let start = std::time::Instant::now();
+    loop {
+        let (server, _) = c.client().server().await.unwrap();
+        if !server.environment.unwrap().server_clustered {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "node3 stays clustered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!c.dir().join("cluster.crt").exists());
+    assert!(!c.dir().join("storage-pools/local").exists());
+    let certs = a.client().certificates().await.unwrap();
+    assert!(
+        certs.iter().all(|c| c.put.name != "node3"),
+        "its certificate is no longer trusted"
+    );
+
+    eprintln!("Removing the leader hands the database over");
+    ok(&b, &["cluster", "remove", "node1"]);
+    assert_eq!(names(&b), ["node2"]);
+    let err = fails(&b, &["cluster", "remove", "node2"]);
+    assert!(err.contains("only member"), "{err}");
+    b.client()
+        .create_profile(&rxd_api::ProfilesPost {
+            name: "still-works".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}

@@ -169,6 +169,12 @@ fn answers_heartbeats(d: &Daemon, id: u64, threshold: Duration) -> bool {
 
 /// On the leader: moves the voter set toward the plan.
 pub async fn rebalance(d: &Daemon) {
+    let _one_at_a_time = d.membership.lock().await;
+    rebalance_locked(d).await
+}
+
+/// [`rebalance`] for a caller that already holds the membership lock.
+pub async fn rebalance_locked(d: &Daemon) {
     let db = d.db();
     let status = db.status();
     if status.leader_id != Some(status.id) {

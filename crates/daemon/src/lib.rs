@@ -17,6 +17,7 @@ pub mod events;
 mod handlers;
 pub mod heartbeat;
 mod join;
+mod leave;
 pub mod listeners;
 pub mod operations;
 pub mod peer;
@@ -80,6 +81,8 @@ pub struct Daemon {
     pub stop: Notify,
     /// Notified to run a heartbeat round at once (after a membership change).
     pub heartbeat_now: Notify,
+    /// Held by every raft membership change (join, removal, rebalancing), one at a time.
+    pub membership: tokio::sync::Mutex<()>,
 }
 
 /// The local key that records this member's raft node id.
@@ -432,6 +435,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         events,
         stop: Notify::new(),
         heartbeat_now: Notify::new(),
+        membership: tokio::sync::Mutex::new(()),
     });
     transport.attach(Arc::downgrade(&daemon));
     let router = router::router(daemon.clone());

@@ -55,6 +55,11 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ),
     ("/1.0/cluster/members/{name}", Method::POST, Access::Trusted),
     (
+        "/1.0/cluster/members/{name}",
+        Method::DELETE,
+        Access::Trusted,
+    ),
+    (
         "/1.0/cluster/members/{name}/state",
         Method::POST,
         Access::Trusted,
@@ -86,6 +91,7 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/cluster/joined", Method::POST, Access::Member),
     ("/internal/cluster/abort", Method::POST, Access::Member),
     ("/internal/heartbeat", Method::PUT, Access::Member),
+    ("/internal/cluster/left", Method::POST, Access::Member),
     (
         "/internal/storage-pools/create",
         Method::POST,
@@ -139,6 +145,7 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/cluster/members/{name}", "PUT") => on(f, cluster_members::cluster_member_put),
         ("/1.0/cluster/members/{name}", "PATCH") => on(f, cluster_members::cluster_member_patch),
         ("/1.0/cluster/members/{name}", "POST") => on(f, cluster_members::cluster_member_post),
+        ("/1.0/cluster/members/{name}", "DELETE") => on(f, cluster_members::cluster_member_delete),
         ("/1.0/cluster/members/{name}/state", "POST") => {
             on(f, cluster_members::cluster_member_state_post)
         }
@@ -169,6 +176,7 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/cluster/joined", "POST") => on(f, internal_cluster::joined_post),
         ("/internal/cluster/abort", "POST") => on(f, internal_cluster::abort_post),
         ("/internal/heartbeat", "PUT") => on(f, internal_cluster::heartbeat_put),
+        ("/internal/cluster/left", "POST") => on(f, internal_cluster::left_post),
         ("/internal/storage-pools/create", "POST") => on(f, storage_pools::internal_pool_create),
         ("/internal/storage-pools/delete", "POST") => on(f, storage_pools::internal_pool_delete),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),

@@ -2,10 +2,12 @@
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
+use std::path::Path;
 
 use rxd_api::{Config, InitClusterPreseed, InitPreseed, ProfilesPost, StoragePoolsPost};
 use rxd_client::Client;
 
+use crate::ask_join::{ask_join, JoinEnv, Network};
 use crate::{Asker, InitArgs, InitError};
 
 /// The first global address of this host, LXD's default answer for the cluster address.
@@ -30,14 +32,16 @@ fn default_address() -> String {
     "127.0.0.1".into()
 }
 
-fn hostname() -> String {
+/// This host's name, the default member name.
+pub(crate) fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn with_port(address: &str, port: u16) -> String {
+/// `address` with `port` added when it has none, as LXD canonicalises addresses.
+pub(crate) fn with_port(address: &str, port: u16) -> String {
     if address.parse::<std::net::SocketAddr>().is_ok() {
         return address.to_string();
     }
@@ -113,10 +117,29 @@ async fn local_drivers(client: &Client) -> Result<Vec<String>, InitError> {
         .unwrap_or_else(|| vec!["dir".into()]))
 }
 
-/// Asks `lxd init`'s questions; returns the preseed and whether to print it.
+const PRINT_QUESTION: &str =
+    "Would you like a YAML \"lxd init\" preseed to be printed? (yes/no) [default=no]: ";
+
+/// Asks `lxd init`'s questions for the daemon whose data directory is `dir`; returns the
+/// preseed and whether to print it. Joining a cluster makes this process do the trust step
+/// with the daemon's `server.crt`, unless `dry_run` (see `ask_join`).
 pub async fn ask<R: BufRead, W: Write>(
     client: &Client,
     q: &mut Asker<R, W>,
+    dir: &Path,
+    dry_run: bool,
+) -> Result<(InitPreseed, bool), InitError> {
+    let env = Network {
+        dir: dir.to_path_buf(),
+    };
+    ask_with(client, q, &env, dry_run).await
+}
+
+async fn ask_with<R: BufRead, W: Write, E: JoinEnv>(
+    client: &Client,
+    q: &mut Asker<R, W>,
+    env: &E,
+    dry_run: bool,
 ) -> Result<(InitPreseed, bool), InitError> {
     let mut p = InitPreseed::default();
     let drivers = local_drivers(client).await?;
@@ -138,9 +161,10 @@ pub async fn ask<R: BufRead, W: Write>(
             "Are you joining an existing cluster? (yes/no) [default=no]: ",
             false,
         )? {
-            return Err(InitError::Invalid(
-                "Joining an existing cluster is not supported by this rxd yet".into(),
-            ));
+            // Joining asks nothing else: the cluster's pools, profiles and config replace ours.
+            p.cluster = Some(ask_join(q, env, &address, dry_run).await?);
+            let print = q.bool(PRINT_QUESTION, false)?;
+            return Ok((p, print));
         }
         let name = q.string(
             &format!(
@@ -226,10 +250,7 @@ pub async fn ask<R: BufRead, W: Write>(
         p.config
             .insert("images.auto_update_interval".into(), "0".into());
     }
-    let print = q.bool(
-        "Would you like a YAML \"lxd init\" preseed to be printed? (yes/no) [default=no]: ",
-        false,
-    )?;
+    let print = q.bool(PRINT_QUESTION, false)?;
     Ok((p, print))
 }
 

@@ -43,6 +43,28 @@ pub async fn resolve_token(token: &JoinToken) -> Result<(String, String), InitEr
     ))
 }
 
+/// The cluster certificate of a join without a token: given inline or read from
+/// `cluster_certificate_path`, and checked to be a certificate.
+pub fn cluster_certificate(c: &InitClusterPreseed) -> Result<String, InitError> {
+    let mut pem = c.cluster_certificate.clone();
+    if pem.is_empty() && !c.cluster_certificate_path.is_empty() {
+        pem = std::fs::read_to_string(&c.cluster_certificate_path).map_err(|e| {
+            InitError::Invalid(format!(
+                "Failed to read cluster certificate {:?}: {e}",
+                c.cluster_certificate_path
+            ))
+        })?;
+    }
+    if pem.is_empty() {
+        return Err(InitError::Invalid(
+            "No target cluster member certificate provided (cluster_certificate or cluster_certificate_path)".into(),
+        ));
+    }
+    rxd_tls::fingerprint_pem(&pem)
+        .map_err(|e| InitError::Invalid(format!("Invalid cluster certificate: {e}")))?;
+    Ok(pem)
+}
+
 /// Joins the cluster the preseed names.
 pub async fn join(client: &Client, c: &InitClusterPreseed) -> Result<(), InitError> {
     let mut put = ClusterPut {
@@ -64,22 +86,7 @@ pub async fn join(client: &Client, c: &InitClusterPreseed) -> Result<(), InitErr
         put.cluster_certificate = pem;
         put.cluster_password = c.cluster_token.trim().to_string();
     } else {
-        if put.cluster_certificate.is_empty() && !c.cluster_certificate_path.is_empty() {
-            put.cluster_certificate = std::fs::read_to_string(&c.cluster_certificate_path)
-                .map_err(|e| {
-                    InitError::Invalid(format!(
-                        "Failed to read cluster certificate {:?}: {e}",
-                        c.cluster_certificate_path
-                    ))
-                })?;
-        }
-        if put.cluster_certificate.is_empty() {
-            return Err(InitError::Invalid(
-                "No target cluster member certificate provided (cluster_certificate or cluster_certificate_path)".into(),
-            ));
-        }
-        rxd_tls::fingerprint_pem(&put.cluster_certificate)
-            .map_err(|e| InitError::Invalid(format!("Invalid cluster certificate: {e}")))?;
+        put.cluster_certificate = cluster_certificate(c)?;
     }
     let op = client.update_cluster(&put).await?;
     if let Some(op) = op {

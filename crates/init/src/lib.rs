@@ -1,6 +1,7 @@
 //! `rxd init`: the interactive questions, `--auto` and `--preseed` all produce one
 //! [`InitPreseed`], which is then applied to the local daemon through its API, as `lxd init`
-//! does. `--dump` prints the current configuration as a preseed.
+//! does. `--dump` prints the current configuration as a preseed, and `--dry-run` checks a
+//! preseed (or the answers) and prints what applying it would do, changing nothing.
 //!
 //! This crate is a client: it sees only the API types, the client and the TLS helpers, never
 //! the daemon's internals.
@@ -8,10 +9,14 @@
 //! ```text
 //!  questions ─┐
 //!  --auto ────┼─> InitPreseed ─> apply: config ─> pools ─> profiles ─> cluster (bootstrap)
-//!  --preseed ─┘                         └──────── undo in reverse on failure ───────┘
+//!  --preseed ─┘     │                   └──────── undo in reverse on failure ───────┘
+//!                   ├─ joining: the cluster section only ─> PUT /1.0/cluster (join)
+//!                   └─ --dry-run: read-only checks ─> the plan, printed
 //! ```
 
 mod apply;
+mod ask_join;
+mod dry_run;
 mod interactive;
 mod join;
 mod prompt;
@@ -49,6 +54,10 @@ pub struct InitArgs {
     /// Trust password for new clients (with --auto and --network-address).
     #[arg(long)]
     pub trust_password: Option<String>,
+    /// Check everything that can be checked without changing anything, then print what would
+    /// be done (with --preseed, --auto or the questions).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Why `init` failed.
@@ -106,6 +115,9 @@ pub async fn run(dir: &Path, args: InitArgs) -> Result<(), InitError> {
     {
         return Err(InitError::Usage("Configuration flags require --auto"));
     }
+    if args.dry_run && args.dump {
+        return Err(InitError::Usage("Can't use --dry-run with --dump"));
+    }
     let client = Client::unix(dir.join("unix.socket"));
     if args.dump {
         let preseed = apply::dump(&client).await?;
@@ -121,7 +133,7 @@ pub async fn run(dir: &Path, args: InitArgs) -> Result<(), InitError> {
     } else {
         let stdin = std::io::stdin();
         let mut asker = Asker::new(stdin.lock(), std::io::stdout(), is_terminal());
-        let (preseed, print) = ask(&client, &mut asker).await?;
+        let (preseed, print) = ask(&client, &mut asker, dir, args.dry_run).await?;
         if print {
             let mut out = std::io::stdout();
             write!(out, "{}", to_yaml(&print_form(&preseed)))?;
@@ -129,6 +141,13 @@ pub async fn run(dir: &Path, args: InitArgs) -> Result<(), InitError> {
         }
         preseed
     };
+    if args.dry_run {
+        let plan = dry_run::plan(&client, &preseed).await?;
+        let mut out = std::io::stdout();
+        write!(out, "{plan}")?;
+        out.flush()?;
+        return Ok(());
+    }
     apply(&client, &preseed).await
 }
 

@@ -22,6 +22,11 @@ impl<R: BufRead, W: Write> Asker<R, W> {
         }
     }
 
+    /// Where questions go, for the lines printed between them.
+    pub(crate) fn output(&mut self) -> &mut W {
+        &mut self.output
+    }
+
     fn line(&mut self) -> Result<String, InitError> {
         let mut s = String::new();
         let n = self.input.read_line(&mut s)?;

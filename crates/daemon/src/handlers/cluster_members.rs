@@ -452,3 +452,30 @@ pub async fn cluster_member_state_post(
     });
     Ok(operation(&op))
 }
+
+/// `DELETE /1.0/cluster/members/{name}[?force=1]`: runs on the leader.
+pub async fn cluster_member_delete(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+    let path = format!(
+        "/1.0/cluster/members/{name}{}",
+        if force { "?force=1" } else { "" }
+    );
+    if let Some(r) =
+        crate::handlers::internal_cluster::forward_to_leader(&d, "DELETE", &path, None).await?
+    {
+        return Ok(r);
+    }
+    crate::leave::remove_member(&d, &name, force).await?;
+    d.events.lifecycle(
+        "cluster-member-removed",
+        &format!("/1.0/cluster/members/{name}"),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(crate::response::empty())
+}

@@ -59,6 +59,18 @@ pub struct JoinProgress {
 
 /// Runs `path` on the leader: here when this member leads, else forwarded.
 async fn on_leader<T: Serialize>(d: &Daemon, path: &str, body: &T) -> ApiResult<Option<Response>> {
+    let body = serde_json::to_value(body).expect("internal bodies serialise");
+    forward_to_leader(d, "POST", path, Some(body)).await
+}
+
+/// Sends the request to the raft leader and answers with its metadata; `None` when this
+/// member is the leader and should handle the request itself.
+pub async fn forward_to_leader(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> ApiResult<Option<Response>> {
     let status = d.db().status();
     if status.leader_id == Some(status.id) {
         return Ok(None);
@@ -68,12 +80,7 @@ async fn on_leader<T: Serialize>(d: &Daemon, path: &str, body: &T) -> ApiResult<
         .ok_or_else(|| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "No leader"))?;
     let c = crate::peer::member_client(d, &address)?;
     let raw = c
-        .request(
-            "POST",
-            path,
-            Some(serde_json::to_value(body).expect("internal bodies serialise")),
-            None,
-        )
+        .request(method, path, body, None)
         .await
         .map_err(|e| match e.status() {
             Some(s) => ApiError::new(
@@ -180,6 +187,7 @@ pub async fn joined_post(
         .iter()
         .find(|m| m.id == req.id)
         .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+    let _one_at_a_time = d.membership.lock().await;
     d.db().add_learner(m.id, m.address.clone()).await?;
     d.db()
         .propose(Command::SetMemberState {
@@ -188,7 +196,7 @@ pub async fn joined_post(
         })
         .await??;
     d.liveness.seen_now(m.id);
-    crate::heartbeat::rebalance(&d).await;
+    crate::heartbeat::rebalance_locked(&d).await;
     d.heartbeat_now.notify_one();
     Ok(empty())
 }
@@ -207,6 +215,7 @@ pub async fn abort_post(
 
 /// On the leader: removes a member that never finished joining from raft and the database.
 pub async fn forget_member(d: &Daemon, id: u64) -> ApiResult<()> {
+    let _one_at_a_time = d.membership.lock().await;
     let db = d.db();
     let status = db.status();
     if status.voters.contains_key(&id) || status.learners.contains_key(&id) {
@@ -226,5 +235,17 @@ pub async fn heartbeat_put(
     d.liveness.replace(hb.members);
     d.liveness.seen_now(hb.leader);
     d.liveness.seen_now(d.node_id());
+    Ok(empty())
+}
+
+/// `POST /internal/cluster/left`: this member was removed from the cluster; it answers, then
+/// becomes a standalone server again.
+pub async fn left_post(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
+    let work = d.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::leave::become_standalone(&work).await {
+            tracing::error!("Failed to become standalone after removal: {}", e.message);
+        }
+    });
     Ok(empty())
 }
