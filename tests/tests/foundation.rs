@@ -328,3 +328,27 @@ mod events_wait {
             .expect("the event arrives within 30 s")
     }
 }
+
+#[tokio::test]
+async fn a_failed_bootstrap_is_rolled_back() {
+    let m = Member::start_with_env(&[("RXD_FAILPOINT", "bootstrap-after-certificate:error")]);
+    let before = std::fs::read_to_string(m.dir().join("server.crt")).unwrap();
+    let out = m.rxd_with_input(&["init", "--preseed"], &preseed("127.0.2.6:8443", "node1"));
+    let err = fails(&out);
+    assert!(err.contains("Injected failure"), "{err}");
+    assert!(!m.dir().join("cluster.crt").exists());
+    assert!(!m.dir().join("cluster.key").exists());
+    let c = m.client();
+    let (server, _) = c.server().await.unwrap();
+    let env = server.environment.unwrap();
+    assert!(!env.server_clustered);
+    assert_eq!(
+        env.certificate_fingerprint,
+        rxd_tls::fingerprint_pem(&before).unwrap(),
+        "the server certificate is served again"
+    );
+    eprintln!("init undid its earlier steps: no pool, no profile device, no address");
+    assert!(c.storage_pools().await.unwrap().is_empty());
+    assert!(c.profile("default").await.unwrap().0.devices.is_empty());
+    assert!(c.server().await.unwrap().0.config.unwrap().is_empty());
+}

@@ -338,3 +338,88 @@ async fn server_target_shows_that_members_view() {
     let err = members[0].client().server_on("nosuch").await.unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
 }
+
+#[tokio::test]
+async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.21.1:8443", "node1");
+    leader
+        .client()
+        .patch_server(
+            &rxd_api::ServerPut {
+                config: serde_json::Map::from_iter([(
+                    "cluster.join_token_expiry".to_string(),
+                    serde_json::json!("1S"),
+                )]),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let t = token(&leader, "late").await;
+    let expires = JoinToken::decode(&t).unwrap().expires_at;
+    eprintln!("Waiting until the token's expiry instant has passed");
+    until(Duration::from_secs(10), "the token to expire", || {
+        let expires = expires.clone();
+        async move { rxd_api_now() > expires }
+    })
+    .await;
+    let joiner = Member::start();
+    let out = join_by_token_output(&joiner, "127.0.21.2:8443", &t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Token has expired"), "{err}");
+    assert_eq!(leader.client().cluster_members().await.unwrap().len(), 1);
+
+    eprintln!("Two servers race with one token: exactly one joins");
+    leader
+        .client()
+        .patch_server(
+            &rxd_api::ServerPut {
+                config: serde_json::Map::from_iter([(
+                    "cluster.join_token_expiry".to_string(),
+                    serde_json::json!("3H"),
+                )]),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let t = token(&leader, "racer").await;
+    let (a, b) = (Member::start(), Member::start());
+    let seed_a = join_seed("127.0.21.3:8443", &t);
+    let seed_b = join_seed("127.0.21.4:8443", &t);
+    let (out_a, out_b) = std::thread::scope(|s| {
+        let ha = s.spawn(|| a.rxd_with_input(&["init", "--preseed"], &seed_a));
+        let hb = s.spawn(|| b.rxd_with_input(&["init", "--preseed"], &seed_b));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let wins = [&out_a, &out_b]
+        .iter()
+        .filter(|o| o.status.success())
+        .count();
+    assert_eq!(
+        wins,
+        1,
+        "{}\n{}",
+        String::from_utf8_lossy(&out_a.stderr),
+        String::from_utf8_lossy(&out_b.stderr)
+    );
+    let loser = if out_a.status.success() {
+        &out_b
+    } else {
+        &out_a
+    };
+    assert!(
+        String::from_utf8_lossy(&loser.stderr).contains("No matching cluster join operation found")
+    );
+    assert_eq!(leader.client().cluster_members().await.unwrap().len(), 2);
+}
+
+fn rxd_api_now() -> String {
+    // The same RFC 3339 UTC layout the daemon writes, so strings compare as instants.
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -256,7 +256,7 @@ async fn run(
         .metadata()
         .map_err(|e| fail("Failed request to add member", e))?;
     undo.accepted = Some(accepted.id);
-    failpoint("join-after-accept")?;
+    crate::failpoint("join-after-accept")?;
 
     let key = base64::engine::general_purpose::STANDARD
         .decode(&accepted.private_key)
@@ -274,7 +274,7 @@ async fn run(
     swap_raft(d, accepted.id).await?;
     undo.raft_swapped = Some(old_id);
     d.update_local([(NODE_ID_KEY, Some(accepted.id.to_string().as_str()))])?;
-    failpoint("join-after-swap")?;
+    crate::failpoint("join-after-swap")?;
 
     let progress = serde_json::to_value(JoinProgress { id: accepted.id }).expect("serialises");
     c.request("POST", "/internal/cluster/joined", Some(progress), None)
@@ -288,24 +288,6 @@ async fn run(
     let _ = std::fs::remove_dir_all(discard);
     d.set_pending_trust([]);
     Ok(())
-}
-
-/// A test hook: `RXD_FAILPOINT=<step>:crash` ends the process at that step of a join, and
-/// `<step>:error` fails the step, so tests can check that nothing is left half-joined.
-fn failpoint(step: &str) -> ApiResult<()> {
-    let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
-        return Ok(());
-    };
-    match spec.split_once(':') {
-        Some((s, "crash")) if s == step => {
-            tracing::error!("Failpoint {step}: exiting");
-            std::process::exit(137)
-        }
-        Some((s, "error")) if s == step => {
-            Err(ApiError::internal(format!("Injected failure at {step}")))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Puts back a join that a crash interrupted: the standalone database kept aside returns, and

@@ -46,6 +46,24 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// A test hook: `RXD_FAILPOINT=<step>:crash` ends the process at that step of a join or bootstrap, and
+/// `<step>:error` fails the step, so tests can check that nothing is left half-joined.
+pub(crate) fn failpoint(step: &str) -> ApiResult<()> {
+    let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
+        return Ok(());
+    };
+    match spec.split_once(':') {
+        Some((s, "crash")) if s == step => {
+            tracing::error!("Failpoint {step}: exiting");
+            std::process::exit(137)
+        }
+        Some((s, "error")) if s == step => {
+            Err(ApiError::internal(format!("Injected failure at {step}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Daemon options from the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
