@@ -1,7 +1,6 @@
 //! `lxc cluster` member commands (set, role, rename, evacuate, restore) against rxd, through
 //! Debian's real `lxc`.
 
-use rxd_api::JoinToken;
 use rxd_testkit::Member;
 
 fn run(m: &Member, args: &[&str]) -> std::process::Output {
@@ -24,39 +23,11 @@ fn fails(m: &Member, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-async fn two_members() -> (Member, Member) {
-    let a = Member::start();
-    let seed = "config:\n  core.https_address: 127.0.18.1:8443\nstorage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n";
-    let out = a.rxd_with_input(&["init", "--preseed"], seed);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let op = a.client().create_join_token("node2").await.unwrap();
-    let meta = op.metadata.unwrap();
-    let token = JoinToken {
-        server_name: "node2".into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode();
-    let b = Member::start();
-    let join = format!("cluster:\n  enabled: true\n  server_address: 127.0.18.2:8443\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n");
-    let out = b.rxd_with_input(&["init", "--preseed"], &join);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (a, b)
-}
-
 #[tokio::test]
 async fn member_commands_work_through_lxc() {
-    let (a, b) = two_members().await;
+    let mut members = Member::form(2, "127.0.18", &[]).await;
+    let b = members.pop().expect("two members");
+    let a = members.pop().expect("two members");
     eprintln!("lxc cluster set and role add");
     ok(&a, &["cluster", "set", "node2", "user.rack", "r1"]);
     ok(&a, &["cluster", "role", "add", "node2", "event-hub"]);
@@ -93,26 +64,6 @@ async fn member_commands_work_through_lxc() {
     drop(b);
 }
 
-async fn join(leader: &Member, joiner: &Member, name: &str, address: &str) {
-    let op = leader.client().create_join_token(name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    let token = JoinToken {
-        server_name: name.into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode();
-    let seed = format!("cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n");
-    let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn members_are_removed_down_to_the_last_one() {
     let a = Member::start();
@@ -120,9 +71,9 @@ async fn members_are_removed_down_to_the_last_one() {
     let out = a.rxd_with_input(&["init", "--preseed"], seed);
     assert!(out.status.success());
     let b = Member::start();
-    join(&a, &b, "node2", "127.0.19.2:8443").await;
+    b.join(&a, "node2", "127.0.19.2:8443").await;
     let c = Member::start();
-    join(&a, &c, "node3", "127.0.19.3:8443").await;
+    c.join(&a, "node3", "127.0.19.3:8443").await;
 
     eprintln!("Removing a follower: it becomes standalone, the others forget it");
     let out = ok(&a, &["cluster", "remove", "node3"]);

@@ -1,42 +1,8 @@
 //! Issue 3: leader failover, Offline detection from heartbeats, and a restarted member rejoining.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rxd_api::JoinToken;
-use rxd_testkit::Member;
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn token(leader: &Member, name: &str) -> String {
-    let op = leader.client().create_join_token(name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    JoinToken {
-        server_name: meta["serverName"].as_str().unwrap().into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode()
-}
-
-async fn until<F, Fut>(limit: Duration, what: &str, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use rxd_testkit::{join_token as token, ok, until, Member};
 
 #[tokio::test]
 async fn leader_failover_and_offline_member() {

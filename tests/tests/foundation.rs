@@ -1,6 +1,6 @@
 //! Issue 2: the daemon, its API, bootstrap by `rxd init`, and bad input, through real processes.
 
-use rxd_testkit::Member;
+use rxd_testkit::{fails, ok, Member};
 
 fn preseed(address: &str, name: &str) -> String {
     format!(
@@ -9,21 +9,6 @@ storage_pools:\n- name: local\n  driver: dir\n\
 profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: local\n      type: disk\n\
 cluster:\n  server_name: {name}\n  enabled: true\n"
     )
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(out: &std::process::Output) -> String {
-    assert!(!out.status.success(), "command should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test]

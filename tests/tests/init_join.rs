@@ -1,59 +1,8 @@
 //! `rxd init` joins interactively, with LXD 5.0.2's questions, and `--dry-run` changes nothing.
 //! Addresses are 127.0.20.x–127.0.29.x so these tests do not clash with the other files.
 
-use rxd_api::{Cluster, JoinToken, ProfilesPost, ServerPut, StoragePoolsPost};
-use rxd_testkit::Member;
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(out: &std::process::Output) -> String {
-    assert!(
-        !out.status.success(),
-        "command succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn bootstrap_seed(address: &str, name: &str) -> String {
-    format!(
-        "config:\n  core.https_address: {address}\n  core.trust_password: sekret\n\
-storage_pools:\n- name: local\n  driver: dir\n\
-profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: local\n      type: disk\n\
-cluster:\n  server_name: {name}\n  enabled: true\n"
-    )
-}
-
-fn bootstrap(m: &Member, address: &str, name: &str) {
-    ok(&m.rxd_with_input(&["init", "--preseed"], &bootstrap_seed(address, name)));
-}
-
-async fn token(leader: &Member, name: &str) -> String {
-    let op = leader.client().create_join_token(name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    JoinToken {
-        server_name: meta["serverName"].as_str().unwrap().into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode()
-}
-
-fn join_seed(address: &str, token: &str) -> String {
-    format!(
-        "cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n"
-    )
-}
+use rxd_api::{Cluster, ProfilesPost, ServerPut, StoragePoolsPost};
+use rxd_testkit::{bootstrap_preseed, fails, join_preseed, join_token as token, ok, Member};
 
 fn answers(lines: &[&str]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
@@ -142,7 +91,7 @@ const PRINT_YAML: &str =
 async fn interactive_join_by_token_forms_a_two_member_cluster() {
     eprintln!("Bootstrapping node1, then joining node2 by answering the questions with a token");
     let leader = Member::start();
-    bootstrap(&leader, "127.0.20.1:8443", "node1");
+    leader.bootstrap("127.0.20.1:8443", "node1", &[]);
     let joiner = Member::start();
     let t = token(&leader, "node2").await;
     let out = ok(&joiner.rxd_with_input(
@@ -182,7 +131,7 @@ async fn interactive_join_by_token_forms_a_two_member_cluster() {
 async fn interactive_join_by_trust_password_forms_a_two_member_cluster() {
     eprintln!("Joining node2 with the trust password, confirming the fingerprint shown");
     let leader = Member::start();
-    bootstrap(&leader, "127.0.21.1:8443", "node1");
+    leader.bootstrap("127.0.21.1:8443", "node1", &[]);
     let joiner = Member::start();
     let out = ok(&joiner.rxd_with_input(
         &["init"],
@@ -233,7 +182,7 @@ async fn interactive_join_by_trust_password_forms_a_two_member_cluster() {
 #[tokio::test]
 async fn declining_to_lose_data_changes_nothing_and_keeps_the_token() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.22.1:8443", "node1");
+    leader.bootstrap("127.0.22.1:8443", "node1", &[]);
     let joiner = Member::start();
     let t = token(&leader, "node2").await;
     let leader_before = state(&leader).await;
@@ -256,7 +205,10 @@ async fn declining_to_lose_data_changes_nothing_and_keeps_the_token() {
         "the cluster is untouched"
     );
     eprintln!("The token was not spent: a later join with it succeeds");
-    ok(&joiner.rxd_with_input(&["init", "--preseed"], &join_seed("127.0.22.2:8443", &t)));
+    ok(&joiner.rxd_with_input(
+        &["init", "--preseed"],
+        &join_preseed("127.0.22.2:8443", &t, ""),
+    ));
     assert_eq!(member_names(&leader).await, ["node1", "node2"]);
 }
 
@@ -265,7 +217,7 @@ async fn dry_run_of_a_bootstrap_prints_the_plan_and_changes_nothing() {
     let m = Member::start();
     let before = state(&m).await;
     eprintln!("A dry run of a bootstrap preseed lists keys, pools, profiles and the member");
-    let seed = bootstrap_seed("127.0.23.1:8443", "node1");
+    let seed = bootstrap_preseed("127.0.23.1:8443", "node1", &[]);
     let out = ok(&m.rxd_with_input(&["init", "--preseed", "--dry-run"], &seed));
     for line in [
         "Would set server configuration:\n",
@@ -298,7 +250,7 @@ async fn dry_run_of_a_bootstrap_prints_the_plan_and_changes_nothing() {
 #[tokio::test]
 async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.24.1:8443", "node1");
+    leader.bootstrap("127.0.24.1:8443", "node1", &[]);
     let joiner = Member::start();
     eprintln!("The joiner has data of its own that a join would lose");
     let c = joiner.client();
@@ -329,7 +281,7 @@ async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
     eprintln!("A dry run of a join preseed names the cluster and what would be lost");
     let out = ok(&joiner.rxd_with_input(
         &["init", "--preseed", "--dry-run"],
-        &join_seed("127.0.24.2:8443", &t),
+        &join_preseed("127.0.24.2:8443", &t, ""),
     ));
     for line in [
         "Would join the cluster at 127.0.24.1:8443\n".to_string(),
@@ -365,12 +317,15 @@ async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
     eprintln!("A dry run with a bad token fails the way the join would");
     let err = fails(&joiner.rxd_with_input(
         &["init", "--preseed", "--dry-run"],
-        &join_seed("127.0.24.2:8443", "bm90LWEtdG9rZW4="),
+        &join_preseed("127.0.24.2:8443", "bm90LWEtdG9rZW4=", ""),
     ));
     assert!(err.contains("Invalid cluster join token"), "{err}");
 
     eprintln!("The token still works for a real join");
     let fresh = Member::start();
-    ok(&fresh.rxd_with_input(&["init", "--preseed"], &join_seed("127.0.24.3:8443", &t)));
+    ok(&fresh.rxd_with_input(
+        &["init", "--preseed"],
+        &join_preseed("127.0.24.3:8443", &t, ""),
+    ));
     assert_eq!(member_names(&leader).await, ["node1", "node2"]);
 }

@@ -1,65 +1,12 @@
 //! Issue 3: servers join by one-time token or trust password; refused joins change nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rxd_api::{ClusterMember, JoinToken};
-use rxd_testkit::Member;
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn bootstrap(m: &Member, address: &str, name: &str) {
-    let seed = format!(
-        "config:\n  core.https_address: {address}\n  core.trust_password: sekret\n\
-storage_pools:\n- name: local\n  driver: dir\n\
-profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: local\n      type: disk\n\
-cluster:\n  server_name: {name}\n  enabled: true\n"
-    );
-    ok(&m.rxd_with_input(&["init", "--preseed"], &seed));
-}
-
-async fn token(leader: &Member, name: &str) -> String {
-    let op = leader.client().create_join_token(name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    JoinToken {
-        server_name: meta["serverName"].as_str().unwrap().into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode()
-}
-
-fn join_seed(address: &str, token: &str) -> String {
-    format!(
-        "cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n"
-    )
-}
+use rxd_testkit::{join_preseed, join_token as token, ok, until, Member};
 
 fn join_by_token_output(m: &Member, address: &str, token: &str) -> std::process::Output {
-    m.rxd_with_input(&["init", "--preseed"], &join_seed(address, token))
-}
-
-async fn form(n: usize, net: &str) -> Vec<Member> {
-    let members: Vec<Member> = (0..n).map(|_| Member::start()).collect();
-    bootstrap(&members[0], &format!("{net}.1:8443"), "node1");
-    for (i, m) in members.iter().enumerate().skip(1) {
-        let t = token(&members[0], &format!("node{}", i + 1)).await;
-        ok(&join_by_token_output(
-            m,
-            &format!("{net}.{}:8443", i + 1),
-            &t,
-        ));
-    }
-    members
+    m.rxd_with_input(&["init", "--preseed"], &join_preseed(address, token, ""))
 }
 
 fn roles(list: &[ClusterMember]) -> Vec<(String, Vec<String>)> {
@@ -68,23 +15,10 @@ fn roles(list: &[ClusterMember]) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// Waits until `f` holds, at most `limit`.
-async fn until<F, Fut>(limit: Duration, what: &str, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn three_members_form_by_token_and_agree() {
     eprintln!("Forming a three-member cluster with join tokens");
-    let members = form(3, "127.0.6").await;
+    let members = Member::form(3, "127.0.6", &[]).await;
     let first = members[0].client().cluster_members().await.unwrap();
     assert_eq!(first.len(), 3);
     for m in &members {
@@ -135,7 +69,7 @@ async fn three_members_form_by_token_and_agree() {
 
 #[tokio::test]
 async fn five_members_have_three_voters_and_two_standbys() {
-    let members = form(5, "127.0.7").await;
+    let members = Member::form(5, "127.0.7", &[]).await;
     until(
         Duration::from_secs(30),
         "3 voters and 2 stand-bys",
@@ -157,7 +91,7 @@ async fn five_members_have_three_voters_and_two_standbys() {
 
 #[tokio::test]
 async fn second_member_is_a_standby() {
-    let members = form(2, "127.0.8").await;
+    let members = Member::form(2, "127.0.8", &[]).await;
     let list = members[1].client().cluster_members().await.unwrap();
     assert_eq!(
         roles(&list),
@@ -188,7 +122,7 @@ async fn snapshot(m: &Member) -> (Vec<ClusterMember>, Vec<String>) {
 #[tokio::test]
 async fn refused_joins_leave_the_cluster_unchanged() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.9.1:8443", "node1");
+    leader.bootstrap("127.0.9.1:8443", "node1", &[]);
     let before = snapshot(&leader).await;
     let joiner = Member::start();
     let addr = "127.0.9.2:8443";
@@ -299,7 +233,7 @@ async fn refused_joins_leave_the_cluster_unchanged() {
 #[tokio::test]
 async fn password_join_and_missing_member_config() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.10.1:8443", "node1");
+    leader.bootstrap("127.0.10.1:8443", "node1", &[]);
     let cert = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
     let path = leader.dir().join("cluster-copy.crt");
     std::fs::write(&path, &cert).unwrap();
@@ -330,7 +264,7 @@ async fn password_join_and_missing_member_config() {
 
 #[tokio::test]
 async fn server_target_shows_that_members_view() {
-    let members = form(2, "127.0.17").await;
+    let members = Member::form(2, "127.0.17", &[]).await;
     let (server, _) = members[0].client().server_on("node2").await.unwrap();
     let env = server.environment.unwrap();
     assert_eq!(env.server_name, "node2");
@@ -342,7 +276,7 @@ async fn server_target_shows_that_members_view() {
 #[tokio::test]
 async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.21.1:8443", "node1");
+    leader.bootstrap("127.0.25.1:8443", "node1", &[]);
     leader
         .client()
         .patch_server(
@@ -365,7 +299,7 @@ async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
     })
     .await;
     let joiner = Member::start();
-    let out = join_by_token_output(&joiner, "127.0.21.2:8443", &t);
+    let out = join_by_token_output(&joiner, "127.0.25.2:8443", &t);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Token has expired"), "{err}");
     assert_eq!(leader.client().cluster_members().await.unwrap().len(), 1);
@@ -386,8 +320,8 @@ async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
         .unwrap();
     let t = token(&leader, "racer").await;
     let (a, b) = (Member::start(), Member::start());
-    let seed_a = join_seed("127.0.21.3:8443", &t);
-    let seed_b = join_seed("127.0.21.4:8443", &t);
+    let seed_a = join_preseed("127.0.25.3:8443", &t, "");
+    let seed_b = join_preseed("127.0.25.4:8443", &t, "");
     let (out_a, out_b) = std::thread::scope(|s| {
         let ha = s.spawn(|| a.rxd_with_input(&["init", "--preseed"], &seed_a));
         let hb = s.spawn(|| b.rxd_with_input(&["init", "--preseed"], &seed_b));

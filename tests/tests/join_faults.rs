@@ -2,43 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use rxd_api::{ClusterMember, JoinToken};
-use rxd_testkit::Member;
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn bootstrap(m: &Member, address: &str) {
-    let seed = format!(
-        "config:\n  core.https_address: {address}\n  cluster.offline_threshold: 11\n\
-storage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n"
-    );
-    ok(&m.rxd_with_input(&["init", "--preseed"], &seed));
-}
-
-async fn token(leader: &Member, name: &str) -> String {
-    let op = leader.client().create_join_token(name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    JoinToken {
-        server_name: meta["serverName"].as_str().unwrap().into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode()
-}
-
-fn join_seed(address: &str, token: &str, source: &str) -> String {
-    format!(
-        "cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"{source}\"\n"
-    )
-}
+use rxd_api::ClusterMember;
+use rxd_testkit::{join_preseed as join_seed, join_token as token, until, Member};
 
 /// The parts of the cluster a failed join must not change: members and trust store.
 async fn cluster_state(m: &Member) -> (Vec<(String, String)>, Vec<String>) {
@@ -86,18 +51,6 @@ async fn joiner_state(m: &Member) -> (bool, Vec<String>, Vec<String>) {
     )
 }
 
-async fn until<F, Fut>(limit: Duration, what: &str, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn joiner_with_own_data(m: &Member) {
     let c = m.client();
     c.create_profile(&rxd_api::ProfilesPost {
@@ -121,7 +74,11 @@ async fn joiner_with_own_data(m: &Member) {
 #[tokio::test]
 async fn invalid_source_is_refused_before_anything_changes() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.12.1:8443");
+    leader.bootstrap(
+        "127.0.12.1:8443",
+        "node1",
+        &["cluster.offline_threshold: 11"],
+    );
     let before = cluster_state(&leader).await;
     let joiner = Member::start();
     joiner_with_own_data(&joiner).await;
@@ -141,7 +98,11 @@ async fn invalid_source_is_refused_before_anything_changes() {
 #[tokio::test]
 async fn failure_after_accept_is_undone_on_both_sides() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.13.1:8443");
+    leader.bootstrap(
+        "127.0.13.1:8443",
+        "node1",
+        &["cluster.offline_threshold: 11"],
+    );
     let before = cluster_state(&leader).await;
     let joiner = Member::start_with_env(&[("RXD_FAILPOINT", "join-after-accept:error")]);
     joiner_with_own_data(&joiner).await;
@@ -170,7 +131,11 @@ async fn failure_after_accept_is_undone_on_both_sides() {
 #[tokio::test]
 async fn joiner_crash_after_the_database_swap_is_rolled_back_on_both_sides() {
     let leader = Member::start();
-    bootstrap(&leader, "127.0.14.1:8443");
+    leader.bootstrap(
+        "127.0.14.1:8443",
+        "node1",
+        &["cluster.offline_threshold: 11"],
+    );
     let before = cluster_state(&leader).await;
     let mut joiner = Member::start_with_env(&[("RXD_FAILPOINT", "join-after-swap:crash")]);
     joiner_with_own_data(&joiner).await;

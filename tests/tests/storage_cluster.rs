@@ -1,46 +1,8 @@
 //! Storage pools across a cluster: defined per member with `?target=`, then created everywhere,
 //! with LXD's errors and nothing left half-created.
 
-use rxd_api::{JoinToken, StoragePoolsPost};
+use rxd_api::StoragePoolsPost;
 use rxd_testkit::Member;
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn token(leader: &Member, name: &str) -> String {
-    let op = leader.client().create_join_token(name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    JoinToken {
-        server_name: meta["serverName"].as_str().unwrap().into(),
-        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: meta["secret"].as_str().unwrap().into(),
-        expires_at: meta["expiresAt"].as_str().unwrap().into(),
-    }
-    .encode()
-}
-
-async fn form3(net: &str) -> Vec<Member> {
-    let members: Vec<Member> = (0..3).map(|_| Member::start()).collect();
-    let seed = format!(
-        "config:\n  core.https_address: {net}.1:8443\nstorage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n"
-    );
-    ok(&members[0].rxd_with_input(&["init", "--preseed"], &seed));
-    for i in 1..3 {
-        let t = token(&members[0], &format!("node{}", i + 1)).await;
-        let join = format!(
-            "cluster:\n  enabled: true\n  server_address: {net}.{}:8443\n  cluster_token: {t}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
-            i + 1
-        );
-        ok(&members[i].rxd_with_input(&["init", "--preseed"], &join));
-    }
-    members
-}
 
 fn pool(name: &str, config: &[(&str, &str)]) -> StoragePoolsPost {
     StoragePoolsPost {
@@ -56,7 +18,7 @@ fn pool(name: &str, config: &[(&str, &str)]) -> StoragePoolsPost {
 
 #[tokio::test]
 async fn pending_then_created_on_every_member() {
-    let m = form3("127.0.15").await;
+    let m = Member::form(3, "127.0.15", &[]).await;
     let c = m[1].client();
     eprintln!("A cluster-wide create needs the per-member definitions first");
     let err = c
@@ -151,7 +113,7 @@ async fn pending_then_created_on_every_member() {
 
 #[tokio::test]
 async fn a_failing_member_leaves_nothing_behind() {
-    let m = form3("127.0.16").await;
+    let m = Member::form(3, "127.0.16", &[]).await;
     let c = m[0].client();
     c.create_storage_pool(&pool("p3", &[]), Some("node1"))
         .await

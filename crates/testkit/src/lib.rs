@@ -203,3 +203,112 @@ impl Drop for Member {
         }
     }
 }
+
+/// Asserts that a command succeeded and returns its standard output.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that a command failed and returns its standard error.
+pub fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "command succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The bootstrap preseed most tests use: `address`, trust password `sekret`, a `dir` pool
+/// `local`, the default profile's root disk on it, and `extra_config` lines (`key: value`).
+pub fn bootstrap_preseed(address: &str, name: &str, extra_config: &[&str]) -> String {
+    let extra: String = extra_config.iter().map(|l| format!("  {l}\n")).collect();
+    format!(
+        "config:\n  core.https_address: {address}\n  core.trust_password: sekret\n{extra}\
+storage_pools:\n- name: local\n  driver: dir\n\
+profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: local\n      type: disk\n\
+cluster:\n  server_name: {name}\n  enabled: true\n"
+    )
+}
+
+/// A join preseed by token, answering the `local` pool's `source` with `source`.
+pub fn join_preseed(address: &str, token: &str, source: &str) -> String {
+    format!(
+        "cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"{source}\"\n"
+    )
+}
+
+/// Asks `leader` for a join token for `name` and builds the string users pass around, as
+/// `lxc cluster add` does from the operation's metadata.
+pub async fn join_token(leader: &Member, name: &str) -> String {
+    let op = leader
+        .client()
+        .create_join_token(name)
+        .await
+        .expect("the leader hands out a token");
+    let meta = op.metadata.expect("a token operation carries metadata");
+    let field = |k: &str| {
+        meta[k]
+            .as_str()
+            .expect("token fields are strings")
+            .to_string()
+    };
+    rxd_api::JoinToken {
+        server_name: field("serverName"),
+        fingerprint: field("fingerprint"),
+        addresses: serde_json::from_value(meta["addresses"].clone()).expect("addresses are a list"),
+        secret: field("secret"),
+        expires_at: field("expiresAt"),
+    }
+    .encode()
+}
+
+/// Waits until `f` holds, polling every 100 ms, and fails the test after `limit`.
+pub async fn until<F, Fut>(limit: std::time::Duration, what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+impl Member {
+    /// Bootstraps this member with [`bootstrap_preseed`].
+    pub fn bootstrap(&self, address: &str, name: &str, extra_config: &[&str]) {
+        ok(&self.rxd_with_input(
+            &["init", "--preseed"],
+            &bootstrap_preseed(address, name, extra_config),
+        ));
+    }
+
+    /// Joins this member to `leader`'s cluster as `name` at `address`, by token.
+    pub async fn join(&self, leader: &Member, name: &str, address: &str) {
+        let token = join_token(leader, name).await;
+        ok(&self.rxd_with_input(&["init", "--preseed"], &join_preseed(address, &token, "")));
+    }
+
+    /// Starts `n` members and forms a cluster `node1..nodeN` on `<net>.1..<net>.N:8443`.
+    pub async fn form(n: usize, net: &str, extra_config: &[&str]) -> Vec<Member> {
+        let members: Vec<Member> = (0..n).map(|_| Member::start()).collect();
+        members[0].bootstrap(&format!("{net}.1:8443"), "node1", extra_config);
+        for (i, m) in members.iter().enumerate().skip(1) {
+            m.join(
+                &members[0],
+                &format!("node{}", i + 1),
+                &format!("{net}.{}:8443", i + 1),
+            )
+            .await;
+        }
+        members
+    }
+}
