@@ -256,17 +256,7 @@ async fn operations_and_events_follow_the_bootstrap() {
     use rxd_api::ClusterPut;
     let m = Member::start();
     let c = m.client();
-    c.patch_server(
-        &rxd_api::ServerPut {
-            config: serde_json::Map::from_iter([(
-                "core.https_address".to_string(),
-                serde_json::json!("127.0.2.5:8443"),
-            )]),
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    m.set_config("core.https_address", "127.0.2.5:8443").await;
     let mut events = c.events(&["operation", "lifecycle"]).await.unwrap();
     let op = c
         .update_cluster(&ClusterPut {

@@ -277,19 +277,7 @@ async fn server_target_shows_that_members_view() {
 async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
     let leader = Member::start();
     leader.bootstrap("127.0.25.1:8443", "node1", &[]);
-    leader
-        .client()
-        .patch_server(
-            &rxd_api::ServerPut {
-                config: serde_json::Map::from_iter([(
-                    "cluster.join_token_expiry".to_string(),
-                    serde_json::json!("1S"),
-                )]),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    leader.set_config("cluster.join_token_expiry", "1S").await;
     let t = token(&leader, "late").await;
     let expires = JoinToken::decode(&t).unwrap().expires_at;
     eprintln!("Waiting until the token's expiry instant has passed");
@@ -305,19 +293,7 @@ async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
     assert_eq!(leader.client().cluster_members().await.unwrap().len(), 1);
 
     eprintln!("Two servers race with one token: exactly one joins");
-    leader
-        .client()
-        .patch_server(
-            &rxd_api::ServerPut {
-                config: serde_json::Map::from_iter([(
-                    "cluster.join_token_expiry".to_string(),
-                    serde_json::json!("3H"),
-                )]),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    leader.set_config("cluster.join_token_expiry", "3H").await;
     let t = token(&leader, "racer").await;
     let (a, b) = (Member::start(), Member::start());
     let seed_a = join_preseed("127.0.25.3:8443", &t, "");

@@ -283,6 +283,17 @@ where
 }
 
 impl Member {
+    /// Sets one server configuration key through `PATCH /1.0`.
+    pub async fn set_config(&self, key: &str, value: &str) {
+        let put = rxd_api::ServerPut {
+            config: serde_json::Map::from_iter([(key.to_string(), value.into())]),
+        };
+        self.client()
+            .patch_server(&put, None)
+            .await
+            .unwrap_or_else(|e| panic!("setting {key} failed: {e}"));
+    }
+
     /// Bootstraps this member with [`bootstrap_preseed`].
     pub fn bootstrap(&self, address: &str, name: &str, extra_config: &[&str]) {
         ok(&self.rxd_with_input(
