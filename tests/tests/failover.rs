@@ -82,3 +82,38 @@ storage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_whole_cluster_restart_keeps_the_database() {
+    let mut members = Member::form(3, "127.0.26", &[]).await;
+    members[1]
+        .client()
+        .create_profile(&rxd_api::ProfilesPost {
+            name: "durable".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    eprintln!("Stopping every member, then starting them all again");
+    for m in members.iter_mut() {
+        m.stop();
+    }
+    for m in members.iter_mut() {
+        m.launch_again();
+    }
+    for m in &members {
+        m.wait_ready();
+        until(
+            Duration::from_secs(60),
+            "the cluster to answer again",
+            || async {
+                match m.client().cluster_members().await {
+                    Ok(list) => list.len() == 3 && list.iter().all(|x| x.status == "Online"),
+                    Err(_) => false,
+                }
+            },
+        )
+        .await;
+        assert!(m.client().profile("durable").await.is_ok());
+    }
+}

@@ -72,6 +72,11 @@ impl Member {
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -88,6 +93,10 @@ impl Member {
             .spawn()
             .expect("rxd starts");
         self.child = Some(child);
+    }
+
+    /// Waits until the daemon answers, failing the test after 30 s.
+    pub fn wait_ready(&self) {
         let out = self.rxd(&["waitready", "--timeout", "30"]);
         assert!(
             out.status.success(),
@@ -181,6 +190,14 @@ impl Member {
             );
         }
         self.spawn();
+    }
+
+    /// Starts the daemon again without waiting for it to answer: a clustered member answers
+    /// only once its cluster has a leader, so restarting a whole cluster starts every member
+    /// first and waits afterwards.
+    pub fn launch_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        self.spawn_process();
     }
 
     /// Stops and starts the daemon on the same directory.
