@@ -6,6 +6,8 @@ Layout:
   Daemon    -- one running daemon: its PID, data directory and unix socket.
   SCENARIOS -- the measured scenarios; each is a function (bench, target) -> {metric: value}.
                Add a scenario by writing such a function and listing it there with its metrics.
+               `formation` (N members, join time per member) is expanded into one entry per
+               size of --sizes by main().
 
 Every daemon is started in its own session, its PID is appended to WORK/pids (bench/run's EXIT
 trap kills any survivor by that PID), and it is stopped by PID in a `finally`. Every wait is
@@ -22,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 MIB = 1024 * 1024
@@ -146,16 +149,29 @@ class Target:
         """argv of a subcommand of the daemon binary (init, waitready, shutdown)."""
         raise NotImplementedError
 
+    def client(self, dir_, conf, *args):
+        """(argv, env) of the command-line client (rxc, lxc) talking to the daemon in dir_,
+        with its own configuration directory conf."""
+        raise NotImplementedError
+
     # --- shared
     def run_cli(self, dir_, args, timeout, stdin=None):
-        argv = self.cli(dir_, *args)
+        return self.run(self.cli(dir_, *args), self.env(dir_), args, timeout, stdin)
+
+    def run_client(self, dir_, conf, args, timeout):
+        argv, env = self.client(dir_, conf, *args)
+        return self.run(argv, env, [os.path.basename(argv[0]), *args], timeout)
+
+    def run(self, argv, env, args, timeout, stdin=None):
+        if timeout <= 0:
+            raise Failed(f"{self.name}: no time left for `{' '.join(args)}`")
         try:
-            r = subprocess.run(argv, input=stdin, env=self.env(dir_), capture_output=True,
+            r = subprocess.run(argv, input=stdin, env=env, capture_output=True,
                                timeout=timeout, text=True)
         except OSError as e:
             raise Failed(f"{self.name}: cannot run `{' '.join(args)}`: {e}")
         except subprocess.TimeoutExpired:
-            raise Failed(f"{self.name}: `{' '.join(args)}` still running after {timeout}s")
+            raise Failed(f"{self.name}: `{' '.join(args)}` still running after {timeout:.1f} s")
         if r.returncode != 0:
             msg = (r.stderr.strip() or r.stdout.strip()).splitlines()
             raise Failed(f"{self.name}: `{' '.join(args)}` exited {r.returncode}: "
@@ -196,14 +212,17 @@ class Target:
         why = last_line(d.stderr_path)
         raise Failed(f"{self.name}: not ready after {timeout}s" + (f": {why}" if why else ""))
 
-    def stop(self, d):
-        """Stop a daemon by its PID: the tool's own shutdown, then SIGTERM, then SIGKILL."""
+    def stop(self, d, patience=30):
+        """Stop a daemon by its PID: the tool's own shutdown (`--timeout patience`), then
+        SIGTERM, then SIGKILL."""
         if d.alive():
             try:
-                self.run_cli(d.dir, ["shutdown", "--timeout", "30"], timeout=40)
+                self.run_cli(d.dir, ["shutdown", "--timeout", str(patience)],
+                             timeout=patience + 10)
             except Failed as e:
                 log(f"{e} (stopping by signal)")
-        for sig, grace in ((None, 10), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        grace = min(10, patience)
+        for sig, grace in ((None, grace), (signal.SIGTERM, grace), (signal.SIGKILL, 5)):
             if sig is not None and d.alive():
                 try:
                     os.kill(d.pid, sig)
@@ -236,6 +255,83 @@ cluster:
   enabled: true
 """
 
+    def stop_all(self, daemons, patience=15):
+        """Stop several daemons at once, each by its PID as in stop(): a cluster's members
+        all go down together, so none waits for a quorum that the others already left."""
+        threads = [threading.Thread(target=self.stop, args=(d, patience)) for d in daemons]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+    def member_address(self, k):
+        return f"{self.cluster_net}.{k}"
+
+    def bootstrap_preseed(self, port):
+        return f"""config:
+  core.https_address: {self.member_address(1)}:{port}
+storage_pools:
+- name: local
+  driver: dir
+profiles:
+- name: default
+  devices:
+    root: {{path: /, pool: local, type: disk}}
+cluster:
+  server_name: node1
+  enabled: true
+"""
+
+    def join_preseed(self, k, port, token):
+        return f"""cluster:
+  enabled: true
+  server_address: {self.member_address(k)}:{port}
+  cluster_token: {token}
+  member_config:
+  - entity: storage-pool
+    name: local
+    key: source
+    value: ""
+"""
+
+    def online_members(self, d):
+        """(number of members, number Online) in GET /1.0/cluster/members?recursion=1 on
+        d's unix socket, as `cluster list` shows them; (None, None) if it does not answer."""
+        try:
+            status, body = unix_get(d.socket, "/1.0/cluster/members?recursion=1", timeout=5.0)
+            members = json.loads(body)["metadata"]
+            if status != 200 or not isinstance(members, list):
+                return None, None
+            return len(members), sum(1 for m in members if m.get("status") == "Online")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None, None
+
+    def wait_online(self, d, n, deadline):
+        """Poll member 1's members list every 10 ms until it has n members, all Online."""
+        seen = (None, None)
+        while True:
+            seen = self.online_members(d)
+            if seen == (n, n):
+                return
+            if now() >= deadline:
+                raise Failed(f"{self.name}: members list of node1 shows {seen[0]} members, "
+                             f"{seen[1]} online, not {n} online, at the time bound")
+            time.sleep(0.01)
+
+    def check_cluster_list(self, dir_, conf, n, timeout):
+        """The client's own `cluster list --format json` on member 1: n members, all ONLINE."""
+        r = self.run_client(dir_, conf, ["cluster", "list", "--format", "json"], timeout)
+        try:
+            members = json.loads(r.stdout)
+            names = sorted(m["server_name"] for m in members)
+            online = [m for m in members if m["status"] == "Online"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise Failed(f"{self.name}: cluster list --format json: unreadable ({e})")
+        want = sorted(f"node{k}" for k in range(1, n + 1))
+        if names != want or len(online) != n:
+            raise Failed(f"{self.name}: cluster list on node1 shows {names}, "
+                         f"{len(online)} online; wanted {n} online")
+
     def check_clustered(self, d):
         status, body = unix_get(d.socket, "/1.0/cluster", timeout=5.0)
         try:
@@ -250,12 +346,22 @@ cluster:
 class Rxd(Target):
     name = "rxd"
     address = "127.0.4.1"
+    cluster_net = "127.0.40"  # formation: member K on 127.0.40.K
 
-    def __init__(self, bench, binary):
+    def __init__(self, bench, binary, client):
         super().__init__(bench)
         self.binary = os.path.abspath(binary)
         if not os.access(self.binary, os.X_OK):
             raise SystemExit(f"rxd binary {binary} missing; bench/run builds it")
+        self.client_binary = os.path.abspath(client)
+        if not os.access(self.client_binary, os.X_OK):
+            raise SystemExit(f"rxc binary {client} missing; bench/run builds it")
+
+    def client(self, dir_, conf, *args):
+        env = dict(os.environ)
+        env["RXD_DIR"] = dir_
+        env["RXC_CONF"] = conf
+        return [self.client_binary, *args], env
 
     def daemon_argv(self, dir_):
         return [self.binary, "--dir", dir_]
@@ -267,12 +373,22 @@ class Rxd(Target):
 class Lxd(Target):
     name = "lxd"
     address = "127.0.4.2"
+    cluster_net = "127.0.41"  # formation: member K on 127.0.41.K
 
-    def __init__(self, bench, binary):
+    def __init__(self, bench, binary, client):
         super().__init__(bench)
         self.binary = os.path.abspath(binary) if binary else ""
+        self.client_binary = os.path.abspath(client) if client else ""
         if not binary:
             self.unavailable = "no lxd binary (apt-get install -y lxd lxd-client)"
+        self.no_client = None if client else "no lxc binary (apt-get install -y lxd-client)"
+
+    def client(self, dir_, conf, *args):
+        if self.no_client:
+            raise Failed(f"lxd: {self.no_client}")
+        env = self.env(dir_)
+        env["LXD_CONF"] = conf
+        return [self.client_binary, *args], env
 
     def env(self, dir_):
         e = dict(os.environ)
@@ -327,13 +443,85 @@ def own_waitready(bench, t):
     return {"start->waitready": ms(took)}
 
 
+class OutOfTime(Failed):
+    """A formation did not finish within its time bound."""
+
+
+def formation(bench, t, n):
+    """Form an n-member cluster the way a user does: start n daemons on empty directories and
+    wait until each answers; then (timed from here) bootstrap node1 with `init --preseed`,
+    and join node2..nodeN one after another, each with a new token from `cluster add nodeK
+    --quiet` on node1 and `init --preseed` on nodeK; formation ends when node1's members list
+    shows n members, all Online. The client's own `cluster list` on node1 checks it after.
+    Member K listens on CLUSTER_NET.K. Everything is bounded by --formation-timeout."""
+    bound = bench.formation_timeout
+    deadline = now() + bound
+
+    def left(cap):
+        return min(cap, deadline - now())
+
+    port = bench.cluster_port(t, n)
+    dirs = [bench.fresh_dir(f"{t.name}-n{n}-node{k}") for k in range(1, n + 1)]
+    conf = bench.fresh_dir(f"{t.name}-n{n}-client")
+    daemons = []
+    joins = []
+    try:
+        try:
+            for dir_ in dirs:
+                daemons.append(t.start(dir_))
+            for d in daemons:
+                t.wait_ready(d, timeout=left(120))
+            t0 = now()
+            t.run_cli(dirs[0], ["init", "--preseed"], timeout=left(120),
+                      stdin=t.bootstrap_preseed(port))
+            for k in range(2, n + 1):
+                token = t.run_client(dirs[0], conf, ["cluster", "add", f"node{k}", "--quiet"],
+                                     timeout=left(60)).stdout.strip()
+                if not token or len(token.split()) != 1:
+                    raise Failed(f"{t.name}: cluster add node{k} printed {token[:80]!r}, "
+                                 "not a token")
+                t1 = now()
+                t.run_cli(dirs[k - 1], ["init", "--preseed"], timeout=left(300),
+                          stdin=t.join_preseed(k, port, token))
+                joins.append(now() - t1)
+                log(f"  {t.name} N={n}: node{k} joined in {ms(joins[-1]):.0f} ms")
+            t.wait_online(daemons[0], n, deadline)
+            formed = now() - t0
+        except Failed as e:
+            if now() >= deadline - 1:
+                raise OutOfTime(f"{t.name}: N={n} not formed within the {bound:.0f} s bound "
+                                f"({len(joins) + 1} of {n} members in; last step: "
+                                f"{str(e).removeprefix(t.name + ': ')[:80]})")
+            raise
+        t.check_cluster_list(dirs[0], conf, n, timeout=60)
+    finally:
+        t.stop_all(daemons)
+        for dir_ in dirs + [conf]:
+            bench.cleanup_dir(dir_)
+    return {f"formation N={n}": ms(formed),
+            f"join/member N={n}": [ms(j) for j in joins],
+            f"last join N={n}": ms(joins[-1]) if joins else None}
+
+
+def formation_rows(n):
+    return [(f"formation N={n}", "ms"), (f"join/member N={n}", "ms"), (f"last join N={n}", "ms")]
+
+
+FORMATION_SIZES = (3, 5, 8, 16)
+# Formations of this many members or more are measured once per target (they are expensive).
+FORMATION_ONCE_FROM = 8
+# The warm-up of the formation scenario is one formation of this many members, whatever --sizes.
+FORMATION_WARMUP_SIZE = 2
+
 # name -> (function, [(metric, unit)]). Rows are printed in this order.
-# To add a scenario (join per member, formation of N members): write a function like those
-# above that returns {metric: value} and list it here.
+# To add a scenario: write a function like those above that returns {metric: value} (a value
+# may be a list: several samples of one run) and list it here. `formation` is the exception:
+# main() expands it into one entry per size in --sizes, each with formation_rows(n).
 SCENARIOS = {
     "single": (single_node, [("start->ready", "ms"), ("bootstrap", "ms"),
                              ("daemon VmHWM", "MiB")]),
     "waitready": (own_waitready, [("start->waitready", "ms")]),
+    "formation": (formation, None),
 }
 
 
@@ -347,19 +535,22 @@ class Bench:
         self.pidfile = os.path.join(work, "pids")
         self.counter = 0
         self.ports = {}
+        self.formation_timeout = 600.0
+        self.pid_lock = threading.Lock()  # stop_all() forgets PIDs from several threads
 
     def record_pid(self, pid):
-        with open(self.pidfile, "a") as f:
+        with self.pid_lock, open(self.pidfile, "a") as f:
             f.write(f"{pid}\n")
 
     def forget_pid(self, pid):
-        try:
-            with open(self.pidfile) as f:
-                pids = [l.strip() for l in f if l.strip() and l.strip() != str(pid)]
-            with open(self.pidfile, "w") as f:
-                f.write("".join(p + "\n" for p in pids))
-        except OSError:
-            pass
+        with self.pid_lock:
+            try:
+                with open(self.pidfile) as f:
+                    pids = [l.strip() for l in f if l.strip() and l.strip() != str(pid)]
+                with open(self.pidfile, "w") as f:
+                    f.write("".join(p + "\n" for p in pids))
+            except OSError:
+                pass
 
     def fresh_dir(self, name):
         self.counter += 1
@@ -378,7 +569,32 @@ class Bench:
                 return port
         raise Failed(f"no free port on {t.address}")
 
+    def cluster_port(self, t, n):
+        """A port free on all n member addresses of the target (CLUSTER_NET.1..n); a new one
+        per formation, so that none waits for the previous one's sockets."""
+        key = t.name + "-cluster"
+        port = self.ports.get(key, 8442)
+        for _ in range(200):
+            port += 1
+            if all(port_free(t.member_address(k), port) for k in range(1, n + 1)):
+                self.ports[key] = port
+                return port
+        raise Failed(f"{t.name}: no port free on all of {t.cluster_net}.1-{n}")
+
     def cleanup_dir(self, path):
+        """Remove a daemon's directory once it is stopped, after unmounting what LXD mounted
+        in it (tmpfs on shmounts and devlxd, left behind if it was killed)."""
+        prefix = os.path.join(path, "")
+        try:
+            with open("/proc/mounts") as f:
+                mounts = [l.split()[1] for l in f if len(l.split()) > 1]
+        except OSError:
+            mounts = []
+        for m in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+            try:
+                subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -396,105 +612,207 @@ def summarize(values, unit):
     return med, f"{fmt(med, unit)} [{fmt(min(vals), unit)}-{fmt(max(vals), unit)}]"
 
 
+def parse_sizes(text):
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--sizes {text!r}: comma-separated numbers, like 3,5")
+    if not sizes or any(not 2 <= n <= 16 for n in sizes):
+        raise SystemExit("--sizes: each between 2 and 16 (member K uses 127.0.4x.K)")
+    return sorted(set(sizes))
+
+
+class Entry:
+    """One line of the plan: a scenario (or one formation size), its rows and its run count."""
+
+    def __init__(self, key, fn, rows, runs, size=None):
+        self.key, self.fn, self.rows, self.runs, self.size = key, fn, rows, runs, size
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rxd", required=True, help="path of the rxd binary")
+    p.add_argument("--rxc", required=True, help="path of the rxc binary")
     p.add_argument("--lxd", default="", help="path of the lxd binary ('' if none)")
+    p.add_argument("--lxc", default="", help="path of the lxc binary ('' if none)")
     p.add_argument("--work", required=True, help="scratch directory (removed by bench/run)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per target first")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help=f"comma-separated, of: {', '.join(SCENARIOS)}")
-    p.add_argument("--max-seconds", type=float, default=1200,
-                   help="give up (and print what was measured) after this long")
+    p.add_argument("--sizes", default=",".join(map(str, FORMATION_SIZES)),
+                   help="cluster sizes N of the formation scenario")
+    p.add_argument("--formation-runs", type=int, default=None,
+                   help=f"runs per target of each formation below N={FORMATION_ONCE_FROM} "
+                        "(default: --runs; those from there on run once)")
+    p.add_argument("--formation-timeout", type=float, default=600,
+                   help="bound of one formation, daemon starts included, in seconds")
+    p.add_argument("--max-seconds", type=float, default=3600,
+                   help="start no new run after this long; print what was measured")
     a = p.parse_args()
 
     names = [s for s in a.scenarios.split(",") if s]
     for s in names:
         if s not in SCENARIOS:
             raise SystemExit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
-    if not 1 <= a.runs <= 100:
-        raise SystemExit("--runs must be between 1 and 100")
+    if a.formation_runs is None:
+        a.formation_runs = a.runs
+    if not 1 <= a.runs <= 100 or not 1 <= a.formation_runs <= 100:
+        raise SystemExit("--runs and --formation-runs must be between 1 and 100")
+    if not 10 <= a.formation_timeout <= 3600:
+        raise SystemExit("--formation-timeout must be between 10 and 3600")
+    sizes = parse_sizes(a.sizes)
 
     # SIGTERM (from bench/run's trap) unwinds like an exception, so every `finally` stops its
     # daemon by PID. (SIGINT is ignored: bench/run runs this in the background.)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     bench = Bench(a.work)
-    rxd, lxd = Rxd(bench, a.rxd), Lxd(bench, a.lxd)
+    bench.formation_timeout = a.formation_timeout
+    rxd, lxd = Rxd(bench, a.rxd, a.rxc), Lxd(bench, a.lxd, a.lxc)
     targets = [rxd, lxd]
+
+    plan, warm = [], []
+    for s in names:
+        fn, rows = SCENARIOS[s]
+        if s == "formation":
+            for n in sizes:
+                runs = 1 if n >= FORMATION_ONCE_FROM else a.formation_runs
+                plan.append(Entry(f"formation N={n}", lambda b, t, n=n: formation(b, t, n),
+                                  formation_rows(n), runs, size=n))
+            warm.append(Entry(f"formation N={FORMATION_WARMUP_SIZE}",
+                              lambda b, t: formation(b, t, FORMATION_WARMUP_SIZE), [], 1,
+                              size=FORMATION_WARMUP_SIZE))
+        else:
+            plan.append(Entry(s, fn, rows, a.runs))
+            warm.append(Entry(s, fn, rows, a.runs))
+
     results = {t.name: {} for t in targets}  # target -> metric -> [values]
+    counts = {}  # (target, entry key) -> measured runs
+    cell_unavailable = {}  # (target, entry key) -> reason: LXD failed at that one cell
+    formation_unavailable = {}  # target -> reason: no formation of it can work here
+    out_of_time = {}  # target -> smallest N that did not form within the bound
     end = now() + a.max_seconds
     load_before = os.getloadavg()[0]
     cut_short = None
+    rxd_failed = None
 
-    def one(t, scenario, record):
-        fn, _ = SCENARIOS[scenario]
+    def why_not(t, e):
         if t.unavailable:
+            return t.unavailable
+        if e.size is not None:
+            if t.name in formation_unavailable:
+                return formation_unavailable[t.name]
+            if t.name in out_of_time and e.size > out_of_time[t.name]:
+                return (f"not tried: N={out_of_time[t.name]} did not form within "
+                        f"{a.formation_timeout:.0f} s")
+        return cell_unavailable.get((t.name, e.key))
+
+    def one(t, e, record):
+        if why_not(t, e):
             return
         try:
-            out = fn(bench, t)
-        except Failed as e:
-            if t is lxd:
-                # LXD failing here is a fact about this machine, not about rxd.
-                t.unavailable = str(e).removeprefix("lxd: ")[:150]
-                log(f"lxd unavailable: {t.unavailable}")
-                return
-            raise
+            out = e.fn(bench, t)
+        except Failed as err:
+            if t is not lxd:
+                raise
+            # LXD failing here is a fact about this machine, not about rxd.
+            reason = str(err).removeprefix("lxd: ")
+            if e.size is None:
+                t.unavailable = reason
+            elif not record:
+                formation_unavailable[t.name] = f"the warm-up formation failed: {reason}"
+            else:
+                cell_unavailable[(t.name, e.key)] = reason
+                if isinstance(err, OutOfTime):
+                    out_of_time[t.name] = min(e.size, out_of_time.get(t.name, e.size))
+            log(f"lxd unavailable ({e.key}): {reason}")
+            return
         if record:
+            counts[(t.name, e.key)] = counts.get((t.name, e.key), 0) + 1
             for k, v in out.items():
-                results[t.name].setdefault(k, []).append(v)
+                vals = v if isinstance(v, list) else [v]
+                results[t.name].setdefault(k, []).extend(vals)
 
     try:
         for i in range(a.warmup):
             for t in targets:
-                for s in names:
-                    log(f"warm-up {i + 1}: {t.name} {s}")
-                    one(t, s, record=False)
-        for i in range(a.runs):
+                for e in warm:
+                    log(f"warm-up {i + 1}: {t.name} {e.key}")
+                    one(t, e, record=False)
+        for i in range(max(e.runs for e in plan)):
             order = targets if i % 2 == 0 else list(reversed(targets))
-            for s in names:
+            for e in plan:
+                if i >= e.runs:
+                    continue
                 for t in order:
                     if now() > end:
                         raise TimeoutError
-                    log(f"run {i + 1}/{a.runs}: {t.name} {s}")
-                    one(t, s, record=True)
+                    log(f"run {i + 1}/{e.runs}: {t.name} {e.key}")
+                    one(t, e, record=True)
     except TimeoutError:
-        cut_short = f"stopped after --max-seconds {a.max_seconds:.0f}"
+        cut_short = f"stopped after --max-seconds {a.max_seconds:.0f}: later runs not measured"
         log(cut_short)
-    except Failed as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 1
+    except Failed as err:
+        rxd_failed = str(err)
+        print(f"bench: {err}", file=sys.stderr)
 
     # ---- the table
-    rows = [(m, u) for s in names for (m, u) in SCENARIOS[s][1]]
     head = ("scenario", "rxd median [min-max]", "lxd median [min-max]", "rxd/lxd")
+    plan_sizes = [e.size for e in plan if e.size is not None]
     lines = []
-    for metric, unit in rows:
-        r_med, r_txt = summarize(results["rxd"].get(metric, []), unit)
-        if lxd.unavailable:
-            l_med, l_txt = None, f"unavailable: {lxd.unavailable[:70]}"
-        else:
-            l_med, l_txt = summarize(results["lxd"].get(metric, []), unit)
-        ratio = f"{r_med / l_med:.2f}" if r_med is not None and l_med else "-"
-        lines.append((f"{metric} ({unit})", r_txt, l_txt, ratio))
+    notes = []
+    for e in plan:
+        for metric, unit in e.rows:
+            r_med, r_txt = summarize(results["rxd"].get(metric, []), unit)
+            why = why_not(lxd, e)
+            if why:
+                l_med, l_txt = None, f"unavailable: {why[:40]}"
+                note = (f"lxd unavailable: {why}" if why == lxd.unavailable
+                        else f"lxd {e.key} unavailable: {why}")
+                if len(why) > 40 and note not in notes:
+                    notes.append(note)
+            else:
+                l_med, l_txt = summarize(results["lxd"].get(metric, []), unit)
+            ratio = f"{r_med / l_med:.2f}" if r_med is not None and l_med else "-"
+            lines.append((f"{metric} ({unit})", r_txt, l_txt, ratio))
     widths = [max(len(x[i]) for x in [head] + lines) for i in range(4)]
     out = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
                      for i, c in enumerate(row)) for row in [head] + lines]
     print()
     print("\n".join(out))
-    n = {t.name: len(results[t.name].get(rows[0][0], [])) for t in targets} if rows else {}
     print()
-    print(f"runs: rxd {n.get('rxd', 0)}, lxd {n.get('lxd', 0)} (after {a.warmup} warm-up); "
-          f"{os.cpu_count()} CPUs, 1-min load {load_before:.1f} before and "
-          f"{os.getloadavg()[0]:.1f} after; rxd on {rxd.address}, lxd on {lxd.address}")
-    if lxd.unavailable and len(lxd.unavailable) > 70:
-        print(f"lxd unavailable: {lxd.unavailable}")
-    elif not lxd.unavailable:
+    runs = ", ".join(f"{e.key if e.size is None or e.size == plan_sizes[0] else f'N={e.size}'} "
+                     f"{counts.get(('rxd', e.key), 0)}/{counts.get(('lxd', e.key), 0)}"
+                     for e in plan)
+    print(f"measured runs (rxd/lxd): {runs}; before them {a.warmup} warm-up "
+          f"run{'' if a.warmup == 1 else 's'} of each "
+          f"scenario" + (f" (of formation: one N={FORMATION_WARMUP_SIZE} formation)"
+                         if plan_sizes and a.warmup else ""))
+    if plan_sizes:
+        once = [str(n) for n in plan_sizes if n >= FORMATION_ONCE_FROM]
+        print("formation: from node1's `init --preseed` until node1 lists N members, all "
+              "Online (tokens included);")
+        print("  join/member: one joining member's `init --preseed`, median [min-max] over the "
+              "N-1 joins of every run; last join: node N's")
+        if once:
+            print(f"  N={','.join(once)}: formed once per implementation (expensive), so their "
+                  "[min-max] is over that one run")
+        print(f"  members on {rxd.cluster_net}.K (rxd) and {lxd.cluster_net}.K (lxd); each "
+              f"formation bounded by {a.formation_timeout:.0f} s")
+    print(f"{os.cpu_count()} CPUs, 1-min load {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after; single/waitready: rxd on {rxd.address}, "
+          f"lxd on {lxd.address}")
+    for note in notes:
+        print(note)
+    if lxd.binary and not lxd.unavailable:
         v = subprocess.run([lxd.binary, "--version"], capture_output=True, text=True, timeout=10)
         print(f"lxd {v.stdout.strip()} ({lxd.binary})")
     if cut_short:
         print(cut_short)
+    if rxd_failed:
+        print(f"rxd failed, later runs not measured: {rxd_failed}")
+        return 1
     return 0
 
 
