@@ -206,8 +206,20 @@ async fn bad_requests_get_clear_errors() {
 #[tokio::test]
 async fn interactive_bootstrap_asks_lxds_questions() {
     let m = Member::start();
-    let answers = "yes\n127.0.2.4\nno\nnode1\nyes\npw123\npw123\nyes\nno\nno\nno\nno\nyes\n";
-    let out = ok(&m.rxd_with_input(&["init"], answers));
+    // The backend question comes only when this host has more than one local driver.
+    let (server, _) = m.client().server().await.unwrap();
+    let local_drivers = server
+        .environment
+        .unwrap()
+        .storage_supported_drivers
+        .iter()
+        .filter(|d| !d.remote)
+        .count();
+    let backend = if local_drivers > 1 { "dir\n" } else { "" };
+    let answers = format!(
+        "yes\n127.0.2.4\nno\nnode1\nyes\npw123\npw123\nyes\n{backend}no\nno\nno\nno\nyes\n"
+    );
+    let out = ok(&m.rxd_with_input(&["init"], &answers));
     for q in [
         "Would you like to use LXD clustering? (yes/no) [default=no]: ",
         "What IP address or DNS name should be used to reach this server? [default=",

@@ -1,5 +1,5 @@
 //! LXD's REST wire types, as rxd speaks them: the response envelope, servers, cluster members,
-//! operations, events, certificates, storage pools, profiles, projects, the `lxd init` preseed,
+//! operations, events, certificates, storage pools, networks, profiles, projects, the `lxd init` preseed,
 //! join tokens and the API extension list.
 //!
 //! This crate does no I/O and knows nothing of how the daemon stores or serves these types.
@@ -10,6 +10,7 @@ mod cluster;
 mod envelope;
 mod event;
 mod extensions;
+mod network;
 mod operation;
 mod preseed;
 mod profile;
@@ -25,6 +26,9 @@ pub use cluster::{
 pub use envelope::{etag, Response, ResponseType};
 pub use event::{Event, EventLifecycle, EventLogging, Requestor};
 pub use extensions::API_EXTENSIONS;
+pub use network::{
+    Network, NetworkPut, NetworkState, NetworkStateAddress, NetworkStateCounters, NetworksPost,
+};
 pub use operation::{Operation, OperationStatus};
 pub use preseed::{InitClusterPreseed, InitNetwork, InitPreseed, InitProject};
 pub use profile::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project};

@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Manage and attach instances to networks.
+    #[command(subcommand)]
+    Network(crate::network::NetworkCmd),
     /// Send a raw query to the daemon.
     Query(QueryArgs),
     /// List, show and delete background operations.

@@ -21,6 +21,7 @@ mod cluster;
 mod config;
 mod edit;
 mod monitor;
+mod network;
 mod operation;
 mod output;
 mod profile;
@@ -192,6 +193,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         args::Command::Config(cmd) => config::run(&ctx, cmd).await,
         args::Command::Storage(cmd) => storage::run(&ctx, cmd).await,
         args::Command::Profile(cmd) => profile::run(&ctx, cmd).await,
+        args::Command::Network(cmd) => network::run(&ctx, cmd).await,
         args::Command::Query(a) => query::run(&ctx, a).await,
         args::Command::Operation(cmd) => operation::run(&ctx, cmd).await,
         args::Command::Monitor(a) => monitor::run(&ctx, a).await,

@@ -71,7 +71,10 @@ impl From<ApplyError> for ApiError {
             ApplyError::InUse { .. }
             | ApplyError::NotPending { .. }
             | ApplyError::DriverMismatch { .. }
-            | ApplyError::AlreadyDefined { .. } => StatusCode::BAD_REQUEST,
+            | ApplyError::AlreadyDefined { .. }
+            | ApplyError::NetworkNotPending { .. }
+            | ApplyError::NetworkTypeMismatch { .. }
+            | ApplyError::NetworkAlreadyDefined { .. } => StatusCode::BAD_REQUEST,
             ApplyError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

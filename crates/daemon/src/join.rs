@@ -35,7 +35,7 @@ use crate::{Daemon, NODE_ID_KEY};
 struct Undo {
     https: Option<(String, Config)>,
     trust_added: bool,
-    pools_made: Vec<(String, Config)>,
+    pools_made: Vec<(String, String, Config)>,
     accepted: Option<u64>,
     cluster_cert_written: bool,
     raft_swapped: Option<u64>,
@@ -222,14 +222,15 @@ async fn run(
                 default_dir.display()
             )));
         }
-        let cfg =
-            crate::storage::create(&d.dir, &pool.name, &pool.driver, values).map_err(|e| {
+        let cfg = crate::storage::create(&d.dir, &pool.name, &pool.driver, &pool.config, values)
+            .map_err(|e| {
                 fail(
                     &format!("Failed to initialize storage pool {:?}", pool.name),
                     e,
                 )
             })?;
-        undo.pools_made.push((pool.name.clone(), cfg.clone()));
+        undo.pools_made
+            .push((pool.name.clone(), pool.driver.clone(), cfg.clone()));
         prepared.insert(pool.name.clone(), cfg);
     }
     let req = AcceptRequest {
@@ -389,8 +390,8 @@ async fn rollback(d: &Daemon, put: &ClusterPut, cluster_address: &str, undo: Und
     }
     let _ = d.set_cluster_cert(None);
     d.set_pending_trust([]);
-    for (name, cfg) in undo.pools_made {
-        crate::storage::delete(&d.dir, &name, &cfg);
+    for (name, driver, cfg) in undo.pools_made {
+        crate::storage::delete(&d.dir, &name, &driver, &cfg);
     }
     if let Some((old_core, old_local)) = undo.https {
         let _ = d.set_https_address(&old_core).await;

@@ -125,7 +125,7 @@ pub async fn become_standalone(d: &Daemon) -> ApiResult<()> {
     d.set_cluster_cert(None)?;
     for pool in pools {
         if let Some(mine) = pool.members.iter().find(|m| m.member_id == id) {
-            crate::storage::delete(&d.dir, &pool.name, &mine.config);
+            crate::storage::delete(&d.dir, &pool.name, &pool.driver, &mine.config);
         }
     }
     d.events.set_location("none");

@@ -19,6 +19,7 @@ pub mod heartbeat;
 mod join;
 mod leave;
 pub mod listeners;
+pub mod network;
 pub mod operations;
 pub mod peer;
 pub mod response;
@@ -460,6 +461,10 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     let _ = daemon.router.set(router.clone());
     let location = daemon.location().await;
     daemon.events.set_location(&location);
+    // A pool's filesystem (a btrfs loop file, a device) is mounted again after a restart, before
+    // the daemon answers.
+    let pools = daemon.db().read_local(tables::storage_pools).await?;
+    storage::mount_all(dir.clone(), pools, daemon.node_id()).await;
     if let Some(addr) = local_config.get("core.https_address") {
         daemon
             .set_https_address(addr)
@@ -471,11 +476,18 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
     heartbeat::spawn(daemon.clone());
+    // Bridges and their dnsmasq come back after a restart.
+    handlers::networks::restore(&daemon).await;
     tracing::info!("rxd is ready, data directory {}", dir.display());
     daemon.stop.notified().await;
     tracing::info!("Shutting down");
     unix.abort();
     daemon.set_https_address("").await.ok();
+    // dnsmasq processes are ours; bridges and their rules stay, as LXD leaves them.
+    network::dnsmasq::stop_all().await;
+    if let Ok(pools) = daemon.db().read_local(tables::storage_pools).await {
+        storage::unmount_all(dir.clone(), pools, daemon.node_id()).await;
+    }
     let _ = std::fs::remove_file(dir.join("unix.socket"));
     daemon.db().shutdown().await?;
     Ok(())

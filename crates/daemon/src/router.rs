@@ -65,6 +65,13 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
         Access::Trusted,
     ),
     ("/1.0/events", Method::GET, Access::Trusted),
+    ("/1.0/networks", Method::GET, Access::Trusted),
+    ("/1.0/networks", Method::POST, Access::Trusted),
+    ("/1.0/networks/{name}", Method::GET, Access::Trusted),
+    ("/1.0/networks/{name}", Method::PUT, Access::Trusted),
+    ("/1.0/networks/{name}", Method::PATCH, Access::Trusted),
+    ("/1.0/networks/{name}", Method::DELETE, Access::Trusted),
+    ("/1.0/networks/{name}/state", Method::GET, Access::Trusted),
     ("/1.0/operations", Method::GET, Access::Trusted),
     ("/1.0/operations/{id}", Method::GET, Access::Trusted),
     ("/1.0/operations/{id}", Method::DELETE, Access::Trusted),
@@ -102,6 +109,8 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
         Method::POST,
         Access::Member,
     ),
+    ("/internal/networks/create", Method::POST, Access::Member),
+    ("/internal/networks/delete", Method::POST, Access::Member),
 ];
 
 /// The access rule of a matched route; routes missing from the table are members-only.
@@ -150,6 +159,13 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
             on(f, cluster_members::cluster_member_state_post)
         }
         ("/1.0/events", "GET") => on(f, events::events_get),
+        ("/1.0/networks", "GET") => on(f, networks::networks_get),
+        ("/1.0/networks", "POST") => on(f, networks::networks_post),
+        ("/1.0/networks/{name}", "GET") => on(f, networks::network_get),
+        ("/1.0/networks/{name}", "PUT") => on(f, networks::network_put),
+        ("/1.0/networks/{name}", "PATCH") => on(f, networks::network_patch),
+        ("/1.0/networks/{name}", "DELETE") => on(f, networks::network_delete),
+        ("/1.0/networks/{name}/state", "GET") => on(f, networks::network_state_get),
         ("/1.0/operations", "GET") => on(f, operations::operations_get),
         ("/1.0/operations/{id}", "GET") => on(f, operations::operation_get),
         ("/1.0/operations/{id}", "DELETE") => on(f, operations::operation_delete),
@@ -179,6 +195,8 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/cluster/left", "POST") => on(f, internal_cluster::left_post),
         ("/internal/storage-pools/create", "POST") => on(f, storage_pools::internal_pool_create),
         ("/internal/storage-pools/delete", "POST") => on(f, storage_pools::internal_pool_delete),
+        ("/internal/networks/create", "POST") => on(f, networks::internal_network_create),
+        ("/internal/networks/delete", "POST") => on(f, networks::internal_network_delete),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }

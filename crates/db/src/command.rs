@@ -208,6 +208,74 @@ pub enum Command {
         /// The proposer's clock, RFC 3339.
         now: String,
     },
+    /// Creates a network with an entry for one member (a standalone create).
+    CreateNetwork {
+        /// Network name.
+        name: String,
+        /// Type (`bridge`).
+        network_type: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// The member that holds it.
+        member_id: u64,
+        /// That member's keys.
+        member_config: Config,
+        /// Global and member state (`Created`, `Pending`).
+        state: String,
+    },
+    /// Defines a network on one member ahead of the cluster-wide create (`?target=`): the
+    /// network is made `Pending` if it does not exist yet.
+    DefineNetworkMember {
+        /// Network name.
+        name: String,
+        /// Type.
+        network_type: String,
+        /// The member.
+        member_id: u64,
+        /// Its member-specific keys.
+        config: Config,
+    },
+    /// Records the outcome of a cluster-wide network create: cluster keys, global state, and
+    /// each member's keys and state.
+    FinishNetwork {
+        /// Network name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// Global state.
+        state: String,
+        /// Per member: keys and state.
+        members: std::collections::BTreeMap<u64, (Config, String)>,
+    },
+    /// Replaces a network's description and cluster-wide keys, and one member's keys.
+    UpdateNetwork {
+        /// Network name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// The member whose keys change.
+        member_id: u64,
+        /// That member's keys.
+        member_config: Config,
+    },
+    /// Adds a joined member's side of created networks, by network name.
+    AddNetworkMembers {
+        /// The member.
+        member_id: u64,
+        /// Its member-specific keys for each network.
+        networks: std::collections::BTreeMap<String, Config>,
+    },
+    /// Deletes a network everywhere.
+    DeleteNetwork {
+        /// Network name.
+        name: String,
+    },
 }
 
 /// What a successful command returns.
@@ -605,6 +673,138 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             secret,
             now,
         } => return consume_token(tx, kind, name, secret, now),
+        Command::CreateNetwork {
+            name,
+            network_type,
+            description,
+            config,
+            member_id,
+            member_config,
+            state,
+        } => {
+            if exists(tx, "SELECT 1 FROM networks WHERE name = ?1", name)? {
+                return Err(ApplyError::Exists {
+                    entity: Entity::Network,
+                    name: name.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO networks (name, type, description, config, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, network_type, description, to_json(config), state],
+            )?;
+            tx.execute(
+                "INSERT INTO network_members (network, member_id, config, state)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![name, *member_id as i64, to_json(member_config), state],
+            )?;
+        }
+        Command::DefineNetworkMember {
+            name,
+            network_type,
+            member_id,
+            config,
+        } => {
+            match tables::network(tx, name) {
+                Ok(net) => {
+                    if net.state != "Pending" {
+                        return Err(ApplyError::NetworkNotPending { name: name.clone() });
+                    }
+                    if net.network_type != *network_type {
+                        return Err(ApplyError::NetworkTypeMismatch {
+                            name: name.clone(),
+                            network_type: net.network_type,
+                        });
+                    }
+                    if let Some(m) = net.members.iter().find(|m| m.member_id == *member_id) {
+                        return Err(ApplyError::NetworkAlreadyDefined {
+                            name: name.clone(),
+                            member: m.member_name.clone(),
+                        });
+                    }
+                }
+                Err(_) => {
+                    tx.execute(
+                        "INSERT INTO networks (name, type, state) VALUES (?1, ?2, 'Pending')",
+                        params![name, network_type],
+                    )?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO network_members (network, member_id, config, state)
+                 VALUES (?1, ?2, ?3, 'Pending')",
+                params![name, *member_id as i64, to_json(config)],
+            )?;
+        }
+        Command::FinishNetwork {
+            name,
+            description,
+            config,
+            state,
+            members,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE networks SET description = ?2, config = ?3, state = ?4 WHERE name = ?1",
+                    params![name, description, to_json(config), state],
+                )?,
+                Entity::Network,
+                name,
+            )?;
+            for (id, (cfg, st)) in members {
+                tx.execute(
+                    "UPDATE network_members SET config = ?3, state = ?4 WHERE network = ?1 AND member_id = ?2",
+                    params![name, *id as i64, to_json(cfg), st],
+                )?;
+            }
+        }
+        Command::UpdateNetwork {
+            name,
+            description,
+            config,
+            member_id,
+            member_config,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE networks SET description = ?2, config = ?3 WHERE name = ?1",
+                    params![name, description, to_json(config)],
+                )?,
+                Entity::Network,
+                name,
+            )?;
+            tx.execute(
+                "UPDATE network_members SET config = ?3 WHERE network = ?1 AND member_id = ?2",
+                params![name, *member_id as i64, to_json(member_config)],
+            )?;
+        }
+        Command::AddNetworkMembers {
+            member_id,
+            networks,
+        } => {
+            for (net, config) in networks {
+                if !exists(tx, "SELECT 1 FROM networks WHERE name = ?1", net)? {
+                    return Err(ApplyError::NotFound {
+                        entity: Entity::Network,
+                        name: net.clone(),
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO network_members (network, member_id, config, state)
+                     VALUES (?1, ?2, ?3, 'Created')
+                     ON CONFLICT(network, member_id) DO UPDATE SET config = excluded.config,
+                     state = 'Created'",
+                    params![net, *member_id as i64, to_json(config)],
+                )?;
+            }
+        }
+        Command::DeleteNetwork { name } => {
+            expect_changed(
+                tx.execute("DELETE FROM networks WHERE name = ?1", [name])?,
+                Entity::Network,
+                name,
+            )?;
+        }
     }
     Ok(Response::Done)
 }
@@ -841,6 +1041,61 @@ mod tests {
             },
         );
         assert!(matches!(r, Err(ApplyError::InUse { .. })));
+    }
+
+    #[test]
+    fn network_pending_then_finished() {
+        let mut c = db();
+        let define = |member_id: u64| Command::DefineNetworkMember {
+            name: "lxdbr0".into(),
+            network_type: "bridge".into(),
+            member_id,
+            config: Config::new(),
+        };
+        run(&mut c, &define(1)).unwrap();
+        assert!(matches!(
+            run(&mut c, &define(1)),
+            Err(ApplyError::NetworkAlreadyDefined { .. })
+        ));
+        let net = tables::network(&c, "lxdbr0").unwrap();
+        assert_eq!(net.state, "Pending");
+        assert_eq!(net.members.len(), 1);
+        run(
+            &mut c,
+            &Command::FinishNetwork {
+                name: "lxdbr0".into(),
+                description: "d".into(),
+                config: Config::from([("ipv4.address".into(), "10.1.2.1/24".into())]),
+                state: "Created".into(),
+                members: [(1, (Config::new(), "Created".to_string()))].into(),
+            },
+        )
+        .unwrap();
+        let net = tables::network(&c, "lxdbr0").unwrap();
+        assert_eq!(net.state, "Created");
+        assert_eq!(net.members[0].state, "Created");
+        assert!(matches!(
+            run(&mut c, &define(1)),
+            Err(ApplyError::NetworkNotPending { .. })
+        ));
+        run(
+            &mut c,
+            &Command::DeleteNetwork {
+                name: "lxdbr0".into(),
+            },
+        )
+        .unwrap();
+        assert!(tables::networks(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn migration_two_upgrades_a_version_one_database() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(crate::CLUSTER_MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        migrate_cluster(&mut c).unwrap();
+        assert!(tables::networks(&c).unwrap().is_empty());
+        assert_eq!(tables::members(&c).unwrap()[0].name, "none");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Entity {
     Project,
     /// A join or certificate-add token.
     Token,
+    /// A managed network.
+    Network,
 }
 
 impl std::fmt::Display for Entity {
@@ -26,6 +28,7 @@ impl std::fmt::Display for Entity {
             Entity::Profile => "Profile",
             Entity::Project => "Project",
             Entity::Token => "Token",
+            Entity::Network => "Network",
         })
     }
 }
@@ -88,6 +91,28 @@ pub enum ApplyError {
     #[error("The storage pool already defined on member {member:?}")]
     AlreadyDefined {
         /// The pool.
+        name: String,
+        /// The member.
+        member: String,
+    },
+    /// A targeted network create for a network that is already created.
+    #[error("Network is not in pending state")]
+    NetworkNotPending {
+        /// The network.
+        name: String,
+    },
+    /// A targeted network create naming another type than the pending network has.
+    #[error("Network {name:?} is pending with type {network_type:?}")]
+    NetworkTypeMismatch {
+        /// The network.
+        name: String,
+        /// Its type.
+        network_type: String,
+    },
+    /// A second targeted network create for the same member.
+    #[error("The network is already defined on member {member:?}")]
+    NetworkAlreadyDefined {
+        /// The network.
         name: String,
         /// The member.
         member: String,

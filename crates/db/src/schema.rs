@@ -72,6 +72,23 @@ CREATE TABLE tokens (
     location TEXT NOT NULL
 );
 "#,
+    // 2: managed networks, with each member's side.
+    r#"
+CREATE TABLE networks (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    config TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL
+);
+CREATE TABLE network_members (
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+    config TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    PRIMARY KEY (network, member_id)
+);
+"#,
 ];
 
 /// The node-local database's migrations.

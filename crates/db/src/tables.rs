@@ -399,3 +399,87 @@ pub fn token(conn: &Connection, id: &str) -> Result<Token, DbError> {
         name: id.to_string(),
     })
 }
+
+/// A network's state on one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkMember {
+    /// The member's id.
+    pub member_id: u64,
+    /// The member's name.
+    pub member_name: String,
+    /// Member-specific keys (`bridge.external_interfaces`, `parent`, ...).
+    pub config: Config,
+    /// `Pending`, `Created` or `Errored`.
+    pub state: String,
+}
+
+/// A managed network with its per-member entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Network name.
+    pub name: String,
+    /// Network type (`bridge`, ...).
+    pub network_type: String,
+    /// Free text.
+    pub description: String,
+    /// Cluster-wide keys.
+    pub config: Config,
+    /// `Pending`, `Created` or `Errored`.
+    pub state: String,
+    /// Per-member entries.
+    pub members: Vec<NetworkMember>,
+}
+
+fn network_members(conn: &Connection, network: &str) -> Result<Vec<NetworkMember>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT n.member_id, m.name, n.config, n.state FROM network_members n
+         JOIN members m ON m.id = n.member_id WHERE n.network = ?1 ORDER BY m.id",
+    )?;
+    let rows = stmt.query_map([network], |row| {
+        Ok(NetworkMember {
+            member_id: row.get::<_, i64>(0)? as u64,
+            member_name: row.get(1)?,
+            config: json(row, 2)?,
+            state: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// All managed networks, by name.
+pub fn networks(conn: &Connection) -> Result<Vec<Network>, DbError> {
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT name FROM networks ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    names.iter().map(|n| network(conn, n)).collect()
+}
+
+/// One managed network by name.
+pub fn network(conn: &Connection, name: &str) -> Result<Network, DbError> {
+    let net = conn
+        .query_row(
+            "SELECT name, type, description, config, state FROM networks WHERE name = ?1",
+            [name],
+            |row| {
+                Ok(Network {
+                    name: row.get(0)?,
+                    network_type: row.get(1)?,
+                    description: row.get(2)?,
+                    config: json(row, 3)?,
+                    state: row.get(4)?,
+                    members: Vec::new(),
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound {
+            entity: Entity::Network,
+            name: name.to_string(),
+        })?;
+    Ok(Network {
+        members: network_members(conn, name)?,
+        ..net
+    })
+}

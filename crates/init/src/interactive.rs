@@ -132,13 +132,14 @@ pub async fn ask<R: BufRead, W: Write>(
     let env = Network {
         dir: dir.to_path_buf(),
     };
-    ask_with(client, q, &env, dry_run).await
+    ask_with(client, q, &env, &StorageHost::of(dir), dry_run).await
 }
 
 async fn ask_with<R: BufRead, W: Write, E: JoinEnv>(
     client: &Client,
     q: &mut Asker<R, W>,
     env: &E,
+    storage_host: &StorageHost,
     dry_run: bool,
 ) -> Result<(InitPreseed, bool), InitError> {
     let mut p = InitPreseed::default();
@@ -185,12 +186,8 @@ async fn ask_with<R: BufRead, W: Write, E: JoinEnv>(
             "Do you want to configure a new local storage pool? (yes/no) [default=yes]: ",
             true,
         )? {
-            let driver = choose_driver(q, &drivers)?;
-            p.storage_pools.push(StoragePoolsPost {
-                name: "local".into(),
-                driver,
-                ..Default::default()
-            });
+            p.storage_pools
+                .push(ask_pool(q, &drivers, "local", storage_host)?);
             p.profiles.push(root_profile("local"));
         }
         if q.bool(
@@ -217,12 +214,8 @@ async fn ask_with<R: BufRead, W: Write, E: JoinEnv>(
                 "Name of the new storage pool [default=default]: ",
                 "default",
             )?;
-            let driver = choose_driver(q, &drivers)?;
-            p.storage_pools.push(StoragePoolsPost {
-                name: name.clone(),
-                driver,
-                ..Default::default()
-            });
+            p.storage_pools
+                .push(ask_pool(q, &drivers, &name, storage_host)?);
             p.profiles.push(root_profile(&name));
         }
         ask_maas(q)?;
@@ -254,20 +247,68 @@ async fn ask_with<R: BufRead, W: Write, E: JoinEnv>(
     Ok((p, print))
 }
 
-fn choose_driver<R: BufRead, W: Write>(
+/// What the storage questions need to know about the daemon's host: `rxd init` runs beside
+/// the daemon, so it looks at the data directory itself, as `lxd init` does.
+pub(crate) struct StorageHost {
+    /// The data directory, named in the btrfs-subvolume question.
+    dir: std::path::PathBuf,
+    /// Whether the data directory lies on btrfs.
+    on_btrfs: bool,
+    /// LXD 5.0's default loop size: a fifth of the data directory's filesystem, 5 to 30 GiB.
+    default_gib: u64,
+}
+
+impl StorageHost {
+    pub(crate) fn of(dir: &Path) -> StorageHost {
+        let stat = nix::sys::statfs::statfs(dir).ok();
+        let on_btrfs = stat
+            .as_ref()
+            .is_some_and(|s| s.filesystem_type() == nix::sys::statfs::BTRFS_SUPER_MAGIC);
+        // The block count and size are never negative on Linux.
+        #[allow(clippy::unnecessary_cast)]
+        let bytes = stat
+            .map(|s| (s.blocks() as u64).saturating_mul(s.block_size() as u64))
+            .unwrap_or(0);
+        StorageHost {
+            dir: dir.to_path_buf(),
+            on_btrfs,
+            default_gib: (bytes / (1 << 30) / 5).clamp(5, 30),
+        }
+    }
+}
+
+fn is_block_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path)
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false)
+}
+
+/// The questions for one pool after its name, in `lxd init`'s order: the backend (only when
+/// there is a choice), then the driver's own questions.
+fn ask_pool<R: BufRead, W: Write>(
     q: &mut Asker<R, W>,
     drivers: &[String],
-) -> Result<String, InitError> {
-    match drivers {
-        [] => Err(InitError::Invalid(
-            "No storage backend is available on this host".into(),
-        )),
-        [only] => Ok(only.clone()),
+    name: &str,
+    host: &StorageHost,
+) -> Result<StoragePoolsPost, InitError> {
+    let has = |d: &str| drivers.iter().any(|x| x == d);
+    let driver = match drivers {
+        [] => {
+            return Err(InitError::Invalid(
+                "No storage backend is available on this host".into(),
+            ))
+        }
+        [only] => only.clone(),
         many => {
-            let default = if many.iter().any(|d| d == "btrfs") {
+            let default = if host.on_btrfs && has("btrfs") {
+                "btrfs"
+            } else if has("zfs") {
+                "zfs"
+            } else if has("btrfs") {
                 "btrfs"
             } else {
-                &many[0]
+                "dir"
             };
             q.checked(
                 &format!(
@@ -279,12 +320,83 @@ fn choose_driver<R: BufRead, W: Write>(
                     if many.iter().any(|d| d == v) {
                         Ok(())
                     } else {
-                        Err(format!("Invalid input: {v}"))
+                        Err("Invalid input, try again.\n".to_string())
                     }
                 },
-            )
+            )?
         }
+    };
+    let mut pool = StoragePoolsPost {
+        name: name.into(),
+        driver: driver.clone(),
+        ..Default::default()
+    };
+    if driver == "dir" {
+        return Ok(pool);
     }
+    let pool_path = host.dir.join("storage-pools").join(name);
+    if driver == "btrfs"
+        && host.on_btrfs
+        && q.bool(
+            &format!(
+                "Would you like to create a new btrfs subvolume under {}? (yes/no) [default=yes]: ",
+                host.dir.display()
+            ),
+            true,
+        )?
+    {
+        pool.config
+            .insert("source".into(), pool_path.display().to_string());
+        return Ok(pool);
+    }
+    let upper = driver.to_uppercase();
+    if q.bool(
+        &format!("Create a new {upper} pool? (yes/no) [default=yes]: "),
+        true,
+    )? {
+        if q.bool(
+            "Would you like to use an existing empty block device (e.g. a disk or partition)? (yes/no) [default=no]: ",
+            false,
+        )? {
+            let device = q.checked("Path to the existing block device: ", "", |p| {
+                if is_block_device(p) {
+                    Ok(())
+                } else {
+                    Err(format!("Invalid input: {p:?} is not a block device\n"))
+                }
+            })?;
+            pool.config.insert("source".into(), device);
+        } else {
+            let default = format!("{}GiB", host.default_gib);
+            let mut size = q.checked(
+                &format!(
+                    "Size in GiB of the new loop device (1GiB minimum) [default={default}]: "
+                ),
+                &default,
+                |v| {
+                    let number = v.split("GiB").next().unwrap_or_default();
+                    match number.parse::<i64>() {
+                        Ok(n) if n >= 1 => Ok(()),
+                        Ok(_) => Err("Invalid input: Minimum size is 1GiB\n".to_string()),
+                        Err(_) => Err(format!(
+                            "Invalid input: strconv.ParseInt: parsing {number:?}: invalid syntax\n"
+                        )),
+                    }
+                },
+            )?;
+            if !size.ends_with("GiB") {
+                size.push_str("GiB");
+            }
+            pool.config.insert("size".into(), size);
+        }
+    } else {
+        let source = q.string(
+            &format!("Name of the existing {upper} pool or dataset: "),
+            "",
+        )?;
+        pool.config.insert("source".into(), source);
+    }
+    Ok(pool)
 }
 
 fn ask_maas<R: BufRead, W: Write>(q: &mut Asker<R, W>) -> Result<(), InitError> {
@@ -380,6 +492,121 @@ mod tests {
         assert_eq!(with_port("127.0.0.5:9000", 8443), "127.0.0.5:9000");
         assert_eq!(with_port("::1", 8443), "[::1]:8443");
         assert_eq!(with_port("node.example", 8443), "node.example:8443");
+    }
+
+    fn pool_answers(
+        drivers: &[&str],
+        on_btrfs: bool,
+        input: &str,
+    ) -> (Result<StoragePoolsPost, InitError>, String) {
+        let drivers: Vec<String> = drivers.iter().map(|d| d.to_string()).collect();
+        let host = StorageHost {
+            dir: "/var/lib/rxd".into(),
+            on_btrfs,
+            default_gib: 7,
+        };
+        let mut out = Vec::new();
+        let mut q = crate::scripted(std::io::Cursor::new(input.to_string()), &mut out);
+        let pool = ask_pool(&mut q, &drivers, "local", &host);
+        (pool, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn storage_questions_follow_lxd() {
+        // Drivers offered, data directory on btrfs, answers, driver, config, prompts shown.
+        type Case<'a> = (
+            &'a [&'a str],
+            bool,
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+        );
+        let cases: &[Case] = &[
+            // One backend: no question at all.
+            (&["dir"], false, "", "dir", &[], ""),
+            (
+                &["dir", "btrfs"],
+                false,
+                "\n\n\n\n",
+                "btrfs",
+                &[("size", "7GiB")],
+                "Name of the storage backend to use (dir, btrfs) [default=btrfs]: \
+Create a new BTRFS pool? (yes/no) [default=yes]: \
+Would you like to use an existing empty block device (e.g. a disk or partition)? (yes/no) [default=no]: \
+Size in GiB of the new loop device (1GiB minimum) [default=7GiB]: ",
+            ),
+            (
+                &["dir", "btrfs"],
+                false,
+                "btrfs\nyes\nno\nabc\n0\n12\n",
+                "btrfs",
+                &[("size", "12GiB")],
+                "Name of the storage backend to use (dir, btrfs) [default=btrfs]: \
+Create a new BTRFS pool? (yes/no) [default=yes]: \
+Would you like to use an existing empty block device (e.g. a disk or partition)? (yes/no) [default=no]: \
+Size in GiB of the new loop device (1GiB minimum) [default=7GiB]: \
+Invalid input: strconv.ParseInt: parsing \"abc\": invalid syntax\n\n\
+Size in GiB of the new loop device (1GiB minimum) [default=7GiB]: \
+Invalid input: Minimum size is 1GiB\n\n\
+Size in GiB of the new loop device (1GiB minimum) [default=7GiB]: ",
+            ),
+            (
+                &["dir", "btrfs"],
+                false,
+                "dir\n",
+                "dir",
+                &[],
+                "Name of the storage backend to use (dir, btrfs) [default=btrfs]: ",
+            ),
+            (
+                &["dir", "btrfs"],
+                true,
+                "\n\n",
+                "btrfs",
+                &[("source", "/var/lib/rxd/storage-pools/local")],
+                "Name of the storage backend to use (dir, btrfs) [default=btrfs]: \
+Would you like to create a new btrfs subvolume under /var/lib/rxd? (yes/no) [default=yes]: ",
+            ),
+            (
+                &["dir", "btrfs"],
+                false,
+                "btrfs\nno\n/mnt/pool\n",
+                "btrfs",
+                &[("source", "/mnt/pool")],
+                "Name of the storage backend to use (dir, btrfs) [default=btrfs]: \
+Create a new BTRFS pool? (yes/no) [default=yes]: \
+Name of the existing BTRFS pool or dataset: ",
+            ),
+        ];
+        for (drivers, on_btrfs, input, driver, config, prompts) in cases {
+            let (pool, out) = pool_answers(drivers, *on_btrfs, input);
+            let pool = pool.unwrap();
+            assert_eq!(pool.driver, *driver, "{input:?}");
+            let want: Config = config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(pool.config, want, "{input:?}");
+            assert_eq!(out, *prompts, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_block_device_must_be_one() {
+        let (pool, out) = pool_answers(
+            &["btrfs", "dir"],
+            false,
+            "\nyes\nyes\n/etc/hostname\n/dev/loop0\n",
+        );
+        if !is_block_device("/dev/loop0") {
+            return;
+        }
+        assert!(
+            out.contains("Invalid input: \"/etc/hostname\" is not a block device"),
+            "{out}"
+        );
+        assert_eq!(pool.unwrap().config["source"], "/dev/loop0");
     }
 
     #[test]

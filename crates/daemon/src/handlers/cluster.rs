@@ -53,6 +53,7 @@ pub async fn member_config(d: &Daemon) -> ApiResult<Vec<ClusterMemberConfigKey>>
             });
         }
     }
+    out.extend(crate::handlers::networks::member_config(d).await?);
     Ok(out)
 }
 

@@ -6,6 +6,7 @@ pub mod cluster_members;
 pub mod events;
 pub mod internal;
 pub mod internal_cluster;
+pub mod networks;
 pub mod operations;
 pub mod profiles;
 pub mod projects;

@@ -217,8 +217,13 @@ async fn create_here(d: &Daemon, post: &StoragePoolsPost) -> ApiResult<()> {
         .clone()
         .into_iter()
         .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
-    let member_config = crate::storage::create(&d.dir, &post.name, &post.driver, member_config)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let local = LocalPool {
+        name: post.name.clone(),
+        driver: post.driver.clone(),
+        config: member_config,
+        cluster_config: cluster_config.clone(),
+    };
+    let member_config = create_local(d, &local).await?;
     let result = d
         .db()
         .propose(Command::CreateStoragePool {
@@ -238,7 +243,7 @@ async fn create_here(d: &Daemon, post: &StoragePoolsPost) -> ApiResult<()> {
     };
     if let Some(e) = refused {
         // Nothing is left behind when the database refuses.
-        crate::storage::delete(&d.dir, &post.name, &member_config);
+        crate::storage::delete(&d.dir, &post.name, &post.driver, &member_config);
         return Err(e);
     }
     Ok(())
@@ -253,6 +258,23 @@ pub struct LocalPool {
     pub driver: String,
     /// The member's keys.
     pub config: Config,
+    /// The pool's cluster-wide keys, which drivers read (`btrfs.mount_options`).
+    #[serde(default)]
+    pub cluster_config: Config,
+}
+
+/// Makes this member's side of a pool off the async threads (formatting and mounting take a
+/// while) and returns the member keys to store.
+async fn create_local(d: &Daemon, pool: &LocalPool) -> ApiResult<Config> {
+    let dir = d.dir.clone();
+    let (name, driver) = (pool.name.clone(), pool.driver.clone());
+    let (cluster, member) = (pool.cluster_config.clone(), pool.config.clone());
+    tokio::task::spawn_blocking(move || {
+        crate::storage::create(&dir, &name, &driver, &cluster, member)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("Storage pool creation failed: {e}")))?
+    .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 async fn on_member(
@@ -263,10 +285,9 @@ async fn on_member(
 ) -> ApiResult<Config> {
     if member.id == d.node_id() {
         return if action == "create" {
-            crate::storage::create(&d.dir, &pool.name, &pool.driver, pool.config.clone())
-                .map_err(|e| ApiError::bad_request(e.to_string()))
+            create_local(d, pool).await
         } else {
-            crate::storage::delete(&d.dir, &pool.name, &pool.config);
+            crate::storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
             Ok(pool.config.clone())
         };
     }
@@ -347,6 +368,7 @@ async fn create_everywhere(
             name: post.name.clone(),
             driver: post.driver.clone(),
             config: pm.config.clone(),
+            cluster_config: post.config.clone(),
         };
         match on_member(d, member, "create", &local).await {
             Ok(cfg) => {
@@ -494,6 +516,7 @@ pub async fn storage_pool_delete(
             name: name.clone(),
             driver: pool.driver.clone(),
             config: pm.config.clone(),
+            cluster_config: pool.config.clone(),
         };
         if let Some(member) = members.iter().find(|m| m.id == pm.member_id) {
             if let Err(e) = on_member(&d, member, "delete", &local).await {
@@ -519,8 +542,7 @@ pub async fn internal_pool_create(
     State(d): State<Arc<Daemon>>,
     JsonBody(pool): JsonBody<LocalPool>,
 ) -> ApiResult<Response> {
-    let cfg = crate::storage::create(&d.dir, &pool.name, &pool.driver, pool.config)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cfg = create_local(&d, &pool).await?;
     Ok(sync(cfg))
 }
 
@@ -529,6 +551,6 @@ pub async fn internal_pool_delete(
     State(d): State<Arc<Daemon>>,
     JsonBody(pool): JsonBody<LocalPool>,
 ) -> ApiResult<Response> {
-    crate::storage::delete(&d.dir, &pool.name, &pool.config);
+    crate::storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
     Ok(sync(pool.config))
 }

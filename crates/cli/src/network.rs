@@ -1,0 +1,394 @@
+//! `rxc network create|list|show|edit|set|unset|delete|info`, with `--target` for
+//! member-specific keys and pending definitions.
+
+use std::collections::BTreeMap;
+
+use clap::Subcommand;
+use rxd_api::{Network, NetworkPut, NetworkState, NetworksPost};
+use rxd_client::Client;
+
+use crate::output::{self, Format};
+use crate::{print, CliError, Ctx, Result};
+
+/// `rxc network ...`
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// List available networks.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Show network configurations.
+    Show {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Create new networks.
+    Create {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// `key=value` configuration.
+        config: Vec<String>,
+        /// Network type.
+        #[arg(short = 't', long = "type", default_value = "bridge")]
+        network_type: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+        /// Network description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Edit network configurations as YAML.
+    Edit {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Set network configuration keys (`KEY VALUE` or `KEY=VALUE...`).
+    Set {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// `KEY VALUE` or `KEY=VALUE...`
+        #[arg(required = true)]
+        args: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Unset network configuration keys.
+    Unset {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// The key.
+        key: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Delete networks.
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// `[<remote>:]<network>`
+        network: String,
+    },
+    /// Get runtime information on networks.
+    Info {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
+#[derive(serde::Deserialize, Default)]
+struct NetworkEdit {
+    #[serde(default)]
+    config: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    description: String,
+}
+
+const EDIT_TEMPLATE: &str = "### This is a YAML representation of the network.
+### Any line starting with a '#' will be ignored.
+###
+### A network consists of a set of configuration items.
+###
+### An example would look like:
+### name: lxdbr0
+### config:
+###   ipv4.address: 10.62.42.1/24
+###   ipv4.nat: true
+###   ipv6.address: fd00:56ad:9f7a:9800::1/64
+###   ipv6.nat: true
+### managed: true
+### type: bridge
+###
+### Note that only the configuration can be changed.";
+
+fn query(target: Option<&str>) -> String {
+    match target {
+        Some(t) if !t.is_empty() => format!("?target={t}"),
+        _ => String::new(),
+    }
+}
+
+async fn get(client: &Client, name: &str, target: Option<&str>) -> Result<(Network, String)> {
+    Ok(client
+        .get_with_etag(&format!("/1.0/networks/{name}{}", query(target)))
+        .await?)
+}
+
+async fn put(
+    client: &Client,
+    name: &str,
+    body: &NetworkPut,
+    etag: Option<&str>,
+    target: Option<&str>,
+) -> Result<()> {
+    client
+        .request(
+            "PUT",
+            &format!("/1.0/networks/{name}{}", query(target)),
+            Some(serde_json::to_value(body).expect("wire types serialise")),
+            etag,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Runs one `rxc network` command.
+pub async fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<()> {
+    match cmd {
+        NetworkCmd::List { remote } => {
+            let (client, _, _) = ctx.resolve_opt(&remote)?;
+            let nets: Vec<Network> = client.get("/1.0/networks?recursion=1").await?;
+            print(&list_text(ctx.format, &nets)?)
+        }
+        NetworkCmd::Show { network, target } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            let (mut n, _) = get(&client, &name, target.as_deref()).await?;
+            if let Some(used) = n.used_by.as_mut() {
+                used.sort();
+            }
+            print(&crate::yaml::to_string(&n)?)
+        }
+        NetworkCmd::Create {
+            network,
+            config,
+            network_type,
+            target,
+            description,
+        } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            let post = NetworksPost {
+                name: name.clone(),
+                network_type,
+                description: description.unwrap_or_default(),
+                config: crate::parse_key_values(&config)?.into_iter().collect(),
+            };
+            client
+                .request(
+                    "POST",
+                    &format!("/1.0/networks{}", query(target.as_deref())),
+                    Some(serde_json::to_value(&post).expect("wire types serialise")),
+                    None,
+                )
+                .await?;
+            if !ctx.quiet {
+                match target {
+                    Some(member) => print(&format!("Network {name} pending on member {member}\n"))?,
+                    None => print(&format!("Network {name} created\n"))?,
+                }
+            }
+            Ok(())
+        }
+        NetworkCmd::Edit { network, target } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            let (current, etag) = get(&client, &name, target.as_deref()).await?;
+            let writable = NetworkPut {
+                config: current.config,
+                description: current.description,
+            };
+            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let text =
+                crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&writable)?)?;
+            let edited: NetworkEdit = crate::edit::parse(&text)?;
+            let body = NetworkPut {
+                config: crate::edit::stringify_config(edited.config),
+                description: edited.description,
+            };
+            // lxc sends no ETag for piped input, and the one it read for an editor session.
+            let etag = if piped { None } else { Some(etag.as_str()) };
+            put(&client, &name, &body, etag, target.as_deref()).await
+        }
+        NetworkCmd::Set {
+            network,
+            args,
+            target,
+        } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            let pairs = if args.len() == 2 && !args[0].contains('=') {
+                vec![(args[0].clone(), args[1].clone())]
+            } else {
+                crate::parse_key_values(&args)?
+            };
+            let (current, etag) = get(&client, &name, target.as_deref()).await?;
+            if !current.managed {
+                return Err(CliError::BadArgument {
+                    message: "Only managed networks can be modified".into(),
+                });
+            }
+            let mut body = NetworkPut {
+                config: current.config,
+                description: current.description,
+            };
+            body.config.extend(pairs);
+            put(&client, &name, &body, Some(&etag), target.as_deref()).await
+        }
+        NetworkCmd::Unset {
+            network,
+            key,
+            target,
+        } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            let (current, etag) = get(&client, &name, target.as_deref()).await?;
+            let mut body = NetworkPut {
+                config: current.config,
+                description: current.description,
+            };
+            if body.config.remove(&key).is_none() {
+                return Err(CliError::BadArgument {
+                    message: format!("The key {key:?} does not exist on network {name:?}"),
+                });
+            }
+            put(&client, &name, &body, Some(&etag), target.as_deref()).await
+        }
+        NetworkCmd::Delete { network } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            client
+                .request("DELETE", &format!("/1.0/networks/{name}"), None, None)
+                .await?;
+            if !ctx.quiet {
+                print(&format!("Network {name} deleted\n"))?;
+            }
+            Ok(())
+        }
+        NetworkCmd::Info { network, target } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            let state: NetworkState = client
+                .get(&format!(
+                    "/1.0/networks/{name}/state{}",
+                    query(target.as_deref())
+                ))
+                .await?;
+            print(&info_text(&name, &state))
+        }
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", UNITS[i])
+    }
+}
+
+/// `network info`, in lxc's layout.
+pub fn info_text(name: &str, s: &NetworkState) -> String {
+    let mut out = format!(
+        "Name: {name}\nMAC address: {}\nMTU: {}\nState: {}\nType: {}\n",
+        s.hwaddr, s.mtu, s.state, s.state_type
+    );
+    if !s.addresses.is_empty() {
+        out += "\nIP addresses:\n";
+        for a in &s.addresses {
+            out += &format!(
+                "  {}\t{}/{} ({})\n",
+                a.family, a.address, a.netmask, a.scope
+            );
+        }
+    }
+    out += &format!(
+        "\nNetwork usage:\n  Bytes received: {}\n  Bytes sent: {}\n  Packets received: {}\n  Packets sent: {}\n",
+        bytes(s.counters.bytes_received),
+        bytes(s.counters.bytes_sent),
+        s.counters.packets_received,
+        s.counters.packets_sent
+    );
+    out
+}
+
+/// `network list` in every format.
+pub fn list_text(format: Format, nets: &[Network]) -> Result<String> {
+    let mut rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| {
+            let addr = |k: &str| {
+                n.config
+                    .get(k)
+                    .filter(|v| *v != "none")
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            vec![
+                n.name.clone(),
+                n.network_type.clone(),
+                output::yes_no(n.managed),
+                addr("ipv4.address"),
+                addr("ipv6.address"),
+                n.description.clone(),
+                n.used_by.as_ref().map_or(0, Vec::len).to_string(),
+                n.status.to_uppercase(),
+            ]
+        })
+        .collect();
+    output::sort_naturally(&mut rows);
+    output::render(
+        format,
+        &[
+            "NAME",
+            "TYPE",
+            "MANAGED",
+            "IPV4",
+            "IPV6",
+            "DESCRIPTION",
+            "USED BY",
+            "STATE",
+        ],
+        &rows,
+        nets,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NETS: &str = r#"[{"config":{"ipv4.address":"10.1.2.1/24","ipv4.nat":"true","ipv6.address":"none"},"description":"","name":"lxdbr0","type":"bridge","used_by":[],"managed":true,"status":"Created","locations":["none"]},{"config":{},"description":"","name":"lo","type":"loopback","used_by":[],"managed":false,"status":"","locations":null}]"#;
+
+    #[test]
+    fn network_list_matches_lxc() {
+        let nets: Vec<Network> = serde_json::from_str(NETS).unwrap();
+        assert_eq!(
+            list_text(Format::Table, &nets).unwrap(),
+            "\
++--------+----------+---------+-------------+------+-------------+---------+---------+
+|  NAME  |   TYPE   | MANAGED |    IPV4     | IPV6 | DESCRIPTION | USED BY |  STATE  |
++--------+----------+---------+-------------+------+-------------+---------+---------+
+| lo     | loopback | NO      |             |      |             | 0       |         |
++--------+----------+---------+-------------+------+-------------+---------+---------+
+| lxdbr0 | bridge   | YES     | 10.1.2.1/24 |      |             | 0       | CREATED |
++--------+----------+---------+-------------+------+-------------+---------+---------+
+"
+        );
+        assert_eq!(
+            list_text(Format::Csv, &nets).unwrap(),
+            "lo,loopback,NO,,,,0,\nlxdbr0,bridge,YES,10.1.2.1/24,,,0,CREATED\n"
+        );
+    }
+
+    #[test]
+    fn edits_tolerate_show_output() {
+        let shown = "config:\n  ipv4.nat: true\n  ipv4.address: 10.1.2.1/24\ndescription: d\nname: lxdbr0\ntype: bridge\nused_by: []\nmanaged: true\nstatus: Created\nlocations:\n- none\n";
+        let e: NetworkEdit = crate::edit::parse(shown).unwrap();
+        let config = crate::edit::stringify_config(e.config);
+        assert_eq!(config["ipv4.nat"], "true");
+        assert_eq!(e.description, "d");
+    }
+}

@@ -1,0 +1,514 @@
+//! Managed bridges, standalone and across a cluster. Every rxd runs inside a network namespace
+//! the test makes, so the host's own interfaces, routes and firewall are never touched; each
+//! check looks inside that namespace (`ip -j addr`, `nft list ruleset`, dnsmasq's pid).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use rxd_testkit::{bin, bootstrap_preseed, fails, join_preseed, ok, until};
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}{:x}{:x}",
+        std::process::id() % 0xfff,
+        nanos % 0xfffff
+    )
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"))
+}
+
+fn must(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace owned by the test; on drop every process in it is killed by PID and
+/// the namespace is deleted, also when the test failed.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let name = unique("rxdtest-");
+        must("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `program args` inside the namespace.
+    fn exec(&self, program: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", &self.name, program];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let out = self.exec("ip", args);
+        assert!(
+            out.status.success(),
+            "ip {args:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn nft(&self) -> String {
+        String::from_utf8_lossy(&self.exec("nft", &["list", "ruleset"]).stdout).into_owned()
+    }
+
+    /// Interface names in the namespace.
+    fn links(&self) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.ip(&["-j", "link"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The addresses of `dev`, as `addr/prefix`.
+    fn addrs(&self, dev: &str) -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ip(&["-j", "addr", "show", "dev", dev])).unwrap();
+        v[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["scope"] == "global")
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect()
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        String::from_utf8_lossy(&run("ip", &["netns", "pids", &self.name]).stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            let _ = run("kill", &["-9", &pid.to_string()]);
+        }
+        let _ = run("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// One rxd running inside its own namespace, with its own data directory.
+struct NsMember {
+    child: Option<Child>,
+    dir: PathBuf,
+    // Dropped after the daemon: its processes die with the namespace's.
+    ns: Netns,
+}
+
+impl NsMember {
+    fn start() -> NsMember {
+        let ns = Netns::new();
+        let dir = std::env::temp_dir().join(unique("rxd-net-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("daemon.stderr")).unwrap();
+        let rxd = bin("rxd");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(&rxd)
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--verbose")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rxd starts");
+        let m = NsMember {
+            child: Some(child),
+            dir,
+            ns,
+        };
+        let out = m.cmd("rxd", &["waitready", "--timeout", "30"], None);
+        assert!(
+            out.status.success(),
+            "rxd did not become ready: {}",
+            m.log()
+        );
+        m
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.stderr")).unwrap_or_default()
+    }
+
+    /// Runs `rxd` or `rxc` inside the namespace against this member.
+    fn cmd(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns.name])
+            .arg(bin(program))
+            .args(args)
+            .env("RXD_DIR", &self.dir)
+            .env("LXD_DIR", &self.dir)
+            .env("RXC_CONF", self.dir.join("rxc-conf"))
+            .env("HOME", &self.dir)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn rxc(&self, args: &[&str]) -> Output {
+        self.cmd("rxc", args, None)
+    }
+
+    fn client(&self) -> rxd_client::Client {
+        rxd_client::Client::unix(self.dir.join("unix.socket"))
+    }
+
+    fn dnsmasq_pid(&self, net: &str) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("networks").join(net).join("dnsmasq.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for NsMember {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn network(m: &NsMember, name: &str, target: Option<&str>) -> serde_json::Value {
+    let mut args = vec!["query", "-X", "GET"];
+    let url = match target {
+        Some(t) => format!("/1.0/networks/{name}?target={t}"),
+        None => format!("/1.0/networks/{name}"),
+    };
+    args.push(&url);
+    serde_json::from_str(&ok(&m.rxc(&args))).unwrap()
+}
+
+#[tokio::test]
+async fn standalone_bridge_with_dnsmasq_and_nat() {
+    let m = NsMember::start();
+    eprintln!("Host interfaces are listed as unmanaged");
+    let list = ok(&m.rxc(&["network", "list", "-f", "csv"]));
+    assert_eq!(list, "lo,loopback,NO,,,,0,\n");
+
+    eprintln!("Creating lxdbr0 makes the bridge, its addresses, NAT and dnsmasq in the namespace");
+    let out = ok(&m.rxc(&[
+        "network",
+        "create",
+        "lxdbr0",
+        "ipv4.address=10.123.45.1/24",
+        "ipv4.nat=true",
+        "ipv6.address=auto",
+    ]));
+    assert_eq!(out, "Network lxdbr0 created\n");
+    assert!(m.ns.links().contains(&"lxdbr0".to_string()));
+    let addrs = m.ns.addrs("lxdbr0");
+    assert!(addrs.contains(&"10.123.45.1/24".to_string()), "{addrs:?}");
+    assert!(addrs.iter().any(|a| a.starts_with("fd42:")), "{addrs:?}");
+    let rules = m.ns.nft();
+    assert!(rules.contains("table inet rxd"), "{rules}");
+    assert!(
+        rules.contains("ip saddr 10.123.45.0/24 ip daddr != 10.123.45.0/24 masquerade"),
+        "{rules}"
+    );
+    let pid = m.dnsmasq_pid("lxdbr0").expect("dnsmasq wrote its pid file");
+    assert!(alive(pid));
+    assert!(m.ns.pids().contains(&pid), "dnsmasq runs in the namespace");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        cmdline.contains("--dhcp-range=10.123.45.2,10.123.45.254,1h"),
+        "{cmdline}"
+    );
+
+    let n = network(&m, "lxdbr0", None);
+    assert_eq!(n["managed"], true);
+    assert_eq!(n["status"], "Created");
+    assert_eq!(n["type"], "bridge");
+    assert_eq!(n["config"]["ipv4.nat"], "true");
+    let lo = network(&m, "lo", None);
+    assert_eq!(lo["managed"], false);
+    assert_eq!(lo["status"], "");
+    assert!(lo["locations"].is_null());
+    let info = ok(&m.rxc(&["network", "info", "lxdbr0"]));
+    assert!(info.contains("inet\t10.123.45.1/24 (global)"), "{info}");
+    let list = ok(&m.rxc(&["network", "list", "-f", "csv"]));
+    assert!(
+        list.contains("lxdbr0,bridge,YES,10.123.45.1/24,fd42:"),
+        "{list}"
+    );
+
+    eprintln!("Bad input is refused with a clear error and leaves nothing behind");
+    m.ns.ip(&["route", "add", "unreachable", "10.99.0.0/16"]);
+    let links_before = m.ns.links();
+    let rules_before = m.ns.nft();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["network", "create", "averyverylongname0"],
+            "Network interface is too long (maximum 15 characters)",
+        ),
+        (
+            &["network", "create", "br1", "ipv4.address=10.99.3.1/24"],
+            "overlaps the existing route to 10.99.0.0/16",
+        ),
+        (
+            &["network", "create", "br1", "ipv4.address=10.123.45.7/24"],
+            "overlaps the existing route to 10.123.45.0/24",
+        ),
+        (
+            &["network", "create", "br1", "ipv4.address=10.1.1.1"],
+            "Not a CIDR address",
+        ),
+        (
+            &["network", "create", "br1", "ipv4.nat=maybe"],
+            "Invalid boolean",
+        ),
+        (
+            &["network", "create", "br1", "foo=bar"],
+            "Invalid option for network \"br1\" option \"foo\"",
+        ),
+        (
+            &["network", "create", "lo"],
+            "Network interface \"lo\" already exists",
+        ),
+        (
+            &["network", "create", "lxdbr0"],
+            "Network \"lxdbr0\" already exists",
+        ),
+        (
+            &["network", "create", "br1", "--type", "ovn"],
+            "Network type \"ovn\" is not supported",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "br1",
+                "bridge.external_interfaces=nosuch0",
+            ],
+            "External interface \"nosuch0\" does not exist",
+        ),
+    ];
+    for (args, want) in cases {
+        let err = fails(&m.rxc(args));
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(m.ns.links(), links_before);
+    assert_eq!(m.ns.nft(), rules_before);
+    assert!(!m.dir.join("networks").join("br1").exists());
+
+    eprintln!("Changing keys reconfigures the bridge");
+    ok(&m.rxc(&["network", "set", "lxdbr0", "ipv4.nat=false"]));
+    let rules = m.ns.nft();
+    assert!(!rules.contains("ip saddr 10.123.45.0/24"), "{rules}");
+    ok(&m.rxc(&["network", "set", "lxdbr0", "ipv4.address", "10.123.46.1/24"]));
+    assert!(m.ns.addrs("lxdbr0").contains(&"10.123.46.1/24".to_string()));
+    assert!(!m.ns.addrs("lxdbr0").contains(&"10.123.45.1/24".to_string()));
+
+    eprintln!("Deleting removes the bridge, its rules and dnsmasq");
+    let pid = m.dnsmasq_pid("lxdbr0").unwrap();
+    assert_eq!(
+        ok(&m.rxc(&["network", "delete", "lxdbr0"])),
+        "Network lxdbr0 deleted\n"
+    );
+    assert!(!m.ns.links().contains(&"lxdbr0".to_string()));
+    assert!(!m.ns.nft().contains("rxd"));
+    until(Duration::from_secs(10), "dnsmasq to exit", || async {
+        !alive(pid)
+    })
+    .await;
+    assert!(!m.dir.join("networks").join("lxdbr0").exists());
+    let err = fails(&m.rxc(&["network", "show", "lxdbr0"]));
+    assert!(err.contains("Network not found"), "{err}");
+}
+
+#[tokio::test]
+async fn dnsmasq_stops_with_the_daemon() {
+    let mut m = NsMember::start();
+    ok(&m.rxc(&["network", "create", "rxdbr1", "ipv6.address=none"]));
+    let pid = m.dnsmasq_pid("rxdbr1").unwrap();
+    eprintln!("A clean shutdown stops dnsmasq");
+    ok(&m.cmd("rxd", &["shutdown", "--timeout", "30"], None));
+    if let Some(mut c) = m.child.take() {
+        let _ = c.wait();
+    }
+    assert!(!alive(pid));
+}
+
+/// A cluster of `n` members, each in its own namespace, joined by a bridge in a hub namespace
+/// on 192.0.2.0/24.
+async fn cluster(n: usize) -> (Netns, Vec<NsMember>) {
+    let hub = Netns::new();
+    hub.ip(&["link", "add", "hub0", "type", "bridge"]);
+    hub.ip(&["link", "set", "hub0", "up"]);
+    let members: Vec<NsMember> = (0..n).map(|_| NsMember::start()).collect();
+    for (i, m) in members.iter().enumerate() {
+        let port = format!("vh{i}");
+        hub.ip(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &m.ns.name,
+        ]);
+        hub.ip(&["link", "set", &port, "master", "hub0", "up"]);
+        m.ns.ip(&[
+            "addr",
+            "add",
+            &format!("192.0.2.{}/24", i + 1),
+            "dev",
+            "eth0",
+        ]);
+        m.ns.ip(&["link", "set", "eth0", "up"]);
+    }
+    ok(&members[0].cmd(
+        "rxd",
+        &["init", "--preseed"],
+        Some(&bootstrap_preseed("192.0.2.1:8443", "node1", &[])),
+    ));
+    for (i, m) in members.iter().enumerate().skip(1) {
+        let name = format!("node{}", i + 1);
+        let op = members[0].client().create_join_token(&name).await.unwrap();
+        let meta = op.metadata.unwrap();
+        let field = |k: &str| meta[k].as_str().unwrap().to_string();
+        let token = rxd_api::JoinToken {
+            server_name: field("serverName"),
+            fingerprint: field("fingerprint"),
+            addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
+            secret: field("secret"),
+            expires_at: field("expiresAt"),
+        }
+        .encode();
+        let address = format!("192.0.2.{}:8443", i + 1);
+        ok(&m.cmd(
+            "rxd",
+            &["init", "--preseed"],
+            Some(&join_preseed(&address, &token, "")),
+        ));
+    }
+    (hub, members)
+}
+
+#[tokio::test]
+async fn pending_then_created_on_every_member_and_rolled_back_on_failure() {
+    let (_hub, m) = cluster(2).await;
+    eprintln!("A cluster-wide create needs the per-member definitions first");
+    let err = fails(&m[0].rxc(&["network", "create", "lxdbr0"]));
+    assert!(err.contains("Network not pending on any node"), "{err}");
+    let err = fails(&m[0].rxc(&[
+        "network",
+        "create",
+        "lxdbr0",
+        "ipv4.nat=true",
+        "--target",
+        "node1",
+    ]));
+    assert!(
+        err.contains("may not be used as member-specific key"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&m[0].rxc(&["network", "create", "lxdbr0", "--target", "node1"])),
+        "Network lxdbr0 pending on member node1\n"
+    );
+    let err = fails(&m[0].rxc(&["network", "create", "lxdbr0", "--target", "node1"]));
+    assert!(
+        err.contains("The network is already defined on member \"node1\""),
+        "{err}"
+    );
+    let err = fails(&m[0].rxc(&["network", "create", "lxdbr0"]));
+    assert!(err.contains("Network not defined on nodes: node2"), "{err}");
+    ok(&m[1].rxc(&["network", "create", "lxdbr0", "--target", "node2"]));
+    let n = network(&m[0], "lxdbr0", None);
+    assert_eq!(n["status"], "Pending");
+    assert_eq!(n["locations"], serde_json::json!(["node1", "node2"]));
+
+    eprintln!("A member that refuses rolls the create back on every member");
+    m[1].ns.ip(&["route", "add", "unreachable", "10.77.0.0/16"]);
+    let err = fails(&m[0].rxc(&[
+        "network",
+        "create",
+        "lxdbr0",
+        "ipv4.address=10.77.1.1/24",
+        "ipv6.address=none",
+    ]));
+    assert!(
+        err.contains("Failed to notify peer 192.0.2.2:8443"),
+        "{err}"
+    );
+    assert!(err.contains("overlaps the existing route"), "{err}");
+    for member in &m {
+        assert!(!member.ns.links().contains(&"lxdbr0".to_string()));
+        assert!(!member.ns.nft().contains("rxd"));
+    }
+    assert_eq!(network(&m[1], "lxdbr0", None)["status"], "Pending");
+
+    eprintln!("The retried create makes the bridge on every member");
+    ok(&m[0].rxc(&[
+        "network",
+        "create",
+        "lxdbr0",
+        "ipv4.address=10.78.1.1/24",
+        "ipv4.nat=true",
+        "ipv6.address=none",
+    ]));
+    for member in &m {
+        assert_eq!(member.ns.addrs("lxdbr0"), vec!["10.78.1.1/24".to_string()]);
+        assert!(member.ns.nft().contains("masquerade"));
+        assert!(alive(member.dnsmasq_pid("lxdbr0").unwrap()));
+    }
+    let n = network(&m[1], "lxdbr0", None);
+    assert_eq!(n["status"], "Created");
+
+    eprintln!("Deleting removes it everywhere");
+    ok(&m[1].rxc(&["network", "delete", "lxdbr0"]));
+    for member in &m {
+        assert!(!member.ns.links().contains(&"lxdbr0".to_string()));
+        assert!(!member.ns.nft().contains("rxd"));
+    }
+}
