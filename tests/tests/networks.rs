@@ -384,6 +384,42 @@ async fn dnsmasq_stops_with_the_daemon() {
     assert!(!alive(pid));
 }
 
+/// Connects member `i` (0-based) to the hub bridge as 192.0.2.<i+1>.
+fn attach(hub: &Netns, m: &NsMember, i: usize) {
+    let port = format!("vh{i}");
+    hub.ip(&[
+        "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &m.ns.name,
+    ]);
+    hub.ip(&["link", "set", &port, "master", "hub0", "up"]);
+    m.ns.ip(&[
+        "addr",
+        "add",
+        &format!("192.0.2.{}/24", i + 1),
+        "dev",
+        "eth0",
+    ]);
+    m.ns.ip(&["link", "set", "eth0", "up"]);
+}
+
+/// Joins member `i` (0-based) to the cluster `leader` leads, by token, as `node<i+1>`.
+async fn join(leader: &NsMember, m: &NsMember, i: usize, member_config: &str) {
+    let name = format!("node{}", i + 1);
+    let op = leader.client().create_join_token(&name).await.unwrap();
+    let meta = op.metadata.unwrap();
+    let field = |k: &str| meta[k].as_str().unwrap().to_string();
+    let token = rxd_api::JoinToken {
+        server_name: field("serverName"),
+        fingerprint: field("fingerprint"),
+        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
+        secret: field("secret"),
+        expires_at: field("expiresAt"),
+    }
+    .encode();
+    let address = format!("192.0.2.{}:8443", i + 1);
+    let seed = format!("{}{member_config}", join_preseed(&address, &token, ""));
+    ok(&m.cmd("rxd", &["init", "--preseed"], Some(&seed)));
+}
+
 /// A cluster of `n` members, each in its own namespace, joined by a bridge in a hub namespace
 /// on 192.0.2.0/24.
 async fn cluster(n: usize) -> (Netns, Vec<NsMember>) {
@@ -392,19 +428,7 @@ async fn cluster(n: usize) -> (Netns, Vec<NsMember>) {
     hub.ip(&["link", "set", "hub0", "up"]);
     let members: Vec<NsMember> = (0..n).map(|_| NsMember::start()).collect();
     for (i, m) in members.iter().enumerate() {
-        let port = format!("vh{i}");
-        hub.ip(&[
-            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &m.ns.name,
-        ]);
-        hub.ip(&["link", "set", &port, "master", "hub0", "up"]);
-        m.ns.ip(&[
-            "addr",
-            "add",
-            &format!("192.0.2.{}/24", i + 1),
-            "dev",
-            "eth0",
-        ]);
-        m.ns.ip(&["link", "set", "eth0", "up"]);
+        attach(&hub, m, i);
     }
     ok(&members[0].cmd(
         "rxd",
@@ -412,26 +436,41 @@ async fn cluster(n: usize) -> (Netns, Vec<NsMember>) {
         Some(&bootstrap_preseed("192.0.2.1:8443", "node1", &[])),
     ));
     for (i, m) in members.iter().enumerate().skip(1) {
-        let name = format!("node{}", i + 1);
-        let op = members[0].client().create_join_token(&name).await.unwrap();
-        let meta = op.metadata.unwrap();
-        let field = |k: &str| meta[k].as_str().unwrap().to_string();
-        let token = rxd_api::JoinToken {
-            server_name: field("serverName"),
-            fingerprint: field("fingerprint"),
-            addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-            secret: field("secret"),
-            expires_at: field("expiresAt"),
-        }
-        .encode();
-        let address = format!("192.0.2.{}:8443", i + 1);
-        ok(&m.cmd(
-            "rxd",
-            &["init", "--preseed"],
-            Some(&join_preseed(&address, &token, "")),
-        ));
+        join(&members[0], m, i, "").await;
     }
     (hub, members)
+}
+
+#[tokio::test]
+async fn a_joining_member_brings_up_the_clusters_networks() {
+    let (hub, m) = cluster(2).await;
+    ok(&m[0].rxc(&["network", "create", "lxdbr0", "--target", "node1"]));
+    ok(&m[0].rxc(&["network", "create", "lxdbr0", "--target", "node2"]));
+    ok(&m[0].rxc(&[
+        "network",
+        "create",
+        "lxdbr0",
+        "ipv4.address=10.77.1.1/24",
+        "ipv6.address=none",
+    ]));
+    eprintln!("A third member joins and makes the bridge from its member_config");
+    let third = NsMember::start();
+    attach(&hub, &third, 2);
+    join(&m[0], &third, 2, "").await;
+    assert!(third.ns.links().contains(&"lxdbr0".to_string()));
+    assert!(third
+        .ns
+        .addrs("lxdbr0")
+        .contains(&"10.77.1.1/24".to_string()));
+    assert!(third.dnsmasq_pid("lxdbr0").is_some());
+    let n = network(&m[0], "lxdbr0", None);
+    assert_eq!(
+        n["locations"],
+        serde_json::json!(["node1", "node2", "node3"])
+    );
+    eprintln!("Deleting it removes the bridge on the new member too");
+    ok(&m[1].rxc(&["network", "delete", "lxdbr0"]));
+    assert!(!third.ns.links().contains(&"lxdbr0".to_string()));
 }
 
 #[tokio::test]

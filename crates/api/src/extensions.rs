@@ -24,4 +24,5 @@ pub const API_EXTENSIONS: &[&str] = &[
     "event_lifecycle_requestor_address",
     "server_supported_storage_drivers",
     "profile_usedby",
+    "network",
 ];

@@ -36,6 +36,7 @@ struct Undo {
     https: Option<(String, Config)>,
     trust_added: bool,
     pools_made: Vec<(String, String, Config)>,
+    networks_made: Vec<String>,
     accepted: Option<u64>,
     cluster_cert_written: bool,
     raft_swapped: Option<u64>,
@@ -233,6 +234,7 @@ async fn run(
             .push((pool.name.clone(), pool.driver.clone(), cfg.clone()));
         prepared.insert(pool.name.clone(), cfg);
     }
+    let prepared_networks = prepare_networks(d, &c, put, undo).await?;
     let req = AcceptRequest {
         name: put.server_name.clone(),
         address: server_address.to_string(),
@@ -243,6 +245,7 @@ async fn run(
             .next()
             .unwrap_or_default(),
         storage_pools: prepared,
+        networks: prepared_networks,
     };
     let raw = c
         .request(
@@ -312,6 +315,45 @@ pub fn recover_interrupted(dir: &std::path::Path) -> std::io::Result<bool> {
         let _ = std::fs::remove_file(dir.join(f));
     }
     Ok(true)
+}
+
+/// Brings up this member's side of every managed network the cluster has created, with the
+/// member-specific values from `member_config`; returns those values by network.
+async fn prepare_networks(
+    d: &Daemon,
+    c: &Client,
+    put: &ClusterPut,
+    undo: &mut Undo,
+) -> ApiResult<std::collections::BTreeMap<String, Config>> {
+    let raw = c
+        .request("GET", "/1.0/networks?recursion=1", None, None)
+        .await
+        .map_err(|e| client_error("Failed to read the cluster's networks", e))?;
+    let networks: Vec<rxd_api::Network> = raw
+        .metadata()
+        .map_err(|e| fail("Failed to read the cluster's networks", e))?;
+    let mut prepared = std::collections::BTreeMap::new();
+    for net in networks
+        .iter()
+        .filter(|n| n.managed && n.status == "Created")
+    {
+        let mine: Config = put
+            .member_config
+            .iter()
+            .flatten()
+            .filter(|k| k.entity == "network" && k.name == net.name && !k.value.is_empty())
+            .filter(|k| crate::network::MEMBER_KEYS.contains(&k.key.as_str()))
+            .map(|k| (k.key.clone(), k.value.clone()))
+            .collect();
+        let mut all = net.config.clone();
+        all.extend(mine.clone());
+        crate::network::setup(&d.dir, &net.name, &all, true)
+            .await
+            .map_err(|e| fail(&format!("Failed to initialize network {:?}", net.name), e))?;
+        undo.networks_made.push(net.name.clone());
+        prepared.insert(net.name.clone(), mine);
+    }
+    Ok(prepared)
 }
 
 fn global_dir(d: &Daemon) -> PathBuf {
@@ -392,6 +434,9 @@ async fn rollback(d: &Daemon, put: &ClusterPut, cluster_address: &str, undo: Und
     d.set_pending_trust([]);
     for (name, driver, cfg) in undo.pools_made {
         crate::storage::delete(&d.dir, &name, &driver, &cfg);
+    }
+    for name in undo.networks_made {
+        crate::network::teardown(&d.dir, &name).await;
     }
     if let Some((old_core, old_local)) = undo.https {
         let _ = d.set_https_address(&old_core).await;

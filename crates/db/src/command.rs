@@ -51,6 +51,9 @@ pub enum Command {
         state: MemberState,
         /// Its member-specific keys for each pool, by pool name.
         pools: std::collections::BTreeMap<String, Config>,
+        /// Its member-specific keys for each managed network, by network name.
+        #[serde(default)]
+        networks: std::collections::BTreeMap<String, Config>,
     },
     /// Changes a member's state (pending, created, evacuated).
     SetMemberState {
@@ -322,6 +325,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             architecture,
             state,
             pools,
+            networks,
         } => {
             if exists(tx, "SELECT 1 FROM members WHERE name = ?1", name)? {
                 return Err(ApplyError::Exists {
@@ -343,6 +347,13 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                     "INSERT INTO storage_pool_members (pool, member_id, config, state)
                      VALUES (?1, ?2, ?3, 'Created')",
                     params![pool, *id as i64, to_json(config)],
+                )?;
+            }
+            for (network, config) in networks {
+                tx.execute(
+                    "INSERT INTO network_members (network, member_id, config, state)
+                     VALUES (?1, ?2, ?3, 'Created')",
+                    params![network, *id as i64, to_json(config)],
                 )?;
             }
         }

@@ -37,6 +37,9 @@ pub struct AcceptRequest {
     pub architecture: String,
     /// Its member-specific keys for every pool it prepared.
     pub storage_pools: BTreeMap<String, Config>,
+    /// Its member-specific keys for every managed network it brought up.
+    #[serde(default)]
+    pub networks: BTreeMap<String, Config>,
 }
 
 /// What the leader answers.
@@ -108,13 +111,14 @@ pub async fn accept_post(
     if let Some(r) = on_leader(&d, "/internal/cluster/accept", &req).await? {
         return Ok(r);
     }
-    let (members, pools, certs) = d
+    let (members, pools, certs, networks) = d
         .db()
         .read(|c| {
             Ok((
                 tables::members(c)?,
                 tables::storage_pools(c)?,
                 tables::certificates(c)?,
+                tables::networks(c)?,
             ))
         })
         .await?;
@@ -146,6 +150,11 @@ pub async fn accept_post(
             )));
         }
     }
+    for net in networks.iter().filter(|n| n.state == "Created") {
+        if !req.networks.contains_key(&net.name) {
+            return Err(ApiError::bad_request(format!("Missing network {}", net.name)));
+        }
+    }
     let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
     d.db()
         .propose(Command::AddMember {
@@ -155,6 +164,7 @@ pub async fn accept_post(
             architecture: req.architecture.clone(),
             state: MemberState::Pending,
             pools: req.storage_pools.clone(),
+            networks: req.networks.clone(),
         })
         .await??;
     let key = d
