@@ -423,13 +423,7 @@ async fn join(leader: &NsMember, m: &NsMember, i: usize, member_config: &str) {
 /// A cluster of `n` members, each in its own namespace, joined by a bridge in a hub namespace
 /// on 192.0.2.0/24.
 async fn cluster(n: usize) -> (Netns, Vec<NsMember>) {
-    let hub = Netns::new();
-    hub.ip(&["link", "add", "hub0", "type", "bridge"]);
-    hub.ip(&["link", "set", "hub0", "up"]);
-    let members: Vec<NsMember> = (0..n).map(|_| NsMember::start()).collect();
-    for (i, m) in members.iter().enumerate() {
-        attach(&hub, m, i);
-    }
+    let (hub, members) = hub_with(n);
     ok(&members[0].cmd(
         "rxd",
         &["init", "--preseed"],
@@ -550,4 +544,129 @@ async fn pending_then_created_on_every_member_and_rolled_back_on_failure() {
         assert!(!member.ns.links().contains(&"lxdbr0".to_string()));
         assert!(!member.ns.nft().contains("rxd"));
     }
+}
+
+/// A hub bridge in its own namespace and `n` members attached to it, not yet clustered.
+fn hub_with(n: usize) -> (Netns, Vec<NsMember>) {
+    let hub = Netns::new();
+    hub.ip(&["link", "add", "hub0", "type", "bridge"]);
+    hub.ip(&["link", "set", "hub0", "up"]);
+    let members: Vec<NsMember> = (0..n).map(|_| NsMember::start()).collect();
+    for (i, m) in members.iter().enumerate() {
+        attach(&hub, m, i);
+    }
+    (hub, members)
+}
+
+#[tokio::test]
+async fn the_guides_preseeds_form_a_three_member_cluster() {
+    let (_hub, m) = hub_with(3);
+    eprintln!("The guide's bootstrap preseed, verbatim apart from the address");
+    let bootstrap = "config:
+  core.trust_password: sekret
+  core.https_address: 192.0.2.1:8443
+  images.auto_update_interval: 15
+storage_pools:
+- name: default
+  driver: dir
+networks:
+- name: lxdbr0
+  type: bridge
+profiles:
+- name: default
+  devices:
+    root:
+      path: /
+      pool: default
+      type: disk
+    eth0:
+      name: eth0
+      nictype: bridged
+      parent: lxdbr0
+      type: nic
+cluster:
+  server_name: node1
+  enabled: true
+";
+    ok(&m[0].cmd("rxd", &["init", "--preseed"], Some(bootstrap)));
+    assert!(m[0].ns.links().contains(&"lxdbr0".to_string()));
+    let cert = std::fs::read_to_string(m[0].dir.join("cluster.crt")).unwrap();
+    let indented: String = cert.lines().map(|l| format!("    {l}\n")).collect();
+    for (i, member) in m.iter().enumerate().skip(1) {
+        eprintln!("The guide's join preseed for node{}", i + 1);
+        let join = format!(
+            "cluster:
+  server_name: node{n}
+  enabled: true
+  server_address: 192.0.2.{n}:8443
+  cluster_address: 192.0.2.1:8443
+  cluster_certificate: |
+{indented}  cluster_password: sekret
+  member_config:
+  - entity: storage-pool
+    name: default
+    key: source
+    value: \"\"
+",
+            n = i + 1
+        );
+        ok(&member.cmd("rxd", &["init", "--preseed"], Some(&join)));
+        assert!(member.ns.links().contains(&"lxdbr0".to_string()));
+        assert!(member.dnsmasq_pid("lxdbr0").is_some());
+    }
+    let list = ok(&m[2].rxc(&["cluster", "list", "--format", "csv"]));
+    assert_eq!(
+        list.lines().filter(|l| l.contains("ONLINE")).count(),
+        3,
+        "{list}"
+    );
+    let n = network(&m[1], "lxdbr0", None);
+    assert_eq!(n["status"], "Created");
+    assert_eq!(
+        n["locations"],
+        serde_json::json!(["node1", "node2", "node3"])
+    );
+    let profile = ok(&m[2].rxc(&["profile", "show", "default"]));
+    assert!(profile.contains("parent: lxdbr0"), "{profile}");
+}
+
+#[tokio::test]
+async fn interactive_init_creates_a_bridge() {
+    let m = NsMember::start();
+    let (server, _) = m.client().server().await.unwrap();
+    let local_drivers = server
+        .environment
+        .unwrap()
+        .storage_supported_drivers
+        .iter()
+        .filter(|d| !d.remote)
+        .count();
+    let backend = if local_drivers > 1 { "dir\n" } else { "" };
+    let answers = format!(
+        "no\nyes\ndefault\n{backend}no\nyes\nrxdbr9\n10.88.0.1/24\nyes\nnone\nno\nyes\nno\n"
+    );
+    let out = ok(&m.cmd("rxd", &["init"], Some(&answers)));
+    for q in [
+        "Would you like to create a new local network bridge? (yes/no) [default=yes]: ",
+        "What should the new bridge be called? [default=lxdbr0]: ",
+        "What IPv4 address should be used? (CIDR subnet notation, “auto” or “none”) [default=auto]: ",
+        "Would you like LXD to NAT IPv4 traffic on your bridge? [default=yes]: ",
+        "What IPv6 address should be used? (CIDR subnet notation, “auto” or “none”) [default=auto]: ",
+    ] {
+        assert!(out.contains(q), "missing {q:?} in:\n{out}");
+    }
+    assert!(m.ns.addrs("rxdbr9").contains(&"10.88.0.1/24".to_string()));
+    let profile = ok(&m.rxc(&["profile", "show", "default"]));
+    assert!(profile.contains("network: rxdbr9"), "{profile}");
+    eprintln!("A profile NIC naming a missing network is refused");
+    let err = fails(&m.rxc(&[
+        "profile",
+        "device",
+        "add",
+        "default",
+        "eth1",
+        "nic",
+        "network=nosuch",
+    ]));
+    assert!(err.contains("Network \"nosuch\" not found"), "{err}");
 }

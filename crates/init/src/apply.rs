@@ -13,6 +13,8 @@ enum Undo {
     RestorePool(String, StoragePoolPut),
     DeleteProfile(String),
     RestoreProfile(String, ProfilePut),
+    DeleteNetwork(String),
+    RestoreNetwork(String, serde_json::Value),
 }
 
 async fn undo(client: &Client, steps: Vec<Undo>) {
@@ -23,6 +25,19 @@ async fn undo(client: &Client, steps: Vec<Undo>) {
             Undo::RestorePool(name, put) => client.update_storage_pool(name, put, None, None).await,
             Undo::DeleteProfile(name) => client.delete_profile(name).await,
             Undo::RestoreProfile(name, put) => client.update_profile(name, put, None).await,
+            Undo::DeleteNetwork(name) => client
+                .request("DELETE", &format!("/1.0/networks/{name}"), None, None)
+                .await
+                .map(|_| ()),
+            Undo::RestoreNetwork(name, put) => client
+                .request(
+                    "PUT",
+                    &format!("/1.0/networks/{name}"),
+                    Some(put.clone()),
+                    None,
+                )
+                .await
+                .map(|_| ()),
         };
         if let Err(e) = result {
             eprintln!("Failed to revert a change made by init: {e}");
@@ -40,11 +55,6 @@ pub async fn apply(client: &Client, preseed: &InitPreseed) -> Result<(), InitErr
             // Joining uses only the cluster section, as lxd init does.
             return crate::join::join(client, c).await;
         }
-    }
-    if !preseed.networks.is_empty() {
-        return Err(InitError::Invalid(
-            "Managed networks are not supported by this rxd yet".into(),
-        ));
     }
     if preseed.projects.iter().any(|p| p.name != "default") {
         return Err(InitError::Invalid(
@@ -119,6 +129,10 @@ async fn steps(client: &Client, p: &InitPreseed, done: &mut Vec<Undo>) -> Result
             }
         }
     }
+    // Networks, before the profiles whose NICs use them.
+    for net in &p.networks {
+        apply_network(client, net, done).await?;
+    }
     // Profiles.
     if !p.profiles.is_empty() {
         let existing = client.profiles().await?;
@@ -144,6 +158,52 @@ async fn steps(client: &Client, p: &InitPreseed, done: &mut Vec<Undo>) -> Result
             if let Some(op) = op {
                 client.wait_success(&op, None).await?;
             }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_network(
+    client: &Client,
+    net: &rxd_api::InitNetwork,
+    done: &mut Vec<Undo>,
+) -> Result<(), InitError> {
+    if !net.project.is_empty() && net.project != "default" {
+        return Err(InitError::Invalid(format!(
+            "Network {:?}: projects other than \"default\" are not supported by this rxd yet",
+            net.name
+        )));
+    }
+    let path = format!("/1.0/networks/{}", net.name);
+    match client.get_with_etag::<rxd_api::Network>(&path).await {
+        Err(e) if e.is_not_found() => {
+            let post = serde_json::json!({
+                "name": net.name,
+                "type": net.network_type,
+                "config": net.config,
+                "description": net.description,
+            });
+            client
+                .request("POST", "/1.0/networks", Some(post), None)
+                .await?;
+            done.push(Undo::DeleteNetwork(net.name.clone()));
+        }
+        Err(e) => return Err(e.into()),
+        Ok((current, _)) if !current.managed => {
+            return Err(InitError::Invalid(format!(
+                "Network {:?} already exists as an interface of this host",
+                net.name
+            )));
+        }
+        Ok((current, etag)) => {
+            let mut config = current.config.clone();
+            config.extend(net.config.clone());
+            let put = serde_json::json!({"config": config, "description": net.description});
+            client.request("PUT", &path, Some(put), Some(&etag)).await?;
+            done.push(Undo::RestoreNetwork(
+                net.name.clone(),
+                serde_json::json!({"config": current.config, "description": current.description}),
+            ));
         }
     }
     Ok(())
@@ -216,8 +276,21 @@ pub async fn dump(client: &Client) -> Result<InitPreseed, InitError> {
             name: p.name,
         })
         .collect();
+    let networks: Vec<rxd_api::Network> = client.get("/1.0/networks?recursion=1").await?;
+    let networks = networks
+        .into_iter()
+        .filter(|n| n.managed)
+        .map(|n| rxd_api::InitNetwork {
+            config: n.config,
+            description: n.description,
+            name: n.name,
+            network_type: n.network_type,
+            project: String::new(),
+        })
+        .collect();
     Ok(InitPreseed {
         config,
+        networks,
         storage_pools,
         profiles,
         ..Default::default()

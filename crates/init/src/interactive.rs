@@ -219,7 +219,9 @@ async fn ask_with<R: BufRead, W: Write, E: JoinEnv>(
             p.profiles.push(root_profile(&name));
         }
         ask_maas(q)?;
-        ask_existing_interface(q, &mut p)?;
+        if !ask_new_bridge(q, &mut p)? {
+            ask_existing_interface(q, &mut p)?;
+        }
         if q.bool("Would you like the LXD server to be available over the network? (yes/no) [default=no]: ", false)? {
             let host = q.string("Address to bind LXD to (not including port) [default=all]: ", "all")?;
             let port = q.checked("Port to bind LXD to [default=8443]: ", "8443", |v| {
@@ -409,6 +411,92 @@ fn ask_maas<R: BufRead, W: Write>(q: &mut Asker<R, W>) -> Result<(), InitError> 
     Ok(())
 }
 
+/// Puts `dev` into the default profile as `eth0`.
+fn set_default_nic(p: &mut InitPreseed, dev: Config) {
+    match p.profiles.iter_mut().find(|pr| pr.name == "default") {
+        Some(profile) => {
+            profile.devices.insert("eth0".into(), dev);
+        }
+        None => p.profiles.push(ProfilesPost {
+            name: "default".into(),
+            devices: [("eth0".to_string(), dev)].into_iter().collect(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn check_bridge_address(v: &str, family: u8) -> Result<(), String> {
+    if v == "auto" || v == "none" {
+        return Ok(());
+    }
+    let (ip, prefix) = v
+        .split_once('/')
+        .ok_or_else(|| format!("Invalid address {v:?}: use CIDR notation, \"auto\" or \"none\""))?;
+    let ok = match (family, ip.parse::<IpAddr>(), prefix.parse::<u8>()) {
+        (4, Ok(IpAddr::V4(_)), Ok(n)) => n <= 32,
+        (6, Ok(IpAddr::V6(_)), Ok(n)) => n <= 128,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Invalid IPv{family} address {v:?}"))
+    }
+}
+
+/// LXD's questions for a new managed bridge; `false` when the user wants none.
+fn ask_new_bridge<R: BufRead, W: Write>(
+    q: &mut Asker<R, W>,
+    p: &mut InitPreseed,
+) -> Result<bool, InitError> {
+    if !q.bool(
+        "Would you like to create a new local network bridge? (yes/no) [default=yes]: ",
+        true,
+    )? {
+        return Ok(false);
+    }
+    let name = q.checked("What should the new bridge be called? [default=lxdbr0]: ", "lxdbr0", |v| {
+        if v.is_empty() || v.len() > 15 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(format!("Invalid network name {v:?}"));
+        }
+        if std::path::Path::new("/sys/class/net").join(v).exists() {
+            return Err(format!("The requested network bridge \"{v}\" already exists. Please choose another name."));
+        }
+        Ok(())
+    })?;
+    let mut config = Config::new();
+    for family in [4u8, 6] {
+        let v = q.checked(
+            &format!("What IPv{family} address should be used? (CIDR subnet notation, “auto” or “none”) [default=auto]: "),
+            "auto",
+            |v| check_bridge_address(v, family),
+        )?;
+        if v != "auto" && v != "none" {
+            let nat = q.bool(
+                &format!(
+                    "Would you like LXD to NAT IPv{family} traffic on your bridge? [default=yes]: "
+                ),
+                true,
+            )?;
+            config.insert(format!("ipv{family}.nat"), nat.to_string());
+        }
+        config.insert(format!("ipv{family}.address"), v);
+    }
+    p.networks.push(rxd_api::InitNetwork {
+        config,
+        description: String::new(),
+        name: name.clone(),
+        network_type: "bridge".into(),
+        project: String::new(),
+    });
+    let mut nic = Config::new();
+    nic.insert("name".into(), "eth0".into());
+    nic.insert("network".into(), name);
+    nic.insert("type".into(), "nic".into());
+    set_default_nic(p, nic);
+    Ok(true)
+}
+
 fn ask_existing_interface<R: BufRead, W: Write>(
     q: &mut Asker<R, W>,
     p: &mut InitPreseed,
@@ -426,17 +514,7 @@ fn ask_existing_interface<R: BufRead, W: Write>(
             Err("The requested interface doesn't exist. Please choose another one.".into())
         }
     })?;
-    let dev = nic_device(&name);
-    match p.profiles.iter_mut().find(|pr| pr.name == "default") {
-        Some(profile) => {
-            profile.devices.insert("eth0".into(), dev);
-        }
-        None => p.profiles.push(ProfilesPost {
-            name: "default".into(),
-            devices: [("eth0".to_string(), dev)].into_iter().collect(),
-            ..Default::default()
-        }),
-    }
+    set_default_nic(p, nic_device(&name));
     Ok(())
 }
 

@@ -152,7 +152,10 @@ pub async fn accept_post(
     }
     for net in networks.iter().filter(|n| n.state == "Created") {
         if !req.networks.contains_key(&net.name) {
-            return Err(ApiError::bad_request(format!("Missing network {}", net.name)));
+            return Err(ApiError::bad_request(format!(
+                "Missing network {}",
+                net.name
+            )));
         }
     }
     let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;

@@ -49,7 +49,10 @@ fn validate_name(name: &str) -> ApiResult<()> {
 
 /// Checks devices against what exists: every device has a type, disks name a real pool.
 async fn validate_devices(d: &Daemon, devices: &Devices) -> ApiResult<()> {
-    let pools = d.db().read(tables::storage_pools).await?;
+    let (pools, networks) = d
+        .db()
+        .read(|c| Ok((tables::storage_pools(c)?, tables::networks(c)?)))
+        .await?;
     for (name, dev) in devices {
         let Some(kind) = dev.get("type") else {
             return Err(ApiError::bad_request(format!(
@@ -71,7 +74,37 @@ async fn validate_devices(d: &Daemon, devices: &Devices) -> ApiResult<()> {
                     }
                 }
             }
-            "nic" | "unix-char" | "unix-block" | "usb" | "gpu" | "infiniband" | "proxy"
+            "nic" => {
+                match (dev.get("network"), dev.get("nictype")) {
+                    (Some(net), None) => {
+                        if !networks.iter().any(|n| &n.name == net) {
+                            return Err(ApiError::bad_request(format!(
+                                "Device validation failed for {name:?}: Network {net:?} not found"
+                            )));
+                        }
+                    }
+                    (None, Some(nictype)) => {
+                        let needs_parent =
+                            ["bridged", "macvlan", "sriov", "physical", "ipvlan"].contains(&nictype.as_str());
+                        if needs_parent && !dev.contains_key("parent") {
+                            return Err(ApiError::bad_request(format!(
+                                "Device validation failed for {name:?}: Missing \"parent\" for nictype {nictype:?}"
+                            )));
+                        }
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(ApiError::bad_request(format!(
+                            "Device validation failed for {name:?}: Cannot use \"nictype\" property in conjunction with \"network\" property"
+                        )))
+                    }
+                    (None, None) => {
+                        return Err(ApiError::bad_request(format!(
+                            "Device validation failed for {name:?}: No \"network\" or \"nictype\" property"
+                        )))
+                    }
+                }
+            }
+            "unix-char" | "unix-block" | "usb" | "gpu" | "infiniband" | "proxy"
             | "unix-hotplug" | "tpm" | "pci" | "none" => {}
             other => {
                 return Err(ApiError::bad_request(format!(
