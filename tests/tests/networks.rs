@@ -658,6 +658,10 @@ async fn interactive_init_creates_a_bridge() {
     assert!(m.ns.addrs("rxdbr9").contains(&"10.88.0.1/24".to_string()));
     let profile = ok(&m.rxc(&["profile", "show", "default"]));
     assert!(profile.contains("network: rxdbr9"), "{profile}");
+    eprintln!("The fan overlay is refused with the reason");
+    let err = fails(&m.rxc(&["network", "create", "fan0", "bridge.mode=fan"]));
+    assert!(err.contains("Fan overlay networks"), "{err}");
+    assert!(!m.ns.links().contains(&"fan0".to_string()));
     eprintln!("A profile NIC naming a missing network is refused");
     let err = fails(&m.rxc(&[
         "profile",

@@ -135,3 +135,25 @@ async fn a_failing_member_leaves_nothing_behind() {
     let (p, _) = c.storage_pool("p3", None).await.unwrap();
     assert_eq!(p.status, "Pending", "the pool can be fixed and retried");
 }
+
+#[tokio::test]
+async fn rxc_storage_set_unset_and_info() {
+    let m = Member::start();
+    m.bootstrap("127.0.27.1:8443", "node1", &[]);
+    let rxc = |args: &[&str]| m.command("rxc", args, None);
+    rxd_testkit::ok(&rxc(&["storage", "set", "local", "user.rack", "r1"]));
+    let show = rxd_testkit::ok(&rxc(&["storage", "show", "local"]));
+    assert!(show.contains("user.rack: r1"), "{show}");
+    rxd_testkit::ok(&rxc(&["storage", "unset", "local", "user.rack"]));
+    let show = rxd_testkit::ok(&rxc(&["storage", "show", "local"]));
+    assert!(!show.contains("user.rack"), "{show}");
+    let err = rxd_testkit::fails(&rxc(&["storage", "unset", "local", "user.rack"]));
+    assert!(err.contains("does not exist"), "{err}");
+    let err = rxd_testkit::fails(&rxc(&["storage", "set", "local", "bogus.key=1"]));
+    assert!(err.contains("bogus.key"), "{err}");
+    let info = rxd_testkit::ok(&rxc(&["storage", "info", "local"]));
+    assert!(
+        info.contains("driver: dir") && info.contains("- default"),
+        "{info}"
+    );
+}

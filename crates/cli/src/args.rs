@@ -224,6 +224,35 @@ pub enum StorageCmd {
         /// `[<remote>:]<pool>`
         pool: String,
     },
+    /// Set storage pool configuration keys (`KEY VALUE` or `KEY=VALUE...`).
+    Set {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// `KEY VALUE` or `KEY=VALUE...`
+        #[arg(required = true)]
+        args: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Unset a storage pool configuration key.
+    Unset {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// The key.
+        key: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Show a storage pool's information and what uses it.
+    Info {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
 
 /// `rxc profile ...`

@@ -103,7 +103,85 @@ pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
             }
             Ok(())
         }
+        StorageCmd::Set { pool, args, target } => {
+            let pairs = key_values(&args)?;
+            change(ctx, &pool, target.as_deref(), |config| {
+                for (k, v) in pairs {
+                    config.insert(k, v);
+                }
+                Ok(())
+            })
+            .await
+        }
+        StorageCmd::Unset { pool, key, target } => {
+            change(ctx, &pool, target.as_deref(), |config| {
+                if config.remove(&key).is_none() {
+                    return Err(crate::CliError::BadArgument {
+                        message: format!("The key {key:?} does not exist"),
+                    });
+                }
+                Ok(())
+            })
+            .await
+        }
+        StorageCmd::Info { pool, target } => {
+            let (client, _, name) = ctx.resolve(&pool)?;
+            let (p, _) = client.storage_pool(&name, target.as_deref()).await?;
+            print(&info_text(&p))
+        }
     }
+}
+
+/// `KEY VALUE` or `KEY=VALUE...`, as lxc takes them.
+fn key_values(args: &[String]) -> Result<Vec<(String, String)>> {
+    if args.len() == 2 && !args[0].contains('=') {
+        return Ok(vec![(args[0].clone(), args[1].clone())]);
+    }
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| crate::CliError::BadArgument {
+                    message: format!("Invalid key=value configuration: {a}"),
+                })
+        })
+        .collect()
+}
+
+/// Reads the pool, changes its configuration with `f`, and writes it back with its ETag.
+async fn change(
+    ctx: &Ctx,
+    pool: &str,
+    target: Option<&str>,
+    f: impl FnOnce(&mut rxd_api::Config) -> Result<()>,
+) -> Result<()> {
+    let (client, _, name) = ctx.resolve(pool)?;
+    let (current, etag) = client.storage_pool(&name, target).await?;
+    let mut config = current.config;
+    f(&mut config)?;
+    let put = StoragePoolPut {
+        config,
+        description: current.description,
+    };
+    Ok(client
+        .update_storage_pool(&name, &put, Some(&etag), target)
+        .await?)
+}
+
+/// `storage info`: the pool and what uses it, in lxc's layout.
+pub fn info_text(p: &StoragePool) -> String {
+    let mut out = format!(
+        "info:\n  description: \"{}\"\n  driver: {}\n  name: {}\n",
+        p.description, p.driver, p.name
+    );
+    let users: Vec<&String> = p.used_by.iter().flatten().collect();
+    if !users.is_empty() {
+        out.push_str("used by:\n  profiles:\n");
+        for u in users {
+            out.push_str(&format!("  - {}\n", u.rsplit('/').next().unwrap_or(u)));
+        }
+    }
+    out
 }
 
 /// `storage list` in every format; standalone servers get a SOURCE column.

@@ -425,7 +425,14 @@ async fn update(
     let id = d.node_id();
     let clustered = d.is_clustered().await?;
     let current = to_api(pool.clone(), Some(id), clustered, &profiles);
-    check_etag(headers, &rxd_api::etag(&writable(&current)))?;
+    // The ETag is the one a GET without target handed out: a cluster hides member keys there.
+    let shown = to_api(
+        pool.clone(),
+        (!clustered).then_some(id),
+        clustered,
+        &profiles,
+    );
+    check_etag(headers, &rxd_api::etag(&writable(&shown)))?;
     let mut wanted = if merge {
         current.config.clone()
     } else {

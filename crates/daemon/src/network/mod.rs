@@ -166,6 +166,15 @@ pub fn validate_config(network: &str, config: &Config) -> Result<(), NetworkErro
         };
         match key.as_str() {
             k if k.starts_with("user.") => {}
+            "bridge.mode" => match value.as_str() {
+                "" | "standard" => {}
+                // LXD offers the fan overlay only on kernels that have it (Ubuntu's).
+                "fan" if !Path::new("/proc/sys/net/fan").exists() => {
+                    return bad("Fan overlay networks need a kernel with fan support (/proc/sys/net/fan is missing)")
+                }
+                "fan" => return bad("Fan overlay networks are not supported by this rxd yet"),
+                _ => return bad("Must be \"standard\" or \"fan\""),
+            },
             "ipv4.address" | "ipv6.address" => {
                 let v4 = key == "ipv4.address";
                 if value.is_empty() || value == "auto" || value == "none" {
