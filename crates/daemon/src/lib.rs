@@ -257,15 +257,20 @@ impl Daemon {
         if address.is_empty() {
             if let Some((_, task)) = current.take() {
                 task.abort();
+                let _ = task.await;
             }
             return Ok(());
         }
         // Close the old listener first: the new address may be the same port on another form.
-        let old = current.take();
-        if let Some((_, task)) = &old {
-            task.abort();
-            let _ = task;
-        }
+        // Waiting for the aborted task makes sure its socket is closed before binding again.
+        let old = match current.take() {
+            Some((old_address, task)) => {
+                task.abort();
+                let _ = task.await;
+                Some(old_address)
+            }
+            None => None,
+        };
         let router = self.router.get().expect("router is set at start").clone();
         match listeners::https(&address, self.tls.clone(), router.clone()).await {
             Ok(task) => {
@@ -274,7 +279,7 @@ impl Daemon {
                 Ok(())
             }
             Err(e) => {
-                if let Some((old_addr, _)) = old {
+                if let Some(old_addr) = old {
                     if let Ok(task) = listeners::https(&old_addr, self.tls.clone(), router).await {
                         *current = Some((old_addr, task));
                     }
@@ -304,14 +309,14 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn open_local(dir: &Path) -> anyhow_free::Result<rusqlite::Connection> {
+fn open_local(dir: &Path) -> start_error::Result<rusqlite::Connection> {
     let mut conn = rusqlite::Connection::open(dir.join("database").join("local.db"))?;
     rxd_db::migrate_local(&mut conn)?;
     Ok(conn)
 }
 
 /// Errors that stop the daemon from starting.
-mod anyhow_free {
+mod start_error {
     /// A start-up failure, with what was being done.
     #[derive(Debug, thiserror::Error)]
     pub enum StartError {
@@ -342,7 +347,7 @@ mod anyhow_free {
     /// Start-up result.
     pub type Result<T> = std::result::Result<T, StartError>;
 }
-pub use anyhow_free::StartError;
+pub use start_error::StartError;
 
 fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
     r.map_err(|source| StartError::Io {

@@ -211,12 +211,19 @@ async fn three_members_replicate_forward_and_survive_leader_loss() {
             .await
             .unwrap();
     }
-    assert_eq!(
-        n1.status().learners.keys().copied().collect::<Vec<_>>(),
-        vec![2, 3]
-    );
+    // status() reads openraft's metrics, which trail the raft core a little: wait on them.
+    n1.wait_until(WAIT, "both learners in the leader's view", |s| {
+        s.learners.keys().copied().collect::<Vec<_>>() == vec![2, 3]
+    })
+    .await
+    .unwrap();
     n1.change_voters([1, 2, 3].into()).await.unwrap();
-    let status = n1.status();
+    let status = n1
+        .wait_until(WAIT, "three voters in the leader's view", |s| {
+            s.voters.len() == 3 && s.learners.is_empty()
+        })
+        .await
+        .unwrap();
     assert_eq!(status.role, RaftRole::Leader);
     assert_eq!(status.leader_address, Some(address(1)));
     assert_eq!(
@@ -338,12 +345,12 @@ async fn refused_command_returns_its_error_everywhere_and_later_commands_apply()
         })
     ));
     leader.remove_node(3).await.unwrap();
-    let status = leader.status();
-    assert_eq!(
-        status.voters.keys().copied().collect::<Vec<_>>(),
-        vec![1, 2]
-    );
-    assert!(status.learners.is_empty());
+    leader
+        .wait_until(WAIT, "voters 1 and 2 only", |s| {
+            s.voters.keys().copied().collect::<Vec<_>>() == vec![1, 2] && s.learners.is_empty()
+        })
+        .await
+        .unwrap();
     assert_eq!(
         cluster.node(2).propose(profile("two")).await.unwrap(),
         Ok(Response::Done)
