@@ -79,6 +79,13 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
     if voters.contains(&m.id) {
         let next: BTreeSet<u64> = voters.iter().copied().filter(|v| *v != m.id).collect();
         db.change_voters(next).await?;
+        // The status below comes from raft's metrics, which trail the change a little.
+        db.wait_until(
+            Duration::from_secs(30),
+            "the member to leave the voters",
+            |s| !s.voters.contains_key(&m.id),
+        )
+        .await?;
     }
     if m.id != d.node_id() && !force {
         let c = crate::peer::member_client(d, &m.address)?;

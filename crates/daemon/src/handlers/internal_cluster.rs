@@ -202,6 +202,15 @@ pub async fn joined_post(
         .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
     let _one_at_a_time = d.membership.lock().await;
     d.db().add_learner(m.id, m.address.clone()).await?;
+    // Rebalancing reads raft's metrics, which trail the change: let them show the learner.
+    let id = m.id;
+    d.db()
+        .wait_until(
+            std::time::Duration::from_secs(30),
+            "the new learner in the metrics",
+            move |s| s.learners.contains_key(&id) || s.voters.contains_key(&id),
+        )
+        .await?;
     d.db()
         .propose(Command::SetMemberState {
             id: m.id,
