@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use rxd_testkit::{bin, bootstrap_preseed, fails, join_preseed, ok, until};
+use rxd_testkit::{bin, bootstrap_preseed, fails, join_preseed, join_token_via, ok, until};
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -403,18 +403,7 @@ fn attach(hub: &Netns, m: &NsMember, i: usize) {
 
 /// Joins member `i` (0-based) to the cluster `leader` leads, by token, as `node<i+1>`.
 async fn join(leader: &NsMember, m: &NsMember, i: usize, member_config: &str) {
-    let name = format!("node{}", i + 1);
-    let op = leader.client().create_join_token(&name).await.unwrap();
-    let meta = op.metadata.unwrap();
-    let field = |k: &str| meta[k].as_str().unwrap().to_string();
-    let token = rxd_api::JoinToken {
-        server_name: field("serverName"),
-        fingerprint: field("fingerprint"),
-        addresses: serde_json::from_value(meta["addresses"].clone()).unwrap(),
-        secret: field("secret"),
-        expires_at: field("expiresAt"),
-    }
-    .encode();
+    let token = join_token_via(&leader.client(), &format!("node{}", i + 1)).await;
     let address = format!("192.0.2.{}:8443", i + 1);
     let seed = format!("{}{member_config}", join_preseed(&address, &token, ""));
     ok(&m.cmd("rxd", &["init", "--preseed"], Some(&seed)));

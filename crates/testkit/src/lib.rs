@@ -264,8 +264,12 @@ pub fn join_preseed(address: &str, token: &str, source: &str) -> String {
 /// Asks `leader` for a join token for `name` and builds the string users pass around, as
 /// `lxc cluster add` does from the operation's metadata.
 pub async fn join_token(leader: &Member, name: &str) -> String {
-    let op = leader
-        .client()
+    join_token_via(&leader.client(), name).await
+}
+
+/// [`join_token`] through any client of a cluster member.
+pub async fn join_token_via(client: &rxd_client::Client, name: &str) -> String {
+    let op = client
         .create_join_token(name)
         .await
         .expect("the leader hands out a token");
