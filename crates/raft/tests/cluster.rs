@@ -202,7 +202,8 @@ async fn three_members_replicate_forward_and_survive_leader_loss() {
     for id in [2, 3] {
         cluster.start(id).await;
         n1.add_learner(id, address(id)).await.unwrap();
-        assert!(cluster.node(id).is_initialized().await);
+        // The leader counts the learner as caught up once it acknowledged the entries; the
+        // learner's own core applies them a moment later, so wait before asking it.
         cluster
             .node(id)
             .wait_until(WAIT, "the learner to see itself as one", |s| {
@@ -210,6 +211,7 @@ async fn three_members_replicate_forward_and_survive_leader_loss() {
             })
             .await
             .unwrap();
+        assert!(cluster.node(id).is_initialized().await);
     }
     // status() reads openraft's metrics, which trail the raft core a little: wait on them.
     n1.wait_until(WAIT, "both learners in the leader's view", |s| {
