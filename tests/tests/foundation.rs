@@ -206,16 +206,7 @@ async fn bad_requests_get_clear_errors() {
 #[tokio::test]
 async fn interactive_bootstrap_asks_lxds_questions() {
     let m = Member::start();
-    // The backend question comes only when this host has more than one local driver.
-    let (server, _) = m.client().server().await.unwrap();
-    let local_drivers = server
-        .environment
-        .unwrap()
-        .storage_supported_drivers
-        .iter()
-        .filter(|d| !d.remote)
-        .count();
-    let backend = if local_drivers > 1 { "dir\n" } else { "" };
+    let backend = rxd_testkit::backend_answer(&m.client()).await;
     let answers = format!(
         "yes\n127.0.2.4\nno\nnode1\nyes\npw123\npw123\nyes\n{backend}no\nno\nno\nno\nyes\n"
     );

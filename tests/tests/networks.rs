@@ -622,15 +622,7 @@ cluster:
 #[tokio::test]
 async fn interactive_init_creates_a_bridge() {
     let m = NsMember::start();
-    let (server, _) = m.client().server().await.unwrap();
-    let local_drivers = server
-        .environment
-        .unwrap()
-        .storage_supported_drivers
-        .iter()
-        .filter(|d| !d.remote)
-        .count();
-    let backend = if local_drivers > 1 { "dir\n" } else { "" };
+    let backend = rxd_testkit::backend_answer(&m.client()).await;
     let answers = format!(
         "no\nyes\ndefault\n{backend}no\nyes\nrxdbr9\n10.88.0.1/24\nyes\nnone\nno\nyes\nno\n"
     );

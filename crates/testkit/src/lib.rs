@@ -290,6 +290,24 @@ pub async fn join_token_via(client: &rxd_client::Client, name: &str) -> String {
     .encode()
 }
 
+/// The answer scripted `rxd init` runs give the storage-backend question, which the daemon
+/// asks only when it has more than one local driver: `dir`, or nothing at all.
+pub async fn backend_answer(client: &rxd_client::Client) -> &'static str {
+    let (server, _) = client.server().await.expect("the daemon answers GET /1.0");
+    let local = server
+        .environment
+        .expect("a local client sees the environment")
+        .storage_supported_drivers
+        .iter()
+        .filter(|d| !d.remote)
+        .count();
+    if local > 1 {
+        "dir\n"
+    } else {
+        ""
+    }
+}
+
 /// Waits until `f` holds, polling every 100 ms, and fails the test after `limit`.
 pub async fn until<F, Fut>(limit: std::time::Duration, what: &str, f: F)
 where
