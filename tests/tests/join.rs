@@ -108,14 +108,7 @@ async fn second_member_is_a_standby() {
 async fn snapshot(m: &Member) -> (Vec<ClusterMember>, Vec<String>) {
     let c = m.client();
     let members = c.cluster_members().await.unwrap();
-    let mut certs: Vec<String> = c
-        .certificates()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.fingerprint)
-        .collect();
-    certs.sort();
+    let certs = rxd_testkit::trusted_fingerprints(&c).await;
     (members, certs)
 }
 

@@ -9,14 +9,7 @@ use rxd_testkit::{join_preseed as join_seed, join_token as token, until, Member}
 async fn cluster_state(m: &Member) -> (Vec<(String, String)>, Vec<String>) {
     let c = m.client();
     let members: Vec<ClusterMember> = c.cluster_members().await.unwrap();
-    let mut certs: Vec<String> = c
-        .certificates()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.fingerprint)
-        .collect();
-    certs.sort();
+    let certs = rxd_testkit::trusted_fingerprints(&c).await;
     (
         members
             .into_iter()

@@ -308,6 +308,19 @@ pub async fn backend_answer(client: &rxd_client::Client) -> &'static str {
     }
 }
 
+/// The trust store's fingerprints, sorted, to compare a cluster before and after a change.
+pub async fn trusted_fingerprints(client: &rxd_client::Client) -> Vec<String> {
+    let mut fps: Vec<String> = client
+        .certificates()
+        .await
+        .expect("the trust store can be listed")
+        .into_iter()
+        .map(|c| c.fingerprint)
+        .collect();
+    fps.sort();
+    fps
+}
+
 /// Waits until `f` holds, polling every 100 ms, and fails the test after `limit`.
 pub async fn until<F, Fut>(limit: std::time::Duration, what: &str, f: F)
 where
