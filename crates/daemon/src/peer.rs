@@ -65,7 +65,65 @@ impl PeerTransport {
     }
 }
 
+/// How a failed exchange is reported: a request that never got a connection was not
+/// delivered; one that broke or timed out afterwards may have been.
+fn exchange_error(e: reqwest::Error) -> TransportError {
+    if e.is_connect() {
+        TransportError::Connect(Box::new(e))
+    } else if e.is_timeout() {
+        TransportError::Timeout(std::time::Duration::ZERO)
+    } else {
+        TransportError::Exchange(Box::new(e))
+    }
+}
+
+/// The reply body of a successful exchange, or the peer's status as an error.
+async fn reply_of(resp: reqwest::Response) -> Result<Vec<u8>, TransportError> {
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(exchange_error)?;
+    if !status.is_success() {
+        return Err(TransportError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    Ok(bytes.to_vec())
+}
+
 impl Transport for PeerTransport {
+    fn send_snapshot(
+        &self,
+        address: &str,
+        head: Vec<u8>,
+        data: std::fs::File,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        use futures_util::StreamExt;
+
+        let client = self.client();
+        let url = format!("https://{address}{}", rxd_raft::PATH_SNAPSHOT);
+        Box::pin(async move {
+            let client = client?;
+            // The head, then the file in 64 KiB pieces: memory stays flat whatever the size.
+            let file = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(data),
+                64 * 1024,
+            );
+            let body = futures_util::stream::once(async move {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(head))
+            })
+            .chain(file);
+            let resp = client
+                .post(&url)
+                .timeout(timeout)
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+                .map_err(exchange_error)?;
+            reply_of(resp).await
+        })
+    }
+
     fn post(
         &self,
         address: &str,

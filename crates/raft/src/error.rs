@@ -26,6 +26,15 @@ pub enum RaftError {
         /// What went wrong.
         source: rxd_db::DbError,
     },
+    /// Bringing the database back to a consistent state at start, or receiving a snapshot into
+    /// it, failed.
+    #[error("Cannot recover the cluster database {path:?}: {message}")]
+    Recover {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The settings are inconsistent (for example the election timeout is not above the
     /// heartbeat interval).
     #[error("Invalid raft settings: {0}")]

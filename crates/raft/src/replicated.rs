@@ -23,9 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::log_store::LogStore;
-use crate::network::{NetworkFactory, Transport};
+use crate::network::{NetworkFactory, SnapshotHead, Transport};
 use crate::rpc::{Refusal, PATH_APPEND, PATH_PROPOSE, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE};
-use crate::state_machine::{open_reader, StateMachine, STATE_FILE};
+use crate::state_machine::{open_reader, SnapshotFiles, StateMachine, STATE_FILE};
 use crate::types::{Applied, TypeConfig};
 use crate::RaftError;
 
@@ -60,8 +60,8 @@ pub struct RaftSettings {
     pub snapshot_after_entries: u64,
     /// Entries kept in the log behind the last snapshot.
     pub entries_kept_after_snapshot: u64,
-    /// Timeout for sending one snapshot chunk to a peer.
-    pub snapshot_chunk_timeout: Duration,
+    /// Bound on sending one whole snapshot to a peer (the file streams in one request).
+    pub snapshot_timeout: Duration,
 }
 
 impl Default for RaftSettings {
@@ -74,7 +74,7 @@ impl Default for RaftSettings {
             catch_up_timeout: Duration::from_secs(60),
             snapshot_after_entries: 1024,
             entries_kept_after_snapshot: 8192,
-            snapshot_chunk_timeout: Duration::from_secs(10),
+            snapshot_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -90,11 +90,9 @@ impl RaftSettings {
             heartbeat_interval: millis(self.heartbeat_interval),
             election_timeout_min: millis(self.election_timeout_min),
             election_timeout_max: millis(self.election_timeout_max),
-            install_snapshot_timeout: millis(self.snapshot_chunk_timeout),
+            install_snapshot_timeout: millis(self.snapshot_timeout),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
-            // Chunks travel as JSON arrays of numbers, about four times their size.
-            snapshot_max_chunk_size: 1024 * 1024,
             ..Config::default()
         }
         .validate()
@@ -187,6 +185,10 @@ struct Inner {
     reader: Arc<Mutex<Connection>>,
     transport: Arc<dyn Transport>,
     settings: RaftSettings,
+    /// The snapshot files, for receiving a snapshot streamed by the leader.
+    snapshots: Arc<SnapshotFiles>,
+    /// One snapshot transfer at a time: they share `snapshot-receive.tmp`.
+    receiving: tokio::sync::Mutex<()>,
 }
 
 type ClientWriteFailure = openraft::error::RaftError<u64, ClientWriteError<u64, BasicNode>>;
@@ -274,20 +276,40 @@ impl ReplicatedDb {
         })?;
         let log_path = dir.join(LOG_FILE);
         let log = LogStore::open(&log_path).map_err(|e| RaftError::Open {
-            path: log_path,
+            path: log_path.clone(),
             source: e.into(),
         })?;
         let state_path = dir.join(STATE_FILE);
-        let state_machine = StateMachine::open(dir).map_err(|source| RaftError::Open {
+        let state_machine = StateMachine::open(dir).map_err(|e| RaftError::Recover {
             path: state_path.clone(),
-            source,
+            message: e.to_string(),
         })?;
+        let applied = state_machine
+            .applied_log_id()
+            .map_err(|e| RaftError::Recover {
+                path: state_path.clone(),
+                message: e.to_string(),
+            })?;
+        if log
+            .forget_past_gap(applied)
+            .map_err(|e| RaftError::Recover {
+                path: log_path.clone(),
+                message: e.to_string(),
+            })?
+        {
+            tracing::error!(
+                "The cluster database log was purged past the applied state ({applied:?}) with no \
+                 snapshot to cover the gap: the log was dropped, the leader will send a snapshot"
+            );
+        }
+        let snapshots = state_machine.files();
         let reader = open_reader(&state_path).map_err(|e| RaftError::Open {
             path: state_path,
             source: e.into(),
         })?;
         let network = NetworkFactory {
             transport: transport.clone(),
+            snapshot_timeout: settings.snapshot_timeout,
         };
         let raft = Raft::new(node_id, config, network, log, state_machine).await?;
         Ok(ReplicatedDb {
@@ -297,6 +319,8 @@ impl ReplicatedDb {
                 reader: Arc::new(Mutex::new(reader)),
                 transport,
                 settings,
+                snapshots,
+                receiving: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -645,7 +669,7 @@ impl ReplicatedDb {
         match path {
             PATH_APPEND => encode(path, &raft.append_entries(decode(path, body)?).await),
             PATH_VOTE => encode(path, &raft.vote(decode(path, body)?).await),
-            PATH_SNAPSHOT => encode(path, &raft.install_snapshot(decode(path, body)?).await),
+            PATH_SNAPSHOT => self.receive_snapshot(body).await,
             PATH_PROPOSE => {
                 let cmd: rxd_db::Command = decode(path, body)?;
                 // Only the local core: a forwarded command is never forwarded again, so a
@@ -668,6 +692,65 @@ impl ReplicatedDb {
                 path: path.to_string(),
             }),
         }
+    }
+
+    /// Receives a snapshot the leader streams to [`crate::PATH_SNAPSHOT`]: the framed head, then
+    /// the database file, written to disk as it arrives (memory does not grow with the
+    /// snapshot). The file is checked and made durable before raft installs it. The reply is
+    /// the body to send back to the leader.
+    pub async fn receive_snapshot<R>(&self, mut body: R) -> Result<Vec<u8>, RaftError>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send,
+    {
+        use tokio::io::AsyncReadExt;
+        let bad = |e: std::io::Error| RaftError::BadMessage {
+            path: PATH_SNAPSHOT.to_string(),
+            source: serde_json::Error::io(e),
+        };
+        let len = body.read_u32().await.map_err(bad)?;
+        if len > 16 * 1024 * 1024 {
+            return Err(bad(std::io::Error::other("snapshot head too large")));
+        }
+        let mut head = vec![0; len as usize];
+        body.read_exact(&mut head).await.map_err(bad)?;
+        let head: SnapshotHead = decode(PATH_SNAPSHOT, &head)?;
+
+        let _one_at_a_time = self.inner.receiving.lock().await;
+        let files = self.inner.snapshots.clone();
+        let storage = |e: &dyn std::fmt::Display| RaftError::Recover {
+            path: files.receiving_path().to_path_buf(),
+            message: e.to_string(),
+        };
+        {
+            let mut out = tokio::fs::File::create(files.receiving_path())
+                .await
+                .map_err(|e| storage(&e))?;
+            tokio::io::copy(&mut body, &mut out).await.map_err(bad)?;
+            out.sync_all().await.map_err(|e| storage(&e))?;
+        }
+        let meta = head.meta.clone();
+        let accepted = {
+            let files = files.clone();
+            tokio::task::spawn_blocking(move || files.accept_received(&meta))
+                .await
+                .map_err(|_| RaftError::ShuttingDown)?
+        };
+        let reply: Result<openraft::raft::SnapshotResponse<u64>, String> = match accepted {
+            Ok(file) => {
+                let snapshot = openraft::Snapshot {
+                    meta: head.meta,
+                    snapshot: Box::new(tokio::fs::File::from_std(file)),
+                };
+                self.inner
+                    .raft
+                    .install_full_snapshot(head.vote, snapshot)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            // A stream cut short or a wrong file: the leader sends it again.
+            Err(e) => Err(e.to_string()),
+        };
+        encode(PATH_SNAPSHOT, &reply)
     }
 
     /// Stops the raft node. Requests to a stopped node fail with [`RaftError::ShuttingDown`].

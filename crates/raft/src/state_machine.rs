@@ -7,16 +7,21 @@
 //!                        COMMIT
 //!
 //!  build snapshot:   VACUUM INTO snapshot-build.tmp ──stamp id──> rename to snapshot.db
-//!  install snapshot: bytes ──> snapshot-install.tmp ──stamp meta──> rename to snapshot.db
+//!  receive snapshot: stream ──> snapshot-receive.tmp ──fsync, check──> snapshot-received.db
+//!                    (durable before raft learns of it, so before raft purges its log)
+//!  install snapshot: snapshot-received.db ──stamp meta──> rename to snapshot.db
 //!                          ──backup API──> live state.db (one write transaction)
+//!  open:             a snapshot.db or snapshot-received.db newer than state.db is restored
 //! ```
 //!
 //! The raft metadata lives in the same database as the cluster tables, so a snapshot is a plain
 //! copy of the file and carries its own last applied log id and membership; there is no second
-//! file that could disagree with it.
+//! file that could disagree with it. Snapshots are files from end to end: a member sends one
+//! from its file and a member receives one into a file, so memory does not grow with the
+//! database.
 
 use std::fs::{self, File};
-use std::io::{Cursor, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,10 +48,12 @@ const SNAPSHOT_ID: &str = "snapshot_id";
 pub(crate) const STATE_FILE: &str = "state.db";
 const SNAPSHOT_FILE: &str = "snapshot.db";
 const BUILDING_FILE: &str = "snapshot-build.tmp";
-const RECEIVING_FILE: &str = "snapshot-install.tmp";
+const RECEIVING_FILE: &str = "snapshot-receive.tmp";
+const RECEIVED_FILE: &str = "snapshot-received.db";
+const CHUNKS_FILE: &str = "snapshot-chunks.tmp";
 
 type Membership = StoredMembership<u64, BasicNode>;
-type Meta = SnapshotMeta<u64, BasicNode>;
+pub(crate) type Meta = SnapshotMeta<u64, BasicNode>;
 
 /// Opens (or creates) the state database with the current cluster schema and the raft metadata
 /// table.
@@ -71,7 +78,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
 
 /// What went wrong in a snapshot step, turned into openraft's error at the trait boundary.
 #[derive(Debug, thiserror::Error)]
-enum SnapshotError {
+pub(crate) enum SnapshotError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -84,6 +91,13 @@ enum SnapshotError {
     Incomplete(StepResult),
     #[error("snapshot path {0:?} is not UTF-8")]
     PathNotUtf8(PathBuf),
+    #[error("the received snapshot is not a complete database: {0}")]
+    Truncated(String),
+    #[error("the received snapshot holds log id {found:?}, not the announced {expected:?}")]
+    WrongSnapshot {
+        expected: Option<LogId<u64>>,
+        found: Option<LogId<u64>>,
+    },
 }
 
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -114,6 +128,54 @@ fn remove_if_exists(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Checks that `path` holds a whole SQLite database: the size its header announces, and
+/// SQLite's own quick check. A file cut short by a crash or a broken stream fails.
+fn check_complete(path: &Path) -> Result<(), SnapshotError> {
+    let mut header = [0u8; 100];
+    let mut file = File::open(path)?;
+    let len = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut header)
+        .map_err(|_| SnapshotError::Truncated(format!("{len} bytes, no database header")))?;
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(SnapshotError::Truncated("no SQLite header".to_string()));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    let change_counter = &header[24..28];
+    let valid_for = &header[92..96];
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    if change_counter == valid_for && pages > 0 && page_size * pages != len {
+        return Err(SnapshotError::Truncated(format!(
+            "{len} bytes where the header announces {pages} pages of {page_size}"
+        )));
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if verdict != "ok" {
+        return Err(SnapshotError::Truncated(verdict));
+    }
+    Ok(())
+}
+
+/// A test hook: `RXD_FAILPOINT=<step>:crash` ends the process at that step of a snapshot
+/// install. Compiled only with the `failpoints` feature.
+#[cfg(feature = "failpoints")]
+fn failpoint(step: &str) {
+    if std::env::var("RXD_FAILPOINT").is_ok_and(|spec| spec == format!("{step}:crash")) {
+        tracing::error!("Failpoint {step}: exiting");
+        std::process::exit(137);
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn failpoint(_step: &str) {}
+
 /// Paths of the snapshot files and the lock that serialises replacing `snapshot.db`.
 pub(crate) struct SnapshotFiles {
     dir: PathBuf,
@@ -121,6 +183,8 @@ pub(crate) struct SnapshotFiles {
     current: PathBuf,
     building: PathBuf,
     receiving: PathBuf,
+    received: PathBuf,
+    chunks: PathBuf,
     replace: Mutex<()>,
 }
 
@@ -132,6 +196,8 @@ impl SnapshotFiles {
             current: dir.join(SNAPSHOT_FILE),
             building: dir.join(BUILDING_FILE),
             receiving: dir.join(RECEIVING_FILE),
+            received: dir.join(RECEIVED_FILE),
+            chunks: dir.join(CHUNKS_FILE),
             replace: Mutex::new(()),
         }
     }
@@ -151,9 +217,15 @@ impl SnapshotFiles {
         })
     }
 
+    /// Where a snapshot streamed from the leader is written while it arrives.
+    pub(crate) fn receiving_path(&self) -> &Path {
+        &self.receiving
+    }
+
     /// Copies the state database into a new snapshot and makes it current unless a newer one
-    /// (installed from the leader meanwhile) is already there.
-    fn build(&self) -> Result<(Meta, Vec<u8>), SnapshotError> {
+    /// (installed from the leader meanwhile) is already there. The file handed back stays
+    /// readable even if it was not kept.
+    fn build(&self) -> Result<(Meta, File), SnapshotError> {
         remove_if_exists(&self.building)?;
         let target = self
             .building
@@ -183,7 +255,7 @@ impl SnapshotFiles {
             }
         };
         sync_file(&self.building)?;
-        let data = fs::read(&self.building)?;
+        let data = File::open(&self.building)?;
 
         let _guard = self.lock_replace();
         let newer_exists = if self.current.exists() {
@@ -200,59 +272,145 @@ impl SnapshotFiles {
         Ok((meta, data))
     }
 
-    fn current(&self) -> Result<Option<(Meta, Vec<u8>)>, SnapshotError> {
+    fn current(&self) -> Result<Option<(Meta, File)>, SnapshotError> {
         let _guard = self.lock_replace();
         if !self.current.exists() {
             return Ok(None);
         }
         let meta = Self::read_meta(&self.current)?;
-        let data = fs::read(&self.current)?;
+        let data = File::open(&self.current)?;
         Ok(Some((meta, data)))
     }
 
-    /// Stores a snapshot received from the leader as the current one and replaces the live
-    /// state with it.
-    fn install(
-        &self,
-        live: &Mutex<Connection>,
-        meta: &Meta,
-        data: &[u8],
-    ) -> Result<(), SnapshotError> {
-        remove_if_exists(&self.receiving)?;
-        {
-            let mut file = File::create(&self.receiving)?;
-            file.write_all(data)?;
-            file.sync_all()?;
+    /// Accepts the stream written to [`SnapshotFiles::receiving_path`] as the snapshot `meta`
+    /// announces: it must be a whole database stamped with that log id. It is made durable
+    /// under its final name before raft hears of it, because raft purges its log as soon as it
+    /// does: after a crash, [`SnapshotFiles::recover`] finds it there.
+    pub(crate) fn accept_received(&self, meta: &Meta) -> Result<File, SnapshotError> {
+        check_complete(&self.receiving)?;
+        let found = Self::read_meta(&self.receiving)?.last_log_id;
+        if found != meta.last_log_id {
+            return Err(SnapshotError::WrongSnapshot {
+                expected: meta.last_log_id,
+                found,
+            });
         }
-        {
-            let mut copy = Connection::open(&self.receiving)?;
-            copy.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
-                r.get::<_, String>(0)
-            })?;
-            // A snapshot from an older schema is brought up to date like state.db at open; one
-            // from a newer rxd is refused.
-            rxd_db::migrate_cluster(&mut copy)?;
-            copy.execute_batch(META_SCHEMA)?;
-            // The meta given by raft is authoritative; stamping it into the copy keeps the file
-            // self-describing.
+        sync_file(&self.receiving)?;
+        fs::rename(&self.receiving, &self.received)?;
+        sync_dir(&self.dir)?;
+        Ok(File::open(&self.received)?)
+    }
+
+    /// Brings a received file to this rxd's schema and stamps raft's metadata into it.
+    fn stamp(path: &Path, meta: Option<&Meta>) -> Result<(), SnapshotError> {
+        let mut copy = Connection::open(path)?;
+        copy.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))?;
+        // A snapshot from an older schema is brought up to date like state.db at open; one
+        // from a newer rxd is refused.
+        rxd_db::migrate_cluster(&mut copy)?;
+        copy.execute_batch(META_SCHEMA)?;
+        if let Some(meta) = meta {
+            // The meta given by raft is authoritative; stamping it into the copy keeps the
+            // file self-describing.
             let tx = copy.transaction()?;
             set_meta_in(&tx, META, LAST_APPLIED, &meta.last_log_id)?;
             set_meta_in(&tx, META, MEMBERSHIP, &meta.last_membership)?;
             set_meta_in(&tx, META, SNAPSHOT_ID, &meta.snapshot_id)?;
             tx.commit()?;
         }
-        sync_file(&self.receiving)?;
+        drop(copy);
+        sync_file(path)?;
+        Ok(())
+    }
 
+    /// Makes the received file the current snapshot and replaces the live state with it.
+    fn promote_received(
+        &self,
+        live: &mut Connection,
+        meta: Option<&Meta>,
+    ) -> Result<(), SnapshotError> {
+        Self::stamp(&self.received, meta)?;
+        failpoint("snapshot-install-before-restore");
         let _guard = self.lock_replace();
-        fs::rename(&self.receiving, &self.current)?;
+        fs::rename(&self.received, &self.current)?;
         sync_dir(&self.dir)?;
-        let source = Connection::open_with_flags(&self.current, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let mut live = lock(live);
-        // One backup step over all pages is one write transaction on the live database: readers
-        // see either the old state or the snapshot, never a mix.
-        let step = Backup::new(&source, &mut live)?.step(-1)?;
+        Self::restore(&self.current, live)
+    }
+
+    /// Copies `source` over the live database. One backup step over all pages is one write
+    /// transaction on it: readers see either the old state or the snapshot, never a mix.
+    fn restore(source: &Path, live: &mut Connection) -> Result<(), SnapshotError> {
+        let source = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let step = Backup::new(&source, live)?.step(-1)?;
         if step != StepResult::Done {
             return Err(SnapshotError::Incomplete(step));
+        }
+        Ok(())
+    }
+
+    /// Installs the snapshot `meta` names: the received file if it is that one, else `data`
+    /// (a snapshot that came through openraft's own chunked transport).
+    fn install(
+        &self,
+        live: &Mutex<Connection>,
+        meta: &Meta,
+        data: Option<File>,
+    ) -> Result<(), SnapshotError> {
+        let received_matches = self.received.exists()
+            && check_complete(&self.received).is_ok()
+            && Self::read_meta(&self.received)?.last_log_id == meta.last_log_id;
+        if !received_matches {
+            let Some(mut data) = data else {
+                return Err(SnapshotError::WrongSnapshot {
+                    expected: meta.last_log_id,
+                    found: None,
+                });
+            };
+            remove_if_exists(&self.receiving)?;
+            data.seek(SeekFrom::Start(0))?;
+            let mut out = File::create(&self.receiving)?;
+            std::io::copy(&mut data, &mut out)?;
+            out.sync_all()?;
+            drop(out);
+            fs::rename(&self.receiving, &self.received)?;
+            sync_dir(&self.dir)?;
+        }
+        let mut live = lock(live);
+        self.promote_received(&mut live, Some(meta))
+    }
+
+    /// At open, before raft reads the applied state: if a snapshot on disk is newer than
+    /// `state.db` (an install was cut short by a crash, after raft had purged its log), it is
+    /// restored. Leftovers of unfinished builds and transfers are removed.
+    fn recover(&self, live: &mut Connection) -> Result<(), SnapshotError> {
+        remove_if_exists(&self.building)?;
+        remove_if_exists(&self.receiving)?;
+        remove_if_exists(&self.chunks)?;
+        let (applied, _) = applied_state(live)?;
+        let newest = |path: &Path| -> Option<Option<LogId<u64>>> {
+            if !path.exists() || check_complete(path).is_err() {
+                return None;
+            }
+            Self::read_meta(path).ok().map(|m| m.last_log_id)
+        };
+        let received = newest(&self.received);
+        let current = newest(&self.current);
+        match (received, current) {
+            (Some(r), c) if r > applied && Some(r) > c => {
+                tracing::warn!(
+                    "Restoring the cluster database from a snapshot received before a crash ({r:?}, applied {applied:?})"
+                );
+                self.promote_received(live, None)?;
+            }
+            (_, Some(c)) if c > applied => {
+                tracing::warn!(
+                    "Restoring the cluster database from its snapshot ({c:?}, applied {applied:?})"
+                );
+                remove_if_exists(&self.received)?;
+                Self::stamp(&self.current, None)?;
+                Self::restore(&self.current, live)?;
+            }
+            _ => remove_if_exists(&self.received)?,
         }
         Ok(())
     }
@@ -280,13 +438,26 @@ pub(crate) struct StateMachine {
 }
 
 impl StateMachine {
-    /// Opens (or creates) `state.db` in `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<Self, rxd_db::DbError> {
-        let conn = open_state(&dir.join(STATE_FILE))?;
+    /// Opens (or creates) `state.db` in `dir`, first restoring a snapshot that a crash left
+    /// newer than it.
+    pub(crate) fn open(dir: &Path) -> Result<Self, SnapshotError> {
+        let mut conn = open_state(&dir.join(STATE_FILE))?;
+        let files = SnapshotFiles::new(dir);
+        files.recover(&mut conn)?;
         Ok(StateMachine {
             conn: Arc::new(Mutex::new(conn)),
-            files: Arc::new(SnapshotFiles::new(dir)),
+            files: Arc::new(files),
         })
+    }
+
+    /// The snapshot files, for the receiving side of a snapshot transfer.
+    pub(crate) fn files(&self) -> Arc<SnapshotFiles> {
+        self.files.clone()
+    }
+
+    /// The log id of the last applied entry.
+    pub(crate) fn applied_log_id(&self) -> Result<Option<LogId<u64>>, StoreError> {
+        Ok(applied_state(&lock(&self.conn))?.0)
     }
 
     fn apply_entries(
@@ -326,10 +497,10 @@ pub(crate) struct SnapshotBuilder {
     files: Arc<SnapshotFiles>,
 }
 
-fn snapshot_of(meta: Meta, data: Vec<u8>) -> Snapshot<TypeConfig> {
+fn snapshot_of(meta: Meta, data: File) -> Snapshot<TypeConfig> {
     Snapshot {
         meta,
-        snapshot: Box::new(Cursor::new(data)),
+        snapshot: Box::new(tokio::fs::File::from_std(data)),
     }
 }
 
@@ -367,20 +538,30 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        // Only openraft's own chunked transport writes here; rxd's transport streams into
+        // `snapshot-receive.tmp` (see `ReplicatedDb::receive_snapshot`).
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&self.files.chunks)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &Meta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
         let files = self.files.clone();
         let live = self.conn.clone();
         let owned_meta = meta.clone();
-        let data = snapshot.into_inner();
-        tokio::task::spawn_blocking(move || files.install(&live, &owned_meta, &data))
+        let data = snapshot.into_std().await;
+        tokio::task::spawn_blocking(move || files.install(&live, &owned_meta, Some(data)))
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;

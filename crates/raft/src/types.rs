@@ -1,7 +1,5 @@
 //! The openraft type configuration of the cluster database.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 /// What applying one log entry produced: the command's response or its deterministic refusal.
@@ -18,7 +16,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
