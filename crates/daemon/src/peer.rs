@@ -81,12 +81,9 @@ impl Transport for PeerTransport {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| TransportError::Connect(Box::new(e)))?;
+                .map_err(transport_error)?;
             let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| TransportError::Connect(Box::new(e)))?;
+            let bytes = resp.bytes().await.map_err(transport_error)?;
             if !status.is_success() {
                 return Err(TransportError::Status {
                     status: status.as_u16(),
@@ -95,6 +92,17 @@ impl Transport for PeerTransport {
             }
             Ok(bytes.to_vec())
         })
+    }
+}
+
+/// What a failed exchange means for delivery: only a connection that was never established
+/// (refused, unreachable, TLS handshake failed) certainly did not deliver the request; after a
+/// reset or a timeout the peer may have acted on it.
+fn transport_error(e: reqwest::Error) -> TransportError {
+    if e.is_connect() {
+        TransportError::Connect(Box::new(e))
+    } else {
+        TransportError::Exchange(Box::new(e))
     }
 }
 
