@@ -536,3 +536,46 @@ async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
     );
     assert_replicas_equal(&cluster.nodes.values().cloned().collect::<Vec<_>>()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_leader_dies_before_answering_applies_once_through_the_next_leader() {
+    let mut cluster = Cluster::three_voters(fast_settings()).await;
+    let leader = cluster.node(1);
+    assert_eq!(
+        leader
+            .propose(Command::CreateProfile(web("v0")))
+            .await
+            .unwrap(),
+        Ok(Response::Done)
+    );
+
+    eprintln!("phase: a follower forwards v1; the leader commits it, then v2");
+    let (handled, resume) = cluster.transport.lose_next_propose_reply();
+    let sender = cluster.node(2);
+    let v1 = tokio::spawn(async move { sender.propose(Command::UpdateProfile(web("v1"))).await });
+    tokio::time::timeout(WAIT, handled).await.unwrap().unwrap();
+    assert_eq!(
+        leader
+            .propose(Command::UpdateProfile(web("v2")))
+            .await
+            .unwrap(),
+        Ok(Response::Done)
+    );
+
+    eprintln!("phase: the leader dies before its answer to the follower leaves");
+    cluster.kill(1).await;
+    resume.send(()).unwrap();
+    let outcome = tokio::time::timeout(WAIT, v1).await.unwrap().unwrap();
+    assert_eq!(outcome.unwrap(), Ok(Response::Done));
+    let survivors: Vec<ReplicatedDb> = cluster.nodes.values().cloned().collect();
+    for node in &survivors {
+        let profile = read_profile(node, "web").await;
+        assert_eq!(
+            profile.description,
+            "v2",
+            "v1 was applied twice on member {}",
+            node.id()
+        );
+    }
+    assert_replicas_equal(&survivors).await;
+}
