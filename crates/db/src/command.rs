@@ -322,6 +322,10 @@ impl From<DbError> for Stop {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Sqlite(e) => e.into(),
+            // A typed lookup that found nothing: a check on the data, the same everywhere.
+            DbError::NotFound { entity, name } => {
+                Stop::Refused(ApplyError::NotFound { entity, name })
+            }
             other => Stop::Failed(other),
         }
     }
