@@ -175,7 +175,8 @@ fn profile(name: &str) -> Command {
     })
 }
 
-/// Every cluster table, rows rendered and sorted; raft's own bookkeeping is left out.
+/// Every table, rows rendered and sorted, but `raft_meta`. The request ids in `raft_requests`
+/// are compared too: they are a function of the log, like the cluster tables.
 fn dump(conn: &Connection) -> Result<Vec<(String, Vec<String>)>, DbError> {
     let tables: Vec<String> = conn
         .prepare(
