@@ -65,22 +65,10 @@ impl PeerTransport {
     }
 }
 
-/// How a failed exchange is reported: a request that never got a connection was not
-/// delivered; one that broke or timed out afterwards may have been.
-fn exchange_error(e: reqwest::Error) -> TransportError {
-    if e.is_connect() {
-        TransportError::Connect(Box::new(e))
-    } else if e.is_timeout() {
-        TransportError::Timeout(std::time::Duration::ZERO)
-    } else {
-        TransportError::Exchange(Box::new(e))
-    }
-}
-
 /// The reply body of a successful exchange, or the peer's status as an error.
 async fn reply_of(resp: reqwest::Response) -> Result<Vec<u8>, TransportError> {
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(exchange_error)?;
+    let bytes = resp.bytes().await.map_err(transport_error)?;
     if !status.is_success() {
         return Err(TransportError::Status {
             status: status.as_u16(),
@@ -119,7 +107,7 @@ impl Transport for PeerTransport {
                 .body(reqwest::Body::wrap_stream(body))
                 .send()
                 .await
-                .map_err(exchange_error)?;
+                .map_err(transport_error)?;
             reply_of(resp).await
         })
     }
@@ -139,20 +127,20 @@ impl Transport for PeerTransport {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| TransportError::Connect(Box::new(e)))?;
-            let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| TransportError::Connect(Box::new(e)))?;
-            if !status.is_success() {
-                return Err(TransportError::Status {
-                    status: status.as_u16(),
-                    body: String::from_utf8_lossy(&bytes).into_owned(),
-                });
-            }
-            Ok(bytes.to_vec())
+                .map_err(transport_error)?;
+            reply_of(resp).await
         })
+    }
+}
+
+/// What a failed exchange means for delivery: only a connection that was never established
+/// (refused, unreachable, TLS handshake failed) certainly did not deliver the request; after a
+/// reset or a timeout the peer may have acted on it.
+fn transport_error(e: reqwest::Error) -> TransportError {
+    if e.is_connect() {
+        TransportError::Connect(Box::new(e))
+    } else {
+        TransportError::Exchange(Box::new(e))
     }
 }
 

@@ -17,7 +17,7 @@ use tempfile::TempDir;
 use crate::log_store::LogStore;
 use crate::network::{frame_head, SnapshotHead};
 use crate::state_machine::StateMachine;
-use crate::types::TypeConfig;
+use crate::types::{Proposal, TypeConfig};
 use crate::{RaftSettings, ReplicatedDb, Transport, TransportError};
 
 /// A transport to nowhere: the stores under test run alone.
@@ -57,9 +57,12 @@ fn membership_entry() -> Entry<TypeConfig> {
 fn config_entry(index: u64, value: &str) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(index),
-        payload: EntryPayload::Normal(rxd_db::Command::SetConfig {
-            set: [("user.step".to_string(), value.to_string())].into(),
-            unset: vec![],
+        payload: EntryPayload::Normal(Proposal {
+            id: uuid::Uuid::new_v4(),
+            command: rxd_db::Command::SetConfig {
+                set: [("user.step".to_string(), value.to_string())].into(),
+                unset: vec![],
+            },
         }),
     }
 }

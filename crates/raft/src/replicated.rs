@@ -2,9 +2,10 @@
 //! the internal RPCs.
 //!
 //! ```text
-//!  propose(cmd) ──> leader known? ── self ──> client_write ──> Applied
+//!  propose(cmd) ──> {request id, cmd} ──> leader known? ── self ──> client_write ──> Applied
 //!                        │           other ─> POST propose ──> leader's client_write
-//!                        └─ NotLeader{hint} from either: try the hinted leader (a few times)
+//!                        ├─ NotLeader{hint} from either: try the hinted leader
+//!                        └─ reset, timeout, 5xx: the same {request id, cmd} again (a few times)
 //!  read(f)      ──> read index (self: get_read_log_id, other: POST read-index)
 //!               ──> wait until applied >= index ──> f(&replica) in a read transaction
 //! ```
@@ -26,7 +27,7 @@ use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, SnapshotHead, Transport};
 use crate::rpc::{Refusal, PATH_APPEND, PATH_PROPOSE, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE};
 use crate::state_machine::{open_reader, SnapshotFiles, StateMachine, STATE_FILE};
-use crate::types::{Applied, TypeConfig};
+use crate::types::{Applied, Proposal, TypeConfig};
 use crate::RaftError;
 
 const LOG_FILE: &str = "log.db";
@@ -34,6 +35,11 @@ const LOG_FILE: &str = "log.db";
 /// How many times a request follows a "not the leader" answer before giving up. Leadership
 /// moves rarely; more hops mean the cluster is electing and the caller had better retry later.
 const MAX_LEADER_HOPS: usize = 3;
+
+/// How many times a request is sent again after the transport failed (a reset, a timeout, a
+/// leader that went away), and the pause before each new attempt, times the attempt's number.
+const MAX_RESENDS: u32 = 4;
+const RESEND_PAUSE: Duration = Duration::from_millis(100);
 
 /// Timing and compaction settings of the raft group.
 ///
@@ -437,16 +443,19 @@ impl ReplicatedDb {
         decode(path, &reply)
     }
 
-    /// Runs `attempt` against the leader, following "not the leader" answers a few times. When
-    /// the leader cannot be reached (it may have died), it waits for another one, but for a
-    /// write only if the request certainly was not delivered, so a command never applies twice.
-    async fn on_leader<T, F, Fut>(&self, idempotent: bool, mut attempt: F) -> Result<T, RaftError>
+    /// Runs `attempt` against the leader, following "not the leader" answers a few times.
+    /// `attempt` must be safe to repeat: a read, or a proposal that keeps its request id. When
+    /// the request certainly did not reach the leader (no connection), it waits for another
+    /// leader; when its fate is unknown (a reset, a timeout, a 5xx), it sends it again to
+    /// whichever member leads now, which may be the same one.
+    async fn on_leader<T, F, Fut>(&self, mut attempt: F) -> Result<T, RaftError>
     where
         F: FnMut(u64, String) -> Fut,
         Fut: std::future::Future<Output = Result<T, RaftError>>,
     {
         let mut target = self.leader(None).await?;
         let mut hops = 1;
+        let mut resends = 0;
         loop {
             let (id, address) = target.clone();
             match attempt(id, address).await {
@@ -461,11 +470,16 @@ impl ReplicatedDb {
                     };
                 }
                 Err(RaftError::Unreachable { source, .. })
-                    if hops < MAX_LEADER_HOPS && (idempotent || source.not_delivered()) =>
+                    if resends < MAX_RESENDS && source.may_retry() =>
                 {
                     tracing::debug!(leader = id, error = %source, "cluster leader unreachable");
-                    hops += 1;
-                    target = self.leader(Some(id)).await?;
+                    resends += 1;
+                    target = if source.not_delivered() {
+                        self.leader(Some(id)).await?
+                    } else {
+                        tokio::time::sleep(RESEND_PAUSE * resends).await;
+                        self.leader(None).await?
+                    };
                 }
                 other => return other,
             }
@@ -476,20 +490,29 @@ impl ReplicatedDb {
     /// transport ([`crate::PATH_PROPOSE`]) and the leader's answer is returned. The outer error
     /// means the command could not be committed (no leader, timeout, shut down); the inner one
     /// is the command's deterministic refusal, the same on every replica.
+    ///
+    /// The command travels with a request id chosen here, once. Within the request timeout it
+    /// is sent again, under the same id, when the outcome of an attempt is unknown (a lost
+    /// reply, a leader that stepped down); the state machine applies an id once and answers
+    /// every later entry with that id with the first result.
     pub async fn propose(
         &self,
         cmd: rxd_db::Command,
     ) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, RaftError> {
+        let proposal = Proposal {
+            id: uuid::Uuid::new_v4(),
+            command: cmd,
+        };
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "the command to commit", async {
-            self.on_leader(false, |id, address| {
-                let cmd = cmd.clone();
+            self.on_leader(|id, address| {
+                let proposal = proposal.clone();
                 async move {
                     if id == self.inner.id {
-                        self.propose_local(cmd).await
+                        self.propose_local(proposal).await
                     } else {
                         let reply: Result<Applied, Refusal> =
-                            self.post(&address, PATH_PROPOSE, &cmd).await?;
+                            self.post(&address, PATH_PROPOSE, &proposal).await?;
                         reply.map(|a| a.0).map_err(|r| r.into_error(&address))
                     }
                 }
@@ -502,12 +525,12 @@ impl ReplicatedDb {
     /// Writes through this node's raft core, without forwarding.
     async fn propose_local(
         &self,
-        cmd: rxd_db::Command,
+        proposal: Proposal,
     ) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, RaftError> {
         let resp = self
             .inner
             .raft
-            .client_write(cmd)
+            .client_write(proposal)
             .await
             .map_err(from_client_write)?;
         Ok(resp.data.0)
@@ -536,7 +559,7 @@ impl ReplicatedDb {
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "a linearizable read index", async {
             let index = self
-                .on_leader(true, |id, address| async move {
+                .on_leader(|id, address| async move {
                     if id == self.inner.id {
                         self.local_read_index().await
                     } else {
@@ -671,11 +694,11 @@ impl ReplicatedDb {
             PATH_VOTE => encode(path, &raft.vote(decode(path, body)?).await),
             PATH_SNAPSHOT => self.receive_snapshot(body).await,
             PATH_PROPOSE => {
-                let cmd: rxd_db::Command = decode(path, body)?;
+                let proposal: Proposal = decode(path, body)?;
                 // Only the local core: a forwarded command is never forwarded again, so a
                 // stale view cannot make members bounce it between them.
                 let limit = self.inner.settings.request_timeout;
-                let reply = bounded(limit, "the command to commit", self.propose_local(cmd))
+                let reply = bounded(limit, "the command to commit", self.propose_local(proposal))
                     .await
                     .map(Applied)
                     .map_err(|e| Refusal::from_error(&e));

@@ -2,9 +2,12 @@
 //!
 //! ```text
 //!  committed entries ──> one SQLite transaction:
-//!                          for each entry: SAVEPOINT; rxd_db::apply; ROLLBACK TO on refusal
+//!                          for each entry: request id known? ── yes ──> its first result
+//!                                          no: SAVEPOINT; rxd_db::apply; ROLLBACK TO on refusal;
+//!                                              record (request id, index, result)
 //!                          raft_meta.last_applied, raft_meta.membership
 //!                        COMMIT
+//!                        (a local database failure: no COMMIT, a storage error to openraft)
 //!
 //!  build snapshot:   VACUUM INTO snapshot-build.tmp ──stamp id──> rename to snapshot.db
 //!  receive snapshot: stream ──> snapshot-receive.tmp ──fsync, check──> snapshot-received.db
@@ -32,13 +35,27 @@ use openraft::{
     SnapshotMeta, StorageIOError, StoredMembership,
 };
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags, Transaction};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::log_store::{get_meta_from, set_meta_in, StoreError};
-use crate::types::{Applied, StorageError, TypeConfig};
+use crate::types::{Applied, Proposal, StorageError, TypeConfig};
 
-const META_SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+/// The raft metadata, and the request ids of recently applied proposals with their results.
+const META_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS raft_requests (
+    id BLOB PRIMARY KEY,
+    log_index INTEGER NOT NULL,
+    result TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS raft_requests_by_index ON raft_requests (log_index);
+";
+
+/// How many log entries a request id is remembered for. A proposer sends a proposal again only
+/// within its request timeout (10 s by default), so the window must hold more entries than the
+/// cluster commits in that time. Ids drop out by log index, never by clock, so every replica
+/// (and every snapshot) holds the same ones.
+const REQUEST_WINDOW: u64 = 20_000;
 const META: &str = "raft_meta";
 const LAST_APPLIED: &str = "last_applied";
 const MEMBERSHIP: &str = "membership";
@@ -416,18 +433,54 @@ impl SnapshotFiles {
     }
 }
 
-/// Applies one command inside the batch transaction; a refusal rolls back the command's own
-/// changes only, so every replica records the same outcome and goes on.
+/// Why a batch of entries could not be applied. Raft stops on it: the batch's transaction is
+/// not committed, so the entries count as not applied and are applied again after a restart.
+#[derive(Debug, thiserror::Error)]
+enum ApplyStop {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Command(#[from] rxd_db::ApplyFailure),
+}
+
+/// Applies the command of the entry at `index` inside the batch transaction, once per request
+/// id: an id recorded in the last [`REQUEST_WINDOW`] entries answers its first result and
+/// changes nothing. A refusal rolls back the command's own changes only, so every replica
+/// records the same outcome and goes on; a failure of the local database stops the batch.
 fn apply_command(
     tx: &Transaction,
-    cmd: &rxd_db::Command,
-) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, rusqlite::Error> {
+    index: u64,
+    proposal: &Proposal,
+) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, ApplyStop> {
+    let oldest = i64::try_from(index.saturating_sub(REQUEST_WINDOW)).unwrap_or(i64::MAX);
+    tx.execute("DELETE FROM raft_requests WHERE log_index <= ?1", [oldest])?;
+    let id = &proposal.id.as_bytes()[..];
+    let first: Option<String> = tx
+        .query_row(
+            "SELECT result FROM raft_requests WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(first) = first {
+        return Ok(serde_json::from_str(&first)?);
+    }
     tx.execute_batch("SAVEPOINT command")?;
-    let result = rxd_db::apply(tx, cmd);
+    let result = rxd_db::apply(tx, &proposal.command)?;
     if result.is_err() {
         tx.execute_batch("ROLLBACK TO command")?;
     }
     tx.execute_batch("RELEASE command")?;
+    tx.execute(
+        "INSERT INTO raft_requests (id, log_index, result) VALUES (?1, ?2, ?3)",
+        rusqlite::params![
+            id,
+            i64::try_from(index).unwrap_or(i64::MAX),
+            serde_json::to_string(&result)?
+        ],
+    )?;
     Ok(result)
 }
 
@@ -463,7 +516,7 @@ impl StateMachine {
     fn apply_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
-    ) -> Result<Vec<Applied>, rusqlite::Error> {
+    ) -> Result<Vec<Applied>, ApplyStop> {
         let mut conn = lock(&self.conn);
         let tx = conn.transaction()?;
         let mut replies = Vec::new();
@@ -473,7 +526,9 @@ impl StateMachine {
             last_applied = Some(entry.log_id);
             let reply = match entry.payload {
                 EntryPayload::Blank => Ok(rxd_db::Response::Done),
-                EntryPayload::Normal(cmd) => apply_command(&tx, &cmd)?,
+                EntryPayload::Normal(proposal) => {
+                    apply_command(&tx, entry.log_id.index, &proposal)?
+                }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     Ok(rxd_db::Response::Done)
@@ -528,8 +583,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.apply_entries(entries)
-            .map_err(|e| StorageIOError::write_state_machine(&e).into())
+        // Dropping the uncommitted batch transaction rolls it back; raft stops on the error.
+        self.apply_entries(entries).map_err(|e| {
+            tracing::error!(error = %e, "applying committed entries failed; raft stops");
+            StorageIOError::write_state_machine(&e).into()
+        })
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
