@@ -514,10 +514,10 @@ impl StateMachine {
     }
 
     fn apply_entries(
-        &self,
+        conn: &Mutex<Connection>,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> Result<Vec<Applied>, ApplyStop> {
-        let mut conn = lock(&self.conn);
+        let mut conn = lock(conn);
         let tx = conn.transaction()?;
         let mut replies = Vec::new();
         let mut last_applied = None;
@@ -583,8 +583,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        // Dropping the uncommitted batch transaction rolls it back; raft stops on the error.
-        self.apply_entries(entries).map_err(|e| {
+        // Off the async runtime: the commit waits for an fsync. Dropping the uncommitted batch
+        // transaction rolls it back; raft stops on the error.
+        let entries: Vec<_> = entries.into_iter().collect();
+        let conn = self.conn.clone();
+        let applied = tokio::task::spawn_blocking(move || Self::apply_entries(&conn, entries))
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        applied.map_err(|e| {
             tracing::error!(error = %e, "applying committed entries failed; raft stops");
             StorageIOError::write_state_machine(&e).into()
         })
