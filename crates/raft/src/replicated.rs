@@ -764,11 +764,19 @@ impl ReplicatedDb {
                     meta: head.meta,
                     snapshot: Box::new(tokio::fs::File::from_std(file)),
                 };
-                self.inner
+                let installed = self
+                    .inner
                     .raft
                     .install_full_snapshot(head.vote, snapshot)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                // Installing renamed it to snapshot.db; anything left was not installed.
+                let files = files.clone();
+                tokio::task::spawn_blocking(move || files.discard_received())
+                    .await
+                    .map_err(|_| RaftError::ShuttingDown)?
+                    .map_err(|e| storage(&e))?;
+                installed
             }
             // A stream cut short or a wrong file: the leader sends it again.
             Err(e) => Err(e.to_string()),

@@ -318,6 +318,13 @@ impl SnapshotFiles {
         Ok(File::open(&self.received)?)
     }
 
+    /// Removes a received snapshot that raft did not install (it was not newer than what this
+    /// member has, or its sender no longer leads), so that no later start restores it.
+    pub(crate) fn discard_received(&self) -> Result<(), SnapshotError> {
+        remove_if_exists(&self.received)?;
+        Ok(())
+    }
+
     /// Brings a received file to this rxd's schema and stamps raft's metadata into it.
     fn stamp(path: &Path, meta: Option<&Meta>) -> Result<(), SnapshotError> {
         let mut copy = Connection::open(path)?;
