@@ -12,6 +12,9 @@ use rxd_testkit::{create_profiles, join_preseed, join_token, profile_count, Memb
 
 /// Concurrent clients of the write loads.
 const CLIENTS: usize = 8;
+/// Bound of a load of 10,000 writes from [`CLIENTS`] clients. It takes 80-100 s in a debug
+/// build on 2 busy cores, and 200 s beside another such load.
+const LOAD: Duration = Duration::from_secs(420);
 /// One API call in a poll; a cluster that does not answer within it counts as not ready yet.
 const CALL: Duration = Duration::from_secs(10);
 /// The failpoint that ends a follower's process inside a snapshot install, before the
@@ -42,13 +45,13 @@ where
     Fut: Future<Output = Result<T, String>>,
 {
     let start = Instant::now();
+    let mut last = "nothing yet".to_string();
     loop {
-        let last = match tokio::time::timeout(limit.saturating_sub(start.elapsed()), probe()).await
-        {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), probe()).await {
             Ok(Ok(v)) => return v,
-            Ok(Err(seen)) => seen,
-            Err(_) => "no answer".to_string(),
-        };
+            Ok(Err(seen)) => last = seen,
+            Err(_) => last = format!("{last}, then no answer"),
+        }
         assert!(
             start.elapsed() < limit,
             "timed out after {} s waiting for {what}; last seen: {last}",
@@ -129,7 +132,7 @@ async fn join_after_ten_thousand_writes() {
 
     eprintln!("{WRITES} profile writes from {CLIENTS} clients over the three members");
     let clients: Vec<_> = members.iter().map(Member::client).collect();
-    let load = create_profiles(&clients, "p", WRITES, CLIENTS, Duration::from_secs(240)).await;
+    let load = create_profiles(&clients, "p", WRITES, CLIENTS, LOAD).await;
     eprintln!(
         "  {} writes in {:.1} s ({:.0}/s)",
         load.writes,
@@ -352,7 +355,7 @@ async fn follower_misses_writes(net: &str) -> (Vec<Member>, usize, usize) {
         .filter(|(i, _)| *i != follower)
         .map(|(_, m)| m.client())
         .collect();
-    let load = create_profiles(&clients, "p", WRITES, CLIENTS, Duration::from_secs(300)).await;
+    let load = create_profiles(&clients, "p", WRITES, CLIENTS, LOAD).await;
     eprintln!(
         "  {} writes in {:.1} s ({:.0}/s)",
         load.writes,
