@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+mod load;
+pub use load::{create_profiles, profile_count, profile_name, Bounded, WriteLoad};
+
 /// Where cargo put the workspace's binaries (`target/debug`), found from the test executable.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("a test knows its own path");
