@@ -44,7 +44,7 @@ const RESEND_PAUSE: Duration = Duration::from_millis(100);
 /// Timing and compaction settings of the raft group.
 ///
 /// The defaults suit members on a LAN or loopback, close to LXD's dqlite timing: heartbeats
-/// every 250 ms, an election after 1.5–3 s without one (so a leader that dies is replaced within
+/// every 500 ms, an election after 1.5–3 s without one (so a leader that dies is replaced within
 /// a few seconds, while a busy leader is not deposed by one slow heartbeat), a snapshot every
 /// 1024 entries with 8192 entries kept behind it (dqlite's threshold and trailing defaults), so
 /// a member that was briefly away catches up from the log rather than a snapshot.
@@ -73,7 +73,7 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_millis(500),
             election_timeout_min: Duration::from_millis(1500),
             election_timeout_max: Duration::from_millis(3000),
             request_timeout: Duration::from_secs(10),
@@ -537,14 +537,30 @@ impl ReplicatedDb {
     }
 
     /// Confirms leadership with a quorum and returns the index a linearizable read must see.
+    ///
+    /// One confirmation round gives each voter a heartbeat interval to answer; a busy member
+    /// can miss it while the quorum is intact, so a failed round is tried again, for up to half
+    /// the request timeout, before the leader reports that it cannot reach a quorum.
     async fn local_read_index(&self) -> Result<Option<u64>, RaftError> {
-        let (read, _applied) = self
-            .inner
-            .raft
-            .get_read_log_id()
-            .await
-            .map_err(from_read_index)?;
-        Ok(read.map(|l| l.index))
+        let settings = &self.inner.settings;
+        let deadline = tokio::time::Instant::now() + settings.request_timeout / 2;
+        loop {
+            match self
+                .inner
+                .raft
+                .get_read_log_id()
+                .await
+                .map_err(from_read_index)
+            {
+                Ok((read, _applied)) => return Ok(read.map(|l| l.index)),
+                Err(RaftError::NoQuorum)
+                    if tokio::time::Instant::now() + settings.heartbeat_interval < deadline =>
+                {
+                    tokio::time::sleep(settings.heartbeat_interval).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Linearizable read: on the leader after confirming its leadership; on a follower after
