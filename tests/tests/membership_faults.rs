@@ -436,3 +436,61 @@ async fn a_join_that_finishes_after_the_pending_deadline_is_kept() {
     assert!(is_clustered(&joiner).await);
     write_within(&joiner, "late-joiner", Duration::from_secs(10)).await;
 }
+
+// ---- Item 8: ids, and a removed member's reset ----
+
+#[tokio::test]
+async fn concurrent_joins_get_distinct_ids_that_are_never_reused() {
+    let leader = Member::start();
+    leader.bootstrap("127.0.71.1:8443", "node1", &[THRESHOLD]);
+    let (a, b) = (Member::start(), Member::start());
+    let (ta, tb) = (
+        join_token(&leader, "node2").await,
+        join_token(&leader, "node3").await,
+    );
+    let (sa, sb) = (
+        join_preseed("127.0.71.2:8443", &ta, ""),
+        join_preseed("127.0.71.3:8443", &tb, ""),
+    );
+    let (oa, ob) = std::thread::scope(|s| {
+        let ja = s.spawn(|| a.rxd_with_input(&["init", "--preseed"], &sa));
+        let jb = s.spawn(|| b.rxd_with_input(&["init", "--preseed"], &sb));
+        (ja.join().unwrap(), jb.join().unwrap())
+    });
+    rxd_testkit::ok(&oa);
+    rxd_testkit::ok(&ob);
+    until(Duration::from_secs(30), "three members online", || async {
+        let list = members_of(&leader).await;
+        list.len() == 3 && list.iter().all(|m| m.status == "Online")
+    })
+    .await;
+    write_within(&a, "from-a", Duration::from_secs(10)).await;
+    write_within(&b, "from-b", Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_removed_member_that_crashes_while_resetting_starts_standalone() {
+    let leader = Member::start();
+    leader.bootstrap("127.0.72.1:8443", "node1", &[THRESHOLD]);
+    let mut gone = Member::start_with_env(&[("RXD_FAILPOINT", "standalone-after-rename:crash")]);
+    gone.join(&leader, "node2", "127.0.72.2:8443").await;
+    leader
+        .client()
+        .delete_cluster_member("node2", false)
+        .await
+        .unwrap();
+    eprintln!("node2 dies after setting its database aside, before clearing its node id");
+    wait_exit(&mut gone);
+    gone.clear_env();
+    gone.start_again();
+    assert!(!is_clustered(&gone).await);
+    assert!(!gone.dir().join("cluster.crt").exists());
+    assert!(!gone.dir().join("database/global.removed").exists());
+    write_within(&gone, "standalone-again", Duration::from_secs(10)).await;
+    eprintln!("It can join again");
+    gone.join(&leader, "node2", "127.0.72.2:8443").await;
+    until(Duration::from_secs(30), "node2 online again", || async {
+        status_of(&leader, "node2").await.as_deref() == Some("Online")
+    })
+    .await;
+}

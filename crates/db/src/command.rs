@@ -39,7 +39,9 @@ pub enum Command {
     },
     /// Adds a joining member, with its side of every storage pool.
     AddMember {
-        /// Its id, also its raft node id.
+        /// Its id, also its raft node id; `0` lets `apply` choose one above every id the
+        /// cluster ever gave (answered as [`Response::Member`]), so ids are never reused and
+        /// concurrent joins cannot collide.
         id: u64,
         /// Member name.
         name: String,
@@ -288,6 +290,8 @@ pub enum Response {
     Done,
     /// The token that was consumed.
     Token(Box<Token>),
+    /// The id given to the member just added.
+    Member(u64),
 }
 
 /// Applies one command inside `tx`. On error the caller rolls back the command's changes but
@@ -338,6 +342,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                     address: address.clone(),
                 });
             }
+            let id = &allocate_member_id(tx, *id)?;
             tx.execute(
                 "INSERT INTO members (id, name, address, architecture, state) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![*id as i64, name, address, architecture, state.as_i64()],
@@ -356,6 +361,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                     params![network, *id as i64, to_json(config)],
                 )?;
             }
+            return Ok(Response::Member(*id));
         }
         Command::SetMemberState { id, state } => {
             expect_changed(
@@ -895,6 +901,26 @@ fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, Appl
     )?)
 }
 
+/// The id of a member being added: `asked`, or when it is 0 one above the highest id ever
+/// given. The highest is kept in `member_ids`, so a removed member's id (also its raft node id)
+/// never comes back.
+fn allocate_member_id(tx: &Transaction, asked: u64) -> Result<u64, ApplyError> {
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS member_ids (high INTEGER NOT NULL)")?;
+    let high: i64 = tx.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(high) FROM member_ids), 0),
+                    COALESCE((SELECT MAX(id) FROM members), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    let id = if asked == 0 { high as u64 + 1 } else { asked };
+    tx.execute("DELETE FROM member_ids", [])?;
+    tx.execute(
+        "INSERT INTO member_ids (high) VALUES (?1)",
+        [high.max(id as i64)],
+    )?;
+    Ok(id)
+}
+
 fn exists(tx: &Transaction, sql: &str, key: &str) -> Result<bool, ApplyError> {
     let mut stmt = tx.prepare(sql)?;
     Ok(stmt.exists([key])?)
@@ -929,6 +955,33 @@ mod tests {
             tx.commit().unwrap();
         }
         r
+    }
+
+    fn add_member(name: &str) -> Command {
+        Command::AddMember {
+            id: 0,
+            name: name.into(),
+            address: format!("{name}:8443"),
+            architecture: "x86_64".into(),
+            state: MemberState::Pending,
+            pools: Default::default(),
+            networks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn member_ids_are_chosen_by_apply_and_never_reused() {
+        let mut c = db();
+        let id = |r: Result<Response, ApplyError>| match r.unwrap() {
+            Response::Member(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let a = id(run(&mut c, &add_member("a")));
+        let b = id(run(&mut c, &add_member("b")));
+        assert_eq!(b, a + 1);
+        run(&mut c, &Command::RemoveMember { id: b }).unwrap();
+        let third = id(run(&mut c, &add_member("c")));
+        assert_eq!(third, b + 1, "the removed id is not given again");
     }
 
     fn token(id: &str, secret: &str, expires_at: &str) -> Token {

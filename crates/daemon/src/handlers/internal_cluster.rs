@@ -190,10 +190,11 @@ pub async fn accept_post(
             req.name
         )));
     }
-    let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-    d.db()
+    // `apply` chooses the id, so concurrent accepts cannot collide and ids are never reused.
+    let added = d
+        .db()
         .propose(Command::AddMember {
-            id,
+            id: 0,
             name: req.name.clone(),
             address: req.address.clone(),
             architecture: req.architecture.clone(),
@@ -202,6 +203,11 @@ pub async fn accept_post(
             networks: req.networks.clone(),
         })
         .await??;
+    let rxd_db::Response::Member(id) = added else {
+        return Err(ApiError::internal(
+            "The cluster database gave the member no id",
+        ));
+    };
     let key = d
         .cluster_cert()
         .ok_or_else(|| ApiError::internal("The leader has no cluster certificate"))?
