@@ -3,9 +3,12 @@
 //!
 //! ```text
 //!  DELETE /1.0/cluster/members/X ─(forward)─> leader
-//!    leader: X stops voting (a learner is promoted if X was the only other voter)
-//!            ─> X leaves raft ─> X told to leave (unless force) ─> RemoveMember ─> rebalance
-//!    X:      cluster.crt gone, its pool directories removed, a fresh one-voter database
+//!    leader: plan_removal (refused if most voters are or would be offline)
+//!            ─> replacements caught up ─> ONE voter change: X out, replacement in
+//!            ─> (X was the leader: it steps down, the new leader carries on from here)
+//!            ─> X told to leave (unless force) ─> X leaves raft ─> RemoveMember ─> rebalance
+//!    X:      its pool directories removed ─> database set aside (fsync) ─> node id and
+//!            cluster.crt gone ─> a fresh one-voter database
 //! ```
 
 use std::collections::BTreeSet;
@@ -44,6 +47,8 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
     let voters: BTreeSet<u64> = status.voters.keys().copied().collect();
     let in_raft = |id: u64| status.voters.contains_key(&id) || status.learners.contains_key(&id);
     let mut cands = crate::heartbeat::candidates(d, &members, t);
+    // Answers heartbeats (an evacuated member still does).
+    let online = cands.iter().any(|c| c.id == m.id && c.online);
     cands.retain(|c| in_raft(c.id));
     let plan = rxd_cluster::plan_removal(
         &cands,
@@ -53,7 +58,6 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
         crate::heartbeat::limits(d).await,
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let online = m.id == d.node_id() || crate::heartbeat::is_online(d, &m, t);
     if !force && !online && m.state != tables::MemberState::Pending {
         return Err(ApiError::bad_request(format!(
             "Member {name:?} is offline and cannot be told it was removed: use --force to remove it anyway"
@@ -79,7 +83,6 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
         )
         .await?;
     }
-    crate::failpoint("remove-after-voter-change").await?;
     if m.id == status.id {
         // This leader is no longer a voter and steps down; the new leader (an online member of
         // the new voters, elected because its log is complete) carries out the rest.
