@@ -440,7 +440,7 @@ async fn a_join_that_finishes_after_the_pending_deadline_is_kept() {
 // ---- Item 8: ids, and a removed member's reset ----
 
 #[tokio::test]
-async fn concurrent_joins_get_distinct_ids_that_are_never_reused() {
+async fn concurrent_joins_both_get_an_id_of_their_own() {
     let leader = Member::start();
     leader.bootstrap("127.0.71.1:8443", "node1", &[THRESHOLD]);
     let (a, b) = (Member::start(), Member::start());
