@@ -144,8 +144,12 @@ fn transport_error(e: reqwest::Error) -> TransportError {
     }
 }
 
+/// How long one member-to-member call may take: longer than the longest internal step (a new
+/// learner catching up, 60 s), so only a member that stopped answering runs into it.
+pub const MEMBER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// A client for another member: presents this member's `server.crt` and pins the cluster
-/// certificate.
+/// certificate; every request gives up after [`MEMBER_CALL_TIMEOUT`].
 pub fn member_client(
     d: &Daemon,
     address: &str,
@@ -154,5 +158,6 @@ pub fn member_client(
         .cluster_cert()
         .ok_or_else(|| crate::error::ApiError::bad_request("This server is not clustered"))?;
     rxd_client::Client::https(address, &cert.cert_pem, Some(&d.server_cert))
+        .map(|c| c.with_timeout(MEMBER_CALL_TIMEOUT))
         .map_err(|e| crate::error::ApiError::internal(e.to_string()))
 }

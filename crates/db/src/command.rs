@@ -40,7 +40,9 @@ pub enum Command {
     },
     /// Adds a joining member, with its side of every storage pool.
     AddMember {
-        /// Its id, also its raft node id.
+        /// Its id, also its raft node id; `0` lets `apply` choose one above every id the
+        /// cluster ever gave (answered as [`Response::Member`]), so ids are never reused and
+        /// concurrent joins cannot collide.
         id: u64,
         /// Member name.
         name: String,
@@ -292,6 +294,8 @@ pub enum Response {
     /// The token matched but had expired. It was consumed all the same (deleted), which is why
     /// this is an answer and not a refusal: a refusal's changes are rolled back.
     TokenExpired,
+    /// The id given to the member just added.
+    Member(u64),
 }
 
 /// Why [`apply_command`] stopped: the command's own refusal, or a failure of the local database.
@@ -400,6 +404,7 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                     address: address.clone(),
                 });
             }
+            let id = &allocate_member_id(tx, *id)?;
             tx.execute(
                 "INSERT INTO members (id, name, address, architecture, state) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![*id as i64, name, address, architecture, state.as_i64()],
@@ -418,6 +423,7 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                     params![network, *id as i64, to_json(config)],
                 )?;
             }
+            return Ok(Response::Member(*id));
         }
         Command::SetMemberState { id, state } => {
             expect_changed(
@@ -943,6 +949,26 @@ fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, Stop
     )?)
 }
 
+/// The id of a member being added: `asked`, or when it is 0 one above the highest id ever
+/// given. The highest is kept in `member_ids`, so a removed member's id (also its raft node id)
+/// never comes back.
+fn allocate_member_id(tx: &Transaction, asked: u64) -> Result<u64, Stop> {
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS member_ids (high INTEGER NOT NULL)")?;
+    let high: i64 = tx.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(high) FROM member_ids), 0),
+                    COALESCE((SELECT MAX(id) FROM members), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    let id = if asked == 0 { high as u64 + 1 } else { asked };
+    tx.execute("DELETE FROM member_ids", [])?;
+    tx.execute(
+        "INSERT INTO member_ids (high) VALUES (?1)",
+        [high.max(id as i64)],
+    )?;
+    Ok(id)
+}
+
 fn exists(tx: &Transaction, sql: &str, key: &str) -> Result<bool, Stop> {
     let mut stmt = tx.prepare(sql)?;
     Ok(stmt.exists([key])?)
@@ -991,6 +1017,34 @@ mod tests {
             Err(failure) => failure,
             Ok(outcome) => panic!("{cmd:?} answered {outcome:?} instead of failing"),
         }
+    }
+
+
+    fn add_member(name: &str) -> Command {
+        Command::AddMember {
+            id: 0,
+            name: name.into(),
+            address: format!("{name}:8443"),
+            architecture: "x86_64".into(),
+            state: MemberState::Pending,
+            pools: Default::default(),
+            networks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn member_ids_are_chosen_by_apply_and_never_reused() {
+        let mut c = db();
+        let id = |r: Result<Response, ApplyError>| match r.unwrap() {
+            Response::Member(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let a = id(run(&mut c, &add_member("a")));
+        let b = id(run(&mut c, &add_member("b")));
+        assert_eq!(b, a + 1);
+        run(&mut c, &Command::RemoveMember { id: b }).unwrap();
+        let third = id(run(&mut c, &add_member("c")));
+        assert_eq!(third, b + 1, "the removed id is not given again");
     }
 
     fn token(id: &str, secret: &str, expires_at: &str) -> Token {

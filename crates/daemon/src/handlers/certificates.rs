@@ -190,7 +190,7 @@ async fn consume(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<
         Ok(rxd_db::Response::TokenExpired) => Err(ApiError::forbidden_with(
             "Failed during search for join token operation: Token has expired",
         )),
-        Ok(rxd_db::Response::Done) => {
+        Ok(rxd_db::Response::Done | rxd_db::Response::Member(_)) => {
             Err(ApiError::internal("Token consumption returned no token"))
         }
         Err(ApplyError::NoMatchingToken) => Err(no_matching_token(kind)),
