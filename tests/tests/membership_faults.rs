@@ -254,7 +254,17 @@ async fn crash_join_at(leader: &Member, joiner: &mut Member, name: &str, address
     assert!(!out.status.success(), "the join should have crashed");
     wait_exit(joiner);
     joiner.clear_env();
-    joiner.start_again();
+    joiner.launch_again();
+    let start = Instant::now();
+    while joiner.client().server().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the restarted joiner does not answer\njoiner:\n{}\nleader:\n{}",
+            joiner.log(),
+            leader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     settled(leader, joiner, name).await
 }
 

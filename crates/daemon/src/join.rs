@@ -479,7 +479,13 @@ async fn settle(d: &Daemon, mut rec: JoinRecord) -> Settled {
         return Settled::Undone;
     };
     match ask_abort(d, &rec, id).await {
-        Ok(true) => match commit(d, &mut rec).await {
+        // The members stay trusted (pending trust) until the replica knows them.
+        Ok(true) => match async {
+            wait_created(d, id).await?;
+            commit(d, &mut rec).await
+        }
+        .await
+        {
             Ok(()) => Settled::Member,
             Err(e) => {
                 tracing::error!("Failed to finish a committed join: {}", e.message);
@@ -656,7 +662,14 @@ pub async fn resume(d: Arc<Daemon>) {
     let mut wait = Duration::from_millis(200);
     loop {
         match ask_abort(&d, &rec, id).await {
-            Ok(true) => match commit(&d, &mut rec).await {
+            // The members stay trusted (pending trust) until the replica has caught up far
+            // enough to know them, and this member as created.
+            Ok(true) => match async {
+                wait_created(&d, id).await?;
+                commit(&d, &mut rec).await
+            }
+            .await
+            {
                 Ok(()) => {
                     let location = d.location().await;
                     d.events.set_location(&location);
