@@ -1019,7 +1019,6 @@ mod tests {
         }
     }
 
-
     fn add_member(name: &str) -> Command {
         Command::AddMember {
             id: 0,
