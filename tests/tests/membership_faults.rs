@@ -132,18 +132,27 @@ fn tempfile_dir() -> std::path::PathBuf {
 
 // ---- Defect 5: removal and liveness ----
 
+/// The members `m` lists with the `database` (voter) role.
+async fn voters(m: &Member) -> Vec<String> {
+    members_of(m)
+        .await
+        .into_iter()
+        .filter(|x| x.put.roles.contains(&"database".to_string()))
+        .map(|x| x.server_name)
+        .collect()
+}
+
+async fn until_three_voters(m: &Member) {
+    until(Duration::from_secs(30), "three voters", || async {
+        voters(m).await.len() == 3
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn removing_a_member_while_another_voter_is_down_keeps_the_cluster_working() {
     let mut m = Member::form(3, "127.0.61", &[THRESHOLD]).await;
-    until(Duration::from_secs(30), "three voters", || async {
-        members_of(&m[0])
-            .await
-            .iter()
-            .filter(|x| x.put.roles.contains(&"database".to_string()))
-            .count()
-            == 3
-    })
-    .await;
+    until_three_voters(&m[0]).await;
     eprintln!("node2 dies; node3 is removed: voters {{1,2}} would need the dead node2");
     m[1].kill();
     wait_offline(&m[0], "node2").await;
@@ -177,22 +186,8 @@ async fn removing_a_member_while_another_voter_is_down_keeps_the_cluster_working
 #[tokio::test]
 async fn a_removal_that_would_leave_most_voters_offline_is_refused() {
     let mut m = Member::form(4, "127.0.62", &[THRESHOLD]).await;
-    until(Duration::from_secs(30), "three voters", || async {
-        members_of(&m[0])
-            .await
-            .iter()
-            .filter(|x| x.put.roles.contains(&"database".to_string()))
-            .count()
-            == 3
-    })
-    .await;
-    let voters: Vec<String> = members_of(&m[0])
-        .await
-        .into_iter()
-        .filter(|x| x.put.roles.contains(&"database".to_string()))
-        .map(|x| x.server_name)
-        .collect();
-    assert_eq!(voters, ["node1", "node2", "node3"]);
+    until_three_voters(&m[0]).await;
+    assert_eq!(voters(&m[0]).await, ["node1", "node2", "node3"]);
     eprintln!("node4 (the stand-by) dies, then the voter node2");
     m[3].kill();
     wait_offline(&m[0], "node4").await;
@@ -219,15 +214,7 @@ async fn a_removal_that_would_leave_most_voters_offline_is_refused() {
 #[tokio::test]
 async fn removing_the_leader_hands_over_to_an_online_member() {
     let mut m = Member::form(3, "127.0.63", &[THRESHOLD]).await;
-    until(Duration::from_secs(30), "three voters", || async {
-        members_of(&m[0])
-            .await
-            .iter()
-            .filter(|x| x.put.roles.contains(&"database".to_string()))
-            .count()
-            == 3
-    })
-    .await;
+    until_three_voters(&m[0]).await;
     eprintln!("node2 dies; the leader node1 is removed and must hand over to node3");
     m[1].kill();
     wait_offline(&m[0], "node2").await;
