@@ -99,6 +99,19 @@ def last_line(path, limit=200):
     return lines[-1][:limit] if lines else ""
 
 
+def crash_line(path, limit=120):
+    """Why a daemon died: its first `panic:` or `fatal error:` line (a Go daemon's, followed by
+    goroutine traces), else the last line of its log."""
+    try:
+        with open(path, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if line.startswith(("panic:", "fatal error:")):
+                    return line.strip()[:limit]
+    except OSError:
+        pass
+    return last_line(path, limit)
+
+
 def proc_status(pid, key):
     """A field of /proc/PID/status in kB (VmHWM, VmRSS), or None."""
     try:
@@ -694,6 +707,11 @@ def scale(bench, t, size):
                 seen = profile_count(daemons[3], timeout=max(1.0, left(30)))
                 if seen == size + 1:
                     break
+                dead = [k + 1 for k, d in enumerate(daemons) if not d.alive()]
+                if dead:
+                    why = crash_line(daemons[dead[0] - 1].stderr_path)
+                    raise Failed(f"{t.name}: node{dead[0]} exited after node4's join"
+                                 + (f": {why}" if why else ""))
                 if now() >= deadline:
                     raise Failed(f"{t.name}: node4 lists {seen} profiles, not {size + 1}, "
                                  "at the time bound")
