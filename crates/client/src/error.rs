@@ -91,6 +91,18 @@ pub enum ClientError {
         #[source]
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
+    /// The daemon did not answer within the client's timeout.
+    #[error("{method} {path} on {endpoint} got no answer within {seconds} s")]
+    Timeout {
+        /// The unix socket path or the HTTPS address.
+        endpoint: String,
+        /// The HTTP method.
+        method: String,
+        /// The request path with its query.
+        path: String,
+        /// The timeout, in seconds.
+        seconds: u64,
+    },
     /// A websocket text frame that is not an event.
     #[error("Cannot decode event {frame:?}: {source}")]
     Event {

@@ -43,6 +43,7 @@ pub const DEFAULT_USER_AGENT: &str = concat!("rxd ", env!("CARGO_PKG_VERSION"));
 pub struct Client {
     transport: Arc<Transport>,
     user_agent: String,
+    timeout: Option<Duration>,
 }
 
 /// A decoded reply: the HTTP facts plus the envelope.
@@ -114,6 +115,7 @@ impl Client {
         Client {
             transport: Arc::new(Transport::Unix { path: path.into() }),
             user_agent: DEFAULT_USER_AGENT.to_string(),
+            timeout: None,
         }
     }
 
@@ -158,6 +160,7 @@ impl Client {
                 tls,
             }),
             user_agent: DEFAULT_USER_AGENT.to_string(),
+            timeout: None,
         })
     }
 
@@ -165,6 +168,13 @@ impl Client {
     /// notifications).
     pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Client {
         self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The same client giving up on any one request after `timeout` (members calling each
+    /// other use one, so a member that stopped answering cannot hold a caller forever).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -188,16 +198,25 @@ impl Client {
         if_match: Option<&str>,
     ) -> Result<RawResponse> {
         let body = body.map(|b| serde_json::to_vec(&b).expect("JSON values always serialise"));
-        let reply = self
-            .transport
-            .send(HttpRequest {
-                method,
-                path,
-                body,
-                if_match,
-                user_agent: &self.user_agent,
-            })
-            .await?;
+        let send = self.transport.send(HttpRequest {
+            method,
+            path,
+            body,
+            if_match,
+            user_agent: &self.user_agent,
+        });
+        let reply =
+            match self.timeout {
+                None => send.await?,
+                Some(limit) => tokio::time::timeout(limit, send).await.map_err(|_| {
+                    ClientError::Timeout {
+                        endpoint: self.endpoint(),
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        seconds: limit.as_secs(),
+                    }
+                })??,
+            };
         decode_reply(method, path, reply)
     }
 

@@ -129,7 +129,8 @@ pub fn is_online(d: &Daemon, m: &Member, threshold: Duration) -> bool {
     status_of(d, m, threshold).0 == "Online"
 }
 
-async fn limits(d: &Daemon) -> RoleLimits {
+/// The role limits from the cluster configuration.
+pub(crate) async fn limits(d: &Daemon) -> RoleLimits {
     let config = d.db().read_local(tables::config).await.unwrap_or_default();
     let get = |k: &'static str, default: usize| {
         crate::config::cluster_value(&config, k)
@@ -148,7 +149,8 @@ pub async fn standbys(d: &Daemon, members: &[Member], threshold: Duration) -> BT
     rxd_cluster::standbys(&candidates(d, members, threshold), &voters, limits(d).await)
 }
 
-fn candidates(d: &Daemon, members: &[Member], threshold: Duration) -> Vec<Candidate> {
+/// The members as the planner sees them, from this member's liveness view.
+pub(crate) fn candidates(d: &Daemon, members: &[Member], threshold: Duration) -> Vec<Candidate> {
     members
         .iter()
         .map(|m| Candidate {
@@ -199,7 +201,7 @@ pub async fn rebalance_locked(d: &Daemon) {
 
 /// On the leader: forgets members that were accepted but never finished joining (their joiner
 /// crashed or lost the cluster), once they have been pending for twice the offline threshold.
-async fn reap_pending(d: &Daemon, members: &[Member], threshold: Duration) {
+async fn reap_pending(d: &Arc<Daemon>, members: &[Member], threshold: Duration) {
     let pending: Vec<u64> = members
         .iter()
         .filter(|m| m.state == MemberState::Pending)
@@ -216,17 +218,32 @@ async fn reap_pending(d: &Daemon, members: &[Member], threshold: Duration) {
         for id in &pending {
             since.entry(*id).or_insert(now);
         }
-        since
+        let expired: Vec<u64> = since
             .iter()
             .filter(|(_, t)| now.duration_since(**t) > threshold * 2)
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        // Counted again from now if it is still pending next round.
+        for id in &expired {
+            since.remove(id);
+        }
+        expired
     };
     for id in expired {
         tracing::warn!("Member {id} never finished joining; removing it");
-        if let Err(e) = crate::handlers::internal_cluster::forget_member(d, id).await {
-            tracing::warn!("Failed to remove the unfinished member {id}: {}", e.message);
-        }
+        // The decision above came from an earlier snapshot, and the join may hold the
+        // membership lock right now: `forget_pending` looks again under the lock, so a join
+        // that finished meanwhile is kept. It runs aside, so heartbeats go on meanwhile.
+        let d = d.clone();
+        tokio::spawn(async move {
+            match crate::handlers::internal_cluster::forget_pending(&d, id).await {
+                Ok(true) => tracing::info!("Member {id} finished joining meanwhile; keeping it"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!("Failed to remove the unfinished member {id}: {}", e.message)
+                }
+            }
+        });
     }
 }
 
@@ -274,7 +291,10 @@ async fn round(d: &Arc<Daemon>) {
     });
     futures_util::future::join_all(sends).await;
     reap_pending(d, &members, threshold(d).await).await;
-    rebalance(d).await;
+    // A join or removal in progress rebalances when it ends; heartbeats do not wait for it.
+    if let Ok(_one_at_a_time) = d.membership.try_lock() {
+        rebalance_locked(d).await;
+    }
 }
 
 /// Starts the heartbeat task.

@@ -47,22 +47,44 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// A test hook: `RXD_FAILPOINT=<step>:crash` ends the process at that step of a join or bootstrap, and
-/// `<step>:error` fails the step, so tests can check that nothing is left half-joined.
-pub(crate) fn failpoint(step: &str) -> ApiResult<()> {
+/// A test hook, compiled in only with the `failpoints` feature (the test builds enable it; the
+/// release binary has none): `RXD_FAILPOINT=<step>:crash` ends the process at that step of a
+/// join, removal or bootstrap, `<step>:error` fails the step, and `<step>:delay=<seconds>`
+/// holds it, so tests can check that every crash point leaves both sides usable.
+#[cfg(feature = "failpoints")]
+pub(crate) async fn failpoint(step: &str) -> ApiResult<()> {
     let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
         return Ok(());
     };
-    match spec.split_once(':') {
-        Some((s, "crash")) if s == step => {
-            tracing::error!("Failpoint {step}: exiting");
-            std::process::exit(137)
+    for one in spec.split(',') {
+        match one.split_once(':') {
+            Some((s, "crash")) if s == step => {
+                tracing::error!("Failpoint {step}: exiting");
+                std::process::exit(137)
+            }
+            Some((s, "error")) if s == step => {
+                return Err(ApiError::internal(format!("Injected failure at {step}")));
+            }
+            Some((s, action)) if s == step => {
+                if let Some(secs) = action
+                    .strip_prefix("delay=")
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    tracing::warn!("Failpoint {step}: holding for {secs} s");
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
+            }
+            _ => {}
         }
-        Some((s, "error")) if s == step => {
-            Err(ApiError::internal(format!("Injected failure at {step}")))
-        }
-        _ => Ok(()),
     }
+    Ok(())
+}
+
+/// Without the `failpoints` feature every step runs straight through.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) async fn failpoint(_step: &str) -> ApiResult<()> {
+    Ok(())
 }
 
 /// Daemon options from the command line.
@@ -359,6 +381,10 @@ fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
 /// Starts the daemon and serves until it is told to stop.
 pub async fn run(opts: Options) -> Result<(), StartError> {
     let dir = opts.dir;
+    // Tests start a daemon with this failpoint to learn that the binary has them.
+    failpoint("daemon-start")
+        .await
+        .map_err(|e| StartError::Api(e.message))?;
     io(
         "Create data directory",
         std::fs::create_dir_all(dir.join("database").join("global")),
@@ -390,14 +416,15 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         None
     };
     let mut local = open_local(&dir)?;
-    if io(
+    let interrupted = io(
         "Recover an interrupted join",
-        join::recover_interrupted(&dir),
-    )? {
-        tracing::warn!("An interrupted join was rolled back: this server is standalone again");
-        // A joiner is always a standalone server, raft node 1.
-        rxd_db::local::update_config(&mut local, [(NODE_ID_KEY, None)])?;
-    }
+        join::recover_at_start(&dir, &mut local).await,
+    )?;
+    let joining = matches!(interrupted, join::Interrupted::Undecided);
+    io(
+        "Recover an interrupted removal",
+        leave::recover_at_start(&dir, &mut local, joining),
+    )?;
     let local_config = rxd_db::local::config(&local)?;
     let node_id: u64 = local_config
         .get(NODE_ID_KEY)
@@ -418,8 +445,10 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         rxd_raft::RaftSettings::default(),
     )
     .await?;
-    let mut standalone = !db.is_initialized().await;
-    if standalone {
+    let mut standalone = !joining && !db.is_initialized().await;
+    if joining {
+        // The cluster decides how the interrupted join ends; until then this is its member.
+    } else if standalone {
         // A single node still runs a one-voter raft group, so there is one write path.
         db.initialize(String::new()).await?;
     } else {
@@ -481,6 +510,9 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
     heartbeat::spawn(daemon.clone());
+    if joining {
+        tokio::spawn(join::resume(daemon.clone()));
+    }
     // Bridges and their dnsmasq come back after a restart.
     handlers::networks::restore(&daemon).await;
     tracing::info!("rxd is ready, data directory {}", dir.display());

@@ -65,7 +65,53 @@ impl PeerTransport {
     }
 }
 
+/// The reply body of a successful exchange, or the peer's status as an error.
+async fn reply_of(resp: reqwest::Response) -> Result<Vec<u8>, TransportError> {
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(transport_error)?;
+    if !status.is_success() {
+        return Err(TransportError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    Ok(bytes.to_vec())
+}
+
 impl Transport for PeerTransport {
+    fn send_snapshot(
+        &self,
+        address: &str,
+        head: Vec<u8>,
+        data: std::fs::File,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        use futures_util::StreamExt;
+
+        let client = self.client();
+        let url = format!("https://{address}{}", rxd_raft::PATH_SNAPSHOT);
+        Box::pin(async move {
+            let client = client?;
+            // The head, then the file in 64 KiB pieces: memory stays flat whatever the size.
+            let file = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(data),
+                64 * 1024,
+            );
+            let body = futures_util::stream::once(async move {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(head))
+            })
+            .chain(file);
+            let resp = client
+                .post(&url)
+                .timeout(timeout)
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+                .map_err(transport_error)?;
+            reply_of(resp).await
+        })
+    }
+
     fn post(
         &self,
         address: &str,
@@ -81,25 +127,29 @@ impl Transport for PeerTransport {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| TransportError::Connect(Box::new(e)))?;
-            let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| TransportError::Connect(Box::new(e)))?;
-            if !status.is_success() {
-                return Err(TransportError::Status {
-                    status: status.as_u16(),
-                    body: String::from_utf8_lossy(&bytes).into_owned(),
-                });
-            }
-            Ok(bytes.to_vec())
+                .map_err(transport_error)?;
+            reply_of(resp).await
         })
     }
 }
 
+/// What a failed exchange means for delivery: only a connection that was never established
+/// (refused, unreachable, TLS handshake failed) certainly did not deliver the request; after a
+/// reset or a timeout the peer may have acted on it.
+fn transport_error(e: reqwest::Error) -> TransportError {
+    if e.is_connect() {
+        TransportError::Connect(Box::new(e))
+    } else {
+        TransportError::Exchange(Box::new(e))
+    }
+}
+
+/// How long one member-to-member call may take: longer than the longest internal step (a new
+/// learner catching up, 60 s), so only a member that stopped answering runs into it.
+pub const MEMBER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// A client for another member: presents this member's `server.crt` and pins the cluster
-/// certificate.
+/// certificate; every request gives up after [`MEMBER_CALL_TIMEOUT`].
 pub fn member_client(
     d: &Daemon,
     address: &str,
@@ -108,5 +158,6 @@ pub fn member_client(
         .cluster_cert()
         .ok_or_else(|| crate::error::ApiError::bad_request("This server is not clustered"))?;
     rxd_client::Client::https(address, &cert.cert_pem, Some(&d.server_cert))
+        .map(|c| c.with_timeout(MEMBER_CALL_TIMEOUT))
         .map_err(|e| crate::error::ApiError::internal(e.to_string()))
 }

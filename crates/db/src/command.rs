@@ -9,11 +9,12 @@
 //! A command carries every value that is not a pure function of the database (ids, timestamps,
 //! secrets), so that replaying the log gives byte-identical replicas.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
+use crate::error::is_constraint;
 use crate::tables::{self, to_json, Certificate, Config, Devices, MemberState, Profile, Token};
-use crate::{ApplyError, Entity};
+use crate::{ApplyError, ApplyFailure, DbError, Entity};
 
 /// One replicated write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +40,9 @@ pub enum Command {
     },
     /// Adds a joining member, with its side of every storage pool.
     AddMember {
-        /// Its id, also its raft node id.
+        /// Its id, also its raft node id; `0` lets `apply` choose one above every id the
+        /// cluster ever gave (answered as [`Response::Member`]), so ids are never reused and
+        /// concurrent joins cannot collide.
         id: u64,
         /// Member name.
         name: String,
@@ -288,11 +291,74 @@ pub enum Response {
     Done,
     /// The token that was consumed.
     Token(Box<Token>),
+    /// The token matched but had expired. It was consumed all the same (deleted), which is why
+    /// this is an answer and not a refusal: a refusal's changes are rolled back.
+    TokenExpired,
+    /// The id given to the member just added.
+    Member(u64),
 }
 
-/// Applies one command inside `tx`. On error the caller rolls back the command's changes but
-/// still records the log index as applied, so every replica refuses the same commands.
-pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
+/// Why [`apply_command`] stopped: the command's own refusal, or a failure of the local database.
+enum Stop {
+    Refused(ApplyError),
+    Failed(DbError),
+}
+
+impl From<ApplyError> for Stop {
+    fn from(e: ApplyError) -> Self {
+        Stop::Refused(e)
+    }
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Self {
+        if is_constraint(&e) {
+            Stop::Refused(ApplyError::Storage {
+                message: e.to_string(),
+            })
+        } else {
+            Stop::Failed(DbError::Sqlite(e))
+        }
+    }
+}
+
+impl From<DbError> for Stop {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Sqlite(e) => e.into(),
+            // A typed lookup that found nothing: a check on the data, the same everywhere.
+            DbError::NotFound { entity, name } => {
+                Stop::Refused(ApplyError::NotFound { entity, name })
+            }
+            other => Stop::Failed(other),
+        }
+    }
+}
+
+/// Applies one command inside `tx`.
+///
+/// The inner result is the command's answer or its refusal. A refusal comes only from the
+/// command's own checks and from constraints of the schema, so it is the same on every replica;
+/// the caller rolls the command's changes back and still counts the log index as applied.
+///
+/// The outer error is a failure of this replica's database (I/O, full disk, out of memory, a
+/// corrupt row): the command was not applied, and the caller must not count it as applied.
+pub fn apply(
+    tx: &Transaction,
+    cmd: &Command,
+) -> Result<Result<Response, ApplyError>, ApplyFailure> {
+    match apply_command(tx, cmd) {
+        Ok(response) => Ok(Ok(response)),
+        Err(Stop::Refused(refusal)) => Ok(Err(refusal)),
+        Err(Stop::Failed(failure)) => Err(ApplyFailure(failure)),
+    }
+}
+
+fn refuse<T>(refusal: ApplyError) -> Result<T, Stop> {
+    Err(Stop::Refused(refusal))
+}
+
+fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
     match cmd {
         Command::SetConfig { set, unset } => {
             for key in unset {
@@ -328,16 +394,17 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             networks,
         } => {
             if exists(tx, "SELECT 1 FROM members WHERE name = ?1", name)? {
-                return Err(ApplyError::Exists {
+                return refuse(ApplyError::Exists {
                     entity: Entity::Member,
                     name: name.clone(),
                 });
             }
             if exists(tx, "SELECT 1 FROM members WHERE address = ?1", address)? {
-                return Err(ApplyError::AddressTaken {
+                return refuse(ApplyError::AddressTaken {
                     address: address.clone(),
                 });
             }
+            let id = &allocate_member_id(tx, *id)?;
             tx.execute(
                 "INSERT INTO members (id, name, address, architecture, state) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![*id as i64, name, address, architecture, state.as_i64()],
@@ -356,6 +423,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                     params![network, *id as i64, to_json(config)],
                 )?;
             }
+            return Ok(Response::Member(*id));
         }
         Command::SetMemberState { id, state } => {
             expect_changed(
@@ -394,7 +462,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
         }
         Command::RenameMember { id, new_name } => {
             if exists(tx, "SELECT 1 FROM members WHERE name = ?1", new_name)? {
-                return Err(ApplyError::Exists {
+                return refuse(ApplyError::Exists {
                     entity: Entity::Member,
                     name: new_name.clone(),
                 });
@@ -405,7 +473,8 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                     [*id as i64],
                     |r| r.get(0),
                 )
-                .map_err(|_| ApplyError::NotFound {
+                .optional()?
+                .ok_or_else(|| ApplyError::NotFound {
                     entity: Entity::Member,
                     name: id.to_string(),
                 })?;
@@ -425,9 +494,9 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                     [*id as i64],
                     |r| r.get(0),
                 )
-                .ok();
+                .optional()?;
             let Some(name) = name else {
-                return Err(ApplyError::NotFound {
+                return refuse(ApplyError::NotFound {
                     entity: Entity::Member,
                     name: id.to_string(),
                 });
@@ -485,7 +554,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             state,
         } => {
             if exists(tx, "SELECT 1 FROM storage_pools WHERE name = ?1", name)? {
-                return Err(ApplyError::Exists {
+                return refuse(ApplyError::Exists {
                     entity: Entity::StoragePool,
                     name: name.clone(),
                 });
@@ -510,27 +579,28 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             match tables::storage_pool(tx, name) {
                 Ok(pool) => {
                     if pool.state != "Pending" {
-                        return Err(ApplyError::NotPending { name: name.clone() });
+                        return refuse(ApplyError::NotPending { name: name.clone() });
                     }
                     if pool.driver != *driver {
-                        return Err(ApplyError::DriverMismatch {
+                        return refuse(ApplyError::DriverMismatch {
                             name: name.clone(),
                             driver: pool.driver,
                         });
                     }
                     if let Some(m) = pool.members.iter().find(|m| m.member_id == *member_id) {
-                        return Err(ApplyError::AlreadyDefined {
+                        return refuse(ApplyError::AlreadyDefined {
                             name: name.clone(),
                             member: m.member_name.clone(),
                         });
                     }
                 }
-                Err(_) => {
+                Err(DbError::NotFound { .. }) => {
                     tx.execute(
                         "INSERT INTO storage_pools (name, driver, state) VALUES (?1, ?2, 'Pending')",
                         params![name, driver],
                     )?;
                 }
+                Err(e) => return Err(e.into()),
             }
             tx.execute(
                 "INSERT INTO storage_pool_members (pool, member_id, config, state)
@@ -590,7 +660,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
                 |r| r.get(0),
             )?;
             if used > 0 {
-                return Err(ApplyError::InUse {
+                return refuse(ApplyError::InUse {
                     entity: Entity::StoragePool,
                     name: name.clone(),
                 });
@@ -602,14 +672,14 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             )?;
         }
         Command::CreateProfile(p) => {
-            if tables::profile(tx, &p.project, &p.name).is_ok() {
-                return Err(ApplyError::Exists {
+            if profile_exists(tx, &p.project, &p.name)? {
+                return refuse(ApplyError::Exists {
                     entity: Entity::Profile,
                     name: p.name.clone(),
                 });
             }
             if !exists(tx, "SELECT 1 FROM projects WHERE name = ?1", &p.project)? {
-                return Err(ApplyError::NotFound {
+                return refuse(ApplyError::NotFound {
                     entity: Entity::Project,
                     name: p.project.clone(),
                 });
@@ -629,8 +699,8 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             name,
             new_name,
         } => {
-            if tables::profile(tx, project, new_name).is_ok() {
-                return Err(ApplyError::Exists {
+            if profile_exists(tx, project, new_name)? {
+                return refuse(ApplyError::Exists {
                     entity: Entity::Profile,
                     name: new_name.clone(),
                 });
@@ -694,7 +764,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             state,
         } => {
             if exists(tx, "SELECT 1 FROM networks WHERE name = ?1", name)? {
-                return Err(ApplyError::Exists {
+                return refuse(ApplyError::Exists {
                     entity: Entity::Network,
                     name: name.clone(),
                 });
@@ -719,27 +789,28 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
             match tables::network(tx, name) {
                 Ok(net) => {
                     if net.state != "Pending" {
-                        return Err(ApplyError::NetworkNotPending { name: name.clone() });
+                        return refuse(ApplyError::NetworkNotPending { name: name.clone() });
                     }
                     if net.network_type != *network_type {
-                        return Err(ApplyError::NetworkTypeMismatch {
+                        return refuse(ApplyError::NetworkTypeMismatch {
                             name: name.clone(),
                             network_type: net.network_type,
                         });
                     }
                     if let Some(m) = net.members.iter().find(|m| m.member_id == *member_id) {
-                        return Err(ApplyError::NetworkAlreadyDefined {
+                        return refuse(ApplyError::NetworkAlreadyDefined {
                             name: name.clone(),
                             member: m.member_name.clone(),
                         });
                     }
                 }
-                Err(_) => {
+                Err(DbError::NotFound { .. }) => {
                     tx.execute(
                         "INSERT INTO networks (name, type, state) VALUES (?1, ?2, 'Pending')",
                         params![name, network_type],
                     )?;
                 }
+                Err(e) => return Err(e.into()),
             }
             tx.execute(
                 "INSERT INTO network_members (network, member_id, config, state)
@@ -795,7 +866,7 @@ pub fn apply(tx: &Transaction, cmd: &Command) -> Result<Response, ApplyError> {
         } => {
             for (net, config) in networks {
                 if !exists(tx, "SELECT 1 FROM networks WHERE name = ?1", net)? {
-                    return Err(ApplyError::NotFound {
+                    return refuse(ApplyError::NotFound {
                         entity: Entity::Network,
                         name: net.clone(),
                     });
@@ -826,41 +897,24 @@ fn consume_token(
     name: &str,
     secret: &str,
     now: &str,
-) -> Result<Response, ApplyError> {
-    let candidates: Vec<Token> = tables::tokens(tx)?
-        .into_iter()
-        .filter(|t| t.kind == kind && t.name == name)
-        .collect();
-    // Every candidate's secret is compared, so the time taken does not say which one matched.
-    let mut found = None;
-    for t in candidates {
-        if constant_time_eq(t.secret.as_bytes(), secret.as_bytes()) {
-            found = Some(t);
-        }
-    }
+) -> Result<Response, Stop> {
+    let found = tables::matching_token(tx, kind, name, secret)?;
     let token = found.ok_or(ApplyError::NoMatchingToken)?;
     tx.execute("DELETE FROM tokens WHERE id = ?1", [&token.id])?;
     // RFC 3339 UTC strings with the same layout order as the instants they name.
     if token.expires_at.as_str() <= now {
-        return Err(ApplyError::TokenExpired);
+        return Ok(Response::TokenExpired);
     }
     Ok(Response::Token(Box::new(token)))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn insert_certificate(tx: &Transaction, c: &Certificate) -> Result<(), ApplyError> {
+fn insert_certificate(tx: &Transaction, c: &Certificate) -> Result<(), Stop> {
     if exists(
         tx,
         "SELECT 1 FROM certificates WHERE fingerprint = ?1",
         &c.fingerprint,
     )? {
-        return Err(ApplyError::Exists {
+        return refuse(ApplyError::Exists {
             entity: Entity::Certificate,
             name: c.fingerprint.clone(),
         });
@@ -881,7 +935,7 @@ fn insert_certificate(tx: &Transaction, c: &Certificate) -> Result<(), ApplyErro
     Ok(())
 }
 
-fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, ApplyError> {
+fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, Stop> {
     let devices: &Devices = &p.devices;
     Ok(tx.execute(
         sql,
@@ -895,14 +949,39 @@ fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, Appl
     )?)
 }
 
-fn exists(tx: &Transaction, sql: &str, key: &str) -> Result<bool, ApplyError> {
+/// The id of a member being added: `asked`, or when it is 0 one above the highest id ever
+/// given. The highest is kept in `member_ids`, so a removed member's id (also its raft node id)
+/// never comes back.
+fn allocate_member_id(tx: &Transaction, asked: u64) -> Result<u64, Stop> {
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS member_ids (high INTEGER NOT NULL)")?;
+    let high: i64 = tx.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(high) FROM member_ids), 0),
+                    COALESCE((SELECT MAX(id) FROM members), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    let id = if asked == 0 { high as u64 + 1 } else { asked };
+    tx.execute("DELETE FROM member_ids", [])?;
+    tx.execute(
+        "INSERT INTO member_ids (high) VALUES (?1)",
+        [high.max(id as i64)],
+    )?;
+    Ok(id)
+}
+
+fn exists(tx: &Transaction, sql: &str, key: &str) -> Result<bool, Stop> {
     let mut stmt = tx.prepare(sql)?;
     Ok(stmt.exists([key])?)
 }
 
-fn expect_changed(n: usize, entity: Entity, name: &str) -> Result<(), ApplyError> {
+fn profile_exists(tx: &Transaction, project: &str, name: &str) -> Result<bool, Stop> {
+    let mut stmt = tx.prepare("SELECT 1 FROM profiles WHERE project = ?1 AND name = ?2")?;
+    Ok(stmt.exists([project, name])?)
+}
+
+fn expect_changed(n: usize, entity: Entity, name: &str) -> Result<(), Stop> {
     if n == 0 {
-        return Err(ApplyError::NotFound {
+        return refuse(ApplyError::NotFound {
             entity,
             name: name.to_string(),
         });
@@ -924,11 +1003,48 @@ mod tests {
 
     fn run(c: &mut Connection, cmd: &Command) -> Result<Response, ApplyError> {
         let tx = c.transaction().unwrap();
-        let r = apply(&tx, cmd);
+        let r = apply(&tx, cmd).expect("the database does not fail");
         if r.is_ok() {
             tx.commit().unwrap();
         }
         r
+    }
+
+    /// Applies `cmd` expecting a failure of the database rather than an answer or a refusal.
+    fn fails(c: &mut Connection, cmd: &Command) -> ApplyFailure {
+        let tx = c.transaction().unwrap();
+        match apply(&tx, cmd) {
+            Err(failure) => failure,
+            Ok(outcome) => panic!("{cmd:?} answered {outcome:?} instead of failing"),
+        }
+    }
+
+
+    fn add_member(name: &str) -> Command {
+        Command::AddMember {
+            id: 0,
+            name: name.into(),
+            address: format!("{name}:8443"),
+            architecture: "x86_64".into(),
+            state: MemberState::Pending,
+            pools: Default::default(),
+            networks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn member_ids_are_chosen_by_apply_and_never_reused() {
+        let mut c = db();
+        let id = |r: Result<Response, ApplyError>| match r.unwrap() {
+            Response::Member(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let a = id(run(&mut c, &add_member("a")));
+        let b = id(run(&mut c, &add_member("b")));
+        assert_eq!(b, a + 1);
+        run(&mut c, &Command::RemoveMember { id: b }).unwrap();
+        let third = id(run(&mut c, &add_member("c")));
+        assert_eq!(third, b + 1, "the removed id is not given again");
     }
 
     fn token(id: &str, secret: &str, expires_at: &str) -> Token {
@@ -1000,7 +1116,7 @@ mod tests {
     }
 
     #[test]
-    fn expired_token_is_refused() {
+    fn expired_token_is_reported_and_deleted() {
         let mut c = db();
         run(
             &mut c,
@@ -1016,7 +1132,92 @@ mod tests {
                 now: "2026-06-01T00:00:00Z".into(),
             },
         );
-        assert_eq!(r, Err(ApplyError::TokenExpired));
+        assert_eq!(r, Ok(Response::TokenExpired));
+        assert!(tables::tokens(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn missing_objects_are_refusals_but_database_failures_are_not() {
+        let mut c = db();
+        let rename = |id: u64| Command::RenameMember {
+            id,
+            new_name: "renamed".into(),
+        };
+        assert_eq!(
+            run(&mut c, &rename(9)),
+            Err(ApplyError::NotFound {
+                entity: Entity::Member,
+                name: "9".into()
+            })
+        );
+        assert_eq!(
+            run(&mut c, &Command::RemoveMember { id: 9 }),
+            Err(ApplyError::NotFound {
+                entity: Entity::Member,
+                name: "9".into()
+            })
+        );
+
+        // A write that fails for a reason of this replica alone (here: writes are switched
+        // off) is a failure, not a refusal.
+        c.pragma_update(None, "query_only", true).unwrap();
+        fails(&mut c, &rename(1));
+        fails(&mut c, &Command::RemoveMember { id: 1 });
+        fails(
+            &mut c,
+            &Command::DefinePoolMember {
+                name: "local".into(),
+                driver: "dir".into(),
+                member_id: 1,
+                config: Config::new(),
+            },
+        );
+        c.pragma_update(None, "query_only", false).unwrap();
+
+        // A lookup that fails is a failure too, not "not found".
+        c.execute_batch("ALTER TABLE members RENAME TO members_elsewhere")
+            .unwrap();
+        fails(&mut c, &Command::RemoveMember { id: 1 });
+        fails(&mut c, &rename(1));
+        c.execute_batch("ALTER TABLE members_elsewhere RENAME TO members")
+            .unwrap();
+        c.execute_batch("ALTER TABLE storage_pools RENAME TO pools_elsewhere")
+            .unwrap();
+        fails(
+            &mut c,
+            &Command::DefinePoolMember {
+                name: "local".into(),
+                driver: "dir".into(),
+                member_id: 1,
+                config: Config::new(),
+            },
+        );
+        c.execute_batch("ALTER TABLE pools_elsewhere RENAME TO storage_pools")
+            .unwrap();
+        let mut web = tables::profile(&c, "default", "default").unwrap();
+        web.name = "web".into();
+        c.execute_batch("ALTER TABLE profiles RENAME TO profiles_elsewhere")
+            .unwrap();
+        fails(&mut c, &Command::CreateProfile(web));
+    }
+
+    #[test]
+    fn constraint_violations_are_refusals() {
+        let mut c = db();
+        let r = run(
+            &mut c,
+            &Command::AddMember {
+                id: 2,
+                name: "node2".into(),
+                address: "127.0.0.2:8443".into(),
+                architecture: "x86_64".into(),
+                state: MemberState::Pending,
+                pools: [("missing".to_string(), Config::new())].into(),
+                networks: Default::default(),
+            },
+        );
+        assert!(matches!(r, Err(ApplyError::Storage { .. })), "{r:?}");
+        assert_eq!(tables::members(&c).unwrap().len(), 1);
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub enum ApplyError {
     /// No running join token matched the server name and secret.
     #[error("No matching cluster join operation found")]
     NoMatchingToken,
-    /// The token matched but had expired; it is consumed all the same.
+    /// The token matched but had expired. `apply` answers this as
+    /// [`crate::Response::TokenExpired`] instead, so that the token's deletion is kept; a caller
+    /// turns that answer into this error.
     #[error("Token has expired")]
     TokenExpired,
     /// The object is still used by others.
@@ -117,7 +119,9 @@ pub enum ApplyError {
         /// The member.
         member: String,
     },
-    /// SQLite failed while applying; the command's changes were rolled back.
+    /// A constraint of the schema refused the command (a foreign key naming a missing row, a
+    /// duplicate key). Like every refusal it is the same on every replica, and the command's
+    /// changes were rolled back.
     #[error("Database error: {message}")]
     Storage {
         /// SQLite's message.
@@ -125,21 +129,20 @@ pub enum ApplyError {
     },
 }
 
-impl From<DbError> for ApplyError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound { entity, name } => ApplyError::NotFound { entity, name },
-            other => ApplyError::Storage {
-                message: other.to_string(),
-            },
-        }
-    }
-}
+/// A failure of the local database while applying a command: an I/O error, a full disk, out of
+/// memory, a corrupt row. It is not the command's fault and other replicas need not see it, so
+/// it is never recorded as a refusal: the replica must stop and apply the command again later.
+#[derive(Debug, thiserror::Error)]
+#[error("Applying a replicated command failed: {0}")]
+pub struct ApplyFailure(#[source] pub DbError);
 
-impl From<rusqlite::Error> for ApplyError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApplyError::from(DbError::from(e))
-    }
+/// Whether SQLite refused a statement for a constraint of the schema (deterministic), rather
+/// than failing for a local reason.
+pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
 }
 
 /// Errors of the typed queries.

@@ -15,5 +15,5 @@ mod schema;
 pub mod tables;
 
 pub use command::{apply, Command, Response};
-pub use error::{ApplyError, DbError, Entity};
+pub use error::{ApplyError, ApplyFailure, DbError, Entity};
 pub use schema::{cluster_schema_version, migrate_cluster, migrate_local, CLUSTER_MIGRATIONS};

@@ -400,6 +400,34 @@ pub fn token(conn: &Connection, id: &str) -> Result<Token, DbError> {
     })
 }
 
+/// The token of `kind` made for `name` whose secret is `secret`, expired or not. Every
+/// candidate's secret is compared in full, so the time taken does not say how much of a guess
+/// was right or which token matched.
+pub fn matching_token(
+    conn: &Connection,
+    kind: &str,
+    name: &str,
+    secret: &str,
+) -> Result<Option<Token>, DbError> {
+    let mut found = None;
+    for t in tokens(conn)? {
+        if t.kind == kind
+            && t.name == name
+            && constant_time_eq(t.secret.as_bytes(), secret.as_bytes())
+        {
+            found = Some(t);
+        }
+    }
+    Ok(found)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A network's state on one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkMember {

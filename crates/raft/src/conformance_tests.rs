@@ -10,7 +10,7 @@ use tempfile::TempDir;
 
 use crate::log_store::LogStore;
 use crate::state_machine::StateMachine;
-use crate::types::{Applied, StorageError, TypeConfig};
+use crate::types::{Applied, Proposal, StorageError, TypeConfig};
 
 /// Builds a fresh store in its own temporary directory; the directory lives as long as the
 /// store (it is the suite's guard value).
@@ -37,7 +37,10 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 fn command(index: u64, cmd: rxd_db::Command) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(cmd),
+        payload: EntryPayload::Normal(Proposal {
+            id: uuid::Uuid::new_v4(),
+            command: cmd,
+        }),
     }
 }
 

@@ -26,6 +26,15 @@ pub enum RaftError {
         /// What went wrong.
         source: rxd_db::DbError,
     },
+    /// Bringing the database back to a consistent state at start, or receiving a snapshot into
+    /// it, failed.
+    #[error("Cannot recover the cluster database {path:?}: {message}")]
+    Recover {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The settings are inconsistent (for example the election timeout is not above the
     /// heartbeat interval).
     #[error("Invalid raft settings: {0}")]
@@ -114,12 +123,18 @@ impl From<Fatal<u64>> for RaftError {
 }
 
 /// Why a [`crate::Transport`] could not deliver a request or get its answer.
+///
+/// Only [`TransportError::Connect`] and [`TransportError::NoSuchPeer`] say that the request
+/// certainly did not arrive. After a reset or a timeout the peer may have acted on it; a
+/// proposal is then sent again under the same request id, so it still applies once.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// No connection could be made, so the request was not delivered; the peer may be down.
+    /// No connection was established (refused, unreachable, TLS handshake failed), so no byte
+    /// of the request was sent; the peer may be down.
     #[error("connection failed: {0}")]
     Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The exchange broke after the request was (maybe) sent; the peer may have acted on it.
+    /// The exchange broke after the connection was made (a reset, a broken body): the peer may
+    /// have acted on the request.
     #[error("request failed: {0}")]
     Exchange(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The peer answered with an error status instead of a reply body.
@@ -130,7 +145,7 @@ pub enum TransportError {
         /// The body the peer sent, for the log.
         body: String,
     },
-    /// The peer did not answer in time.
+    /// The peer did not answer in time; it may have acted on the request.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     /// No peer is known at that address (used by in-memory transports).
@@ -139,12 +154,21 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    /// Whether the request certainly did not reach the peer, so that sending a write elsewhere
-    /// cannot apply it twice.
+    /// Whether the request certainly did not reach the peer.
     pub fn not_delivered(&self) -> bool {
         matches!(
             self,
             TransportError::Connect(_) | TransportError::NoSuchPeer
         )
+    }
+
+    /// Whether sending the same request again may succeed: it was not delivered, or its fate is
+    /// unknown (a reset, a timeout, a 5xx status). A 4xx status says the peer refused the
+    /// request itself, and would refuse it again.
+    pub fn may_retry(&self) -> bool {
+        match self {
+            TransportError::Status { status, .. } => *status >= 500,
+            _ => true,
+        }
     }
 }

@@ -39,9 +39,11 @@ mod state_machine;
 mod types;
 
 pub use error::{RaftError, TransportError};
-pub use network::Transport;
+pub use network::{Transport, MAX_APPEND_BYTES, MAX_INTERNAL_BODY};
 pub use replicated::{RaftRole, RaftSettings, RaftStatus, ReplicatedDb};
 pub use rpc::{PATH_APPEND, PATH_PROPOSE, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE};
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod recovery_tests;

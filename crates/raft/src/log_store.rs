@@ -116,6 +116,43 @@ impl LogStore {
         Ok(())
     }
 
+    /// If the log was purged past `applied` (a snapshot install that raft had begun, purging
+    /// the log, was lost in a crash and no snapshot on disk covers the gap), the entries after
+    /// the gap can never be applied: forget the whole log and the purge marker, so that the
+    /// leader sees this member at `applied` and sends a snapshot again. Returns whether it did.
+    pub(crate) fn forget_past_gap(&self, applied: Option<LogId<u64>>) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let purged: Option<LogId<u64>> = get_meta(&conn, PURGED)?;
+        let applied_index = applied.map(|l| l.index);
+        if purged.map(|l| l.index) <= applied_index {
+            return Ok(false);
+        }
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM entries", [])?;
+        tx.execute("DELETE FROM meta WHERE key = ?1", [PURGED])?;
+        set_meta(&tx, COMMITTED, &applied)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Runs a blocking SQLite step off the async runtime, so that an fsync never stalls the
+    /// tasks that answer heartbeats.
+    async fn blocking<T, E>(
+        &self,
+        step: impl FnOnce(&LogStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        E: Into<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || step(&store).map_err(Into::into)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::Cancelled),
+        }
+    }
+
     fn truncate_from(&self, index: u64) -> Result<(), rusqlite::Error> {
         self.lock()
             .execute("DELETE FROM entries WHERE idx >= ?1", [to_sql_index(index)])?;
@@ -150,6 +187,8 @@ pub(crate) enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error("the runtime shut down during a storage step")]
+    Cancelled,
 }
 
 /// Reads a JSON value from a `meta`-like key/value table (also used by the state machine).
@@ -231,7 +270,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        self.write_meta(VOTE, vote)
+        let vote = *vote;
+        self.blocking(move |s| s.write_meta(VOTE, &vote))
+            .await
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
@@ -241,7 +282,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError> {
-        self.write_meta(COMMITTED, &committed)
+        self.blocking(move |s| s.write_meta(COMMITTED, &committed))
+            .await
             .map_err(|e| StorageIOError::write(&e).into())
     }
 
@@ -263,19 +305,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         // The commit is durable when it returns (synchronous=FULL), so the flush is reported at
         // once.
-        self.append_entries(entries)
+        let entries: Vec<_> = entries.into_iter().collect();
+        self.blocking(move |s| s.append_entries(entries))
+            .await
             .map_err(|e| StorageIOError::write_logs(&e))?;
         callback.log_io_completed(Ok(()));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError> {
-        self.truncate_from(log_id.index)
+        self.blocking(move |s| s.truncate_from(log_id.index))
+            .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError> {
-        self.purge_upto(log_id)
+        self.blocking(move |s| s.purge_upto(log_id))
+            .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }

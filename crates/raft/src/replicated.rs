@@ -2,9 +2,10 @@
 //! the internal RPCs.
 //!
 //! ```text
-//!  propose(cmd) ──> leader known? ── self ──> client_write ──> Applied
+//!  propose(cmd) ──> {request id, cmd} ──> leader known? ── self ──> client_write ──> Applied
 //!                        │           other ─> POST propose ──> leader's client_write
-//!                        └─ NotLeader{hint} from either: try the hinted leader (a few times)
+//!                        ├─ NotLeader{hint} from either: try the hinted leader
+//!                        └─ reset, timeout, 5xx: the same {request id, cmd} again (a few times)
 //!  read(f)      ──> read index (self: get_read_log_id, other: POST read-index)
 //!               ──> wait until applied >= index ──> f(&replica) in a read transaction
 //! ```
@@ -23,10 +24,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::log_store::LogStore;
-use crate::network::{NetworkFactory, Transport};
+use crate::network::{NetworkFactory, SnapshotHead, Transport};
 use crate::rpc::{Refusal, PATH_APPEND, PATH_PROPOSE, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE};
-use crate::state_machine::{open_reader, StateMachine, STATE_FILE};
-use crate::types::{Applied, TypeConfig};
+use crate::state_machine::{open_reader, SnapshotFiles, StateMachine, STATE_FILE};
+use crate::types::{Applied, Proposal, TypeConfig};
 use crate::RaftError;
 
 const LOG_FILE: &str = "log.db";
@@ -35,10 +36,15 @@ const LOG_FILE: &str = "log.db";
 /// moves rarely; more hops mean the cluster is electing and the caller had better retry later.
 const MAX_LEADER_HOPS: usize = 3;
 
+/// How many times a request is sent again after the transport failed (a reset, a timeout, a
+/// leader that went away), and the pause before each new attempt, times the attempt's number.
+const MAX_RESENDS: u32 = 4;
+const RESEND_PAUSE: Duration = Duration::from_millis(100);
+
 /// Timing and compaction settings of the raft group.
 ///
 /// The defaults suit members on a LAN or loopback, close to LXD's dqlite timing: heartbeats
-/// every 250 ms, an election after 1.5–3 s without one (so a leader that dies is replaced within
+/// every 500 ms, an election after 1.5–3 s without one (so a leader that dies is replaced within
 /// a few seconds, while a busy leader is not deposed by one slow heartbeat), a snapshot every
 /// 1024 entries with 8192 entries kept behind it (dqlite's threshold and trailing defaults), so
 /// a member that was briefly away catches up from the log rather than a snapshot.
@@ -60,21 +66,21 @@ pub struct RaftSettings {
     pub snapshot_after_entries: u64,
     /// Entries kept in the log behind the last snapshot.
     pub entries_kept_after_snapshot: u64,
-    /// Timeout for sending one snapshot chunk to a peer.
-    pub snapshot_chunk_timeout: Duration,
+    /// Bound on sending one whole snapshot to a peer (the file streams in one request).
+    pub snapshot_timeout: Duration,
 }
 
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_millis(500),
             election_timeout_min: Duration::from_millis(1500),
             election_timeout_max: Duration::from_millis(3000),
             request_timeout: Duration::from_secs(10),
             catch_up_timeout: Duration::from_secs(60),
             snapshot_after_entries: 1024,
             entries_kept_after_snapshot: 8192,
-            snapshot_chunk_timeout: Duration::from_secs(10),
+            snapshot_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -90,11 +96,9 @@ impl RaftSettings {
             heartbeat_interval: millis(self.heartbeat_interval),
             election_timeout_min: millis(self.election_timeout_min),
             election_timeout_max: millis(self.election_timeout_max),
-            install_snapshot_timeout: millis(self.snapshot_chunk_timeout),
+            install_snapshot_timeout: millis(self.snapshot_timeout),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
-            // Chunks travel as JSON arrays of numbers, about four times their size.
-            snapshot_max_chunk_size: 1024 * 1024,
             ..Config::default()
         }
         .validate()
@@ -187,6 +191,10 @@ struct Inner {
     reader: Arc<Mutex<Connection>>,
     transport: Arc<dyn Transport>,
     settings: RaftSettings,
+    /// The snapshot files, for receiving a snapshot streamed by the leader.
+    snapshots: Arc<SnapshotFiles>,
+    /// One snapshot transfer at a time: they share `snapshot-receive.tmp`.
+    receiving: tokio::sync::Mutex<()>,
 }
 
 type ClientWriteFailure = openraft::error::RaftError<u64, ClientWriteError<u64, BasicNode>>;
@@ -274,20 +282,40 @@ impl ReplicatedDb {
         })?;
         let log_path = dir.join(LOG_FILE);
         let log = LogStore::open(&log_path).map_err(|e| RaftError::Open {
-            path: log_path,
+            path: log_path.clone(),
             source: e.into(),
         })?;
         let state_path = dir.join(STATE_FILE);
-        let state_machine = StateMachine::open(dir).map_err(|source| RaftError::Open {
+        let state_machine = StateMachine::open(dir).map_err(|e| RaftError::Recover {
             path: state_path.clone(),
-            source,
+            message: e.to_string(),
         })?;
+        let applied = state_machine
+            .applied_log_id()
+            .map_err(|e| RaftError::Recover {
+                path: state_path.clone(),
+                message: e.to_string(),
+            })?;
+        if log
+            .forget_past_gap(applied)
+            .map_err(|e| RaftError::Recover {
+                path: log_path.clone(),
+                message: e.to_string(),
+            })?
+        {
+            tracing::error!(
+                "The cluster database log was purged past the applied state ({applied:?}) with no \
+                 snapshot to cover the gap: the log was dropped, the leader will send a snapshot"
+            );
+        }
+        let snapshots = state_machine.files();
         let reader = open_reader(&state_path).map_err(|e| RaftError::Open {
             path: state_path,
             source: e.into(),
         })?;
         let network = NetworkFactory {
             transport: transport.clone(),
+            snapshot_timeout: settings.snapshot_timeout,
         };
         let raft = Raft::new(node_id, config, network, log, state_machine).await?;
         Ok(ReplicatedDb {
@@ -297,6 +325,8 @@ impl ReplicatedDb {
                 reader: Arc::new(Mutex::new(reader)),
                 transport,
                 settings,
+                snapshots,
+                receiving: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -413,16 +443,19 @@ impl ReplicatedDb {
         decode(path, &reply)
     }
 
-    /// Runs `attempt` against the leader, following "not the leader" answers a few times. When
-    /// the leader cannot be reached (it may have died), it waits for another one, but for a
-    /// write only if the request certainly was not delivered, so a command never applies twice.
-    async fn on_leader<T, F, Fut>(&self, idempotent: bool, mut attempt: F) -> Result<T, RaftError>
+    /// Runs `attempt` against the leader, following "not the leader" answers a few times.
+    /// `attempt` must be safe to repeat: a read, or a proposal that keeps its request id. When
+    /// the request certainly did not reach the leader (no connection), it waits for another
+    /// leader; when its fate is unknown (a reset, a timeout, a 5xx), it sends it again to
+    /// whichever member leads now, which may be the same one.
+    async fn on_leader<T, F, Fut>(&self, mut attempt: F) -> Result<T, RaftError>
     where
         F: FnMut(u64, String) -> Fut,
         Fut: std::future::Future<Output = Result<T, RaftError>>,
     {
         let mut target = self.leader(None).await?;
         let mut hops = 1;
+        let mut resends = 0;
         loop {
             let (id, address) = target.clone();
             match attempt(id, address).await {
@@ -437,11 +470,16 @@ impl ReplicatedDb {
                     };
                 }
                 Err(RaftError::Unreachable { source, .. })
-                    if hops < MAX_LEADER_HOPS && (idempotent || source.not_delivered()) =>
+                    if resends < MAX_RESENDS && source.may_retry() =>
                 {
                     tracing::debug!(leader = id, error = %source, "cluster leader unreachable");
-                    hops += 1;
-                    target = self.leader(Some(id)).await?;
+                    resends += 1;
+                    target = if source.not_delivered() {
+                        self.leader(Some(id)).await?
+                    } else {
+                        tokio::time::sleep(RESEND_PAUSE * resends).await;
+                        self.leader(None).await?
+                    };
                 }
                 other => return other,
             }
@@ -452,20 +490,29 @@ impl ReplicatedDb {
     /// transport ([`crate::PATH_PROPOSE`]) and the leader's answer is returned. The outer error
     /// means the command could not be committed (no leader, timeout, shut down); the inner one
     /// is the command's deterministic refusal, the same on every replica.
+    ///
+    /// The command travels with a request id chosen here, once. Within the request timeout it
+    /// is sent again, under the same id, when the outcome of an attempt is unknown (a lost
+    /// reply, a leader that stepped down); the state machine applies an id once and answers
+    /// every later entry with that id with the first result.
     pub async fn propose(
         &self,
         cmd: rxd_db::Command,
     ) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, RaftError> {
+        let proposal = Proposal {
+            id: uuid::Uuid::new_v4(),
+            command: cmd,
+        };
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "the command to commit", async {
-            self.on_leader(false, |id, address| {
-                let cmd = cmd.clone();
+            self.on_leader(|id, address| {
+                let proposal = proposal.clone();
                 async move {
                     if id == self.inner.id {
-                        self.propose_local(cmd).await
+                        self.propose_local(proposal).await
                     } else {
                         let reply: Result<Applied, Refusal> =
-                            self.post(&address, PATH_PROPOSE, &cmd).await?;
+                            self.post(&address, PATH_PROPOSE, &proposal).await?;
                         reply.map(|a| a.0).map_err(|r| r.into_error(&address))
                     }
                 }
@@ -478,26 +525,42 @@ impl ReplicatedDb {
     /// Writes through this node's raft core, without forwarding.
     async fn propose_local(
         &self,
-        cmd: rxd_db::Command,
+        proposal: Proposal,
     ) -> Result<Result<rxd_db::Response, rxd_db::ApplyError>, RaftError> {
         let resp = self
             .inner
             .raft
-            .client_write(cmd)
+            .client_write(proposal)
             .await
             .map_err(from_client_write)?;
         Ok(resp.data.0)
     }
 
     /// Confirms leadership with a quorum and returns the index a linearizable read must see.
+    ///
+    /// One confirmation round gives each voter a heartbeat interval to answer; a busy member
+    /// can miss it while the quorum is intact, so a failed round is tried again, for up to half
+    /// the request timeout, before the leader reports that it cannot reach a quorum.
     async fn local_read_index(&self) -> Result<Option<u64>, RaftError> {
-        let (read, _applied) = self
-            .inner
-            .raft
-            .get_read_log_id()
-            .await
-            .map_err(from_read_index)?;
-        Ok(read.map(|l| l.index))
+        let settings = &self.inner.settings;
+        let deadline = tokio::time::Instant::now() + settings.request_timeout / 2;
+        loop {
+            match self
+                .inner
+                .raft
+                .get_read_log_id()
+                .await
+                .map_err(from_read_index)
+            {
+                Ok((read, _applied)) => return Ok(read.map(|l| l.index)),
+                Err(RaftError::NoQuorum)
+                    if tokio::time::Instant::now() + settings.heartbeat_interval < deadline =>
+                {
+                    tokio::time::sleep(settings.heartbeat_interval).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Linearizable read: on the leader after confirming its leadership; on a follower after
@@ -512,7 +575,7 @@ impl ReplicatedDb {
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "a linearizable read index", async {
             let index = self
-                .on_leader(true, |id, address| async move {
+                .on_leader(|id, address| async move {
                     if id == self.inner.id {
                         self.local_read_index().await
                     } else {
@@ -645,13 +708,13 @@ impl ReplicatedDb {
         match path {
             PATH_APPEND => encode(path, &raft.append_entries(decode(path, body)?).await),
             PATH_VOTE => encode(path, &raft.vote(decode(path, body)?).await),
-            PATH_SNAPSHOT => encode(path, &raft.install_snapshot(decode(path, body)?).await),
+            PATH_SNAPSHOT => self.receive_snapshot(body).await,
             PATH_PROPOSE => {
-                let cmd: rxd_db::Command = decode(path, body)?;
+                let proposal: Proposal = decode(path, body)?;
                 // Only the local core: a forwarded command is never forwarded again, so a
                 // stale view cannot make members bounce it between them.
                 let limit = self.inner.settings.request_timeout;
-                let reply = bounded(limit, "the command to commit", self.propose_local(cmd))
+                let reply = bounded(limit, "the command to commit", self.propose_local(proposal))
                     .await
                     .map(Applied)
                     .map_err(|e| Refusal::from_error(&e));
@@ -668,6 +731,73 @@ impl ReplicatedDb {
                 path: path.to_string(),
             }),
         }
+    }
+
+    /// Receives a snapshot the leader streams to [`crate::PATH_SNAPSHOT`]: the framed head, then
+    /// the database file, written to disk as it arrives (memory does not grow with the
+    /// snapshot). The file is checked and made durable before raft installs it. The reply is
+    /// the body to send back to the leader.
+    pub async fn receive_snapshot<R>(&self, mut body: R) -> Result<Vec<u8>, RaftError>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send,
+    {
+        use tokio::io::AsyncReadExt;
+        let bad = |e: std::io::Error| RaftError::BadMessage {
+            path: PATH_SNAPSHOT.to_string(),
+            source: serde_json::Error::io(e),
+        };
+        let len = body.read_u32().await.map_err(bad)?;
+        if len > 16 * 1024 * 1024 {
+            return Err(bad(std::io::Error::other("snapshot head too large")));
+        }
+        let mut head = vec![0; len as usize];
+        body.read_exact(&mut head).await.map_err(bad)?;
+        let head: SnapshotHead = decode(PATH_SNAPSHOT, &head)?;
+
+        let _one_at_a_time = self.inner.receiving.lock().await;
+        let files = self.inner.snapshots.clone();
+        let storage = |e: &dyn std::fmt::Display| RaftError::Recover {
+            path: files.receiving_path().to_path_buf(),
+            message: e.to_string(),
+        };
+        {
+            let mut out = tokio::fs::File::create(files.receiving_path())
+                .await
+                .map_err(|e| storage(&e))?;
+            tokio::io::copy(&mut body, &mut out).await.map_err(bad)?;
+            out.sync_all().await.map_err(|e| storage(&e))?;
+        }
+        let meta = head.meta.clone();
+        let accepted = {
+            let files = files.clone();
+            tokio::task::spawn_blocking(move || files.accept_received(&meta))
+                .await
+                .map_err(|_| RaftError::ShuttingDown)?
+        };
+        let reply: Result<openraft::raft::SnapshotResponse<u64>, String> = match accepted {
+            Ok(file) => {
+                let snapshot = openraft::Snapshot {
+                    meta: head.meta,
+                    snapshot: Box::new(tokio::fs::File::from_std(file)),
+                };
+                let installed = self
+                    .inner
+                    .raft
+                    .install_full_snapshot(head.vote, snapshot)
+                    .await
+                    .map_err(|e| e.to_string());
+                // Installing renamed it to snapshot.db; anything left was not installed.
+                let files = files.clone();
+                tokio::task::spawn_blocking(move || files.discard_received())
+                    .await
+                    .map_err(|_| RaftError::ShuttingDown)?
+                    .map_err(|e| storage(&e))?;
+                installed
+            }
+            // A stream cut short or a wrong file: the leader sends it again.
+            Err(e) => Err(e.to_string()),
+        };
+        encode(PATH_SNAPSHOT, &reply)
     }
 
     /// Stops the raft node. Requests to a stopped node fail with [`RaftError::ShuttingDown`].

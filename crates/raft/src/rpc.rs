@@ -1,11 +1,14 @@
 //! The internal RPC paths and the wire forms of forwarded proposals and read-index requests.
 //!
 //! ```text
-//!  follower ── POST /internal/raft/propose    {Command} ──> leader: client_write
+//!  follower ── POST /internal/raft/propose {id, command} ──> leader: client_write
 //!           <── {"Ok": Applied} | {"Err": Refusal}
 //!  follower ── POST /internal/raft/read-index          ──> leader: get_read_log_id
 //!           <── {"Ok": index|null} | {"Err": Refusal}
 //! ```
+//!
+//! `id` is the request id the proposer chose (a UUID); the follower sends the same body again
+//! after a reset or a timeout, and the state machine answers a known id with its first result.
 //!
 //! The raft RPCs themselves (append, vote, snapshot) carry openraft's own request and result
 //! types as JSON.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rusqlite::Connection;
 use rxd_db::{ApplyError, Command, DbError, Entity, Response};
-use rxd_raft::{RaftError, RaftRole, RaftSettings, ReplicatedDb, Transport, TransportError};
+use rxd_raft::{
+    RaftError, RaftRole, RaftSettings, ReplicatedDb, Transport, TransportError, PATH_PROPOSE,
+};
 use tempfile::TempDir;
 
 /// Bound on every wait in these tests; generous because CI machines can be slow.
@@ -19,6 +21,31 @@ const WAIT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 struct MemTransport {
     peers: Mutex<HashMap<String, ReplicatedDb>>,
+    lost_reply: Mutex<Option<LostReply>>,
+}
+
+/// Loses the reply to the next forwarded proposal: the leader handles it, the transport
+/// reports that it handled it, waits for `resume`, then tells the sender the connection was
+/// reset.
+struct LostReply {
+    handled: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl MemTransport {
+    /// Arms a lost reply; returns the signal that the leader handled the proposal and the
+    /// trigger that lets the reset reach the sender.
+    fn lose_next_propose_reply(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (handled, handled_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume) = tokio::sync::oneshot::channel();
+        *self.lost_reply.lock().unwrap() = Some(LostReply { handled, resume });
+        (handled_rx, resume_tx)
+    }
 }
 
 impl Transport for MemTransport {
@@ -29,10 +56,24 @@ impl Transport for MemTransport {
         body: Vec<u8>,
     ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
         let peer = self.peers.lock().unwrap().get(address).cloned();
+        let lost = if path == PATH_PROPOSE && peer.is_some() {
+            self.lost_reply.lock().unwrap().take()
+        } else {
+            None
+        };
         Box::pin(async move {
             let peer = peer.ok_or(TransportError::NoSuchPeer)?;
             let handled = tokio::spawn(async move { peer.handle_rpc(path, &body).await });
             match handled.await {
+                Ok(Ok(_)) if lost.is_some() => {
+                    let lost = lost.expect("checked above");
+                    lost.handled.send(()).unwrap();
+                    lost.resume.await.unwrap();
+                    Err(TransportError::Exchange(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "connection reset by peer",
+                    ))))
+                }
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(e)) => Err(TransportError::Status {
                     status: 500,
@@ -134,7 +175,8 @@ fn profile(name: &str) -> Command {
     })
 }
 
-/// Every cluster table, rows rendered and sorted; raft's own bookkeeping is left out.
+/// Every table, rows rendered and sorted, but `raft_meta`. The request ids in `raft_requests`
+/// are compared too: they are a function of the log, like the cluster tables.
 fn dump(conn: &Connection) -> Result<Vec<(String, Vec<String>)>, DbError> {
     let tables: Vec<String> = conn
         .prepare(
@@ -407,4 +449,134 @@ async fn late_learner_catches_up_through_a_snapshot() {
     };
     assert_eq!(n2.propose(cmd).await.unwrap(), Ok(Response::Done));
     assert_replicas_equal(&[n1, n2]).await;
+}
+
+fn web(description: &str) -> rxd_db::tables::Profile {
+    rxd_db::tables::Profile {
+        project: "default".to_string(),
+        name: "web".to_string(),
+        description: description.to_string(),
+        config: BTreeMap::new(),
+        devices: BTreeMap::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
+    let cluster = Cluster::three_voters(fast_settings()).await;
+    let leader = cluster.node(1);
+    let follower = cluster.node(2);
+    assert_eq!(
+        leader
+            .propose(Command::CreateProfile(web("v0")))
+            .await
+            .unwrap(),
+        Ok(Response::Done)
+    );
+
+    eprintln!("phase: a follower forwards v1; the leader applies it and the reply is lost");
+    let (handled, resume) = cluster.transport.lose_next_propose_reply();
+    let sender = follower.clone();
+    let v1 = tokio::spawn(async move { sender.propose(Command::UpdateProfile(web("v1"))).await });
+    tokio::time::timeout(WAIT, handled).await.unwrap().unwrap();
+    assert_eq!(read_profile(&leader, "web").await.description, "v1");
+
+    eprintln!("phase: v2 commits before the follower learns that its connection broke");
+    assert_eq!(
+        leader
+            .propose(Command::UpdateProfile(web("v2")))
+            .await
+            .unwrap(),
+        Ok(Response::Done)
+    );
+    resume.send(()).unwrap();
+    let outcome = tokio::time::timeout(WAIT, v1).await.unwrap().unwrap();
+    assert_eq!(outcome.unwrap(), Ok(Response::Done));
+    for id in 1..=3 {
+        let profile = read_profile(&cluster.node(id), "web").await;
+        assert_eq!(
+            profile.description, "v2",
+            "v1 was applied twice on member {id}"
+        );
+    }
+
+    eprintln!("phase: a token consumption whose reply is lost still answers the token");
+    let token = rxd_db::tables::Token {
+        id: "op-1".to_string(),
+        kind: "join".to_string(),
+        name: "node4".to_string(),
+        secret: "s3cr3t".to_string(),
+        fingerprint: "ff".to_string(),
+        addresses: vec![address(1)],
+        created_at: "2026-01-01T00:00:00Z".to_string(),
+        expires_at: "2030-01-01T00:00:00Z".to_string(),
+        location: "node1".to_string(),
+    };
+    assert_eq!(
+        leader.propose(Command::AddToken(token)).await.unwrap(),
+        Ok(Response::Done)
+    );
+    let (handled, resume) = cluster.transport.lose_next_propose_reply();
+    let sender = follower.clone();
+    let consumed = tokio::spawn(async move {
+        sender
+            .propose(Command::ConsumeToken {
+                kind: "join".to_string(),
+                name: "node4".to_string(),
+                secret: "s3cr3t".to_string(),
+                now: "2026-06-01T00:00:00Z".to_string(),
+            })
+            .await
+    });
+    tokio::time::timeout(WAIT, handled).await.unwrap().unwrap();
+    resume.send(()).unwrap();
+    let outcome = tokio::time::timeout(WAIT, consumed).await.unwrap().unwrap();
+    assert!(
+        matches!(&outcome, Ok(Ok(Response::Token(t))) if t.id == "op-1"),
+        "the consumption answered {outcome:?}"
+    );
+    assert_replicas_equal(&cluster.nodes.values().cloned().collect::<Vec<_>>()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_leader_dies_before_answering_applies_once_through_the_next_leader() {
+    let mut cluster = Cluster::three_voters(fast_settings()).await;
+    let leader = cluster.node(1);
+    assert_eq!(
+        leader
+            .propose(Command::CreateProfile(web("v0")))
+            .await
+            .unwrap(),
+        Ok(Response::Done)
+    );
+
+    eprintln!("phase: a follower forwards v1; the leader commits it, then v2");
+    let (handled, resume) = cluster.transport.lose_next_propose_reply();
+    let sender = cluster.node(2);
+    let v1 = tokio::spawn(async move { sender.propose(Command::UpdateProfile(web("v1"))).await });
+    tokio::time::timeout(WAIT, handled).await.unwrap().unwrap();
+    assert_eq!(
+        leader
+            .propose(Command::UpdateProfile(web("v2")))
+            .await
+            .unwrap(),
+        Ok(Response::Done)
+    );
+
+    eprintln!("phase: the leader dies before its answer to the follower leaves");
+    cluster.kill(1).await;
+    resume.send(()).unwrap();
+    let outcome = tokio::time::timeout(WAIT, v1).await.unwrap().unwrap();
+    assert_eq!(outcome.unwrap(), Ok(Response::Done));
+    let survivors: Vec<ReplicatedDb> = cluster.nodes.values().cloned().collect();
+    for node in &survivors {
+        let profile = read_profile(node, "web").await;
+        assert_eq!(
+            profile.description,
+            "v2",
+            "v1 was applied twice on member {}",
+            node.id()
+        );
+    }
+    assert_replicas_equal(&survivors).await;
 }

@@ -199,7 +199,12 @@ impl Member {
     /// only once its cluster has a leader, so restarting a whole cluster starts every member
     /// first and waits afterwards.
     pub fn launch_again(&mut self) {
-        assert!(self.child.is_none(), "the daemon is still running");
+        if let Some(mut child) = self.child.take() {
+            assert!(
+                child.try_wait().ok().flatten().is_some(),
+                "the daemon is still running"
+            );
+        }
         self.spawn_process();
     }
 

@@ -132,7 +132,38 @@ async fn add(
     Ok(created(&url))
 }
 
+fn no_matching_token(kind: &str) -> ApiError {
+    if kind == "join" {
+        ApiError::forbidden_with("No matching cluster join operation found")
+    } else {
+        ApiError::forbidden_with("No matching certificate add operation found")
+    }
+}
+
+/// Whether a token of `kind` for `name` with `secret` exists: first on the local replica, then,
+/// for a token made a moment ago elsewhere that has not reached this member yet, through a
+/// linearizable read. Neither writes anything.
+async fn token_exists(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<bool> {
+    let query = |kind: &str, name: &str, secret: &str| {
+        let (kind, name, secret) = (kind.to_string(), name.to_string(), secret.to_string());
+        move |c: &rusqlite::Connection| tables::matching_token(c, &kind, &name, &secret)
+    };
+    if d.db()
+        .read_local(query(kind, name, secret))
+        .await?
+        .is_some()
+    {
+        return Ok(true);
+    }
+    Ok(d.db().read(query(kind, name, secret)).await?.is_some())
+}
+
 async fn consume(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<Token> {
+    // Anyone may offer a token, so a guess must not become a raft write: only a secret that
+    // matches a stored token is consumed through the log.
+    if !token_exists(d, kind, name, secret).await? {
+        return Err(no_matching_token(kind));
+    }
     let outcome = d
         .db()
         .propose(Command::ConsumeToken {
@@ -154,17 +185,15 @@ async fn consume(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<
             );
             Ok(*t)
         }
-        Ok(_) => Err(ApiError::internal("Token consumption returned no token")),
-        Err(ApplyError::NoMatchingToken) if kind == "join" => Err(ApiError::forbidden_with(
-            "No matching cluster join operation found",
-        )),
-        Err(ApplyError::NoMatchingToken) => Err(ApiError::forbidden_with(
-            "No matching certificate add operation found",
-        )),
-        // LXD wraps this 403 in a 500; it is the caller's stale token, so rxd keeps the 403.
-        Err(ApplyError::TokenExpired) => Err(ApiError::forbidden_with(
+        // The expired token was deleted all the same. LXD wraps this 403 in a 500; it is the
+        // caller's stale token, so rxd keeps the 403.
+        Ok(rxd_db::Response::TokenExpired) => Err(ApiError::forbidden_with(
             "Failed during search for join token operation: Token has expired",
         )),
+        Ok(rxd_db::Response::Done | rxd_db::Response::Member(_)) => {
+            Err(ApiError::internal("Token consumption returned no token"))
+        }
+        Err(ApplyError::NoMatchingToken) => Err(no_matching_token(kind)),
         Err(e) => Err(e.into()),
     }
 }

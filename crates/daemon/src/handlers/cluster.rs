@@ -173,7 +173,7 @@ async fn run_bootstrap(d: &Daemon, name: &str, address: &str) -> ApiResult<()> {
     };
     let result = async {
         write_cluster_cert(d, &cluster_cert)?;
-        crate::failpoint("bootstrap-after-certificate")?;
+        crate::failpoint("bootstrap-after-certificate").await?;
         d.db()
             .set_node_address(d.node_id(), address.to_string())
             .await?;

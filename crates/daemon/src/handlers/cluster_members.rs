@@ -161,7 +161,12 @@ pub async fn cluster_members_post(
         .db()
         .read(|c| Ok((tables::members(c)?, tables::config(c)?, tables::tokens(c)?)))
         .await?;
-    if members.iter().any(|m| m.name == name) {
+    // A member still `Pending` is a join that never finished: the same server may try again,
+    // and its new attempt replaces the old one (see the accept step).
+    if members
+        .iter()
+        .any(|m| m.name == name && m.state != tables::MemberState::Pending)
+    {
         // LXD hands out a token that can never work; rxd says why at once.
         return Err(ApiError::conflict(format!(
             "The cluster already has a member with name: {name}"

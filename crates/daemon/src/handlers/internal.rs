@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,14 +21,41 @@ pub async fn shutdown_put(State(d): State<Arc<Daemon>>) -> Response {
     empty()
 }
 
-/// `POST /internal/raft/{kind}`: one raft RPC; the body and answer are raft's own.
+/// `POST /internal/raft/{kind}`: one raft RPC; the body and answer are raft's own. A snapshot
+/// streams to disk as it arrives; any other body may hold up to
+/// [`rxd_raft::MAX_INTERNAL_BODY`] bytes (the largest entry the public API can produce, in a
+/// batch of one), and a larger one is answered 413, which the sender reads as "send less",
+/// never as "unreachable".
 pub async fn raft_post(
     State(d): State<Arc<Daemon>>,
     Path(kind): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let path = format!("/internal/raft/{kind}");
-    match d.db().handle_rpc(&path, &body).await {
+    let reply = if path == rxd_raft::PATH_SNAPSHOT {
+        let stream =
+            futures_util::TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+        d.db()
+            .receive_snapshot(tokio_util::io::StreamReader::new(stream))
+            .await
+    } else {
+        let limited = http_body_util::Limited::new(body, rxd_raft::MAX_INTERNAL_BODY);
+        match http_body_util::BodyExt::collect(limited).await {
+            Ok(collected) => d.db().handle_rpc(&path, &collected.to_bytes()).await,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "Internal request body is larger than {} bytes",
+                        rxd_raft::MAX_INTERNAL_BODY
+                    ),
+                )
+                    .into_response();
+            }
+            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    };
+    match reply {
         Ok(reply) => (StatusCode::OK, reply).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

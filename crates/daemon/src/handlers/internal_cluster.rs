@@ -60,6 +60,16 @@ pub struct JoinProgress {
     pub id: u64,
 }
 
+/// The leader's answer to an abort: the join's one commit point is the leader marking the
+/// member `Created`, so an abort either comes before it (the member is forgotten) or after it
+/// (the member stays, and the joiner must finish its side).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AbortResponse {
+    /// The member is a full member and was kept.
+    #[serde(default)]
+    pub member: bool,
+}
+
 /// Runs `path` on the leader: here when this member leads, else forwarded.
 async fn on_leader<T: Serialize>(d: &Daemon, path: &str, body: &T) -> ApiResult<Option<Response>> {
     let body = serde_json::to_value(body).expect("internal bodies serialise");
@@ -122,13 +132,10 @@ pub async fn accept_post(
             ))
         })
         .await?;
-    if members.iter().any(|m| m.name == req.name) {
-        return Err(ApiError::bad_request(format!(
-            "The cluster already has a member with name: {}",
-            req.name
-        )));
-    }
-    if members.iter().any(|m| m.address == req.address) {
+    if members
+        .iter()
+        .any(|m| m.address == req.address && m.name != req.name)
+    {
         return Err(ApiError::bad_request(format!(
             "The cluster already has a member with address: {}",
             req.address
@@ -158,10 +165,36 @@ pub async fn accept_post(
             )));
         }
     }
-    let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-    d.db()
+    if let Some(stale) = members
+        .iter()
+        .find(|m| m.name == req.name && m.address == req.address && m.state == MemberState::Pending)
+    {
+        // The same server retrying after a join it never finished: forget the first attempt.
+        tracing::info!(
+            "{} is joining again; forgetting its unfinished join",
+            req.name
+        );
+        forget_pending(&d, stale.id).await?;
+        // Forgetting a member drops its certificate, which this new attempt was trusted by.
+        if let Some(cert) = certs
+            .iter()
+            .find(|c| c.cert_type == "server" && c.name == req.name)
+        {
+            d.db()
+                .propose(Command::AddCertificate(cert.clone()))
+                .await??;
+        }
+    } else if members.iter().any(|m| m.name == req.name) {
+        return Err(ApiError::bad_request(format!(
+            "The cluster already has a member with name: {}",
+            req.name
+        )));
+    }
+    // `apply` chooses the id, so concurrent accepts cannot collide and ids are never reused.
+    let added = d
+        .db()
         .propose(Command::AddMember {
-            id,
+            id: 0,
             name: req.name.clone(),
             address: req.address.clone(),
             architecture: req.architecture.clone(),
@@ -170,6 +203,11 @@ pub async fn accept_post(
             networks: req.networks.clone(),
         })
         .await??;
+    let rxd_db::Response::Member(id) = added else {
+        return Err(ApiError::internal(
+            "The cluster database gave the member no id",
+        ));
+    };
     let key = d
         .cluster_cert()
         .ok_or_else(|| ApiError::internal("The leader has no cluster certificate"))?
@@ -188,6 +226,8 @@ pub async fn accept_post(
 }
 
 /// `POST /internal/cluster/joined`: the joiner's raft is open; add it and make it a member.
+/// Marking it `Created` is the join's one commit point; everything runs under the membership
+/// lock, so an abort or the reaper sees the member either before it or after it.
 pub async fn joined_post(
     State(d): State<Arc<Daemon>>,
     JsonBody(req): JsonBody<JoinProgress>,
@@ -195,12 +235,17 @@ pub async fn joined_post(
     if let Some(r) = on_leader(&d, "/internal/cluster/joined", &req).await? {
         return Ok(r);
     }
+    let _one_at_a_time = d.membership.lock().await;
     let members = d.db().read(tables::members).await?;
     let m = members
         .iter()
         .find(|m| m.id == req.id)
-        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
-    let _one_at_a_time = d.membership.lock().await;
+        .ok_or_else(|| ApiError::not_found("Cluster member not found: its join was abandoned"))?;
+    if m.state != MemberState::Pending {
+        // Already committed (the joiner asks again after a lost answer).
+        return Ok(empty());
+    }
+    crate::failpoint("joined-before-catch-up").await?;
     d.db().add_learner(m.id, m.address.clone()).await?;
     // Rebalancing reads raft's metrics, which trail the change: let them show the learner.
     let id = m.id;
@@ -211,6 +256,7 @@ pub async fn joined_post(
             move |s| s.learners.contains_key(&id) || s.voters.contains_key(&id),
         )
         .await?;
+    crate::failpoint("joined-before-created").await?;
     d.db()
         .propose(Command::SetMemberState {
             id: m.id,
@@ -223,7 +269,8 @@ pub async fn joined_post(
     Ok(empty())
 }
 
-/// `POST /internal/cluster/abort`: a join failed after acceptance; forget the joiner.
+/// `POST /internal/cluster/abort`: a join failed or was interrupted after acceptance. A member
+/// still `Pending` is forgotten; a `Created` one is kept, and the answer says so.
 pub async fn abort_post(
     State(d): State<Arc<Daemon>>,
     JsonBody(req): JsonBody<JoinProgress>,
@@ -231,20 +278,28 @@ pub async fn abort_post(
     if let Some(r) = on_leader(&d, "/internal/cluster/abort", &req).await? {
         return Ok(r);
     }
-    forget_member(&d, req.id).await?;
-    Ok(empty())
+    let member = forget_pending(&d, req.id).await?;
+    Ok(sync(AbortResponse { member }))
 }
 
 /// On the leader: removes a member that never finished joining from raft and the database.
-pub async fn forget_member(d: &Daemon, id: u64) -> ApiResult<()> {
+/// Decides under the membership lock from a fresh read: a member that is no longer `Pending`
+/// finished its join meanwhile and is kept (the answer is then `true`).
+pub async fn forget_pending(d: &Daemon, id: u64) -> ApiResult<bool> {
     let _one_at_a_time = d.membership.lock().await;
     let db = d.db();
+    let members = db.read(tables::members).await?;
+    if let Some(m) = members.iter().find(|m| m.id == id) {
+        if m.state != MemberState::Pending {
+            return Ok(true);
+        }
+    }
     let status = db.status();
     if status.voters.contains_key(&id) || status.learners.contains_key(&id) {
         db.remove_node(id).await?;
     }
     match db.propose(Command::RemoveMember { id }).await? {
-        Ok(_) | Err(rxd_db::ApplyError::NotFound { .. }) => Ok(()),
+        Ok(_) | Err(rxd_db::ApplyError::NotFound { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
