@@ -99,6 +99,19 @@ def last_line(path, limit=200):
     return lines[-1][:limit] if lines else ""
 
 
+def crash_line(path, limit=120):
+    """Why a daemon died: its first `panic:` or `fatal error:` line (a Go daemon's, followed by
+    goroutine traces), else the last line of its log."""
+    try:
+        with open(path, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if line.startswith(("panic:", "fatal error:")):
+                    return line.strip()[:limit]
+    except OSError:
+        pass
+    return last_line(path, limit)
+
+
 def proc_status(pid, key):
     """A field of /proc/PID/status in kB (VmHWM, VmRSS), or None."""
     try:
@@ -264,12 +277,12 @@ cluster:
         for th in threads:
             th.join()
 
-    def member_address(self, k):
-        return f"{self.cluster_net}.{k}"
+    def member_address(self, k, net=None):
+        return f"{net or self.cluster_net}.{k}"
 
-    def bootstrap_preseed(self, port):
+    def bootstrap_preseed(self, port, net=None):
         return f"""config:
-  core.https_address: {self.member_address(1)}:{port}
+  core.https_address: {self.member_address(1, net)}:{port}
 storage_pools:
 - name: local
   driver: dir
@@ -282,10 +295,10 @@ cluster:
   enabled: true
 """
 
-    def join_preseed(self, k, port, token):
+    def join_preseed(self, k, port, token, net=None):
         return f"""cluster:
   enabled: true
-  server_address: {self.member_address(k)}:{port}
+  server_address: {self.member_address(k, net)}:{port}
   cluster_token: {token}
   member_config:
   - entity: storage-pool
@@ -347,6 +360,7 @@ class Rxd(Target):
     name = "rxd"
     address = "127.0.4.1"
     cluster_net = "127.0.40"  # formation: member K on 127.0.40.K
+    scale_net = "127.0.98"  # scale: member K on 127.0.98.K
 
     def __init__(self, bench, binary, client):
         super().__init__(bench)
@@ -374,6 +388,7 @@ class Lxd(Target):
     name = "lxd"
     address = "127.0.4.2"
     cluster_net = "127.0.41"  # formation: member K on 127.0.41.K
+    scale_net = "127.0.99"  # scale: member K on 127.0.99.K
 
     def __init__(self, bench, binary, client):
         super().__init__(bench)
@@ -507,6 +522,231 @@ def formation_rows(n):
     return [(f"formation N={n}", "ms"), (f"join/member N={n}", "ms"), (f"last join N={n}", "ms")]
 
 
+# scale: cluster database sizes (profiles) of --profiles, and the concurrent writers of the load
+SCALE_SIZES = (10_000, 100_000)
+SCALE_CLIENTS = 8
+
+
+def unix_request(path, method, url, body=None, timeout=30.0):
+    """One request on the unix socket at path, with a JSON body if given; (status, body)."""
+    conn = UnixHTTPConnection(path, timeout)
+    try:
+        headers = {"Host": "localhost"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, url, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def write_profiles(t, daemons, count, deadline, clients=SCALE_CLIENTS):
+    """POST /1.0/profiles `count` times (p-000000, p-000001, ...) from `clients` threads, thread
+    k on the unix socket of daemons[k % len(daemons)]. Bounded in count (each thread takes the
+    next name until none is left) and by `deadline`. Returns the seconds it took."""
+    lock = threading.Lock()
+    state = {"next": 0, "done": 0, "error": None}
+    t0 = now()
+
+    def worker(k):
+        d = daemons[k % len(daemons)]
+        while True:
+            with lock:
+                if state["error"] or state["next"] >= count:
+                    return
+                i = state["next"]
+                state["next"] += 1
+            left = deadline - now()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                status, body = unix_request(d.socket, "POST", "/1.0/profiles",
+                                            {"name": f"p-{i:06d}"}, timeout=min(60.0, left))
+                err = None if 200 <= status < 300 else \
+                    f"POST /1.0/profiles p-{i:06d} on node{k % len(daemons) + 1} answered " \
+                    f"{status}: {body[:160]!r}"
+            except (OSError, TimeoutError) as e:
+                err = f"POST /1.0/profiles p-{i:06d} on node{k % len(daemons) + 1}: " \
+                      f"{e or 'no time left'}"
+                if now() >= deadline:
+                    err = "time bound"
+            with lock:
+                if err:
+                    state["error"] = state["error"] or err
+                    return
+                state["done"] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(clients)]
+    for th in threads:
+        th.start()
+    last = now()
+    while any(th.is_alive() for th in threads):
+        for th in threads:
+            th.join(timeout=0.5)
+        if now() - last >= 30:
+            last = now()
+            log(f"  {t.name}: {state['done']} of {count} profiles after {now() - t0:.0f} s")
+    took = now() - t0
+    if state["error"] == "time bound":
+        raise OutOfTime(f"{t.name}: {state['done']} of {count} profiles written within the "
+                        f"time bound")
+    if state["error"]:
+        raise Failed(f"{t.name}: {state['error']} (after {state['done']} writes)")
+    return took
+
+
+def leader_of(t, daemons):
+    """The daemon holding the database-leader role in node1's members list."""
+    status, body = unix_get(daemons[0].socket, "/1.0/cluster/members?recursion=1", timeout=30)
+    try:
+        for m in json.loads(body)["metadata"]:
+            if "database-leader" in (m.get("roles") or []):
+                return daemons[int(m["server_name"].removeprefix("node")) - 1]
+    except (ValueError, KeyError, TypeError, IndexError):
+        pass
+    raise Failed(f"{t.name}: no database-leader in node1's members list ({status})")
+
+
+def profile_count(d, timeout=30.0):
+    """How many profiles d lists (GET /1.0/profiles), or None if it does not answer."""
+    try:
+        status, body = unix_request(d.socket, "GET", "/1.0/profiles", timeout=timeout)
+        urls = json.loads(body)["metadata"]
+        return len(urls) if status == 200 and isinstance(urls, list) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS of one PID every 10 ms until stopped; keeps the peak (kB)."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = None
+        self.samples = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            v = proc_status(self.pid, "VmRSS")
+            if v is not None:
+                self.peak = v if self.peak is None else max(self.peak, v)
+                self.samples += 1
+            self.halt.wait(0.01)
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=5)
+
+
+def scale(bench, t, size):
+    """A cluster database of `size` profiles on 3 members, then a 4th joins. Start 4 daemons,
+    bootstrap node1 and join node2 and node3 by token (untimed); write `size` profiles from
+    SCALE_CLIENTS concurrent clients over the 3 members' unix sockets (timed: writes/s); then,
+    with a new token from node1, time node4's `init --preseed` (join), and go on until node4
+    lists size + 1 profiles (join->reads all) and node1 lists 4 members Online. The leader's
+    VmRSS is sampled every 10 ms from just before the join until then: its growth is the peak
+    minus the value just before. Members on SCALE_NET.K; bounded by --scale-timeout."""
+    bound = bench.scale_timeout
+    deadline = now() + bound
+
+    def left(cap):
+        return min(cap, deadline - now())
+
+    net = t.scale_net
+    port = bench.cluster_port(t, 4, net)
+    dirs = [bench.fresh_dir(f"{t.name}-scale{size}-node{k}") for k in range(1, 5)]
+    conf = bench.fresh_dir(f"{t.name}-scale{size}-client")
+    daemons = []
+    sampler = None
+    out = {}  # metric -> value, filled as the run goes
+
+    def token(k):
+        tok = t.run_client(dirs[0], conf, ["cluster", "add", f"node{k}", "--quiet"],
+                           timeout=left(60)).stdout.strip()
+        if not tok or len(tok.split()) != 1:
+            raise Failed(f"{t.name}: cluster add node{k} printed {tok[:80]!r}, not a token")
+        return tok
+
+    try:
+        try:
+            for dir_ in dirs:
+                daemons.append(t.start(dir_))
+            for d in daemons:
+                t.wait_ready(d, timeout=left(120))
+            t.run_cli(dirs[0], ["init", "--preseed"], timeout=left(120),
+                      stdin=t.bootstrap_preseed(port, net))
+            for k in (2, 3):
+                t.run_cli(dirs[k - 1], ["init", "--preseed"], timeout=left(300),
+                          stdin=t.join_preseed(k, port, token(k), net))
+            t.wait_online(daemons[0], 3, deadline)
+            log(f"  {t.name}: writing {size} profiles")
+            wrote = write_profiles(t, daemons[:3], size, deadline)
+            out[f"write rate {size}"] = size / wrote
+            log(f"  {t.name}: {size} profiles in {wrote:.1f} s ({size / wrote:.0f}/s)")
+            leader = leader_of(t, daemons[:3])
+            tok4 = token(4)
+            rss_before = proc_status(leader.pid, "VmRSS")
+            hwm_before = proc_status(leader.pid, "VmHWM")
+            if rss_before is not None:
+                out[f"leader VmRSS {size}"] = rss_before / 1024.0
+            sampler = RssSampler(leader.pid)
+            sampler.start()
+            t1 = now()
+            t.run_cli(dirs[3], ["init", "--preseed"], timeout=left(600),
+                      stdin=t.join_preseed(4, port, tok4, net))
+            out[f"join after {size}"] = ms(now() - t1)
+            log(f"  {t.name}: node4 joined after {size} writes in "
+                f"{out[f'join after {size}']:.0f} ms")
+            seen = None
+            while True:
+                seen = profile_count(daemons[3], timeout=max(1.0, left(30)))
+                if seen == size + 1:
+                    break
+                dead = [k + 1 for k, d in enumerate(daemons) if not d.alive()]
+                if dead:
+                    why = crash_line(daemons[dead[0] - 1].stderr_path)
+                    raise Failed(f"{t.name}: node{dead[0]} exited after node4's join"
+                                 + (f": {why}" if why else ""))
+                if now() >= deadline:
+                    raise Failed(f"{t.name}: node4 lists {seen} profiles, not {size + 1}, "
+                                 "at the time bound")
+                time.sleep(0.1)
+            out[f"join->reads all {size}"] = ms(now() - t1)
+            t.wait_online(daemons[0], 4, deadline)
+        except Failed as e:
+            if now() >= deadline - 1 and not isinstance(e, OutOfTime):
+                e = OutOfTime(f"{t.name}: scale {size} not done within the {bound:.0f} s "
+                              f"bound ({str(e).removeprefix(t.name + ': ')[:80]})")
+            # What was measured before the failure (the write rate, the leader's memory
+            # during a join that failed) still goes in the table.
+            e.partial = out
+            raise e
+        finally:
+            if sampler is not None:
+                sampler.stop()
+                hwm_after = proc_status(leader.pid, "VmHWM")
+                if sampler.peak is not None and rss_before is not None:
+                    out[f"leader RSS growth {size}"] = (sampler.peak - rss_before) / 1024.0
+                if hwm_after is not None and hwm_before is not None:
+                    out[f"leader VmHWM growth {size}"] = (hwm_after - hwm_before) / 1024.0
+    finally:
+        t.stop_all(daemons)
+        for dir_ in dirs + [conf]:
+            bench.cleanup_dir(dir_)
+    return out
+
+
+def scale_rows(size):
+    return [(f"write rate {size}", "writes/s"), (f"join after {size}", "ms"),
+            (f"join->reads all {size}", "ms"), (f"leader VmRSS {size}", "MiB"),
+            (f"leader RSS growth {size}", "MiB"), (f"leader VmHWM growth {size}", "MiB")]
+
+
 FORMATION_SIZES = (3, 5, 8, 16)
 # Formations of this many members or more are measured once per target (they are expensive).
 FORMATION_ONCE_FROM = 8
@@ -522,7 +762,10 @@ SCENARIOS = {
                              ("daemon VmHWM", "MiB")]),
     "waitready": (own_waitready, [("start->waitready", "ms")]),
     "formation": (formation, None),
+    "scale": (scale, None),
 }
+# What runs without --scenarios; `scale` takes minutes per size and is asked for by name.
+DEFAULT_SCENARIOS = ("single", "waitready", "formation")
 
 
 # -------------------------------------------------------------------------------------------
@@ -536,6 +779,7 @@ class Bench:
         self.counter = 0
         self.ports = {}
         self.formation_timeout = 600.0
+        self.scale_timeout = 1800.0
         self.pid_lock = threading.Lock()  # stop_all() forgets PIDs from several threads
 
     def record_pid(self, pid):
@@ -569,17 +813,18 @@ class Bench:
                 return port
         raise Failed(f"no free port on {t.address}")
 
-    def cluster_port(self, t, n):
-        """A port free on all n member addresses of the target (CLUSTER_NET.1..n); a new one
-        per formation, so that none waits for the previous one's sockets."""
-        key = t.name + "-cluster"
+    def cluster_port(self, t, n, net=None):
+        """A port free on all n member addresses of the target (CLUSTER_NET.1..n, or
+        NET.1..n); a new one per formation, so that none waits for the previous one's
+        sockets."""
+        key = f"{t.name}-{net or 'cluster'}"
         port = self.ports.get(key, 8442)
         for _ in range(200):
             port += 1
-            if all(port_free(t.member_address(k), port) for k in range(1, n + 1)):
+            if all(port_free(t.member_address(k, net), port) for k in range(1, n + 1)):
                 self.ports[key] = port
                 return port
-        raise Failed(f"{t.name}: no port free on all of {t.cluster_net}.1-{n}")
+        raise Failed(f"{t.name}: no port free on all of {net or t.cluster_net}.1-{n}")
 
     def cleanup_dir(self, path):
         """Remove a daemon's directory once it is stopped, after unmounting what LXD mounted
@@ -622,11 +867,24 @@ def parse_sizes(text):
     return sorted(set(sizes))
 
 
-class Entry:
-    """One line of the plan: a scenario (or one formation size), its rows and its run count."""
+def parse_profiles(text):
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--profiles {text!r}: comma-separated numbers, like 10000,100000")
+    if not sizes or any(not 1 <= n <= 1_000_000 for n in sizes):
+        raise SystemExit("--profiles: each between 1 and 1000000")
+    return sorted(set(sizes))
 
-    def __init__(self, key, fn, rows, runs, size=None):
+
+class Entry:
+    """One line of the plan: a scenario (or one formation size), its rows and its run count.
+    `cell` entries (scale) fail cell by cell, for rxd as for LXD: the other cells are still
+    measured."""
+
+    def __init__(self, key, fn, rows, runs, size=None, cell=False):
         self.key, self.fn, self.rows, self.runs, self.size = key, fn, rows, runs, size
+        self.cell = cell
 
 
 def main():
@@ -638,7 +896,7 @@ def main():
     p.add_argument("--work", required=True, help="scratch directory (removed by bench/run)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per target first")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+    p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
                    help=f"comma-separated, of: {', '.join(SCENARIOS)}")
     p.add_argument("--sizes", default=",".join(map(str, FORMATION_SIZES)),
                    help="cluster sizes N of the formation scenario")
@@ -647,6 +905,10 @@ def main():
                         "(default: --runs; those from there on run once)")
     p.add_argument("--formation-timeout", type=float, default=600,
                    help="bound of one formation, daemon starts included, in seconds")
+    p.add_argument("--profiles", default=",".join(map(str, SCALE_SIZES)),
+                   help="cluster database sizes (profiles) of the scale scenario")
+    p.add_argument("--scale-timeout", type=float, default=1800,
+                   help="bound of one scale run (one size, one implementation), in seconds")
     p.add_argument("--max-seconds", type=float, default=3600,
                    help="start no new run after this long; print what was measured")
     a = p.parse_args()
@@ -662,6 +924,9 @@ def main():
     if not 10 <= a.formation_timeout <= 3600:
         raise SystemExit("--formation-timeout must be between 10 and 3600")
     sizes = parse_sizes(a.sizes)
+    profile_sizes = parse_profiles(a.profiles)
+    if not 60 <= a.scale_timeout <= 86400:
+        raise SystemExit("--scale-timeout must be between 60 and 86400")
 
     # SIGTERM (from bench/run's trap) unwinds like an exception, so every `finally` stops its
     # daemon by PID. (SIGINT is ignored: bench/run runs this in the background.)
@@ -669,13 +934,19 @@ def main():
 
     bench = Bench(a.work)
     bench.formation_timeout = a.formation_timeout
+    bench.scale_timeout = a.scale_timeout
     rxd, lxd = Rxd(bench, a.rxd, a.rxc), Lxd(bench, a.lxd, a.lxc)
     targets = [rxd, lxd]
 
     plan, warm = [], []
     for s in names:
         fn, rows = SCENARIOS[s]
-        if s == "formation":
+        if s == "scale":
+            # Each size once per implementation, no warm-up: minutes per run.
+            for n in profile_sizes:
+                plan.append(Entry(f"scale {n}", lambda b, t, n=n: scale(b, t, n),
+                                  scale_rows(n), 1, cell=True))
+        elif s == "formation":
             for n in sizes:
                 runs = 1 if n >= FORMATION_ONCE_FROM else a.formation_runs
                 plan.append(Entry(f"formation N={n}", lambda b, t, n=n: formation(b, t, n),
@@ -690,6 +961,7 @@ def main():
     results = {t.name: {} for t in targets}  # target -> metric -> [values]
     counts = {}  # (target, entry key) -> measured runs
     cell_unavailable = {}  # (target, entry key) -> reason: LXD failed at that one cell
+    cell_failed = {}  # (rxd, entry key) -> reason: rxd failed at a `cell` entry (scale)
     formation_unavailable = {}  # target -> reason: no formation of it can work here
     out_of_time = {}  # target -> smallest N that did not form within the bound
     end = now() + a.max_seconds
@@ -714,11 +986,20 @@ def main():
         try:
             out = e.fn(bench, t)
         except Failed as err:
+            if e.cell and record:
+                for k, v in getattr(err, "partial", {}).items():
+                    results[t.name].setdefault(k, []).append(v)
+            if e.cell and t is not lxd:
+                cell_failed[(t.name, e.key)] = str(err).removeprefix(f"{t.name}: ")
+                log(f"{t.name} failed ({e.key}): {err}")
+                return
             if t is not lxd:
                 raise
             # LXD failing here is a fact about this machine, not about rxd.
             reason = str(err).removeprefix("lxd: ")
-            if e.size is None:
+            if e.cell:
+                cell_unavailable[(t.name, e.key)] = reason
+            elif e.size is None:
                 t.unavailable = reason
             elif not record:
                 formation_unavailable[t.name] = f"the warm-up formation failed: {reason}"
@@ -765,6 +1046,12 @@ def main():
     for e in plan:
         for metric, unit in e.rows:
             r_med, r_txt = summarize(results["rxd"].get(metric, []), unit)
+            failed = cell_failed.get(("rxd", e.key))
+            if failed and r_med is None:
+                r_txt = f"failed: {failed[:40]}"
+                note = f"rxd {e.key} failed: {failed}"
+                if len(failed) > 40 and note not in notes:
+                    notes.append(note)
             why = why_not(lxd, e)
             if why:
                 l_med, l_txt = None, f"unavailable: {why[:40]}"
@@ -774,6 +1061,9 @@ def main():
                     notes.append(note)
             else:
                 l_med, l_txt = summarize(results["lxd"].get(metric, []), unit)
+            if why and e.cell and results["lxd"].get(metric):
+                # Measured before LXD failed at a later step of the same run.
+                l_med, l_txt = summarize(results["lxd"][metric], unit)
             ratio = f"{r_med / l_med:.2f}" if r_med is not None and l_med else "-"
             lines.append((f"{metric} ({unit})", r_txt, l_txt, ratio))
     widths = [max(len(x[i]) for x in [head] + lines) for i in range(4)]
@@ -785,10 +1075,14 @@ def main():
     runs = ", ".join(f"{e.key if e.size is None or e.size == plan_sizes[0] else f'N={e.size}'} "
                      f"{counts.get(('rxd', e.key), 0)}/{counts.get(('lxd', e.key), 0)}"
                      for e in plan)
-    print(f"measured runs (rxd/lxd): {runs}; before them {a.warmup} warm-up "
-          f"run{'' if a.warmup == 1 else 's'} of each "
-          f"scenario" + (f" (of formation: one N={FORMATION_WARMUP_SIZE} formation)"
-                         if plan_sizes and a.warmup else ""))
+    if warm:
+        print(f"measured runs (rxd/lxd): {runs}; before them {a.warmup} warm-up "
+              f"run{'' if a.warmup == 1 else 's'} of each "
+              f"scenario" + (f" (of formation: one N={FORMATION_WARMUP_SIZE} formation)"
+                             if plan_sizes and a.warmup else "")
+              + ("; none of scale" if any(e.cell for e in plan) else ""))
+    else:
+        print(f"measured runs (rxd/lxd): {runs}; no warm-up")
     if plan_sizes:
         once = [str(n) for n in plan_sizes if n >= FORMATION_ONCE_FROM]
         print("formation: from node1's `init --preseed` until node1 lists N members, all "
@@ -800,6 +1094,14 @@ def main():
                   "[min-max] is over that one run")
         print(f"  members on {rxd.cluster_net}.K (rxd) and {lxd.cluster_net}.K (lxd); each "
               f"formation bounded by {a.formation_timeout:.0f} s")
+    scales = [e.key.split()[1] for e in plan if e.cell]
+    if scales:
+        print(f"scale: {','.join(scales)} profiles written by {SCALE_CLIENTS} clients over 3 "
+              "members (writes/s), then node4's `init --preseed` (join after) and until node4")
+        print("  lists them all (join->reads all); the leader's VmRSS just before the join, its "
+              "peak growth (10 ms samples) until then, and its VmHWM growth;")
+        print(f"  members on {rxd.scale_net}.K (rxd) and {lxd.scale_net}.K (lxd); each run "
+              f"bounded by {a.scale_timeout:.0f} s, once per implementation and size")
     print(f"{os.cpu_count()} CPUs, 1-min load {load_before:.1f} before and "
           f"{os.getloadavg()[0]:.1f} after; single/waitready: rxd on {rxd.address}, "
           f"lxd on {lxd.address}")
@@ -813,7 +1115,7 @@ def main():
     if rxd_failed:
         print(f"rxd failed, later runs not measured: {rxd_failed}")
         return 1
-    return 0
+    return 1 if cell_failed else 0
 
 
 if __name__ == "__main__":
