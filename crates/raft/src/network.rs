@@ -223,10 +223,9 @@ impl PeerClient {
                 PayloadTooLarge::new_entries_hint(u64::try_from(fits).unwrap_or(1)),
             ));
         }
-        let send = self
-            .transport
-            .post(&self.node.addr, PATH_APPEND, body.clone());
-        if body.len() <= DETACHED_APPEND_BYTES {
+        let detached = body.len() > DETACHED_APPEND_BYTES;
+        let send = self.transport.post(&self.node.addr, PATH_APPEND, body);
+        if !detached {
             let reply = send.await;
             return self.outcome(reply.as_deref(), count);
         }
