@@ -953,7 +953,6 @@ fn write_profile(tx: &Transaction, p: &Profile, sql: &str) -> Result<usize, Stop
 /// given. The highest is kept in `member_ids`, so a removed member's id (also its raft node id)
 /// never comes back.
 fn allocate_member_id(tx: &Transaction, asked: u64) -> Result<u64, Stop> {
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS member_ids (high INTEGER NOT NULL)")?;
     let high: i64 = tx.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(high) FROM member_ids), 0),
                     COALESCE((SELECT MAX(id) FROM members), 0))",

@@ -89,6 +89,11 @@ CREATE TABLE network_members (
     PRIMARY KEY (network, member_id)
 );
 "#,
+    // 3: the highest member id ever given, so that a removed member's id (its raft node id
+    // too) is never given again.
+    r#"
+CREATE TABLE member_ids (high INTEGER NOT NULL);
+"#,
 ];
 
 /// The node-local database's migrations.
