@@ -411,22 +411,25 @@ impl SnapshotFiles {
         remove_if_exists(&self.receiving)?;
         remove_if_exists(&self.chunks)?;
         let (applied, _) = applied_state(live)?;
-        let newest = |path: &Path| -> Option<Option<LogId<u64>>> {
-            if !path.exists() || check_complete(path).is_err() {
+        // A snapshot counts only if it is newer than the live state; only then is the whole
+        // file checked, so an ordinary start reads no more than its header and metadata.
+        let newer = |path: &Path| -> Option<Option<LogId<u64>>> {
+            if !path.exists() {
                 return None;
             }
-            Self::read_meta(path).ok().map(|m| m.last_log_id)
+            let last = Self::read_meta(path).ok()?.last_log_id;
+            (last > applied && check_complete(path).is_ok()).then_some(last)
         };
-        let received = newest(&self.received);
-        let current = newest(&self.current);
+        let received = newer(&self.received);
+        let current = newer(&self.current);
         match (received, current) {
-            (Some(r), c) if r > applied && Some(r) > c => {
+            (Some(r), c) if Some(r) > c => {
                 tracing::warn!(
                     "Restoring the cluster database from a snapshot received before a crash ({r:?}, applied {applied:?})"
                 );
                 self.promote_received(live, None)?;
             }
-            (_, Some(c)) if c > applied => {
+            (_, Some(c)) => {
                 tracing::warn!(
                     "Restoring the cluster database from its snapshot ({c:?}, applied {applied:?})"
                 );
