@@ -219,6 +219,11 @@ async fn assert_replicas_equal(nodes: &[ReplicatedDb]) {
     }
 }
 
+/// Proposes `cmd` through `node` and expects it to commit and apply.
+async fn commit(node: &ReplicatedDb, cmd: Command) {
+    assert_eq!(node.propose(cmd).await.unwrap(), Ok(Response::Done));
+}
+
 async fn read_profile(node: &ReplicatedDb, name: &str) -> rxd_db::tables::Profile {
     let name = name.to_string();
     node.read(move |c| rxd_db::tables::profile(c, "default", &name))
@@ -280,10 +285,7 @@ async fn three_members_replicate_forward_and_survive_leader_loss() {
 
     eprintln!("phase: a write on a follower is forwarded to the leader");
     let n2 = cluster.node(2);
-    assert_eq!(
-        n2.propose(profile("web")).await.unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&n2, profile("web")).await;
     for id in 1..=3 {
         let web = read_profile(&cluster.node(id), "web").await;
         assert_eq!(web.description, "Profile web");
@@ -303,10 +305,7 @@ async fn three_members_replicate_forward_and_survive_leader_loss() {
     assert!([2, 3].contains(&new_leader));
     for node in &survivors {
         let name = format!("after-{}", node.id());
-        assert_eq!(
-            node.propose(profile(&name)).await.unwrap(),
-            Ok(Response::Done)
-        );
+        commit(node, profile(&name)).await;
     }
     for node in &survivors {
         read_profile(node, "after-2").await;
@@ -328,10 +327,7 @@ async fn three_members_replicate_forward_and_survive_leader_loss() {
     .await
     .unwrap();
     read_profile(&n1, "after-2").await;
-    assert_eq!(
-        n1.propose(profile("back")).await.unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&n1, profile("back")).await;
     assert_replicas_equal(&cluster.nodes.values().cloned().collect::<Vec<_>>()).await;
 }
 
@@ -358,10 +354,7 @@ async fn refused_command_returns_its_error_everywhere_and_later_commands_apply()
     eprintln!("phase: later commands still apply on every replica");
     for id in 1..=3 {
         let name = format!("p{id}");
-        assert_eq!(
-            cluster.node(id).propose(profile(&name)).await.unwrap(),
-            Ok(Response::Done)
-        );
+        commit(&cluster.node(id), profile(&name)).await;
     }
     // Another kind of refusal, on a follower, changes nothing either.
     let duplicate = cluster.node(2).propose(profile("p1")).await.unwrap();
@@ -395,10 +388,7 @@ async fn refused_command_returns_its_error_everywhere_and_later_commands_apply()
         })
         .await
         .unwrap();
-    assert_eq!(
-        cluster.node(2).propose(profile("two")).await.unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&cluster.node(2), profile("two")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -419,7 +409,7 @@ async fn late_learner_catches_up_through_a_snapshot() {
             set: [(format!("key.{i}"), i.to_string())].into(),
             unset: vec![],
         };
-        assert_eq!(n1.propose(cmd).await.unwrap(), Ok(Response::Done));
+        commit(&n1, cmd).await;
     }
     n1.wait_until(WAIT, "a snapshot on the leader", |s| {
         s.snapshot_index >= Some(40)
@@ -447,7 +437,7 @@ async fn late_learner_catches_up_through_a_snapshot() {
         set: [("after.snapshot".to_string(), "yes".to_string())].into(),
         unset: vec![],
     };
-    assert_eq!(n2.propose(cmd).await.unwrap(), Ok(Response::Done));
+    commit(&n2, cmd).await;
     assert_replicas_equal(&[n1, n2]).await;
 }
 
@@ -466,13 +456,7 @@ async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
     let cluster = Cluster::three_voters(fast_settings()).await;
     let leader = cluster.node(1);
     let follower = cluster.node(2);
-    assert_eq!(
-        leader
-            .propose(Command::CreateProfile(web("v0")))
-            .await
-            .unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&leader, Command::CreateProfile(web("v0"))).await;
 
     eprintln!("phase: a follower forwards v1; the leader applies it and the reply is lost");
     let (handled, resume) = cluster.transport.lose_next_propose_reply();
@@ -482,13 +466,7 @@ async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
     assert_eq!(read_profile(&leader, "web").await.description, "v1");
 
     eprintln!("phase: v2 commits before the follower learns that its connection broke");
-    assert_eq!(
-        leader
-            .propose(Command::UpdateProfile(web("v2")))
-            .await
-            .unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&leader, Command::UpdateProfile(web("v2"))).await;
     resume.send(()).unwrap();
     let outcome = tokio::time::timeout(WAIT, v1).await.unwrap().unwrap();
     assert_eq!(outcome.unwrap(), Ok(Response::Done));
@@ -512,10 +490,7 @@ async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
         expires_at: "2030-01-01T00:00:00Z".to_string(),
         location: "node1".to_string(),
     };
-    assert_eq!(
-        leader.propose(Command::AddToken(token)).await.unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&leader, Command::AddToken(token)).await;
     let (handled, resume) = cluster.transport.lose_next_propose_reply();
     let sender = follower.clone();
     let consumed = tokio::spawn(async move {
@@ -542,26 +517,14 @@ async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
 async fn a_write_whose_leader_dies_before_answering_applies_once_through_the_next_leader() {
     let mut cluster = Cluster::three_voters(fast_settings()).await;
     let leader = cluster.node(1);
-    assert_eq!(
-        leader
-            .propose(Command::CreateProfile(web("v0")))
-            .await
-            .unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&leader, Command::CreateProfile(web("v0"))).await;
 
     eprintln!("phase: a follower forwards v1; the leader commits it, then v2");
     let (handled, resume) = cluster.transport.lose_next_propose_reply();
     let sender = cluster.node(2);
     let v1 = tokio::spawn(async move { sender.propose(Command::UpdateProfile(web("v1"))).await });
     tokio::time::timeout(WAIT, handled).await.unwrap().unwrap();
-    assert_eq!(
-        leader
-            .propose(Command::UpdateProfile(web("v2")))
-            .await
-            .unwrap(),
-        Ok(Response::Done)
-    );
+    commit(&leader, Command::UpdateProfile(web("v2"))).await;
 
     eprintln!("phase: the leader dies before its answer to the follower leaves");
     cluster.kill(1).await;
