@@ -55,3 +55,119 @@ pub struct Report {
     /// Checker-specific figures (keys checked, search time, anomalies by type, …).
     pub details: serde_json::Value,
 }
+
+pub mod sets;
+
+impl Anomaly {
+    /// An anomaly of `kind` shown by `ops`.
+    pub fn new(kind: &str, message: impl Into<String>, ops: Vec<usize>) -> Self {
+        Anomaly {
+            kind: kind.to_string(),
+            message: message.into(),
+            ops,
+        }
+    }
+
+    /// The smallest operation id involved (`usize::MAX` when none is): anomalies sort by it.
+    pub fn first_op(&self) -> usize {
+        self.ops.iter().copied().min().unwrap_or(usize::MAX)
+    }
+}
+
+impl Report {
+    /// A report from what a checker found: anomalies sorted by their smallest op id (then kind),
+    /// verdict `Invalid` when there is one, else `Unknown` when `undecided`, else `Valid`.
+    pub fn from_anomalies(
+        mut anomalies: Vec<Anomaly>,
+        counts: Counts,
+        details: serde_json::Value,
+        undecided: bool,
+    ) -> Report {
+        anomalies
+            .sort_by(|a, b| (a.first_op(), &a.kind, &a.ops).cmp(&(b.first_op(), &b.kind, &b.ops)));
+        let verdict = if !anomalies.is_empty() {
+            Verdict::Invalid
+        } else if undecided {
+            Verdict::Unknown
+        } else {
+            Verdict::Valid
+        };
+        Report {
+            verdict,
+            anomalies,
+            counts,
+            details,
+        }
+    }
+}
+
+/// How many anomalies of each kind, as a JSON object (for a report's `details`).
+pub fn anomalies_by_kind(anomalies: &[Anomaly]) -> serde_json::Value {
+    let mut by_kind = std::collections::BTreeMap::<&str, u64>::new();
+    for a in anomalies {
+        *by_kind.entry(a.kind.as_str()).or_default() += 1;
+    }
+    serde_json::json!(by_kind)
+}
+
+/// One report for several checkers' reports: anomalies merged and re-sorted, counts added up,
+/// verdict `Invalid` if any is, else `Unknown` if any is, else `Valid` (`Valid` for none);
+/// `details` is the list of the parts' details.
+pub fn merge(reports: impl IntoIterator<Item = Report>) -> Report {
+    let mut anomalies = Vec::new();
+    let mut counts = Counts::default();
+    let mut details = Vec::new();
+    let mut undecided = false;
+    for r in reports {
+        undecided |= r.verdict == Verdict::Unknown;
+        anomalies.extend(r.anomalies);
+        counts.acknowledged_writes += r.counts.acknowledged_writes;
+        counts.lost_writes += r.counts.lost_writes;
+        counts.unexpected_writes += r.counts.unexpected_writes;
+        counts.duplicated_writes += r.counts.duplicated_writes;
+        counts.stale_reads += r.counts.stale_reads;
+        details.push(r.details);
+    }
+    Report::from_anomalies(
+        anomalies,
+        counts,
+        serde_json::Value::Array(details),
+        undecided,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_sorts_and_adds_up() {
+        let a = Report::from_anomalies(
+            vec![Anomaly::new("lost", "x", vec![7, 3])],
+            Counts {
+                lost_writes: 1,
+                acknowledged_writes: 2,
+                ..Counts::default()
+            },
+            serde_json::json!({}),
+            false,
+        );
+        let b = Report::from_anomalies(
+            vec![Anomaly::new("unexpected", "y", vec![1])],
+            Counts {
+                acknowledged_writes: 5,
+                ..Counts::default()
+            },
+            serde_json::json!({}),
+            true,
+        );
+        assert_eq!(b.verdict, Verdict::Invalid);
+        let m = merge([a, b]);
+        assert_eq!(m.verdict, Verdict::Invalid);
+        assert_eq!(m.anomalies[0].kind, "unexpected");
+        assert_eq!(m.counts.acknowledged_writes, 7);
+        let u = Report::from_anomalies(vec![], Counts::default(), serde_json::json!({}), true);
+        assert_eq!(merge([u]).verdict, Verdict::Unknown);
+        assert_eq!(merge([]).verdict, Verdict::Valid);
+    }
+}
