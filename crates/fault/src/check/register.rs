@@ -106,7 +106,7 @@ fn entry(op: &Op<RegisterOp>) -> Option<(u32, Entry)> {
 
 /// How the search of one key ended.
 #[derive(Debug)]
-enum Outcome1 {
+enum Search {
     /// An order was found.
     Linearizable,
     /// No order exists: the longest prefix linearized (entry indices, in order), the value
@@ -185,7 +185,7 @@ fn entry_of(node: usize) -> usize {
 }
 
 /// The WGL search of one key's entries (sorted by invocation).
-fn search(entries: &[Entry], budget: Duration, stats: &mut KeyStats) -> Outcome1 {
+fn search(entries: &[Entry], budget: Duration, stats: &mut KeyStats) -> Search {
     let started = Instant::now();
     let mut ev = Events::new(entries);
     let words = entries.len().div_ceil(64);
@@ -202,12 +202,12 @@ fn search(entries: &[Entry], budget: Duration, stats: &mut KeyStats) -> Outcome1
         if ok_left == 0 {
             stats.steps = steps;
             stats.cache = cache.len();
-            return Outcome1::Linearizable;
+            return Search::Linearizable;
         }
         if steps.is_multiple_of(512) && started.elapsed() >= budget {
             stats.steps = steps;
             stats.cache = cache.len();
-            return Outcome1::TimedOut;
+            return Search::TimedOut;
         }
         steps += 1;
         if node != NIL && is_call(node) {
@@ -242,7 +242,7 @@ fn search(entries: &[Entry], budget: Duration, stats: &mut KeyStats) -> Outcome1
             stats.steps = steps;
             stats.cache = cache.len();
             let (prefix, state, blocked) = best.unwrap_or((Vec::new(), None, None));
-            return Outcome1::Nonlinearizable {
+            return Search::Nonlinearizable {
                 prefix,
                 state,
                 blocked,
@@ -357,9 +357,9 @@ pub fn check(ops: &[Op<RegisterOp>], budget_per_key: Duration) -> Report {
         max_cache = max_cache.max(stats.cache);
         total_steps += stats.steps;
         match outcome {
-            Outcome1::Linearizable => valid_keys += 1,
-            Outcome1::TimedOut => unknown_keys.push(*key),
-            Outcome1::Nonlinearizable {
+            Search::Linearizable => valid_keys += 1,
+            Search::TimedOut => unknown_keys.push(*key),
+            Search::Nonlinearizable {
                 prefix,
                 state,
                 blocked,
@@ -385,14 +385,19 @@ pub fn check(ops: &[Op<RegisterOp>], budget_per_key: Duration) -> Report {
                     }
                     None => "no operation can follow".to_string(),
                 };
+                let last = if tail.is_empty() {
+                    "none".to_string()
+                } else {
+                    tail.join(", ")
+                };
                 anomalies.push(Anomaly::new(
                     "nonlinearizable",
                     format!(
                         "key {key}: no order of its {} operations is linearizable; the longest \
-                         attempt placed {} operation(s) (last: {}), leaving the value {}, then {stuck}",
+                         attempt placed {} operation(s) (last: {last}), leaving the value {}, \
+                         then {stuck}",
                         entries.len(),
                         prefix.len(),
-                        if tail.is_empty() { "none".to_string() } else { tail.join(", ") },
                         show(state),
                     ),
                     ids,
