@@ -56,6 +56,7 @@ pub struct Report {
     pub details: serde_json::Value,
 }
 
+pub mod append;
 pub mod register;
 pub mod sets;
 
