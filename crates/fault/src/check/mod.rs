@@ -57,6 +57,7 @@ pub struct Report {
 }
 
 pub mod append;
+pub mod bank;
 pub mod register;
 pub mod sets;
 
