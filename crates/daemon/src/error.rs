@@ -66,6 +66,7 @@ impl From<ApplyError> for ApiError {
         let status = match &e {
             ApplyError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApplyError::Exists { .. } | ApplyError::AddressTaken { .. } => StatusCode::CONFLICT,
+            ApplyError::Changed { .. } => StatusCode::PRECONDITION_FAILED,
             ApplyError::NoMatchingToken => StatusCode::FORBIDDEN,
             ApplyError::TokenExpired => StatusCode::FORBIDDEN,
             ApplyError::InUse { .. }

@@ -179,6 +179,15 @@ pub enum Command {
     CreateProfile(Profile),
     /// Replaces a profile's writable fields.
     UpdateProfile(Profile),
+    /// Replaces a profile's writable fields only if the profile is still `expected` (what the
+    /// writer read and checked its `If-Match` against, or merged into): a compare-and-set
+    /// decided where the write applies, so two writers holding the same state cannot both win.
+    UpdateProfileIf {
+        /// The new profile.
+        profile: Profile,
+        /// The profile as the writer read it.
+        expected: Profile,
+    },
     /// Renames a profile.
     RenameProfile {
         /// Project.
@@ -693,6 +702,29 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 "UPDATE profiles SET description = ?3, config = ?4, devices = ?5 WHERE project = ?1 AND name = ?2",
             )?;
             expect_changed(n, Entity::Profile, &p.name)?;
+        }
+        Command::UpdateProfileIf { profile, expected } => {
+            let current = match tables::profile(tx, &profile.project, &profile.name) {
+                Ok(p) => p,
+                Err(DbError::NotFound { .. }) => {
+                    return refuse(ApplyError::NotFound {
+                        entity: Entity::Profile,
+                        name: profile.name.clone(),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if current != *expected {
+                return refuse(ApplyError::Changed {
+                    entity: Entity::Profile,
+                    name: profile.name.clone(),
+                });
+            }
+            write_profile(
+                tx,
+                profile,
+                "UPDATE profiles SET description = ?3, config = ?4, devices = ?5 WHERE project = ?1 AND name = ?2",
+            )?;
         }
         Command::RenameProfile {
             project,

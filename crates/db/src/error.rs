@@ -75,6 +75,14 @@ pub enum ApplyError {
         /// Its name.
         name: String,
     },
+    /// A conditional write found the object changed since the writer read it.
+    #[error("{entity} {name:?} changed since it was read")]
+    Changed {
+        /// What kind of object.
+        entity: Entity,
+        /// Its name.
+        name: String,
+    },
     /// A targeted pool create for a pool that is already created.
     #[error("Storage pool is not in pending state")]
     NotPending {

@@ -132,12 +132,15 @@ pub async fn profiles_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResul
 }
 
 async fn load(d: &Daemon, name: &str) -> ApiResult<Profile> {
+    Ok(to_api(load_row(d, name).await?))
+}
+
+/// The profile's row, read linearizably.
+async fn load_row(d: &Daemon, name: &str) -> ApiResult<tables::Profile> {
     let name = name.to_string();
-    Ok(to_api(
-        d.db()
-            .read(move |c| tables::profile(c, PROJECT, &name))
-            .await?,
-    ))
+    Ok(d.db()
+        .read(move |c| tables::profile(c, PROJECT, &name))
+        .await?)
 }
 
 /// `GET /1.0/profiles/{name}`.
@@ -187,32 +190,63 @@ async fn update(
     put: ProfilePut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let current = load(d, name).await?;
-    check_etag(headers, &rxd_api::etag(&writable(&current)))?;
-    let (config, devices, description) = if merge {
-        let mut config = current.config;
-        config.extend(put.config);
-        let mut devices = current.devices;
-        devices.extend(put.devices);
-        let description = if put.description.is_empty() {
-            current.description
+    // The write carries the profile it was computed from; the state machine applies it only
+    // if the profile is still that (a compare-and-set), so an `If-Match` cannot pass twice and
+    // concurrent merges cannot drop each other's keys. Without `If-Match` a lost race is
+    // computed again from the new state.
+    let conditional = headers.contains_key(axum::http::header::IF_MATCH);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let row = load_row(d, name).await?;
+        let current = to_api(row.clone());
+        check_etag(headers, &rxd_api::etag(&writable(&current)))?;
+        let (config, devices, description) = if merge {
+            let mut config = current.config;
+            config.extend(put.config.clone());
+            let mut devices = current.devices;
+            devices.extend(put.devices.clone());
+            let description = if put.description.is_empty() {
+                current.description
+            } else {
+                put.description.clone()
+            };
+            (config, devices, description)
         } else {
-            put.description
+            (
+                put.config.clone(),
+                put.devices.clone(),
+                put.description.clone(),
+            )
         };
-        (config, devices, description)
-    } else {
-        (put.config, put.devices, put.description)
-    };
-    validate_devices(d, &devices).await?;
-    d.db()
-        .propose(Command::UpdateProfile(tables::Profile {
-            project: PROJECT.into(),
-            name: name.to_string(),
-            description,
-            config,
-            devices,
-        }))
-        .await??;
+        validate_devices(d, &devices).await?;
+        let result = d
+            .db()
+            .propose(Command::UpdateProfileIf {
+                profile: tables::Profile {
+                    project: PROJECT.into(),
+                    name: name.to_string(),
+                    description,
+                    config,
+                    devices,
+                },
+                expected: row,
+            })
+            .await?;
+        match result {
+            Err(rxd_db::ApplyError::Changed { .. }) if !conditional && attempts < 20 => continue,
+            Err(rxd_db::ApplyError::Changed { .. }) if conditional => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::PRECONDITION_FAILED,
+                    format!("Profile {name:?} changed since its ETag was read"),
+                ))
+            }
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
     d.events.lifecycle(
         "profile-updated",
         &format!("/1.0/profiles/{name}"),
