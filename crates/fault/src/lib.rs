@@ -3,4 +3,10 @@
 //! Dev-only; the product does not depend on it.
 
 pub mod check;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod profile;
+pub mod run;
+pub mod workload;
