@@ -97,9 +97,13 @@ pub const KEYS: &[Key] = &[
         scope: Scope::Cluster,
         default: "20",
         hidden: false,
+        // 11 and up, as LXD; lower in a fault-injection build told so (`RXD_RAFT_TUNING`).
         validate: |v| match v.parse::<i64>() {
-            Ok(n) if n > 10 => Ok(()),
-            Ok(_) => Err("Value must be greater than '10'".into()),
+            Ok(n) if n >= crate::fault_injection::offline_threshold_min() => Ok(()),
+            Ok(_) => Err(format!(
+                "Value must be greater than '{}'",
+                crate::fault_injection::offline_threshold_min() - 1
+            )),
             Err(_) => Err(format!("Invalid value for an integer {v:?}")),
         },
     },

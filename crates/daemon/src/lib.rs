@@ -14,6 +14,7 @@ pub mod access;
 pub mod config;
 pub mod error;
 pub mod events;
+mod fault_injection;
 mod handlers;
 pub mod heartbeat;
 mod join;
@@ -141,7 +142,7 @@ impl Daemon {
             &self.dir.join("database").join("global"),
             id,
             self.transport.clone(),
-            rxd_raft::RaftSettings::default(),
+            fault_injection::raft_settings(),
         )
         .await
     }
@@ -381,6 +382,7 @@ fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
 /// Starts the daemon and serves until it is told to stop.
 pub async fn run(opts: Options) -> Result<(), StartError> {
     let dir = opts.dir;
+    fault_injection::check_env().map_err(StartError::Api)?;
     // Tests start a daemon with this failpoint to learn that the binary has them.
     failpoint("daemon-start")
         .await
@@ -442,7 +444,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         &dir.join("database").join("global"),
         node_id,
         transport.clone(),
-        rxd_raft::RaftSettings::default(),
+        fault_injection::raft_settings(),
     )
     .await?;
     let mut standalone = !joining && !db.is_initialized().await;

@@ -31,6 +31,8 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod log_store;
 mod network;
 mod replicated;
@@ -39,6 +41,8 @@ mod state_machine;
 mod types;
 
 pub use error::{RaftError, TransportError};
+#[cfg(feature = "fault-injection")]
+pub use faults::FaultSwitch;
 pub use network::{Transport, MAX_APPEND_BYTES, MAX_INTERNAL_BODY};
 pub use replicated::{RaftRole, RaftSettings, RaftStatus, ReplicatedDb};
 pub use rpc::{PATH_APPEND, PATH_PROPOSE, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE};

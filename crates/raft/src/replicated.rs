@@ -68,6 +68,9 @@ pub struct RaftSettings {
     pub entries_kept_after_snapshot: u64,
     /// Bound on sending one whole snapshot to a peer (the file streams in one request).
     pub snapshot_timeout: Duration,
+    /// Deliberate bugs switched on (fault suite only; empty by default).
+    #[cfg(feature = "fault-injection")]
+    pub faults: BTreeSet<crate::FaultSwitch>,
 }
 
 impl Default for RaftSettings {
@@ -81,6 +84,8 @@ impl Default for RaftSettings {
             snapshot_after_entries: 1024,
             entries_kept_after_snapshot: 8192,
             snapshot_timeout: Duration::from_secs(600),
+            #[cfg(feature = "fault-injection")]
+            faults: BTreeSet::new(),
         }
     }
 }
@@ -90,6 +95,17 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl RaftSettings {
+    /// Checks that the settings are consistent (what [`ReplicatedDb::open`] would refuse).
+    pub fn check(&self) -> Result<(), RaftError> {
+        self.to_config().map(|_| ())
+    }
+
+    /// Whether the deliberate bug `switch` is on.
+    #[cfg(feature = "fault-injection")]
+    fn fault(&self, switch: crate::FaultSwitch) -> bool {
+        self.faults.contains(&switch)
+    }
+
     fn to_config(&self) -> Result<Config, RaftError> {
         Config {
             cluster_name: "rxd".to_string(),
@@ -503,23 +519,77 @@ impl ReplicatedDb {
             id: uuid::Uuid::new_v4(),
             command: cmd,
         };
+        #[cfg(feature = "fault-injection")]
+        if self
+            .inner
+            .settings
+            .fault(crate::FaultSwitch::AckBeforeCommit)
+            && crate::faults::acked_early(&proposal.command)
+        {
+            let this = self.clone();
+            tokio::spawn(async move { this.propose_once(proposal).await });
+            return Ok(Ok(rxd_db::Response::Done));
+        }
+        // Set once an attempt met a transport error (read only by `reforward-new-id`).
+        let transport_failed = std::sync::atomic::AtomicBool::new(false);
+        let transport_failed = &transport_failed;
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "the command to commit", async {
             self.on_leader(|id, address| {
-                let proposal = proposal.clone();
+                #[allow(unused_mut)]
+                let mut proposal = proposal.clone();
+                #[cfg(feature = "fault-injection")]
+                if self.inner.settings.fault(crate::FaultSwitch::ReforwardNewId)
+                    && transport_failed.load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    proposal.id = uuid::Uuid::new_v4();
+                    tracing::warn!(id = %proposal.id, "fault switch reforward-new-id: new request id");
+                }
                 async move {
                     if id == self.inner.id {
                         self.propose_local(proposal).await
                     } else {
-                        let reply: Result<Applied, Refusal> =
-                            self.post(&address, PATH_PROPOSE, &proposal).await?;
-                        reply.map(|a| a.0).map_err(|r| r.into_error(&address))
+                        let reply: Result<Result<Applied, Refusal>, RaftError> =
+                            self.post(&address, PATH_PROPOSE, &proposal).await;
+                        if matches!(reply, Err(RaftError::Unreachable { .. })) {
+                            transport_failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        reply?.map(|a| a.0).map_err(|r| r.into_error(&address))
                     }
                 }
             })
             .await
         })
         .await
+    }
+
+    /// `ack-before-commit`: one attempt at the leader known now, with no resend; the outcome
+    /// is only logged.
+    #[cfg(feature = "fault-injection")]
+    async fn propose_once(&self, proposal: Proposal) {
+        let m = self.metrics();
+        let leader = m.current_leader.and_then(|id| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| (id, n.addr.clone()))
+        });
+        let limit = self.inner.settings.request_timeout;
+        let outcome = match leader {
+            None => Err(RaftError::NoLeader),
+            Some((id, _)) if id == self.inner.id => {
+                bounded(limit, "the command to commit", self.propose_local(proposal)).await
+            }
+            Some((_, address)) => {
+                bounded(limit, "the command to commit", async {
+                    let reply: Result<Applied, Refusal> =
+                        self.post(&address, PATH_PROPOSE, &proposal).await?;
+                    reply.map(|a| a.0).map_err(|r| r.into_error(&address))
+                })
+                .await
+            }
+        };
+        tracing::warn!("fault switch ack-before-commit: acknowledged write ended {outcome:?}");
     }
 
     /// Writes through this node's raft core, without forwarding.
@@ -572,6 +642,15 @@ impl ReplicatedDb {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, rxd_db::DbError> + Send + 'static,
     {
+        #[cfg(feature = "fault-injection")]
+        if self
+            .inner
+            .settings
+            .fault(crate::FaultSwitch::StaleFollowerReads)
+            && self.metrics().current_leader != Some(self.inner.id)
+        {
+            return self.read_local(f).await;
+        }
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "a linearizable read index", async {
             let index = self
@@ -690,6 +769,26 @@ impl ReplicatedDb {
             Ok(())
         })
         .await
+    }
+
+    /// On the leader: the other voters whose log matches the leader's last entry, with their
+    /// addresses (the ones that can win an election at once). Empty on any other member.
+    pub fn up_to_date_voters(&self) -> Vec<(u64, String)> {
+        let m = self.metrics();
+        let (Some(replication), Some(last)) = (m.replication.as_ref(), m.last_log_index) else {
+            return Vec::new();
+        };
+        let membership = m.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter(|id| *id != self.inner.id)
+            .filter(|id| {
+                replication
+                    .get(id)
+                    .is_some_and(|matched| matched.map(|l| l.index) == Some(last))
+            })
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+            .collect()
     }
 
     /// Starts an election on this node at once (for example after a voter was added and the

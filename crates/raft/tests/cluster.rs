@@ -543,3 +543,101 @@ async fn a_write_whose_leader_dies_before_answering_applies_once_through_the_nex
     }
     assert_replicas_equal(&survivors).await;
 }
+
+#[cfg(feature = "fault-injection")]
+fn with_fault(switch: rxd_raft::FaultSwitch) -> RaftSettings {
+    RaftSettings {
+        faults: [switch].into(),
+        ..fast_settings()
+    }
+}
+
+/// The bug idempotent proposals fixed, switched back on: a new request id after a lost reply
+/// makes the leader apply the command a second time.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_reforward_new_id_a_write_whose_reply_is_lost_applies_twice() {
+    let cluster = Cluster::three_voters(with_fault(rxd_raft::FaultSwitch::ReforwardNewId)).await;
+    let leader = cluster.node(1);
+    let follower = cluster.node(2);
+    commit(&leader, Command::CreateProfile(web("v0"))).await;
+    let (handled, resume) = cluster.transport.lose_next_propose_reply();
+    let sender = follower.clone();
+    let v1 = tokio::spawn(async move { sender.propose(Command::UpdateProfile(web("v1"))).await });
+    tokio::time::timeout(WAIT, handled).await.unwrap().unwrap();
+    commit(&leader, Command::UpdateProfile(web("v2"))).await;
+    resume.send(()).unwrap();
+    let outcome = tokio::time::timeout(WAIT, v1).await.unwrap().unwrap();
+    assert_eq!(outcome.unwrap(), Ok(Response::Done));
+    for id in 1..=3 {
+        let profile = read_profile(&cluster.node(id), "web").await;
+        assert_eq!(
+            profile.description, "v1",
+            "member {id}: v1 was not applied a second time after v2"
+        );
+    }
+}
+
+/// A follower cut off from the leader answers reads from its own, stale replica.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_stale_follower_reads_a_cut_off_follower_reads_an_old_value() {
+    let cluster =
+        Cluster::three_voters(with_fault(rxd_raft::FaultSwitch::StaleFollowerReads)).await;
+    let leader = cluster.node(1);
+    let follower = cluster.node(3);
+    commit(&leader, Command::CreateProfile(web("v0"))).await;
+    follower
+        .wait_until(WAIT, "v0 applied on member 3", |s| {
+            s.last_applied >= leader.status().last_applied
+        })
+        .await
+        .unwrap();
+    assert_eq!(read_profile(&follower, "web").await.description, "v0");
+
+    eprintln!("phase: member 3 no longer receives anything; v1 commits on 1 and 2");
+    cluster.transport.peers.lock().unwrap().remove(&address(3));
+    commit(&leader, Command::UpdateProfile(web("v1"))).await;
+    assert_eq!(
+        read_profile(&cluster.node(2), "web").await.description,
+        "v1"
+    );
+    assert_eq!(
+        read_profile(&follower, "web").await.description,
+        "v0",
+        "member 3 answered a linearizable read"
+    );
+}
+
+/// A write is acknowledged although no quorum exists to commit it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_ack_before_commit_a_write_without_a_quorum_is_acknowledged() {
+    let settings = RaftSettings {
+        request_timeout: Duration::from_secs(2),
+        ..with_fault(rxd_raft::FaultSwitch::AckBeforeCommit)
+    };
+    let mut cluster = Cluster::three_voters(settings).await;
+    let leader = cluster.node(1);
+    commit(&leader, Command::CreateProfile(web("v0"))).await;
+    cluster.kill(2).await;
+    cluster.kill(3).await;
+    let outcome = tokio::time::timeout(WAIT, leader.propose(profile("lost")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.unwrap(), Ok(Response::Done));
+    let found = leader
+        .read_local(|c| rxd_db::tables::profile(c, "default", "lost").map(|_| ()))
+        .await;
+    assert!(found.is_err(), "the write committed without a quorum");
+    // Commands outside the switch's reach still wait for their commit.
+    let token = leader
+        .propose(Command::DeleteToken {
+            id: "none".to_string(),
+        })
+        .await;
+    assert!(
+        token.is_err(),
+        "a token command answered without a quorum: {token:?}"
+    );
+}
