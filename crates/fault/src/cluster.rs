@@ -129,7 +129,7 @@ impl Cluster {
             net,
             rxd,
             env,
-            offline_threshold: 11,
+            offline_threshold: 4,
         })
     }
 
@@ -147,7 +147,8 @@ impl Cluster {
             }
             None => Command::new(program),
         };
-        cmd.env("RXD_DIR", &self.slots[i].dir)
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RXD_DIR", &self.slots[i].dir)
             .env("LXD_DIR", &self.slots[i].dir)
             .env("HOME", &self.slots[i].dir);
         cmd
@@ -164,8 +165,7 @@ impl Cluster {
             .append(true)
             .open(self.slots[i].dir.join("daemon.stderr"))?;
         let mut cmd = self.command(i, &self.rxd.clone());
-        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .arg("--dir")
+        cmd.arg("--dir")
             .arg(&self.slots[i].dir)
             .arg("--verbose")
             .stdin(Stdio::null())

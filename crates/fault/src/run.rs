@@ -241,7 +241,7 @@ fn write_repro(dir: &Path, opts: &RunOptions) -> Result<()> {
     let mix: Vec<&str> = opts.nemesis.iter().map(|n| n.name()).collect();
     let wl = serde_json::to_value(opts.workload)?;
     let mut cmd = format!(
-        "cargo build --workspace && target/debug/rxd-fault run --workload {} --nemesis {} --seed {} --members {} --fault-secs {}",
+        "cargo build --workspace && cargo build -p rxd-daemon --features fault-injection --bins && target/debug/rxd-fault run --workload {} --nemesis {} --seed {} --members {} --fault-secs {}",
         wl.as_str().unwrap_or_default(),
         mix.join(","),
         opts.seed,
@@ -278,7 +278,9 @@ async fn drive(
         }
     }
     // Form the cluster.
-    cluster.bootstrap(0).await.context("bootstrap")?;
+    cluster.bootstrap(0).await.context(
+        "bootstrap (rxd must be built with the fault-injection feature: cargo build --workspace && cargo build -p rxd-daemon --features fault-injection --bins)",
+    )?;
     for i in 1..opts.members {
         cluster
             .join(i, 0)

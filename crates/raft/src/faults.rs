@@ -15,9 +15,9 @@ pub enum FaultSwitch {
     /// (no resend, dropped when no leader is known or the forward fails), so an acknowledged
     /// write is lost when the leader dies or is cut off before it replicates.
     AckBeforeCommit,
-    /// `reforward-new-id`: once a forwarded proposal met a transport error, every later attempt
-    /// of that proposal carries a new request id, so a lost reply makes the leader apply the
-    /// command twice.
+    /// `reforward-new-id`: every attempt of a proposal after the first (after a transport error,
+    /// or a leader that stepped down with the entry in its log) carries a new request id, as
+    /// before proposals were idempotent, so a lost reply makes the command apply twice.
     ReforwardNewId,
 }
 

@@ -530,9 +530,9 @@ impl ReplicatedDb {
             tokio::spawn(async move { this.propose_once(proposal).await });
             return Ok(Ok(rxd_db::Response::Done));
         }
-        // Set once an attempt met a transport error (read only by `reforward-new-id`).
-        let transport_failed = std::sync::atomic::AtomicBool::new(false);
-        let transport_failed = &transport_failed;
+        // Attempts made so far (read only by `reforward-new-id`).
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let attempts = &attempts;
         let limit = self.inner.settings.request_timeout;
         bounded(limit, "the command to commit", async {
             self.on_leader(|id, address| {
@@ -540,20 +540,18 @@ impl ReplicatedDb {
                 let mut proposal = proposal.clone();
                 #[cfg(feature = "fault-injection")]
                 if self.inner.settings.fault(crate::FaultSwitch::ReforwardNewId)
-                    && transport_failed.load(std::sync::atomic::Ordering::SeqCst)
+                    && attempts.load(std::sync::atomic::Ordering::SeqCst) > 0
                 {
                     proposal.id = uuid::Uuid::new_v4();
                     tracing::warn!(id = %proposal.id, "fault switch reforward-new-id: new request id");
                 }
+                attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
                     if id == self.inner.id {
                         self.propose_local(proposal).await
                     } else {
                         let reply: Result<Result<Applied, Refusal>, RaftError> =
                             self.post(&address, PATH_PROPOSE, &proposal).await;
-                        if matches!(reply, Err(RaftError::Unreachable { .. })) {
-                            transport_failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
                         reply?.map(|a| a.0).map_err(|r| r.into_error(&address))
                     }
                 }
