@@ -25,6 +25,7 @@ pub mod operations;
 pub mod peer;
 pub mod response;
 pub mod router;
+pub mod shutdown;
 pub mod storage;
 
 use std::path::{Path, PathBuf};
@@ -517,9 +518,19 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     }
     // Bridges and their dnsmasq come back after a restart.
     handlers::networks::restore(&daemon).await;
+    // SIGTERM and SIGINT stop the daemon the same orderly way as `rxd shutdown`.
+    let signal = |kind| io("Handle signals", tokio::signal::unix::signal(kind));
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     tracing::info!("rxd is ready, data directory {}", dir.display());
-    daemon.stop.notified().await;
+    tokio::select! {
+        _ = daemon.stop.notified() => {}
+        _ = sigterm.recv() => tracing::info!("Received SIGTERM"),
+        _ = sigint.recv() => tracing::info!("Received SIGINT"),
+    }
     tracing::info!("Shutting down");
+    // While the listeners still serve: the new leader's election needs this member's vote.
+    shutdown::hand_over_leadership(&daemon).await;
     unix.abort();
     daemon.set_https_address("").await.ok();
     // dnsmasq processes are ours; bridges and their rules stay, as LXD leaves them.

@@ -598,10 +598,8 @@ async fn with_stale_follower_reads_a_cut_off_follower_reads_an_old_value() {
     eprintln!("phase: member 3 no longer receives anything; v1 commits on 1 and 2");
     cluster.transport.peers.lock().unwrap().remove(&address(3));
     commit(&leader, Command::UpdateProfile(web("v1"))).await;
-    assert_eq!(
-        read_profile(&cluster.node(2), "web").await.description,
-        "v1"
-    );
+    // The leader still reads linearizably (member 2 reads locally too, and may lag).
+    assert_eq!(read_profile(&leader, "web").await.description, "v1");
     assert_eq!(
         read_profile(&follower, "web").await.description,
         "v0",

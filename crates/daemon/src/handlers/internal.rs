@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::error::{ApiError, ApiResult};
 use crate::response::empty;
 use crate::Daemon;
 
@@ -19,6 +20,21 @@ pub async fn ready_get() -> Response {
 pub async fn shutdown_put(State(d): State<Arc<Daemon>>) -> Response {
     d.stop.notify_one();
     empty()
+}
+
+/// `POST /internal/raft/elect`: this voter campaigns for leadership at once (a stopping leader
+/// hands over this way; the fault suite calls it on the unix socket). A member that is not a
+/// voter answers 400; on the leader it changes nothing.
+pub async fn raft_elect_post(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
+    let db = d.db();
+    let status = db.status();
+    if !status.voters.contains_key(&status.id) {
+        return Err(ApiError::bad_request(
+            "This member is not a database voter and cannot become leader",
+        ));
+    }
+    db.trigger_election().await?;
+    Ok(empty())
 }
 
 /// `POST /internal/raft/{kind}`: one raft RPC; the body and answer are raft's own. A snapshot
