@@ -67,6 +67,8 @@ pub struct Slot {
     pub pids: Vec<u32>,
     /// Exits nobody asked for: (slot, status).
     pub unexpected_exits: Vec<String>,
+    /// Whether the data directory is a tmpfs of ours.
+    pub tmpfs: bool,
 }
 
 /// The slots of a run and how to start `rxd` in them.
@@ -121,6 +123,7 @@ impl Cluster {
                 member: false,
                 pids: Vec::new(),
                 unexpected_exits: Vec::new(),
+                tmpfs: false,
             });
         }
         Ok(Cluster {
@@ -156,6 +159,12 @@ impl Cluster {
 
     /// Starts `rxd` in slot `i` without waiting for it to answer.
     pub fn launch(&mut self, i: usize) -> Result<()> {
+        self.launch_skewed(i, None)
+    }
+
+    /// [`Cluster::launch`], with the wall clock moved by `offset` (`faketime`, such as
+    /// `+90s`); monotonic time is left alone.
+    pub fn launch_skewed(&mut self, i: usize, offset: Option<&str>) -> Result<()> {
         self.reap(i);
         if self.slots[i].child.is_some() {
             bail!("slot {i} still runs a daemon");
@@ -164,7 +173,16 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(self.slots[i].dir.join("daemon.stderr"))?;
-        let mut cmd = self.command(i, &self.rxd.clone());
+        let mut cmd = match offset {
+            None => self.command(i, &self.rxd.clone()),
+            Some(offset) => {
+                let mut c = self.command(i, Path::new("faketime"));
+                c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                    .args(["-f", offset])
+                    .arg(&self.rxd);
+                c
+            }
+        };
         cmd.arg("--dir")
             .arg(&self.slots[i].dir)
             .arg("--verbose")
@@ -273,6 +291,51 @@ impl Cluster {
         Ok(())
     }
 
+    /// Puts every slot's data directory on a tmpfs of `mib` MiB (for disk-full faults).
+    pub fn small_disks(&mut self, mib: u32) -> Result<()> {
+        for s in &mut self.slots {
+            crate::net::sh(
+                "mount",
+                &[
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={mib}m"),
+                    "tmpfs",
+                    &s.dir.to_string_lossy(),
+                ],
+            )?;
+            s.tmpfs = true;
+        }
+        Ok(())
+    }
+
+    /// Fills slot `i`'s disk with a balloon file; returns its size.
+    pub fn fill_disk(&mut self, i: usize) -> Result<u64> {
+        if !self.slots[i].tmpfs {
+            bail!("disk-full needs the data directories on tmpfs");
+        }
+        let dir = self.slots[i].dir.clone();
+        let stat = nix::sys::statvfs::statvfs(&dir)?;
+        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        let size = free.saturating_sub(4096);
+        crate::net::sh(
+            "fallocate",
+            &[
+                "-l",
+                &size.to_string(),
+                &dir.join("balloon").to_string_lossy(),
+            ],
+        )?;
+        Ok(size)
+    }
+
+    /// Removes slot `i`'s balloon.
+    pub fn free_disk(&mut self, i: usize) -> Result<()> {
+        std::fs::remove_file(self.slots[i].dir.join("balloon"))?;
+        Ok(())
+    }
+
     /// Sends `signal` to slot `i`'s process.
     pub fn signal(&mut self, i: usize, signal: Signal) -> Result<()> {
         let child = self.slots[i]
@@ -370,6 +433,18 @@ impl Cluster {
         }
         if let Some(net) = &self.net {
             net.destroy();
+        }
+        for s in &mut self.slots {
+            if s.tmpfs {
+                // Keep what the member wrote beside the mount point, then unmount.
+                let saved = s.dir.with_extension("saved");
+                let _ = crate::net::sh(
+                    "cp",
+                    &["-a", &s.dir.to_string_lossy(), &saved.to_string_lossy()],
+                );
+                let _ = crate::net::sh("umount", &[&s.dir.to_string_lossy()]);
+                s.tmpfs = false;
+            }
         }
     }
 }

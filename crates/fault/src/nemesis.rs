@@ -37,6 +37,11 @@ pub enum Nemesis {
     Elect,
     /// Cut one follower off long enough that it needs a snapshot to catch up.
     Isolate,
+    /// Restart a member with its clock 90 s ahead or behind (`faketime`), then back.
+    Clock,
+    /// Fill a member's data directory (a small tmpfs) with a balloon file, then free it and
+    /// restart the member.
+    DiskFull,
 }
 
 impl Nemesis {
@@ -50,7 +55,8 @@ impl Nemesis {
 
     fn variants(self) -> &'static [&'static str] {
         match self {
-            Nemesis::Kill | Nemesis::Pause => &["leader", "voter", "standby", "any"],
+            // The leader twice: its loss is what exercises elections, resends and catch-up.
+            Nemesis::Kill | Nemesis::Pause => &["leader", "leader", "voter", "standby", "any"],
             Nemesis::Partition => &[
                 "leader-isolated",
                 "leader-minority",
@@ -65,6 +71,8 @@ impl Nemesis {
             Nemesis::LeaderTransfer => &["term"],
             Nemesis::Elect => &["voter"],
             Nemesis::Isolate => &["follower"],
+            Nemesis::Clock => &["ahead-leader", "behind-leader", "ahead-any", "behind-any"],
+            Nemesis::DiskFull => &["leader", "voter", "any"],
         }
     }
 
@@ -80,6 +88,8 @@ impl Nemesis {
             Nemesis::LeaderTransfer => "leader-transfer",
             Nemesis::Elect => "elect",
             Nemesis::Isolate => "isolate",
+            Nemesis::Clock => "clock",
+            Nemesis::DiskFull => "disk-full",
         }
     }
 }
@@ -112,6 +122,7 @@ pub fn plan(mix: &[Nemesis], window: Duration, seed: u64) -> Vec<Planned> {
         turn += 1;
         let duration_ms = match nemesis {
             Nemesis::Isolate => rng.random_range(6_000..9_000),
+            Nemesis::Clock | Nemesis::DiskFull => rng.random_range(2_000..5_000),
             Nemesis::Membership | Nemesis::Elect => 0,
             _ => rng.random_range(1_000..4_000),
         };
@@ -346,6 +357,37 @@ async fn install(cluster: &mut Cluster, p: &Planned, rec: &mut Record) -> Result
             tokio::time::sleep(hold).await;
             net.heal()?;
         }
+        Nemesis::Clock => {
+            let role = if p.variant.ends_with("leader") {
+                "leader"
+            } else {
+                "any"
+            };
+            let t = target_by_role(cluster, role, p.pick).await?;
+            rec.targets = names(cluster, &[t]);
+            let offset = if p.variant.starts_with("ahead") {
+                "+90s"
+            } else {
+                "-90s"
+            };
+            rec.detail = format!("clock {offset}");
+            cluster.kill(t);
+            cluster.launch_skewed(t, Some(offset))?;
+            tokio::time::sleep(hold).await;
+            cluster.kill(t);
+            cluster.launch(t)?;
+        }
+        Nemesis::DiskFull => {
+            let t = target_by_role(cluster, &p.variant, p.pick).await?;
+            rec.targets = names(cluster, &[t]);
+            let balloon = cluster.fill_disk(t)?;
+            rec.detail = format!("{} bytes of balloon", balloon);
+            tokio::time::sleep(hold).await;
+            cluster.free_disk(t)?;
+            // A member whose log or state write failed stops its raft; a restart recovers it.
+            cluster.kill(t);
+            cluster.launch(t)?;
+        }
         Nemesis::Isolate => {
             let t = target_by_role(cluster, "voter", p.pick).await?;
             rec.targets = names(cluster, &[t]);
@@ -549,4 +591,40 @@ async fn membership(cluster: &mut Cluster, p: &Planned, rec: &mut Record) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_repeats_its_plan_and_another_changes_it() {
+        let mix = [Nemesis::Kill, Nemesis::Partition, Nemesis::Membership];
+        let window = Duration::from_secs(50);
+        let a = serde_json::to_string(&plan(&mix, window, 42)).unwrap();
+        let b = serde_json::to_string(&plan(&mix, window, 42)).unwrap();
+        let c = serde_json::to_string(&plan(&mix, window, 43)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn faults_fit_the_window_take_turns_and_keep_their_bounds() {
+        let mix = [Nemesis::Pause, Nemesis::SlowLinks];
+        let window = Duration::from_secs(50);
+        for seed in 0..50 {
+            let p = plan(&mix, window, seed);
+            assert!(p.len() >= 8, "seed {seed}: only {} faults", p.len());
+            for k in &mix {
+                assert!(p.iter().any(|f| f.nemesis == *k), "seed {seed}: no {k:?}");
+            }
+            for (f, next) in p.iter().zip(p.iter().skip(1)) {
+                assert!((1_000..4_000).contains(&f.duration_ms));
+                let gap = next.at_ms - f.at_ms - f.duration_ms;
+                assert!((1_000..3_000).contains(&gap), "gap {gap}");
+            }
+            let last = p.last().unwrap();
+            assert!(last.at_ms + last.duration_ms <= 50_000);
+        }
+    }
 }

@@ -13,7 +13,7 @@ use crate::workload::Workload;
 /// Which set of runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
-    /// CI: eight runs, 5 members, 50 s of faults each.
+    /// CI: eight runs, 5 members, 55 s of faults each.
     Quick,
     /// Every workload against six mixes, 7 members.
     Long,
@@ -31,7 +31,7 @@ impl Profile {
     /// Seconds of faults per run.
     pub fn fault_secs(self) -> u64 {
         match self {
-            Profile::Quick => 50,
+            Profile::Quick => 55,
             Profile::Long => 45,
         }
     }
@@ -48,8 +48,8 @@ impl Profile {
                     vec![Partition],
                     vec![Partition, Kill, Membership],
                     vec![SlowLinks, Pause, Isolate],
-                    vec![RestartAll, LeaderTransfer, Elect],
-                    vec![Membership, Kill, Partition, Elect],
+                    vec![RestartAll, LeaderTransfer, Elect, Clock],
+                    vec![Membership, Kill, Partition, Elect, DiskFull],
                 ];
                 let mut out = Vec::new();
                 for w in [Sets, Register, Append, Bank] {

@@ -135,7 +135,7 @@ fn short_id() -> String {
 }
 
 fn tuning() -> String {
-    "heartbeat_ms=150,election_min_ms=600,election_max_ms=1200,request_timeout_ms=4000,snapshot_after=100,keep=50,offline_threshold_min=2".into()
+    "heartbeat_ms=100,election_min_ms=400,election_max_ms=800,request_timeout_ms=4000,snapshot_after=100,keep=50,offline_threshold_min=2".into()
 }
 
 /// Runs once and returns the summary (the run directory holds the rest).
@@ -275,6 +275,15 @@ async fn drive(
             if n.needs_network() {
                 invalid.push(format!("{} needs network namespaces (root)", n.name()));
             }
+        }
+    }
+    if opts.nemesis.contains(&Nemesis::DiskFull) {
+        if *mode == Mode::Namespaces {
+            cluster
+                .small_disks(256)
+                .context("data directories on tmpfs")?;
+        } else {
+            invalid.push("disk-full needs root (tmpfs data directories)".into());
         }
     }
     // Form the cluster.
@@ -503,9 +512,15 @@ fn ok_count(shared: &Shared) -> usize {
         + log.bank.iter().filter(|o| ok(o.outcome)).count()
 }
 
-/// Every member answers, and every member sees every member online.
+/// Every member answers, sees every member online, and all list the same members (the slots
+/// the harness counts as members).
 async fn healthy(cluster: &mut Cluster, limit: Duration) -> Result<()> {
     let members = cluster.members();
+    let mut expected: Vec<String> = members
+        .iter()
+        .map(|i| cluster.slots[*i].name.clone())
+        .collect();
+    expected.sort();
     let deadline = Instant::now() + limit;
     let mut last = String::new();
     'again: while Instant::now() < deadline {
@@ -513,6 +528,17 @@ async fn healthy(cluster: &mut Cluster, limit: Duration) -> Result<()> {
             let client = cluster.client(*i, Duration::from_secs(2));
             match client.cluster_members().await {
                 Ok(list) => {
+                    let mut names: Vec<String> =
+                        list.iter().map(|m| m.server_name.clone()).collect();
+                    names.sort();
+                    if names != expected {
+                        last = format!(
+                            "{} lists members {names:?}, expected {expected:?}",
+                            cluster.slots[*i].name
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue 'again;
+                    }
                     if let Some(m) = list.iter().find(|m| m.status != "Online") {
                         last = format!(
                             "{} sees {} {}",
@@ -594,17 +620,33 @@ fn roles_within_limits(cluster: &Cluster, roles: Option<&nemesis::Roles>) -> Vec
     out
 }
 
-/// Waits until every member applied the same index, stops them all gracefully and compares
-/// the replicated tables offline.
+/// Waits until every member applied the same index (read live from each state database), then
+/// stops them all gracefully and compares the replicated tables offline. (A stopping leader
+/// hands leadership over, and the new leader's first entry may reach only some members before
+/// they stop, so indexes are compared live and tables after the stop.)
 async fn converge(cluster: &mut Cluster) -> Vec<Anomaly> {
     let members = cluster.members();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let applied: Vec<Option<u64>> = members
+    let mut out = Vec::new();
+    loop {
+        let applied: Vec<(String, Option<u64>)> = members
             .iter()
-            .map(|i| applied_index(&state_db(&cluster.slots[*i].dir)).ok())
+            .map(|i| {
+                let s = &cluster.slots[*i];
+                (s.name.clone(), applied_index(&state_db(&s.dir)).ok())
+            })
             .collect();
-        if applied.iter().all(|a| a.is_some() && *a == applied[0]) {
+        if applied
+            .iter()
+            .all(|(_, a)| a.is_some() && *a == applied[0].1)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            out.push(anomaly(
+                "convergence",
+                format!("applied indexes differ 10 s after the last write: {applied:?}"),
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -612,29 +654,25 @@ async fn converge(cluster: &mut Cluster) -> Vec<Anomaly> {
     for i in &members {
         cluster.stop(*i, Duration::from_secs(20)).await;
     }
-    let mut out = Vec::new();
     let mut digests = Vec::new();
     for i in &members {
-        let path = state_db(&cluster.slots[*i].dir);
-        match (applied_index(&path), digest(&path)) {
-            (Ok(a), Ok(d)) => digests.push((cluster.slots[*i].name.clone(), a, d)),
-            (a, d) => out.push(anomaly(
+        let name = cluster.slots[*i].name.clone();
+        match digest(&state_db(&cluster.slots[*i].dir)) {
+            Ok(d) => digests.push((name, d)),
+            Err(e) => out.push(anomaly(
                 "convergence",
-                format!(
-                    "cannot read {}'s database: {:?} {:?}",
-                    cluster.slots[*i].name,
-                    a.err(),
-                    d.err()
-                ),
+                format!("cannot read {name}'s database: {e}"),
             )),
         }
     }
-    if let Some((first, a0, d0)) = digests.first() {
-        for (name, a, d) in &digests[1..] {
-            if a != a0 || d != d0 {
+    if let Some((first, d0)) = digests.first() {
+        for (name, d) in &digests[1..] {
+            if d != d0 {
                 out.push(anomaly(
                     "convergence",
-                    format!("{name} applied {a} with digest {d:016x}; {first} applied {a0} with digest {d0:016x}"),
+                    format!(
+                        "{name}'s replicated tables differ from {first}'s ({d:016x} vs {d0:016x})"
+                    ),
                 ));
             }
         }

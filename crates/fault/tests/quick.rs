@@ -1,12 +1,12 @@
 //! The quick profile, one test per run, as CI runs it (serially: see `.config/nextest.toml`).
 //! Each run forms a 5-member cluster (3 voters, 2 stand-bys, a spare slot) in network
-//! namespaces (loopback 127.0.140.x without root), drives a workload for 50 s of faults and
+//! namespaces (loopback 127.0.140.x without root), drives a workload for 55 s of faults and
 //! fails on any anomaly or on a run that is not valid. The seed comes from `RXD_FAULT_SEED`
 //! (default: random, printed) so CI covers new schedules while a failure names its seed.
 
 use rxd_fault::check::Verdict;
 use rxd_fault::nemesis::Nemesis;
-use rxd_fault::profile::quick_runs;
+use rxd_fault::profile::{quick_runs, Profile};
 use rxd_fault::run::{run, RunOptions};
 use rxd_fault::workload::Workload;
 
@@ -29,7 +29,7 @@ fn out_dir() -> std::path::PathBuf {
 
 async fn quick(position: usize) {
     let (workload, nemesis) = quick_runs()[position].clone();
-    let opts = options(workload, nemesis, seed(position as u64), 50, &[]);
+    let opts = options(workload, nemesis, seed(position as u64));
     eprintln!(
         "seed {} (set RXD_FAULT_SEED={} to repeat)",
         opts.seed,
@@ -51,23 +51,17 @@ async fn quick(position: usize) {
     );
 }
 
-fn options(
-    workload: Workload,
-    nemesis: Vec<Nemesis>,
-    seed: u64,
-    fault_secs: u64,
-    switches: &[&str],
-) -> RunOptions {
+fn options(workload: Workload, nemesis: Vec<Nemesis>, seed: u64) -> RunOptions {
     RunOptions {
         workload,
         nemesis,
         seed,
-        members: 5,
-        fault_secs,
+        members: Profile::Quick.members(),
+        fault_secs: Profile::Quick.fault_secs(),
         out: out_dir(),
         loopback: false,
         loopback_net: 140,
-        switches: switches.iter().map(|s| s.to_string()).collect(),
+        switches: Vec::new(),
         keep: false,
         rxd: rxd_fault::run::default_rxd(),
     }

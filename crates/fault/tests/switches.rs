@@ -1,0 +1,98 @@
+//! The suite's self-test against the daemon: a build with the `fault-injection` feature has
+//! three deliberate bugs, and the quick profile's runs must find each one. A run here is a
+//! quick-profile run (same workload and nemesis) with the bug switched on and a seed whose plan
+//! kills the leader at least four times; it must end `invalid` with the anomaly the bug causes.
+
+use rxd_fault::check::Verdict;
+use rxd_fault::nemesis::{plan, Nemesis};
+use rxd_fault::run::{default_rxd, run, RunOptions};
+use rxd_fault::workload::Workload;
+
+const FAULT_SECS: u64 = 30;
+
+/// The first seed from `from` whose plan hits the leader at least `n` times.
+fn seed_hitting_leader(mix: &[Nemesis], n: usize, from: u64) -> u64 {
+    (from..)
+        .find(|s| {
+            plan(mix, std::time::Duration::from_secs(FAULT_SECS), *s)
+                .iter()
+                .filter(|p| p.variant == "leader")
+                .count()
+                >= n
+        })
+        .expect("some seed hits the leader")
+}
+
+async fn caught(switch: &str, workload: Workload, nemesis: Vec<Nemesis>, kinds: &[&str]) {
+    let seed = seed_hitting_leader(&nemesis, 4, 1);
+    let exe = std::env::current_exe().expect("a test knows its path");
+    let opts = RunOptions {
+        workload,
+        nemesis,
+        seed,
+        members: 5,
+        fault_secs: FAULT_SECS,
+        out: exe
+            .ancestors()
+            .nth(3)
+            .expect("target dir")
+            .join("fault-runs"),
+        loopback: false,
+        loopback_net: 141,
+        switches: vec![switch.to_string()],
+        keep: false,
+        rxd: default_rxd(),
+    };
+    let summary = run(&opts).await.expect("the run completes");
+    eprintln!(
+        "{}",
+        rxd_fault::profile::table(std::slice::from_ref(&summary))
+    );
+    assert_eq!(
+        summary.verdict,
+        Verdict::Invalid,
+        "{switch} was not caught: {:?}",
+        summary.invalid_run
+    );
+    assert!(
+        summary
+            .anomalies
+            .iter()
+            .any(|a| kinds.contains(&a.kind.as_str())),
+        "{switch} was caught, but not as {kinds:?}: {:?}",
+        summary.anomalies.first()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_follower_reads_are_caught() {
+    caught(
+        "stale-follower-reads",
+        Workload::Sets,
+        vec![Nemesis::Kill],
+        &["stale-read"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledging_before_commit_is_caught() {
+    caught(
+        "ack-before-commit",
+        Workload::Sets,
+        vec![Nemesis::Kill],
+        &["lost"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_with_a_new_request_id_is_caught() {
+    caught(
+        "reforward-new-id",
+        Workload::Sets,
+        vec![Nemesis::Kill],
+        &["unexpected"],
+    )
+    .await;
+}
