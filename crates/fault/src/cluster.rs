@@ -14,6 +14,12 @@ use nix::unistd::Pid;
 
 use crate::net::{self, Net};
 
+/// Where Debian puts libfaketime.
+const FAKETIME_LIBS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+];
+
 /// Where members listen: namespaces of their own, or loopback addresses in the root namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -173,16 +179,20 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(self.slots[i].dir.join("daemon.stderr"))?;
-        let mut cmd = match offset {
-            None => self.command(i, &self.rxd.clone()),
-            Some(offset) => {
-                let mut c = self.command(i, Path::new("faketime"));
-                c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-                    .args(["-f", offset])
-                    .arg(&self.rxd);
-                c
-            }
-        };
+        let mut cmd = self.command(i, &self.rxd.clone());
+        if let Some(offset) = offset {
+            // libfaketime preloaded into rxd itself (its `faketime` wrapper would stand
+            // between the PID we signal and the daemon).
+            let lib = FAKETIME_LIBS
+                .iter()
+                .find(|l| Path::new(l).exists())
+                .ok_or_else(|| {
+                    anyhow!("libfaketime is not installed (apt-get install faketime)")
+                })?;
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         cmd.arg("--dir")
             .arg(&self.slots[i].dir)
             .arg("--verbose")
@@ -310,30 +320,32 @@ impl Cluster {
         Ok(())
     }
 
-    /// Fills slot `i`'s disk with a balloon file; returns its size.
+    /// Fills slot `i`'s disk with a balloon file until the file system refuses more; returns
+    /// its size.
     pub fn fill_disk(&mut self, i: usize) -> Result<u64> {
+        use std::io::Write;
         if !self.slots[i].tmpfs {
             bail!("disk-full needs the data directories on tmpfs");
         }
-        let dir = self.slots[i].dir.clone();
-        let stat = nix::sys::statvfs::statvfs(&dir)?;
-        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
-        let size = free.saturating_sub(4096);
-        crate::net::sh(
-            "fallocate",
-            &[
-                "-l",
-                &size.to_string(),
-                &dir.join("balloon").to_string_lossy(),
-            ],
-        )?;
+        let path = self.slots[i].dir.join("balloon");
+        let mut file = std::fs::File::create(&path)?;
+        let chunk = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        // Whole chunks, then smaller ones, until nothing more fits.
+        for piece in [1 << 20, 64 << 10, 4 << 10, 512] {
+            while file.write_all(&chunk[..piece]).is_ok() {
+                size += piece as u64;
+            }
+        }
         Ok(size)
     }
 
     /// Removes slot `i`'s balloon.
     pub fn free_disk(&mut self, i: usize) -> Result<()> {
-        std::fs::remove_file(self.slots[i].dir.join("balloon"))?;
-        Ok(())
+        match std::fs::remove_file(self.slots[i].dir.join("balloon")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Sends `signal` to slot `i`'s process.

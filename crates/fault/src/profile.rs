@@ -79,6 +79,34 @@ pub fn quick_runs() -> Vec<(Workload, Vec<Nemesis>)> {
     ]
 }
 
+/// A run that once found an anomaly, kept with its seed so it keeps being checked.
+pub struct Regression {
+    /// What it found, as the test is named.
+    pub name: &'static str,
+    /// The workload.
+    pub workload: Workload,
+    /// The mix.
+    pub nemesis: Vec<Nemesis>,
+    /// The seed that found it.
+    pub seed: u64,
+    /// Seconds of faults.
+    pub fault_secs: u64,
+}
+
+/// Every regression scenario.
+pub fn regressions() -> Vec<Regression> {
+    vec![Regression {
+        // Two transactions read the same ETag and both PUTs with `If-Match` succeeded: the
+        // ETag was checked in the handler, the write applied later. Fixed by deciding the
+        // precondition in apply (`Command::UpdateProfileIf`).
+        name: "if_match_checked_outside_apply",
+        workload: Workload::Append,
+        nemesis: vec![Nemesis::Kill, Nemesis::Partition],
+        seed: 5,
+        fault_secs: 15,
+    }]
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {

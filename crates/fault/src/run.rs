@@ -45,6 +45,34 @@ pub struct RunOptions {
     pub rxd: PathBuf,
 }
 
+impl RunOptions {
+    /// A quick-profile run (5 members, the quick fault window, namespaces when root) with its
+    /// directory in `target/fault-runs` and the `rxd` built beside this executable, as the
+    /// suite's tests make them.
+    pub fn quick(workload: Workload, nemesis: Vec<Nemesis>, seed: u64) -> RunOptions {
+        let exe = std::env::current_exe().unwrap_or_default();
+        // target/debug/deps/<test> or target/debug/rxd-fault -> target
+        let target = exe
+            .ancestors()
+            .find(|p| p.file_name().is_some_and(|n| n == "target"))
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("target"));
+        RunOptions {
+            workload,
+            nemesis,
+            seed,
+            members: crate::profile::Profile::Quick.members(),
+            fault_secs: crate::profile::Profile::Quick.fault_secs(),
+            out: target.join("fault-runs"),
+            loopback: false,
+            loopback_net: 140,
+            switches: Vec::new(),
+            keep: false,
+            rxd: default_rxd(),
+        }
+    }
+}
+
 /// The per-run summary that `results.json` holds and `run-all` adds up.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
@@ -383,6 +411,7 @@ async fn drive(
         net.heal()?;
     }
     for i in 0..cluster.slots.len() {
+        cluster.free_disk(i)?;
         cluster.reap(i);
         match cluster.slots[i].state {
             ProcState::Paused => {

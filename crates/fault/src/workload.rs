@@ -244,7 +244,8 @@ pub async fn worker(
         let pause = match outcome {
             Some(Outcome::Unknown) => {
                 process += workers as u64;
-                0
+                // A member whose raft stopped answers 5xx at once; do not spin on it either.
+                50
             }
             // A refused connection: the member is down or starting; do not spin on it.
             Some(Outcome::Fail) => 100,

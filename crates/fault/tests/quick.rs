@@ -5,10 +5,8 @@
 //! (default: random, printed) so CI covers new schedules while a failure names its seed.
 
 use rxd_fault::check::Verdict;
-use rxd_fault::nemesis::Nemesis;
-use rxd_fault::profile::{quick_runs, Profile};
+use rxd_fault::profile::quick_runs;
 use rxd_fault::run::{run, RunOptions};
-use rxd_fault::workload::Workload;
 
 fn seed(position: u64) -> u64 {
     let base = std::env::var("RXD_FAULT_SEED")
@@ -18,18 +16,9 @@ fn seed(position: u64) -> u64 {
     base + position
 }
 
-fn out_dir() -> std::path::PathBuf {
-    // target/debug/deps/<test> -> target/fault-runs
-    let exe = std::env::current_exe().expect("a test knows its path");
-    exe.ancestors()
-        .nth(3)
-        .expect("tests live in target/<profile>/deps")
-        .join("fault-runs")
-}
-
 async fn quick(position: usize) {
     let (workload, nemesis) = quick_runs()[position].clone();
-    let opts = options(workload, nemesis, seed(position as u64));
+    let opts = RunOptions::quick(workload, nemesis, seed(position as u64));
     eprintln!(
         "seed {} (set RXD_FAULT_SEED={} to repeat)",
         opts.seed,
@@ -49,22 +38,6 @@ async fn quick(position: usize) {
         summary.invalid_run,
         summary.anomalies.first()
     );
-}
-
-fn options(workload: Workload, nemesis: Vec<Nemesis>, seed: u64) -> RunOptions {
-    RunOptions {
-        workload,
-        nemesis,
-        seed,
-        members: Profile::Quick.members(),
-        fault_secs: Profile::Quick.fault_secs(),
-        out: out_dir(),
-        loopback: false,
-        loopback_net: 140,
-        switches: Vec::new(),
-        keep: false,
-        rxd: rxd_fault::run::default_rxd(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

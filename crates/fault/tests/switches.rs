@@ -5,7 +5,7 @@
 
 use rxd_fault::check::Verdict;
 use rxd_fault::nemesis::{plan, Nemesis};
-use rxd_fault::run::{default_rxd, run, RunOptions};
+use rxd_fault::run::{run, RunOptions};
 use rxd_fault::workload::Workload;
 
 const FAULT_SECS: u64 = 30;
@@ -25,23 +25,10 @@ fn seed_hitting_leader(mix: &[Nemesis], n: usize, from: u64) -> u64 {
 
 async fn caught(switch: &str, workload: Workload, nemesis: Vec<Nemesis>, kinds: &[&str]) {
     let seed = seed_hitting_leader(&nemesis, 4, 1);
-    let exe = std::env::current_exe().expect("a test knows its path");
     let opts = RunOptions {
-        workload,
-        nemesis,
-        seed,
-        members: 5,
         fault_secs: FAULT_SECS,
-        out: exe
-            .ancestors()
-            .nth(3)
-            .expect("target dir")
-            .join("fault-runs"),
-        loopback: false,
-        loopback_net: 141,
         switches: vec![switch.to_string()],
-        keep: false,
-        rxd: default_rxd(),
+        ..RunOptions::quick(workload, nemesis, seed)
     };
     let summary = run(&opts).await.expect("the run completes");
     eprintln!(

@@ -1,0 +1,30 @@
+//! Runs that once found an anomaly, with the seed that found it (see
+//! `rxd_fault::profile::regressions`). Each must now be valid.
+
+use rxd_fault::check::Verdict;
+use rxd_fault::profile::regressions;
+use rxd_fault::run::{run, RunOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_checked_outside_apply() {
+    let r = regressions()
+        .into_iter()
+        .find(|r| r.name == "if_match_checked_outside_apply")
+        .expect("the scenario is listed");
+    let opts = RunOptions {
+        fault_secs: r.fault_secs,
+        ..RunOptions::quick(r.workload, r.nemesis, r.seed)
+    };
+    let summary = run(&opts).await.expect("the run completes");
+    eprintln!(
+        "{}",
+        rxd_fault::profile::table(std::slice::from_ref(&summary))
+    );
+    assert_eq!(
+        summary.verdict,
+        Verdict::Valid,
+        "{:?} {:?}",
+        summary.invalid_run,
+        summary.anomalies.first()
+    );
+}
