@@ -74,6 +74,31 @@ struct Common {
     rxd: Option<PathBuf>,
 }
 
+impl Common {
+    /// Run options from the flags, with `profile`'s member count and fault window unless given.
+    fn options(
+        &self,
+        workload: Workload,
+        nemesis: Vec<Nemesis>,
+        seed: u64,
+        profile: Profile,
+    ) -> RunOptions {
+        RunOptions {
+            workload,
+            nemesis,
+            seed,
+            members: self.members.unwrap_or(profile.members()),
+            fault_secs: self.fault_secs.unwrap_or(profile.fault_secs()),
+            out: self.out.clone(),
+            loopback: self.loopback,
+            loopback_net: self.loopback_net,
+            switches: self.switches.clone(),
+            keep: self.keep,
+            rxd: self.rxd.clone().unwrap_or_else(run::default_rxd),
+        }
+    }
+}
+
 fn seed_or_random(seed: Option<u64>) -> u64 {
     seed.unwrap_or_else(|| {
         let s = rand::random::<u32>() as u64;
@@ -93,19 +118,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 common,
             } => {
-                let opts = RunOptions {
-                    workload,
-                    nemesis,
-                    seed: seed_or_random(seed),
-                    members: common.members.unwrap_or(5),
-                    fault_secs: common.fault_secs.unwrap_or(50),
-                    out: common.out.clone(),
-                    loopback: common.loopback,
-                    loopback_net: common.loopback_net,
-                    switches: common.switches.clone(),
-                    keep: common.keep,
-                    rxd: common.rxd.clone().unwrap_or_else(run::default_rxd),
-                };
+                let opts = common.options(workload, nemesis, seed_or_random(seed), Profile::Quick);
                 let summary = run::run(&opts).await?;
                 println!("{}", profile::table(std::slice::from_ref(&summary)));
                 anyhow::Ok(summary.verdict == rxd_fault::check::Verdict::Valid)
@@ -116,19 +129,8 @@ fn main() -> anyhow::Result<()> {
                 common,
             } => {
                 let seed = seed_or_random(seed);
-                let base = RunOptions {
-                    workload: Workload::Sets,
-                    nemesis: Vec::new(),
-                    seed,
-                    members: common.members.unwrap_or(profile.members()),
-                    fault_secs: common.fault_secs.unwrap_or(profile.fault_secs()),
-                    out: common.out.clone(),
-                    loopback: common.loopback,
-                    loopback_net: common.loopback_net,
-                    switches: common.switches.clone(),
-                    keep: common.keep || profile == Profile::Long,
-                    rxd: common.rxd.clone().unwrap_or_else(run::default_rxd),
-                };
+                let mut base = common.options(Workload::Sets, Vec::new(), seed, profile);
+                base.keep |= profile == Profile::Long;
                 let summary = profile::run_all(profile, &base).await?;
                 anyhow::Ok(summary.verdict == rxd_fault::check::Verdict::Valid)
             }

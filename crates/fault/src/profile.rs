@@ -13,7 +13,7 @@ use crate::workload::Workload;
 /// Which set of runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
-    /// CI: eight runs, 5 members, 55 s of faults each.
+    /// CI: eight runs, 5 members, 52 s of faults each.
     Quick,
     /// Every workload against six mixes, 7 members.
     Long,
@@ -31,8 +31,8 @@ impl Profile {
     /// Seconds of faults per run.
     pub fn fault_secs(self) -> u64 {
         match self {
-            Profile::Quick => 55,
-            Profile::Long => 45,
+            Profile::Quick => 52,
+            Profile::Long => 50,
         }
     }
 

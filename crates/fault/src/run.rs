@@ -166,6 +166,27 @@ fn tuning() -> String {
     "heartbeat_ms=100,election_min_ms=400,election_max_ms=800,request_timeout_ms=4000,snapshot_after=100,keep=50,offline_threshold_min=2".into()
 }
 
+impl RunSummary {
+    /// One line for a failed assertion: the verdict, why the run was not valid, and the first
+    /// anomaly.
+    pub fn explain(&self) -> String {
+        format!(
+            "run {} is {:?}: {:?} {:?}",
+            self.run_id,
+            self.verdict,
+            self.invalid_run,
+            self.anomalies.first()
+        )
+    }
+}
+
+/// [`run`], then prints the run's row of the table on stderr.
+pub async fn run_and_print(opts: &RunOptions) -> Result<RunSummary> {
+    let summary = run(opts).await?;
+    eprintln!("{}", crate::profile::table(std::slice::from_ref(&summary)));
+    Ok(summary)
+}
+
 /// Runs once and returns the summary (the run directory holds the rest).
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let limit = Duration::from_secs(3 * (opts.fault_secs + 120));

@@ -1,12 +1,12 @@
 //! The quick profile, one test per run, as CI runs it (serially: see `.config/nextest.toml`).
 //! Each run forms a 5-member cluster (3 voters, 2 stand-bys, a spare slot) in network
-//! namespaces (loopback 127.0.140.x without root), drives a workload for 55 s of faults and
+//! namespaces (loopback 127.0.140.x without root), drives a workload for 52 s of faults and
 //! fails on any anomaly or on a run that is not valid. The seed comes from `RXD_FAULT_SEED`
 //! (default: random, printed) so CI covers new schedules while a failure names its seed.
 
 use rxd_fault::check::Verdict;
 use rxd_fault::profile::quick_runs;
-use rxd_fault::run::{run, RunOptions};
+use rxd_fault::run::{run_and_print, RunOptions};
 
 fn seed(position: u64) -> u64 {
     let base = std::env::var("RXD_FAULT_SEED")
@@ -24,20 +24,8 @@ async fn quick(position: usize) {
         opts.seed,
         opts.seed - position as u64
     );
-    let summary = run(&opts).await.expect("the run completes");
-    eprintln!(
-        "{}",
-        rxd_fault::profile::table(std::slice::from_ref(&summary))
-    );
-    assert_eq!(
-        summary.verdict,
-        Verdict::Valid,
-        "run {} is {:?}: {:?} {:?}",
-        summary.run_id,
-        summary.verdict,
-        summary.invalid_run,
-        summary.anomalies.first()
-    );
+    let summary = run_and_print(&opts).await.expect("the run completes");
+    assert_eq!(summary.verdict, Verdict::Valid, "{}", summary.explain());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use rxd_fault::check::Verdict;
 use rxd_fault::profile::regressions;
-use rxd_fault::run::{run, RunOptions};
+use rxd_fault::run::{run_and_print, RunOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_match_checked_outside_apply() {
@@ -15,16 +15,6 @@ async fn if_match_checked_outside_apply() {
         fault_secs: r.fault_secs,
         ..RunOptions::quick(r.workload, r.nemesis, r.seed)
     };
-    let summary = run(&opts).await.expect("the run completes");
-    eprintln!(
-        "{}",
-        rxd_fault::profile::table(std::slice::from_ref(&summary))
-    );
-    assert_eq!(
-        summary.verdict,
-        Verdict::Valid,
-        "{:?} {:?}",
-        summary.invalid_run,
-        summary.anomalies.first()
-    );
+    let summary = run_and_print(&opts).await.expect("the run completes");
+    assert_eq!(summary.verdict, Verdict::Valid, "{}", summary.explain());
 }

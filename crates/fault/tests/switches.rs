@@ -5,7 +5,7 @@
 
 use rxd_fault::check::Verdict;
 use rxd_fault::nemesis::{plan, Nemesis};
-use rxd_fault::run::{run, RunOptions};
+use rxd_fault::run::{run_and_print, RunOptions};
 use rxd_fault::workload::Workload;
 
 const FAULT_SECS: u64 = 30;
@@ -30,11 +30,7 @@ async fn caught(switch: &str, workload: Workload, nemesis: Vec<Nemesis>, kinds: 
         switches: vec![switch.to_string()],
         ..RunOptions::quick(workload, nemesis, seed)
     };
-    let summary = run(&opts).await.expect("the run completes");
-    eprintln!(
-        "{}",
-        rxd_fault::profile::table(std::slice::from_ref(&summary))
-    );
+    let summary = run_and_print(&opts).await.expect("the run completes");
     assert_eq!(
         summary.verdict,
         Verdict::Invalid,
