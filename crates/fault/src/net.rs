@@ -129,48 +129,26 @@ impl Net {
 
     /// Drops traffic from `from` arriving at `at` (both slot indexes): a one-way cut.
     pub fn drop_from(&self, at: usize, from: usize) -> Result<()> {
-        self.ensure_table(at)?;
-        in_ns(
-            &self.ns(at),
-            "nft",
-            &[
-                "add",
-                "rule",
-                "inet",
-                "rxdfault",
-                "input",
-                "ip",
-                "saddr",
-                &Net::ip(from),
-                "drop",
-            ],
-        )?;
-        Ok(())
+        self.input_rule(at, &["ip", "saddr", &Net::ip(from), "drop"])
     }
 
     /// Drops a share of every packet slot `at` receives, `percent` in 1..100.
     pub fn lose(&self, at: usize, percent: u32) -> Result<()> {
-        self.ensure_table(at)?;
-        in_ns(
-            &self.ns(at),
-            "nft",
+        let percent = percent.to_string();
+        self.input_rule(
+            at,
             &[
-                "add",
-                "rule",
-                "inet",
-                "rxdfault",
-                "input",
-                "iifname",
-                "eth0",
-                "numgen",
-                "random",
-                "mod",
-                "100",
-                "<",
-                &percent.to_string(),
-                "drop",
+                "iifname", "eth0", "numgen", "random", "mod", "100", "<", &percent, "drop",
             ],
-        )?;
+        )
+    }
+
+    /// Appends `rule` to the input chain of slot `at`'s `inet rxdfault` table.
+    fn input_rule(&self, at: usize, rule: &[&str]) -> Result<()> {
+        self.ensure_table(at)?;
+        let mut args = vec!["add", "rule", "inet", "rxdfault", "input"];
+        args.extend_from_slice(rule);
+        in_ns(&self.ns(at), "nft", &args)?;
         Ok(())
     }
 

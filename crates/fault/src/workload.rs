@@ -279,6 +279,22 @@ fn op<F>(
     }
 }
 
+/// A compare-and-set whose `GET` failed: nothing was written, so the whole operation failed,
+/// whatever the `GET`'s error was.
+fn read_failed<F>(
+    shared: &Shared,
+    slot: usize,
+    process: u64,
+    invoke: u64,
+    f: F,
+    e: ClientError,
+) -> Op<F> {
+    let mut o = op(shared, slot, process, invoke, f, Err(e));
+    o.outcome = Outcome::Fail;
+    o.complete_ns = Some(shared.now());
+    o
+}
+
 async fn sets_op(
     shared: &Shared,
     client: &Client,
@@ -403,9 +419,8 @@ async fn register_op(
                     true,
                 )
             }
-            // Nothing was written: the compare part failed, so the whole operation did.
-            Err(e) => {
-                let mut o = op(
+            Err(e) => (
+                read_failed(
                     shared,
                     slot,
                     process,
@@ -415,12 +430,10 @@ async fn register_op(
                         expected: None,
                         new,
                     },
-                    Err(e),
-                );
-                o.outcome = Outcome::Fail;
-                o.complete_ns = Some(shared.now());
-                (o, false)
-            }
+                    e,
+                ),
+                false,
+            ),
         }
     };
     let outcome = recorded.outcome;
@@ -583,23 +596,18 @@ async fn bank_op(
         let to = (from + rng.random_range(1..BANK_ACCOUNTS as u32)) % BANK_ACCOUNTS as u32;
         let wanted = rng.random_range(1..=5);
         match client.profile("bank").await {
-            Err(e) => {
-                let mut o = op(
-                    shared,
-                    slot,
-                    process,
-                    invoke,
-                    BankOp::Transfer {
-                        from,
-                        to,
-                        amount: 0,
-                    },
-                    Err(e),
-                );
-                o.outcome = Outcome::Fail;
-                o.complete_ns = Some(shared.now());
-                o
-            }
+            Err(e) => read_failed(
+                shared,
+                slot,
+                process,
+                invoke,
+                BankOp::Transfer {
+                    from,
+                    to,
+                    amount: 0,
+                },
+                e,
+            ),
             Ok((profile, etag)) => {
                 let mut b = balances(&profile.config);
                 let amount = wanted.min(b[from as usize].max(0));
