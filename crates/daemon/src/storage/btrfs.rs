@@ -401,8 +401,11 @@ impl Driver for Btrfs {
         if member.get("source").map(Path::new) == Some(mnt.as_path()) {
             return Ok(());
         }
-        // A loop device made by `mount -o loop` is released with the mount (autoclear).
-        host::unmount(&mnt)
+        host::unmount(&mnt)?;
+        if member.get("source").map(Path::new) == Some(pool.loop_path().as_path()) {
+            host::release_loop_devices(&pool.loop_path());
+        }
+        Ok(())
     }
 
     fn delete(&self, pool: PoolPaths<'_>, member: &Config) {
@@ -427,6 +430,7 @@ impl Driver for Btrfs {
         // The loop file is ours; a user's device or directory keeps its content.
         let loop_path = pool.loop_path();
         if source.as_deref() == Some(loop_path.as_path()) {
+            host::release_loop_devices(&loop_path);
             host::remove_file(&loop_path);
         }
     }

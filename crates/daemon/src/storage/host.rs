@@ -162,6 +162,43 @@ pub fn unmount(path: &Path) -> Result<(), StorageError> {
     run("umount", &["-l".as_ref(), path.as_os_str()], &what).map(|_| ())
 }
 
+/// The loop devices (`/dev/loopN`) whose backing file is `file`.
+fn loop_devices_of(file: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|b| Path::new(b.trim()) == file)
+        })
+        .map(|e| Path::new("/dev").join(e.file_name()))
+        .collect()
+}
+
+/// Detaches every loop device backed by `file` and waits (at most 5 s) until the kernel has
+/// let them go. The autoclear of `mount -o loop` runs after `umount` returns, so without this
+/// a stopped daemon or a deleted pool could leave a device behind for a moment.
+pub fn release_loop_devices(file: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let devices = loop_devices_of(file);
+        if devices.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("Loop devices still hold {}: {devices:?}", file.display());
+            return;
+        }
+        for d in &devices {
+            // Fails harmlessly when the autoclear got there first.
+            let _ = run("losetup", &["-d".as_ref(), d.as_os_str()], "detach");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Removes a file, quietly when it is gone already.
 pub fn remove_file(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
