@@ -7,6 +7,7 @@
 
 mod certificate;
 mod cluster;
+mod encoding;
 mod envelope;
 mod event;
 mod extensions;
@@ -23,6 +24,7 @@ pub use cluster::{
     Cluster, ClusterMember, ClusterMemberConfigKey, ClusterMemberPut, ClusterMembersPost,
     ClusterPut,
 };
+pub use encoding::decode_base64;
 pub use envelope::{etag, Response, ResponseType};
 pub use event::{Event, EventLifecycle, EventLogging, Requestor};
 pub use extensions::API_EXTENSIONS;

@@ -42,7 +42,7 @@ impl JoinToken {
 
     /// Parses a token string, refusing one with an empty required field.
     pub fn decode(s: &str) -> Result<Self, TokenError> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
+        let bytes = crate::decode_base64(s)?;
         let t: JoinToken = serde_json::from_slice(&bytes)?;
         if t.server_name.is_empty() {
             return Err(TokenError::Missing {
@@ -89,7 +89,7 @@ impl CertificateAddToken {
 
     /// Parses a token string.
     pub fn decode(s: &str) -> Result<Self, TokenError> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
+        let bytes = crate::decode_base64(s)?;
         let t: CertificateAddToken = serde_json::from_slice(&bytes)?;
         if t.client_name.is_empty() || t.secret.is_empty() {
             return Err(TokenError::Missing {
