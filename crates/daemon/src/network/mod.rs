@@ -413,9 +413,12 @@ fn dnsmasq_args(name: &str, dir: &Path, config: &Config) -> Option<Vec<String>> 
         args.push(format!("--listen-address={}", c.addr()));
         if config.get("ipv4.dhcp").is_none_or(|v| truthy(Some(v))) {
             let first = c.nth(2);
-            let last = c.nth((1u128 << (32 - c.prefix())) - 2);
-            if first != c.addr() {
-                args.push(format!("--dhcp-range={first},{last},1h"));
+            // A /31 or /32 (refused by the validator) has no range to hand out.
+            let size = 1u128 << (32 - u32::from(c.prefix().min(32)));
+            if let Some(last) = size.checked_sub(2).filter(|n| *n >= 2).map(|n| c.nth(n)) {
+                if first != c.addr() {
+                    args.push(format!("--dhcp-range={first},{last},1h"));
+                }
             }
         }
     }
@@ -565,4 +568,31 @@ pub async fn teardown(dir: &Path, name: &str) {
         Err(e) => tracing::warn!("Network {name}: {e}"),
     }
     let _ = std::fs::remove_dir_all(net_dir(dir, name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dhcp_ranges_never_underflow() {
+        for (address, range) in [
+            ("10.1.2.1/24", Some("--dhcp-range=10.1.2.2,10.1.2.254,1h")),
+            ("10.1.2.1/30", Some("--dhcp-range=10.1.2.2,10.1.2.2,1h")),
+            ("10.1.2.1/31", None),
+            ("10.1.2.1/32", None),
+        ] {
+            let config = Config::from([("ipv4.address".into(), address.into())]);
+            let args = dnsmasq_args("br0", Path::new("/nonexistent"), &config).unwrap();
+            let got = args.iter().find(|a| a.starts_with("--dhcp-range"));
+            assert_eq!(got.map(String::as_str), range, "{address}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked_before_the_host_is_touched() {
+        for name in ["../x", "a/b", "", "-x"] {
+            assert!(validate_name(name).is_err(), "{name:?}");
+        }
+    }
 }
