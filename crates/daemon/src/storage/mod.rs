@@ -107,8 +107,10 @@ pub enum StorageError {
     },
 }
 
-/// Where a pool lives on this member. It is made only from a checked name, so every path it
-/// gives is a direct child of a directory under the data directory.
+/// Where a pool lives on this member. It is made only from a name that is one plain file
+/// name, so every path it gives is a direct child of a directory under the data directory.
+/// (New names follow the stricter rule of `names`; this one also admits pools named before
+/// that rule, so that they can still be mounted and removed.)
 #[derive(Debug, Clone, Copy)]
 pub struct PoolPaths<'a> {
     dir: &'a Path,
@@ -118,7 +120,11 @@ pub struct PoolPaths<'a> {
 impl<'a> PoolPaths<'a> {
     /// The paths of pool `name` under the data directory `dir`, or why the name cannot be one.
     pub fn new(dir: &'a Path, name: &'a str) -> Result<PoolPaths<'a>, StorageError> {
-        crate::names::check("storage pool", name).map_err(StorageError::InvalidName)?;
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
+            return Err(StorageError::InvalidName(format!(
+                "Invalid storage pool name {name:?}: it must be a file name under the data directory"
+            )));
+        }
         Ok(PoolPaths { dir, name })
     }
 
