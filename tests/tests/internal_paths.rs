@@ -23,9 +23,10 @@ async fn refused(c: &rxd_client::Client, path: &str, body: serde_json::Value) ->
 
 #[tokio::test]
 async fn internal_pool_calls_stay_inside_the_pools_directory() {
-    let m = Member::start();
-    m.bootstrap("127.0.160.1:8443", "node1", &[]);
-    let c = as_member(&m, "127.0.160.1:8443");
+    let members = Member::form(2, "127.0.161", &[]).await;
+    let (node1, m) = (&members[0], &members[1]);
+    // node1's member certificate, against node2.
+    let c = as_member(node1, "127.0.161.2:8443");
     let victim = m.dir().join("victim");
     std::fs::create_dir(&victim).unwrap();
     std::fs::write(victim.join("data"), "keep me").unwrap();
@@ -57,18 +58,15 @@ async fn internal_pool_calls_stay_inside_the_pools_directory() {
     assert!(!m.dir().join("made").exists());
 
     eprintln!("phase: a pool the cluster has created is deleted only through the public API");
-    let c_local = m.client();
-    c_local
-        .create_storage_pool(
-            &rxd_api::StoragePoolsPost {
-                name: "live".into(),
-                driver: "dir".into(),
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let admin = node1.client();
+    let live = rxd_api::StoragePoolsPost {
+        name: "live".into(),
+        driver: "dir".into(),
+        ..Default::default()
+    };
+    for target in [Some("node1"), Some("node2"), None] {
+        admin.create_storage_pool(&live, target).await.unwrap();
+    }
     std::fs::write(m.dir().join("storage-pools/live/data"), "x").unwrap();
     let (status, msg) = refused(
         &c,
