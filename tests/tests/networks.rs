@@ -655,3 +655,101 @@ async fn interactive_init_creates_a_bridge() {
     ]));
     assert!(err.contains("Network \"nosuch\" not found"), "{err}");
 }
+
+/// A raw call to `m`'s `/internal/*` endpoint with `m`'s own member certificate, from inside
+/// its namespace: the status and the body.
+fn as_member(m: &NsMember, path: &str, body: &serde_json::Value) -> (u16, String) {
+    let file = |f: &str| m.dir.join(f).display().to_string();
+    let url = format!("https://127.0.160.1:8443{path}");
+    let out = m.ns.exec(
+        "curl",
+        &[
+            "-sk",
+            "--cert",
+            &file("server.crt"),
+            "--key",
+            &file("server.key"),
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body.to_string(),
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (status.parse().unwrap_or(0), body.to_string())
+}
+
+/// Issue 9, finding 4: a member certificate cannot make rxd remove or reconfigure an
+/// interface rxd did not make, nor a network the cluster still has.
+#[tokio::test]
+async fn internal_calls_touch_only_bridges_rxd_made() {
+    let m = NsMember::start();
+    ok(&m.cmd(
+        "rxd",
+        &["init", "--preseed"],
+        Some(&bootstrap_preseed("127.0.160.1:8443", "node1", &[])),
+    ));
+    m.ns.ip(&["link", "add", "hostbr0", "type", "bridge"]);
+
+    eprintln!("phase: deleting a host bridge by name leaves it in place");
+    let (status, body) = as_member(
+        &m,
+        "/internal/networks/delete",
+        &serde_json::json!({"name": "hostbr0", "config": {}}),
+    );
+    assert!(status < 500, "{status} {body}");
+    assert!(m.ns.links().contains(&"hostbr0".to_string()), "{body}");
+
+    eprintln!("phase: reconfiguring it is refused and changes nothing");
+    let (status, body) = as_member(
+        &m,
+        "/internal/networks/create",
+        &serde_json::json!({"name": "hostbr0", "update": true,
+            "config": {"ipv4.address": "10.66.1.1/24", "ipv6.address": "none"}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("was not created by rxd"), "{body}");
+    assert!(m.ns.addrs("hostbr0").is_empty());
+
+    eprintln!("phase: names are checked as the public API checks them");
+    for name in ["../x", "a/b", ""] {
+        let (status, body) = as_member(
+            &m,
+            "/internal/networks/delete",
+            &serde_json::json!({"name": name, "config": {}}),
+        );
+        assert_eq!(status, 400, "{name}: {body}");
+    }
+    let (status, body) = as_member(
+        &m,
+        "/internal/networks/create",
+        &serde_json::json!({"name": "newbr0", "config": {"bogus.key": "1"}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(!m.ns.links().contains(&"newbr0".to_string()));
+
+    eprintln!("phase: a network the cluster has is deleted only through the public API");
+    ok(&m.rxc(&[
+        "network",
+        "create",
+        "rxdbr0",
+        "ipv4.address=10.66.2.1/24",
+        "ipv6.address=none",
+    ]));
+    let (status, body) = as_member(
+        &m,
+        "/internal/networks/delete",
+        &serde_json::json!({"name": "rxdbr0", "config": {}}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(m.ns.links().contains(&"rxdbr0".to_string()));
+    ok(&m.rxc(&["network", "delete", "rxdbr0"]));
+    assert!(!m.ns.links().contains(&"rxdbr0".to_string()));
+    assert!(m.ns.links().contains(&"hostbr0".to_string()));
+}

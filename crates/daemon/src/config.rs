@@ -29,6 +29,12 @@ pub struct Key {
     validate: fn(&str) -> Result<(), String>,
 }
 
+/// The longest `cluster.offline_threshold`, in seconds: one year.
+pub const MAX_OFFLINE_THRESHOLD: i64 = 365 * 86_400;
+
+/// The longest expiry a token may have, in seconds: 100 years.
+pub const MAX_EXPIRY: i64 = 100 * 365 * 86_400;
+
 /// Every server configuration key rxd knows.
 pub const KEYS: &[Key] = &[
     Key {
@@ -98,7 +104,11 @@ pub const KEYS: &[Key] = &[
         default: "20",
         hidden: false,
         // 11 and up, as LXD; lower in a fault-injection build told so (`RXD_RAFT_TUNING`).
+        // At most a year, so that the heartbeat's arithmetic on it cannot overflow.
         validate: |v| match v.parse::<i64>() {
+            Ok(n) if n > MAX_OFFLINE_THRESHOLD => Err(format!(
+                "Value must be at most {MAX_OFFLINE_THRESHOLD} (one year)"
+            )),
             Ok(n) if n >= crate::fault_injection::offline_threshold_min() => Ok(()),
             Ok(_) => Err(format!(
                 "Value must be greater than '{}'",
@@ -179,6 +189,11 @@ pub fn canonical_address(address: &str) -> String {
 }
 
 fn validate_listen_address(v: &str) -> Result<(), String> {
+    if v.trim() != v {
+        return Err(format!(
+            "Invalid address {v:?}: addresses must not start or end with whitespace"
+        ));
+    }
     let canonical = canonical_address(v);
     let (host, port) = canonical
         .rsplit_once(':')
@@ -221,15 +236,13 @@ fn validate_expiry(v: &str) -> Result<(), String> {
     parse_expiry(v).map(|_| ())
 }
 
-/// Parses LXD's expiry expression (`3H`, `30M`, `1d`...) into seconds.
+/// Parses LXD's expiry expression (`3H`, `30M`, `1d`...) into seconds, at most
+/// [`MAX_EXPIRY`].
 pub fn parse_expiry(v: &str) -> Result<i64, String> {
     let re = Regex::new(r"^(\d+)(S|M|H|d|w|m|y)$").expect("static regex");
     let caps = re
         .captures(v.trim())
         .ok_or_else(|| format!("Invalid expiry expression {v:?}"))?;
-    let n: i64 = caps[1]
-        .parse()
-        .map_err(|_| format!("Invalid expiry expression {v:?}"))?;
     let unit = match &caps[2] {
         "S" => 1,
         "M" => 60,
@@ -239,8 +252,12 @@ pub fn parse_expiry(v: &str) -> Result<i64, String> {
         "m" => 30 * 86_400,
         _ => 365 * 86_400,
     };
-    n.checked_mul(unit)
-        .ok_or_else(|| format!("Invalid expiry expression {v:?}"))
+    caps[1]
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|secs| *secs <= MAX_EXPIRY)
+        .ok_or_else(|| format!("Invalid expiry expression {v:?}: an expiry is at most 100 years"))
 }
 
 /// Hashes a trust password as LXD does: hex(salt ‖ scrypt(password, salt, N=16384, r=8, p=1, 64)).
@@ -296,6 +313,22 @@ mod tests {
             ("cluster.join_token_expiry", "5S", true),
             ("cluster.join_token_expiry", "3h", false),
             ("cluster.join_token_expiry", "-1H", false),
+            ("cluster.join_token_expiry", "100y", true),
+            ("cluster.join_token_expiry", "101y", false),
+            ("cluster.join_token_expiry", "9223372036854775807S", false),
+            ("cluster.join_token_expiry", "300000000y", false),
+            (
+                "cluster.join_token_expiry",
+                "99999999999999999999999S",
+                false,
+            ),
+            ("core.remote_token_expiry", "300000000y", false),
+            ("cluster.offline_threshold", "31536000", true),
+            ("cluster.offline_threshold", "31536001", false),
+            ("cluster.offline_threshold", "9223372036854775807", false),
+            ("core.https_address", "127.0.0.1:8443\n", false),
+            ("core.https_address", " 127.0.0.1:8443", false),
+            ("cluster.https_address", "127.0.0.1:8443\n", false),
             ("core.https_address", "127.0.0.1:8443", true),
             ("core.https_address", "127.0.0.1", true),
             ("core.https_address", ":8443", true),

@@ -107,22 +107,15 @@ pub async fn cluster_put(
     bootstrap(d, caller, put.server_name).await
 }
 
-/// Refuses names LXD could not use as a member name.
+/// Refuses names LXD could not use as a member name, and names a client would normalise
+/// away as a path (`.`, `..`).
 pub fn validate_member_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name != "none"
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
-        && !name.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "Invalid cluster member name {name:?}: use letters, digits, dashes, dots and underscores, at most 63 characters"
-        )))
+    if name == "none" {
+        return Err(ApiError::bad_request(
+            "Invalid cluster member name \"none\": it is reserved",
+        ));
     }
+    crate::names::check("cluster member", name).map_err(ApiError::bad_request)
 }
 
 async fn bootstrap(d: Arc<Daemon>, caller: Caller, name: String) -> ApiResult<Response> {

@@ -141,8 +141,11 @@ pub fn new_secret() -> String {
 
 /// The expiry instant `expiry` (LXD's expression) from now, RFC 3339.
 pub fn expires_at(expiry: &str) -> ApiResult<String> {
+    // A value stored before expiries were bounded is refused here rather than overflowing.
     let secs = config::parse_expiry(expiry).map_err(ApiError::internal)?;
-    let at = chrono::Utc::now() + chrono::Duration::seconds(secs);
+    let at = chrono::TimeDelta::try_seconds(secs)
+        .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+        .ok_or_else(|| ApiError::internal(format!("Invalid expiry expression {expiry:?}")))?;
     Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
 }
 
@@ -483,4 +486,16 @@ pub async fn cluster_member_delete(
         Some(caller.requestor()),
     );
     Ok(crate::response::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn expiries_beyond_the_bound_are_errors_not_panics() {
+        assert!(super::expires_at("3H").is_ok());
+        assert!(super::expires_at("100y").is_ok());
+        for expiry in ["9223372036854775807S", "300000000y", "101y"] {
+            assert!(super::expires_at(expiry).is_err(), "{expiry}");
+        }
+    }
 }

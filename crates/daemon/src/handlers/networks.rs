@@ -649,20 +649,35 @@ pub async fn network_delete(
     Ok(empty())
 }
 
-/// `POST /internal/networks/create`: makes (or reconfigures) this member's side of a network.
+/// `POST /internal/networks/create`: makes (or reconfigures) this member's side of a network,
+/// checked as the public API checks it.
 pub async fn internal_network_create(
     State(d): State<Arc<Daemon>>,
     JsonBody(net): JsonBody<LocalNetwork>,
 ) -> ApiResult<Response> {
+    network::validate_name(&net.name)?;
+    network::validate_config(&net.name, &net.config)?;
     local_action(&d, "create", &net).await?;
     Ok(empty())
 }
 
-/// `POST /internal/networks/delete`: removes this member's side of a network.
+/// `POST /internal/networks/delete`: removes this member's side of a network that is no
+/// longer created in the cluster (deleted, or pending after a failed creation). Only a
+/// bridge rxd recorded making is removed.
 pub async fn internal_network_delete(
     State(d): State<Arc<Daemon>>,
     JsonBody(net): JsonBody<LocalNetwork>,
 ) -> ApiResult<Response> {
+    network::validate_name(&net.name)?;
+    if exists(&d, &net.name)
+        .await?
+        .is_some_and(|n| n.state == "Created")
+    {
+        return Err(ApiError::conflict(format!(
+            "Network {:?} is created in the cluster; delete it through /1.0/networks",
+            net.name
+        )));
+    }
     local_action(&d, "delete", &net).await?;
     Ok(empty())
 }
@@ -683,6 +698,11 @@ pub async fn restore(d: &Daemon) {
         };
         let mut all = net.config.clone();
         all.extend(mine.config.clone());
+        // The database says the bridge is this member's, so one made before rxd kept records
+        // is recorded now.
+        if let Err(e) = network::adopt(&d.dir, &net.name).await {
+            tracing::warn!("Failed to record network {}: {e}", net.name);
+        }
         if let Err(e) = network::setup(&d.dir, &net.name, &all, false).await {
             tracing::warn!("Failed to restore network {}: {e}", net.name);
         }

@@ -36,13 +36,154 @@ fn writable(p: &Profile) -> ProfilePut {
 }
 
 fn validate_name(name: &str) -> ApiResult<()> {
-    if name.is_empty() {
-        return Err(ApiError::bad_request("No name provided"));
-    }
-    if name.contains('/') || name == "." || name == ".." || name.chars().any(char::is_whitespace) {
-        return Err(ApiError::bad_request(format!(
-            "Invalid profile name {name:?}"
-        )));
+    crate::names::check("profile", name).map_err(ApiError::bad_request)
+}
+
+/// The instance keys a profile may set: LXD's, under their LXD 5.0 and current names.
+/// `volatile.*` and `image.*` keys belong to instances only.
+const PROFILE_KEYS: &[&str] = &[
+    "agent.nic_config",
+    "boot.autostart",
+    "boot.autostart.delay",
+    "boot.autostart.priority",
+    "boot.debug_edk2",
+    "boot.host_shutdown_timeout",
+    "boot.mode",
+    "boot.stop.priority",
+    "cloud-init.network-config",
+    "cloud-init.user-data",
+    "cloud-init.vendor-data",
+    "cluster.evacuate",
+    "limits.cpu",
+    "limits.cpu.allowance",
+    "limits.cpu.nodes",
+    "limits.cpu.pin_strategy",
+    "limits.cpu.priority",
+    "limits.disk.priority",
+    "limits.hugepages.1GB",
+    "limits.hugepages.1MB",
+    "limits.hugepages.2MB",
+    "limits.hugepages.64KB",
+    "limits.max_bus_ports",
+    "limits.memory",
+    "limits.memory.enforce",
+    "limits.memory.hugepages",
+    "limits.memory.swap",
+    "limits.memory.swap.priority",
+    "limits.network.priority",
+    "limits.processes",
+    "linux.kernel_modules",
+    "linux.kernel_modules.load",
+    "migration.incremental.memory",
+    "migration.incremental.memory.goal",
+    "migration.incremental.memory.iterations",
+    "migration.stateful",
+    "nvidia.driver.capabilities",
+    "nvidia.require.cuda",
+    "nvidia.require.driver",
+    "nvidia.runtime",
+    "placement.group",
+    "raw.apparmor",
+    "raw.idmap",
+    "raw.lxc",
+    "raw.qemu",
+    "raw.qemu.conf",
+    "raw.seccomp",
+    "security.agent.metrics",
+    "security.delegate_bpf",
+    "security.delegate_bpf.attach_types",
+    "security.delegate_bpf.cmd_types",
+    "security.delegate_bpf.map_types",
+    "security.delegate_bpf.prog_types",
+    "security.devlxd",
+    "security.devlxd.images",
+    "security.devlxd.management.volumes",
+    "security.idmap.base",
+    "security.idmap.isolated",
+    "security.idmap.size",
+    "security.nesting",
+    "security.privileged",
+    "security.protection.delete",
+    "security.protection.shift",
+    "security.protection.start",
+    "security.secureboot",
+    "security.sev",
+    "security.sev.policy.es",
+    "security.sev.session.data",
+    "security.sev.session.dh",
+    "security.syscalls.allow",
+    "security.syscalls.blacklist",
+    "security.syscalls.blacklist_compat",
+    "security.syscalls.blacklist_default",
+    "security.syscalls.deny",
+    "security.syscalls.deny_compat",
+    "security.syscalls.deny_default",
+    "security.syscalls.intercept.bpf",
+    "security.syscalls.intercept.bpf.devices",
+    "security.syscalls.intercept.mknod",
+    "security.syscalls.intercept.mount",
+    "security.syscalls.intercept.mount.allowed",
+    "security.syscalls.intercept.mount.fuse",
+    "security.syscalls.intercept.mount.shift",
+    "security.syscalls.intercept.sched_setscheduler",
+    "security.syscalls.intercept.setxattr",
+    "security.syscalls.intercept.sysinfo",
+    "security.syscalls.whitelist",
+    "snapshots.expiry",
+    "snapshots.pattern",
+    "snapshots.schedule",
+    "snapshots.schedule.stopped",
+    "ubuntu_pro.guest_attach",
+];
+
+/// Prefixes whose sub-keys are free-form (LXD's).
+const PROFILE_KEY_PREFIXES: &[&str] = &[
+    "user.",
+    "environment.",
+    "linux.sysctl.",
+    "limits.kernel.",
+    "cloud-init.ssh-keys.",
+];
+
+/// The longest config key.
+const MAX_KEY_LEN: usize = 256;
+
+/// Checks a profile's config keys as LXD does for keys that may apply to any instance type,
+/// plus a length and alphabet for the free-form ones.
+fn validate_config(config: &tables::Config) -> ApiResult<()> {
+    for (key, value) in config {
+        let refuse = |reason: String| Err(ApiError::bad_request(reason));
+        if key.is_empty() {
+            return refuse("Config keys must not be empty".into());
+        }
+        if key.len() > MAX_KEY_LEN {
+            return refuse(format!(
+                "Config keys must be at most {MAX_KEY_LEN} characters long (one has {})",
+                key.len()
+            ));
+        }
+        if !key.chars().all(|c| c.is_ascii_graphic()) {
+            return refuse(format!(
+                "Invalid config key {key:?}: keys can only contain printable ASCII characters without spaces"
+            ));
+        }
+        if key.starts_with("volatile.") {
+            return refuse("Volatile keys can only be set on instances".into());
+        }
+        if key.starts_with("image.") {
+            return refuse("Image keys can only be set on instances".into());
+        }
+        if PROFILE_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        match PROFILE_KEY_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+            Some(p) if key.len() == p.len() => return refuse(format!("{key:?} requires a subkey")),
+            Some(&"environment.") if value.contains('\n') => {
+                return refuse("Environment variables cannot contain line breaks".into())
+            }
+            Some(_) => {}
+            None => return refuse(format!("Unknown configuration key: {key:?}")),
+        }
     }
     Ok(())
 }
@@ -160,6 +301,7 @@ pub async fn profiles_post(
     JsonBody(post): JsonBody<ProfilesPost>,
 ) -> ApiResult<Response> {
     validate_name(&post.name)?;
+    validate_config(&post.config)?;
     validate_devices(&d, &post.devices).await?;
     d.db()
         .propose(Command::CreateProfile(tables::Profile {
@@ -194,6 +336,9 @@ async fn update(
     // if the profile is still that (a compare-and-set), so an `If-Match` cannot pass twice and
     // concurrent merges cannot drop each other's keys. Without `If-Match` a lost race is
     // computed again from the new state.
+    // Only the keys given are checked, so a key stored before it was refused does not block
+    // every later change.
+    validate_config(&put.config)?;
     let conditional = headers.contains_key(axum::http::header::IF_MATCH);
     let mut attempts = 0;
     loop {
@@ -338,4 +483,39 @@ pub async fn profile_delete(
         Some(caller.requestor()),
     );
     Ok(empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_keys_follow_lxd() {
+        let long = format!("user.{}", "k".repeat(100_000));
+        let cases: &[(&str, &str, bool)] = &[
+            ("limits.cpu", "2", true),
+            ("limits.memory", "1GiB", true),
+            ("security.nesting", "true", true),
+            ("security.privileged", "false", true),
+            ("boot.autostart", "true", true),
+            ("user.anything-at.all", "x", true),
+            ("environment.HTTP_PROXY", "http://p", true),
+            ("linux.sysctl.net.ipv4.ip_forward", "1", true),
+            ("cloud-init.user-data", "#cloud-config", true),
+            ("", "x", false),
+            ("user.a\0b", "x", false),
+            ("user.a b", "x", false),
+            (&long, "x", false),
+            ("user.", "x", false),
+            ("volatile.uuid", "x", false),
+            ("image.os", "x", false),
+            ("bogus", "x", false),
+            ("limits.bogus", "x", false),
+            ("environment.X", "a\nb", false),
+        ];
+        for (key, value, ok) in cases {
+            let config = tables::Config::from([(key.to_string(), value.to_string())]);
+            assert_eq!(validate_config(&config).is_ok(), *ok, "{key:?}");
+        }
+    }
 }

@@ -127,15 +127,7 @@ pub async fn storage_pool_get(
 }
 
 fn validate_name(name: &str) -> ApiResult<()> {
-    if name.is_empty() {
-        return Err(ApiError::bad_request("No name provided"));
-    }
-    if name.contains('/') || name.starts_with('.') || name.chars().any(char::is_whitespace) {
-        return Err(ApiError::bad_request(format!(
-            "Invalid storage pool name {name:?}"
-        )));
-    }
-    Ok(())
+    crate::names::check("storage pool", name).map_err(ApiError::bad_request)
 }
 
 /// `POST /1.0/storage-pools`: on a standalone server or a one-member cluster the pool is made
@@ -549,15 +541,30 @@ pub async fn internal_pool_create(
     State(d): State<Arc<Daemon>>,
     JsonBody(pool): JsonBody<LocalPool>,
 ) -> ApiResult<Response> {
+    validate_name(&pool.name)?;
     let cfg = create_local(&d, &pool).await?;
     Ok(sync(cfg))
 }
 
-/// `POST /internal/storage-pools/delete`: removes this member's side of a pool.
+/// `POST /internal/storage-pools/delete`: removes this member's side of a pool that is no
+/// longer created in the cluster (deleted, or pending after a failed creation).
 pub async fn internal_pool_delete(
     State(d): State<Arc<Daemon>>,
     JsonBody(pool): JsonBody<LocalPool>,
 ) -> ApiResult<Response> {
+    validate_name(&pool.name)?;
+    let name = pool.name.clone();
+    let created = d
+        .db()
+        .read(move |c| Ok(tables::storage_pool(c, &name).ok()))
+        .await?
+        .is_some_and(|p| p.state == "Created");
+    if created {
+        return Err(ApiError::conflict(format!(
+            "Storage pool {:?} is created in the cluster; delete it through /1.0/storage-pools",
+            pool.name
+        )));
+    }
     crate::storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
     Ok(sync(pool.config))
 }

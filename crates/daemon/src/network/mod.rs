@@ -65,6 +65,9 @@ pub enum NetworkError {
     /// An interface of that name exists already on this member.
     #[error("Network interface {0:?} already exists")]
     InterfaceExists(String),
+    /// An interface of that name exists, but rxd did not make it.
+    #[error("Network interface {0:?} was not created by rxd")]
+    NotOurs(String),
     /// An external interface that does not exist.
     #[error("External interface {0:?} does not exist")]
     NoSuchInterface(String),
@@ -338,6 +341,47 @@ pub fn net_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join("networks").join(name)
 }
 
+/// The record of the bridge rxd made for a network: `$DIR/networks/<name>/bridge` holds its
+/// interface index. rxd changes or removes only an interface it recorded.
+fn record_path(dir: &Path, name: &str) -> PathBuf {
+    net_dir(dir, name).join("bridge")
+}
+
+fn record(dir: &Path, name: &str, index: u32) -> Result<(), NetworkError> {
+    let path = record_path(dir, name);
+    std::fs::write(&path, index.to_string()).map_err(|e| NetworkError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn recorded(dir: &Path, name: &str) -> Option<u32> {
+    std::fs::read_to_string(record_path(dir, name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Records an existing bridge as this network's when the cluster database says this member
+/// has the network but no record exists (made by an rxd that kept none).
+pub async fn adopt(dir: &Path, name: &str) -> Result<(), NetworkError> {
+    validate_name(name)?;
+    if recorded(dir, name).is_some() {
+        return Ok(());
+    }
+    let nl = Netlink::connect()?;
+    if let Some(link) = nl.link(name).await?.filter(|l| l.kind == "bridge") {
+        let nd = net_dir(dir, name);
+        std::fs::create_dir_all(&nd).map_err(|e| NetworkError::Io {
+            path: nd.display().to_string(),
+            message: e.to_string(),
+        })?;
+        record(dir, name, link.index)?;
+    }
+    Ok(())
+}
+
 fn dnsmasq_args(name: &str, dir: &Path, config: &Config) -> Option<Vec<String>> {
     let v4 = config.get("ipv4.address").and_then(|v| Cidr::parse(v));
     let v6 = config.get("ipv6.address").and_then(|v| Cidr::parse(v));
@@ -369,9 +413,12 @@ fn dnsmasq_args(name: &str, dir: &Path, config: &Config) -> Option<Vec<String>> 
         args.push(format!("--listen-address={}", c.addr()));
         if config.get("ipv4.dhcp").is_none_or(|v| truthy(Some(v))) {
             let first = c.nth(2);
-            let last = c.nth((1u128 << (32 - c.prefix())) - 2);
-            if first != c.addr() {
-                args.push(format!("--dhcp-range={first},{last},1h"));
+            // A /31 or /32 (refused by the validator) has no range to hand out.
+            let size = 1u128 << (32 - u32::from(c.prefix().min(32)));
+            if let Some(last) = size.checked_sub(2).filter(|n| *n >= 2).map(|n| c.nth(n)) {
+                if first != c.addr() {
+                    args.push(format!("--dhcp-range={first},{last},1h"));
+                }
             }
         }
     }
@@ -421,10 +468,15 @@ pub async fn setup(
     config: &Config,
     fresh: bool,
 ) -> Result<(), NetworkError> {
+    validate_name(name)?;
     let nl = Netlink::connect()?;
     let existing = nl.link(name).await?;
-    if fresh && existing.is_some() {
-        return Err(NetworkError::InterfaceExists(name.to_string()));
+    match &existing {
+        Some(_) if fresh => return Err(NetworkError::InterfaceExists(name.to_string())),
+        Some(link) if recorded(dir, name) != Some(link.index) => {
+            return Err(NetworkError::NotOurs(name.to_string()))
+        }
+        _ => {}
     }
     let made = existing.is_none();
     // Every member checks its own routes: a subnet free on one member may be taken on another.
@@ -453,7 +505,11 @@ async fn configure(
     })?;
     let index = match existing {
         Some(i) => i,
-        None => nl.add_bridge(name).await?,
+        None => {
+            let index = nl.add_bridge(name).await?;
+            record(dir, name, index)?;
+            index
+        }
     };
     if let Some(ext) = config.get("bridge.external_interfaces") {
         for port in ext.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -484,9 +540,13 @@ async fn configure(
     Ok(())
 }
 
-/// Removes this member's side of bridge `name`: dnsmasq, its chains, the bridge and its
-/// directory. Each step runs even when an earlier one failed.
+/// Removes this member's side of bridge `name`: dnsmasq, its chains, the bridge rxd recorded
+/// making and its directory. Each step runs even when an earlier one failed.
 pub async fn teardown(dir: &Path, name: &str) {
+    if let Err(e) = validate_name(name) {
+        tracing::warn!("Cannot remove a network: {e}");
+        return;
+    }
     dnsmasq::stop(name).await;
     if let Err(e) = firewall::remove(name) {
         tracing::warn!("Network {name}: {e}");
@@ -494,7 +554,11 @@ pub async fn teardown(dir: &Path, name: &str) {
     match Netlink::connect() {
         Ok(nl) => {
             if let Ok(Some(link)) = nl.link(name).await {
-                if link.kind == "bridge" {
+                if link.kind != "bridge" || recorded(dir, name) != Some(link.index) {
+                    tracing::warn!(
+                        "Network {name}: interface {name} was not created by rxd, left in place"
+                    );
+                } else {
                     if let Err(e) = nl.delete(link.index).await {
                         tracing::warn!("Network {name}: {e}");
                     }
@@ -504,4 +568,31 @@ pub async fn teardown(dir: &Path, name: &str) {
         Err(e) => tracing::warn!("Network {name}: {e}"),
     }
     let _ = std::fs::remove_dir_all(net_dir(dir, name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dhcp_ranges_never_underflow() {
+        for (address, range) in [
+            ("10.1.2.1/24", Some("--dhcp-range=10.1.2.2,10.1.2.254,1h")),
+            ("10.1.2.1/30", Some("--dhcp-range=10.1.2.2,10.1.2.2,1h")),
+            ("10.1.2.1/31", None),
+            ("10.1.2.1/32", None),
+        ] {
+            let config = Config::from([("ipv4.address".into(), address.into())]);
+            let args = dnsmasq_args("br0", Path::new("/nonexistent"), &config).unwrap();
+            let got = args.iter().find(|a| a.starts_with("--dhcp-range"));
+            assert_eq!(got.map(String::as_str), range, "{address}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked_before_the_host_is_touched() {
+        for name in ["../x", "a/b", "", "-x"] {
+            assert!(validate_name(name).is_err(), "{name:?}");
+        }
+    }
 }

@@ -55,6 +55,12 @@ pub enum StorageError {
         /// Why it is not a size.
         reason: String,
     },
+    /// The pool's name cannot be a file name under the data directory.
+    #[error("{0}")]
+    InvalidName(String),
+    /// A `source` that is not an absolute path.
+    #[error("Source path '{0}' isn't absolute")]
+    SourceNotAbsolute(PathBuf),
     /// The source path is missing.
     #[error("Source path '{0}' doesn't exist")]
     SourceMissing(PathBuf),
@@ -101,16 +107,27 @@ pub enum StorageError {
     },
 }
 
-/// Where a pool lives on this member.
+/// Where a pool lives on this member. It is made only from a name that is one plain file
+/// name, so every path it gives is a direct child of a directory under the data directory.
+/// (New names follow the stricter rule of `names`; this one also admits pools named before
+/// that rule, so that they can still be mounted and removed.)
 #[derive(Debug, Clone, Copy)]
 pub struct PoolPaths<'a> {
-    /// The daemon's data directory.
-    pub dir: &'a Path,
-    /// The pool's name.
-    pub name: &'a str,
+    dir: &'a Path,
+    name: &'a str,
 }
 
-impl PoolPaths<'_> {
+impl<'a> PoolPaths<'a> {
+    /// The paths of pool `name` under the data directory `dir`, or why the name cannot be one.
+    pub fn new(dir: &'a Path, name: &'a str) -> Result<PoolPaths<'a>, StorageError> {
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
+            return Err(StorageError::InvalidName(format!(
+                "Invalid storage pool name {name:?}: it must be a file name under the data directory"
+            )));
+        }
+        Ok(PoolPaths { dir, name })
+    }
+
     /// `$DIR/storage-pools/<pool>`: where the pool is reached (and mounted).
     pub fn mount_path(&self) -> PathBuf {
         self.dir.join("storage-pools").join(self.name)
@@ -247,17 +264,23 @@ pub fn create(
     cluster: &Config,
     member: Config,
 ) -> Result<Config, StorageError> {
+    let paths = PoolPaths::new(dir, name)?;
     let mut all = cluster.clone();
     all.extend(member.clone());
     validate(driver_name, &all)?;
-    driver(driver_name)?.create(PoolPaths { dir, name }, cluster, member)
+    if let Some(source) = member.get("source").filter(|s| !s.is_empty()) {
+        if !Path::new(source).is_absolute() {
+            return Err(StorageError::SourceNotAbsolute(source.into()));
+        }
+    }
+    driver(driver_name)?.create(paths, cluster, member)
 }
 
 /// Removes this member's side of a pool, logging what it cannot remove.
 pub fn delete(dir: &Path, name: &str, driver_name: &str, member: &Config) {
-    match driver(driver_name) {
-        Ok(d) => d.delete(PoolPaths { dir, name }, member),
-        Err(e) => tracing::warn!("Cannot remove storage pool {name}: {e}"),
+    match PoolPaths::new(dir, name).and_then(|p| Ok((p, driver(driver_name)?))) {
+        Ok((paths, d)) => d.delete(paths, member),
+        Err(e) => tracing::warn!("Cannot remove storage pool {name:?}: {e}"),
     }
 }
 
@@ -274,12 +297,8 @@ pub async fn mount_all(dir: PathBuf, pools: Vec<tables::StoragePool>, member_id:
             else {
                 continue;
             };
-            let paths = PoolPaths {
-                dir: &dir,
-                name: &pool.name,
-            };
-            let mounted =
-                driver(&pool.driver).and_then(|d| d.mount(paths, &pool.config, &mine.config));
+            let mounted = PoolPaths::new(&dir, &pool.name)
+                .and_then(|paths| driver(&pool.driver)?.mount(paths, &pool.config, &mine.config));
             if let Err(e) = mounted {
                 tracing::error!("Failed to mount storage pool {}: {e}", pool.name);
             }
@@ -298,11 +317,8 @@ pub async fn unmount_all(dir: PathBuf, pools: Vec<tables::StoragePool>, member_i
             let Some(mine) = pool.members.iter().find(|m| m.member_id == member_id) else {
                 continue;
             };
-            let paths = PoolPaths {
-                dir: &dir,
-                name: &pool.name,
-            };
-            let unmounted = driver(&pool.driver).and_then(|d| d.unmount(paths, &mine.config));
+            let unmounted = PoolPaths::new(&dir, &pool.name)
+                .and_then(|paths| driver(&pool.driver)?.unmount(paths, &mine.config));
             if let Err(e) = unmounted {
                 tracing::warn!("Failed to unmount storage pool {}: {e}", pool.name);
             }
@@ -352,12 +368,36 @@ mod tests {
             create(tmp.path(), "p", "nosuch", &none, Config::new()),
             Err(StorageError::UnknownDriver(_))
         ));
+        let relative = Config::from([("source".into(), "relative/dir".into())]);
+        assert!(matches!(
+            create(tmp.path(), "p", "dir", &none, relative),
+            Err(StorageError::SourceNotAbsolute(_))
+        ));
         let bad = Config::from([("bogus".into(), "1".into())]);
         assert!(matches!(
             create(tmp.path(), "p", "dir", &none, bad),
             Err(StorageError::UnknownKey { .. })
         ));
         assert!(!tmp.path().join("storage-pools/p").exists());
+    }
+
+    #[test]
+    fn names_outside_the_pools_directory_touch_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(data.join("storage-pools")).unwrap();
+        let victim = data.join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("f"), "x").unwrap();
+        for name in ["../victim", "..", ".", "a/../../victim", ""] {
+            assert!(matches!(
+                create(&data, name, "dir", &Config::new(), Config::new()),
+                Err(StorageError::InvalidName(_))
+            ));
+            delete(&data, name, "dir", &Config::new());
+        }
+        assert!(victim.join("f").exists());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]
