@@ -51,8 +51,9 @@ pub fn now_rfc3339() -> String {
 
 /// A test hook, compiled in only with the `failpoints` feature (the test builds enable it; the
 /// release binary has none): `RXD_FAILPOINT=<step>:crash` ends the process at that step of a
-/// join, removal or bootstrap, `<step>:error` fails the step, and `<step>:delay=<seconds>`
-/// holds it, so tests can check that every crash point leaves both sides usable.
+/// join, removal or bootstrap, `<step>:error` fails the step, `<step>:panic` panics in it, and
+/// `<step>:delay=<seconds>` holds it, so tests can check that every crash point leaves both
+/// sides usable.
 #[cfg(feature = "failpoints")]
 pub(crate) async fn failpoint(step: &str) -> ApiResult<()> {
     let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
@@ -67,6 +68,7 @@ pub(crate) async fn failpoint(step: &str) -> ApiResult<()> {
             Some((s, "error")) if s == step => {
                 return Err(ApiError::internal(format!("Injected failure at {step}")));
             }
+            Some((s, "panic")) if s == step => panic!("Failpoint {step}: panicking"),
             Some((s, action)) if s == step => {
                 if let Some(secs) = action
                     .strip_prefix("delay=")
@@ -383,6 +385,8 @@ fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
 /// Starts the daemon and serves until it is told to stop.
 pub async fn run(opts: Options) -> Result<(), StartError> {
     let dir = opts.dir;
+    // A panic anywhere (a handler, a background task) reaches the log, not only stderr.
+    std::panic::set_hook(Box::new(|info| tracing::error!("Panic: {info}")));
     fault_injection::check_env().map_err(StartError::Api)?;
     // Tests start a daemon with this failpoint to learn that the binary has them.
     failpoint("daemon-start")
@@ -494,7 +498,8 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         membership: tokio::sync::Mutex::new(()),
     });
     transport.attach(Arc::downgrade(&daemon));
-    let router = router::router(daemon.clone());
+    let router =
+        router::router(daemon.clone()).layer(axum::middleware::from_fn(listeners::catch_panic));
     let _ = daemon.router.set(router.clone());
     let location = daemon.location().await;
     daemon.events.set_location(&location);

@@ -10,7 +10,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures_util::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -19,6 +23,28 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::access::Peer;
+use crate::error::ApiError;
+
+/// Middleware: a handler that panics answers a 500 envelope, and the panic is logged with the
+/// request, instead of the connection closing without an answer.
+pub async fn catch_panic(req: Request, next: Next) -> Response {
+    let request = format!("{} {}", req.method(), req.uri().path());
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!("Request {request} panicked: {why}");
+            ApiError::internal(format!("Cannot answer {request}: internal error")).into_response()
+        }
+    }
+}
 
 fn serve<S>(stream: S, router: Router, peer: Peer)
 where
