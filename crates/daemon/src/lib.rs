@@ -22,6 +22,7 @@ mod leave;
 pub mod listeners;
 pub mod network;
 pub mod operations;
+pub mod password;
 pub mod peer;
 pub mod response;
 pub mod router;
@@ -128,6 +129,8 @@ pub struct Daemon {
     pub heartbeat_now: Notify,
     /// Held by every raft membership change (join, removal, rebalancing), one at a time.
     pub membership: tokio::sync::Mutex<()>,
+    /// Wrong trust passwords per source address.
+    pub passwords: password::PasswordGuard,
 }
 
 /// The local key that records this member's raft node id.
@@ -496,6 +499,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         stop: Notify::new(),
         heartbeat_now: Notify::new(),
         membership: tokio::sync::Mutex::new(()),
+        passwords: Default::default(),
     });
     transport.attach(Arc::downgrade(&daemon));
     let router =
