@@ -376,3 +376,52 @@ pub async fn https(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Arc<Gate> {
+        Gate::new(Box::new(|_| Box::pin(async { false })))
+    }
+
+    fn ip(i: usize) -> IpAddr {
+        IpAddr::from([192, 0, (i / 256) as u8, (i % 256) as u8])
+    }
+
+    fn waiting(gate: &Gate) -> usize {
+        gate.waiting.lock().unwrap().connections.len()
+    }
+
+    #[test]
+    fn one_address_over_its_bound_loses_its_oldest_connection() {
+        let gate = gate();
+        let other = gate.admit(ip(1));
+        let mine: Vec<Ticket> = (0..MAX_UNAUTHENTICATED_PER_ADDRESS)
+            .map(|_| gate.admit(ip(2)))
+            .collect();
+        let newest = gate.admit(ip(2));
+        assert!(mine[0].close.is_cancelled());
+        assert!(mine[1..].iter().all(|t| !t.close.is_cancelled()));
+        assert!(!newest.close.is_cancelled() && !other.close.is_cancelled());
+        assert_eq!(waiting(&gate), MAX_UNAUTHENTICATED_PER_ADDRESS + 1);
+    }
+
+    #[test]
+    fn the_oldest_connection_goes_when_the_gate_is_full_and_tickets_leave_on_drop() {
+        let gate = gate();
+        let all: Vec<Ticket> = (0..MAX_UNAUTHENTICATED)
+            .map(|i| gate.admit(ip(i)))
+            .collect();
+        let newest = gate.admit(ip(MAX_UNAUTHENTICATED));
+        assert!(all[0].close.is_cancelled());
+        assert!(all[1..].iter().all(|t| !t.close.is_cancelled()));
+        assert!(!newest.close.is_cancelled());
+        assert_eq!(waiting(&gate), MAX_UNAUTHENTICATED);
+        drop(all);
+        assert_eq!(waiting(&gate), 1);
+        drop(newest);
+        assert_eq!(waiting(&gate), 0);
+        assert!(gate.waiting.lock().unwrap().per_address.is_empty());
+    }
+}
