@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rxd_api::ProfilesPost;
+use rxd_api::{CertificatesPost, ProfilesPost};
 use rxd_testkit::{ok, until, Member};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Silent connections opened against one member.
@@ -103,17 +103,95 @@ async fn silent_connections_are_closed_and_the_cluster_keeps_working() {
         .unwrap();
 }
 
+/// An HTTP/1.1 connection over TLS to `to`, presenting `cert` when given.
+async fn tls_connect(
+    cluster_crt: &str,
+    cert: Option<&rxd_tls::CertKey>,
+    source: &str,
+    to: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = rxd_tls::pinned_client_config(cluster_crt, cert).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = connect_from(source, to.parse().unwrap()).await;
+    let name = rustls::pki_types::ServerName::try_from("rxd").unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+/// Sends `GET /1.0` and reads the whole response; answers its status line.
+async fn get_server<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> String {
+    stream
+        .write_all(b"GET /1.0 HTTP/1.1\r\nHost: rxd\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed mid-response: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .expect("the response has a length");
+        if body.len() >= length {
+            return head.lines().next().unwrap().to_string();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_connection_outlives_the_untrusted_idle_timeout() {
+    let m = Member::start();
+    m.bootstrap("127.0.170.30:8443", "node1", &[]);
+    m.set_config("core.trust_password", "sekret").await;
+    let cluster_crt = std::fs::read_to_string(m.dir().join("cluster.crt")).unwrap();
+    let cert = rxd_tls::generate_client("trusted", "test").unwrap();
+    rxd_client::Client::https("127.0.170.30:8443", &cluster_crt, Some(&cert))
+        .unwrap()
+        .add_certificate(&CertificatesPost {
+            cert_type: "client".into(),
+            password: "sekret".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    eprintln!("phase: one request each on a trusted and an untrusted keep-alive connection");
+    let to = "127.0.170.30:8443";
+    let mut trusted = tls_connect(&cluster_crt, Some(&cert), "127.0.170.31", to).await;
+    let mut untrusted = tls_connect(&cluster_crt, None, "127.0.170.32", to).await;
+    assert!(get_server(&mut trusted).await.contains("200"));
+    assert!(get_server(&mut untrusted).await.contains("200"));
+
+    eprintln!("phase: the idle untrusted one is closed, the trusted one still serves");
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(CLOSE_WITHIN, untrusted.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle untrusted connection was not closed: {closed:?}"
+    );
+    assert!(get_server(&mut trusted).await.contains("200"));
+}
+
 #[tokio::test]
 async fn a_header_sent_slowly_is_cut_off() {
     let m = Member::start();
     m.bootstrap("127.0.170.20:8443", "node1", &[]);
     let cluster_crt = std::fs::read_to_string(m.dir().join("cluster.crt")).unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = rxd_tls::pinned_client_config(&cluster_crt, None).unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let tcp = connect_from("127.0.170.21", "127.0.170.20:8443".parse().unwrap()).await;
-    let name = rustls::pki_types::ServerName::try_from("rxd").unwrap();
-    let stream = connector.connect(name, tcp).await.unwrap();
+    let stream = tls_connect(&cluster_crt, None, "127.0.170.21", "127.0.170.20:8443").await;
 
     eprintln!("phase: a request header, one byte a second");
     let (mut read, mut write) = tokio::io::split(stream);
