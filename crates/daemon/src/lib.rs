@@ -23,6 +23,7 @@ pub mod listeners;
 pub(crate) mod names;
 pub mod network;
 pub mod operations;
+pub mod password;
 pub mod peer;
 pub mod response;
 pub mod router;
@@ -52,8 +53,9 @@ pub fn now_rfc3339() -> String {
 
 /// A test hook, compiled in only with the `failpoints` feature (the test builds enable it; the
 /// release binary has none): `RXD_FAILPOINT=<step>:crash` ends the process at that step of a
-/// join, removal or bootstrap, `<step>:error` fails the step, and `<step>:delay=<seconds>`
-/// holds it, so tests can check that every crash point leaves both sides usable.
+/// join, removal or bootstrap, `<step>:error` fails the step, `<step>:panic` panics in it, and
+/// `<step>:delay=<seconds>` holds it, so tests can check that every crash point leaves both
+/// sides usable.
 #[cfg(feature = "failpoints")]
 pub(crate) async fn failpoint(step: &str) -> ApiResult<()> {
     let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
@@ -68,6 +70,7 @@ pub(crate) async fn failpoint(step: &str) -> ApiResult<()> {
             Some((s, "error")) if s == step => {
                 return Err(ApiError::internal(format!("Injected failure at {step}")));
             }
+            Some((s, "panic")) if s == step => panic!("Failpoint {step}: panicking"),
             Some((s, action)) if s == step => {
                 if let Some(secs) = action
                     .strip_prefix("delay=")
@@ -127,6 +130,10 @@ pub struct Daemon {
     pub heartbeat_now: Notify,
     /// Held by every raft membership change (join, removal, rebalancing), one at a time.
     pub membership: tokio::sync::Mutex<()>,
+    /// Wrong trust passwords per source address.
+    pub passwords: password::PasswordGuard,
+    /// The HTTPS listeners' bound on unauthenticated connections.
+    gate: Arc<listeners::Gate>,
 }
 
 /// The local key that records this member's raft node id.
@@ -297,7 +304,14 @@ impl Daemon {
             None => None,
         };
         let router = self.router.get().expect("router is set at start").clone();
-        match listeners::https(&address, self.tls.clone(), router.clone()).await {
+        match listeners::https(
+            &address,
+            self.tls.clone(),
+            router.clone(),
+            self.gate.clone(),
+        )
+        .await
+        {
             Ok(task) => {
                 tracing::info!("Listening on https://{address}");
                 *current = Some((address, task));
@@ -305,7 +319,10 @@ impl Daemon {
             }
             Err(e) => {
                 if let Some(old_addr) = old {
-                    if let Ok(task) = listeners::https(&old_addr, self.tls.clone(), router).await {
+                    if let Ok(task) =
+                        listeners::https(&old_addr, self.tls.clone(), router, self.gate.clone())
+                            .await
+                    {
                         *current = Some((old_addr, task));
                     }
                 }
@@ -324,6 +341,34 @@ impl Daemon {
             .as_ref()
             .map(|(a, _)| vec![a.clone()])
             .unwrap_or_default()
+    }
+}
+
+/// Whether a connection's peer may leave the listeners' gate: a member or a trusted client.
+fn trust_check(daemon: std::sync::Weak<Daemon>) -> listeners::TrustCheck {
+    Box::new(move |peer| {
+        let daemon = daemon.clone();
+        Box::pin(async move {
+            match daemon.upgrade() {
+                Some(d) => d.trust_of(&peer).await != Trust::Untrusted,
+                None => false,
+            }
+        })
+    })
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs (LXD) do at start, so
+/// connections cannot run the daemon out of descriptors for its own files.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("Cannot raise the open files limit to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("Cannot read the open files limit: {e}"),
     }
 }
 
@@ -384,7 +429,10 @@ fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
 /// Starts the daemon and serves until it is told to stop.
 pub async fn run(opts: Options) -> Result<(), StartError> {
     let dir = opts.dir;
+    // A panic anywhere (a handler, a background task) reaches the log, not only stderr.
+    std::panic::set_hook(Box::new(|info| tracing::error!("Panic: {info}")));
     fault_injection::check_env().map_err(StartError::Api)?;
+    raise_open_files_limit();
     // Tests start a daemon with this failpoint to learn that the binary has them.
     failpoint("daemon-start")
         .await
@@ -475,7 +523,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     // A clustered member serves at once; requests needing a leader answer 503 until raft has
     // one, so a member can start while the rest of the cluster is still down.
     let events = Events::new("none");
-    let daemon = Arc::new(Daemon {
+    let daemon = Arc::new_cyclic(|this: &std::sync::Weak<Daemon>| Daemon {
         dir: dir.clone(),
         hostname: host,
         local: Mutex::new(local),
@@ -493,9 +541,12 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         stop: Notify::new(),
         heartbeat_now: Notify::new(),
         membership: tokio::sync::Mutex::new(()),
+        passwords: Default::default(),
+        gate: listeners::Gate::new(trust_check(this.clone())),
     });
     transport.attach(Arc::downgrade(&daemon));
-    let router = router::router(daemon.clone());
+    let router =
+        router::router(daemon.clone()).layer(axum::middleware::from_fn(listeners::catch_panic));
     let _ = daemon.router.set(router.clone());
     let location = daemon.location().await;
     daemon.events.set_location(&location);

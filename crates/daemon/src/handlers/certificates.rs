@@ -228,14 +228,11 @@ pub async fn certificates_post(
         post.cert_type = "client".into();
         return add(&d, &caller, &post, &token.client_name).await;
     }
+    let attempt = d.passwords.admit(&caller.peer)?;
     let stored = d.db().read(tables::config).await?;
-    let ok = stored
-        .get("core.trust_password")
-        .is_some_and(|h| config::check_password(h, &secret));
-    if !ok {
-        tracing::warn!("Bad trust password from {:?}", caller.requestor().address);
-        return Err(ApiError::forbidden());
-    }
+    attempt
+        .check(stored.get("core.trust_password"), &secret)
+        .await?;
     add(&d, &caller, &post, &post.name).await
 }
 

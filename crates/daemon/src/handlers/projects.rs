@@ -29,6 +29,7 @@ fn to_api(p: tables::Project, profiles: &[tables::Profile]) -> Project {
 
 /// `GET /1.0/projects`.
 pub async fn projects_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+    crate::failpoint("projects-get").await?;
     let (projects, profiles) = d
         .db()
         .read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))

@@ -255,7 +255,7 @@ async fn update(
                 }
                 match value {
                     Some(v) if k == "core.trust_password" => {
-                        cluster_set.insert(k, config::hash_password(&v));
+                        cluster_set.insert(k, crate::password::hash(&v).await?);
                     }
                     Some(v) => {
                         cluster_set.insert(k, v);
