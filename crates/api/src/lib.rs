@@ -7,10 +7,12 @@
 
 mod certificate;
 mod cluster;
+pub mod config_keys;
 mod encoding;
 mod envelope;
 mod event;
 mod extensions;
+pub mod names;
 mod network;
 mod operation;
 mod preseed;
@@ -18,6 +20,7 @@ mod profile;
 mod server;
 mod storage;
 mod token;
+mod units;
 
 pub use certificate::{Certificate, CertificatePut, CertificatesPost};
 pub use cluster::{
@@ -37,6 +40,7 @@ pub use profile::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project};
 pub use server::{Server, ServerEnvironment, ServerPut, ServerStorageDriverInfo};
 pub use storage::{StoragePool, StoragePoolPut, StoragePoolsPost};
 pub use token::{CertificateAddToken, JoinToken, TokenError};
+pub use units::parse_size;
 
 /// String-to-string configuration, as LXD keeps it.
 pub type Config = std::collections::BTreeMap<String, String>;

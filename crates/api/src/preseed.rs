@@ -100,4 +100,18 @@ impl InitPreseed {
     pub fn is_empty(&self) -> bool {
         self == &InitPreseed::default()
     }
+
+    /// Parses a preseed, refusing unknown keys and wrong types with their line and column;
+    /// blank text is the empty preseed.
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(InitPreseed::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The preseed as YAML, in `lxd init`'s layout.
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("preseeds always serialise")
+    }
 }

@@ -8,12 +8,13 @@
 //! - `RXD_FAULT_SWITCHES=name[,name]` turns on deliberate bugs ([`rxd_raft::FaultSwitch`]).
 //!
 //! An unknown key, a bad value or an unknown switch stops the daemon at start with a message.
-//! Without the feature, [`raft_settings`] is `RaftSettings::default()` and
-//! [`offline_threshold_min`] is LXD's 11.
+//! Without the feature, [`raft_settings`] is `RaftSettings::default()` and the smallest
+//! `cluster.offline_threshold` is LXD's 11.
 
 use rxd_raft::RaftSettings;
 
 /// The smallest `cluster.offline_threshold` LXD accepts.
+#[cfg(feature = "fault-injection")]
 const LXD_OFFLINE_THRESHOLD_MIN: i64 = 11;
 
 #[cfg(feature = "fault-injection")]
@@ -116,6 +117,7 @@ pub(crate) fn check_env() -> Result<(), String> {
     if injection != &enabled::Injection::default() {
         tracing::warn!("Fault injection in force: {injection:?}");
     }
+    rxd_api::config_keys::lower_offline_threshold_min(injection.offline_threshold_min);
     Ok(())
 }
 
@@ -141,23 +143,6 @@ pub(crate) fn raft_settings() -> RaftSettings {
 #[inline(always)]
 pub(crate) fn raft_settings() -> RaftSettings {
     RaftSettings::default()
-}
-
-/// The smallest `cluster.offline_threshold` accepted: LXD's 11, or `offline_threshold_min`
-/// of `RXD_RAFT_TUNING` in a build with the `fault-injection` feature.
-#[cfg(feature = "fault-injection")]
-pub(crate) fn offline_threshold_min() -> i64 {
-    enabled::get()
-        .as_ref()
-        .map(|i| i.offline_threshold_min)
-        .unwrap_or(LXD_OFFLINE_THRESHOLD_MIN)
-}
-
-/// The smallest `cluster.offline_threshold` accepted: LXD's 11.
-#[cfg(not(feature = "fault-injection"))]
-#[inline(always)]
-pub(crate) fn offline_threshold_min() -> i64 {
-    LXD_OFFLINE_THRESHOLD_MIN
 }
 
 #[cfg(all(test, feature = "fault-injection"))]

@@ -20,7 +20,7 @@ pub mod heartbeat;
 mod join;
 mod leave;
 pub mod listeners;
-pub(crate) mod names;
+pub(crate) use rxd_api::names;
 pub mod network;
 pub mod operations;
 pub mod password;

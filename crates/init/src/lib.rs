@@ -85,15 +85,12 @@ pub enum InitError {
 
 /// Parses a preseed, refusing unknown keys and wrong types with their line and column.
 pub fn parse_preseed(text: &str) -> Result<InitPreseed, InitError> {
-    if text.trim().is_empty() {
-        return Ok(InitPreseed::default());
-    }
-    serde_saphyr::from_str(text).map_err(|e| InitError::Preseed(e.to_string()))
+    InitPreseed::from_yaml(text).map_err(InitError::Preseed)
 }
 
 /// The preseed as YAML, in `lxd init`'s layout.
 pub fn to_yaml(preseed: &InitPreseed) -> String {
-    serde_saphyr::to_string(preseed).expect("preseeds always serialise")
+    preseed.to_yaml()
 }
 
 /// Runs `rxd init` against the daemon in `dir`.

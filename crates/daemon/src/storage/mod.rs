@@ -15,7 +15,6 @@
 mod btrfs;
 mod dir;
 mod host;
-mod size;
 mod unavailable;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +22,13 @@ use std::sync::OnceLock;
 
 use rxd_db::tables::{self, Config};
 
-pub use size::parse_size;
+/// Parses a pool `size` (LXD's byte sizes, [`rxd_api::parse_size`]).
+pub fn parse_size(value: &str) -> Result<u64, StorageError> {
+    rxd_api::parse_size(value).map_err(|reason| StorageError::InvalidSize {
+        value: value.to_string(),
+        reason,
+    })
+}
 
 /// Why a driver refused.
 #[derive(Debug, thiserror::Error)]
