@@ -103,11 +103,10 @@ pub enum Access {
 
 /// Middleware: decides the caller's trust and enforces the route's access rule.
 pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .cloned()
-        .unwrap_or(Peer::Unix);
+    // Every listener attaches the peer; a request without one is refused, never taken for local.
+    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
+        return ApiError::forbidden().into_response();
+    };
     let trust = d.trust_of(&peer).await;
     let path = req
         .extensions()

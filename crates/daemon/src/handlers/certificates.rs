@@ -132,6 +132,9 @@ async fn add(
     Ok(created(&url))
 }
 
+const SERVER_BY_JOIN: &str =
+    "Server certificates are only added by a server joining the cluster, with a join token or the trust password";
+
 fn no_matching_token(kind: &str) -> ApiError {
     if kind == "join" {
         ApiError::forbidden_with("No matching cluster join operation found")
@@ -204,19 +207,25 @@ pub async fn certificates_post(
     caller: Caller,
     JsonBody(post): JsonBody<CertificatesPost>,
 ) -> ApiResult<Response> {
-    if caller.is_trusted() {
-        if post.token {
-            return certificate_token(&d, &post).await;
-        }
-        return add(&d, &caller, &post, &post.name).await;
-    }
     let secret = if post.trust_token.is_empty() {
         post.password.clone()
     } else {
         post.trust_token.clone()
     };
+    // A server certificate makes its holder a member: it enters only with a join's secret.
+    let server = post.cert_type == "server";
+    if caller.is_trusted() && !server {
+        if post.token {
+            return certificate_token(&d, &post).await;
+        }
+        return add(&d, &caller, &post, &post.name).await;
+    }
     if secret.is_empty() {
-        return Err(ApiError::forbidden());
+        return Err(if server && caller.is_trusted() {
+            ApiError::forbidden_with(SERVER_BY_JOIN)
+        } else {
+            ApiError::forbidden()
+        });
     }
     if let Ok(token) = JoinToken::decode(&secret) {
         consume(&d, "join", &token.server_name, &token.secret).await?;
@@ -282,6 +291,16 @@ async fn update(
         return Err(ApiError::bad_request(format!(
             "Unknown certificate type {cert_type:?}"
         )));
+    }
+    if cert_type != current.put.cert_type {
+        if cert_type == "server" {
+            return Err(ApiError::forbidden_with(SERVER_BY_JOIN));
+        }
+        if current.put.cert_type == "server" {
+            return Err(ApiError::forbidden_with(
+                "Cannot change the type of a server certificate: remove the member with `cluster remove` instead",
+            ));
+        }
     }
     d.db()
         .propose(Command::UpdateCertificate {
