@@ -8,6 +8,18 @@ use rxd_client::Client;
 use rxd_testkit::Member;
 use serde_json::json;
 
+/// Two members, `node1` on `127.0.150.<first>:8443` and `node2` on the next address.
+async fn form(first: u8) -> (Vec<Member>, [String; 2]) {
+    let addresses = [
+        format!("127.0.150.{first}:8443"),
+        format!("127.0.150.{}:8443", first + 1),
+    ];
+    let members = vec![Member::start(), Member::start()];
+    members[0].bootstrap(&addresses[0], "node1", &[]);
+    members[1].join(&members[0], "node2", &addresses[1]).await;
+    (members, addresses)
+}
+
 /// HTTPS to `address` with `cert` as the client certificate.
 fn https(m: &Member, address: &str, cert: Option<&rxd_tls::CertKey>) -> Client {
     let cluster_crt = std::fs::read_to_string(m.dir().join("cluster.crt")).unwrap();
@@ -44,10 +56,10 @@ async fn status(c: &Client, method: &str, path: &str, body: Option<serde_json::V
 
 #[tokio::test]
 async fn a_client_certificate_cannot_mint_a_member() {
-    let members = Member::form(2, "127.0.150", &[]).await;
+    let (members, addr) = form(1).await;
     let client_cert = rxd_tls::generate_client("client", "host").unwrap();
     trust(&members[0], "client", &client_cert, None).await;
-    let c = https(&members[0], "127.0.150.1:8443", Some(&client_cert));
+    let c = https(&members[0], &addr[0], Some(&client_cert));
 
     eprintln!("phase: a trusted client asks to add a server certificate, refused");
     let minted = rxd_tls::generate("minted").unwrap();
@@ -56,7 +68,7 @@ async fn a_client_certificate_cannot_mint_a_member() {
         status(&c, "POST", "/1.0/certificates", Some(post)).await,
         403
     );
-    let as_minted = https(&members[0], "127.0.150.1:8443", Some(&minted));
+    let as_minted = https(&members[0], &addr[0], Some(&minted));
     assert_eq!(
         status(&as_minted, "GET", "/internal/ready", None).await,
         403
@@ -88,4 +100,111 @@ async fn a_client_certificate_cannot_mint_a_member() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
+}
+
+/// A member's own `server.crt`, as its client certificate.
+fn member_cert(m: &Member) -> rxd_tls::CertKey {
+    let read = |f: &str| std::fs::read_to_string(m.dir().join(f)).unwrap();
+    rxd_tls::CertKey::from_pem(read("server.crt"), read("server.key")).unwrap()
+}
+
+fn accept_body(name: &str, schema: i64) -> serde_json::Value {
+    json!({
+        "name": name,
+        "address": "127.0.150.250:8443",
+        "schema": schema,
+        "api": rxd_api::API_EXTENSIONS.len(),
+        "architecture": "x86_64",
+        "storage_pools": {"local": {}},
+    })
+}
+
+/// The status and message of a raw request.
+async fn answer(c: &Client, method: &str, path: &str, body: serde_json::Value) -> (u16, String) {
+    match c.request(method, path, Some(body), None).await {
+        Ok(r) => (200, serde_json::to_string(&r.envelope.metadata).unwrap()),
+        Err(e) => (
+            e.status()
+                .unwrap_or_else(|| panic!("{method} {path}: no HTTP answer: {e}")),
+            e.to_string(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn only_the_joiner_that_presented_a_token_is_accepted_once() {
+    let (members, addr) = form(11).await;
+    let accept = "/internal/cluster/accept";
+
+    eprintln!("phase: a member certificate with no join in progress gets 403 and no detail");
+    for (i, address) in addr.iter().enumerate() {
+        let as_member = https(&members[0], address, Some(&member_cert(&members[i])));
+        let (status, message) = answer(&as_member, "POST", accept, accept_body("evil", 0)).await;
+        assert_eq!(status, 403, "{message}");
+        assert!(!message.contains("schema"), "{message}");
+    }
+
+    eprintln!("phase: a server presents a join token for node9 with its certificate");
+    let token = rxd_testkit::join_token(&members[0], "node9").await;
+    let joiner = rxd_tls::generate("node9").unwrap();
+    let as_joiner = https(&members[0], &addr[1], Some(&joiner));
+    as_joiner
+        .add_certificate(&CertificatesPost {
+            name: "node9".into(),
+            cert_type: "server".into(),
+            password: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    eprintln!("phase: another member's certificate still cannot use the join");
+    let other = https(&members[0], &addr[0], Some(&member_cert(&members[0])));
+    let mut forged = accept_body("node9", 0);
+    forged["joiner_fingerprint"] = json!("0000");
+    assert_eq!(answer(&other, "POST", accept, forged).await.0, 403);
+
+    eprintln!("phase: the joiner, under another name, is refused");
+    assert_eq!(
+        answer(&as_joiner, "POST", accept, accept_body("node8", 0))
+            .await
+            .0,
+        403
+    );
+    eprintln!("phase: the joiner with a wrong version is told why, and keeps its join");
+    let (status, message) = answer(&as_joiner, "POST", accept, accept_body("node9", 0)).await;
+    assert_eq!(status, 400, "{message}");
+    let schema: i64 = message
+        .split("DB schema ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no schema in {message}"));
+
+    eprintln!("phase: the joiner is accepted once, through a member that forwards to the leader");
+    let (status, message) = answer(&as_joiner, "POST", accept, accept_body("node9", schema)).await;
+    assert_eq!(status, 200, "{message}");
+    assert!(message.contains("private_key"), "{message}");
+    let (status, message) = answer(&as_joiner, "POST", accept, accept_body("node9", schema)).await;
+    assert_eq!(status, 403, "{message}");
+}
+
+#[tokio::test]
+async fn a_members_certificate_goes_only_with_the_member() {
+    let (members, _) = form(21).await;
+    let c = members[0].client();
+    let fp = member_cert(&members[1]).fingerprint();
+
+    eprintln!("phase: deleting node2's certificate is refused while node2 is a member");
+    let err = c.delete_certificate(&fp).await.unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert!(err.to_string().contains("cluster remove"), "{err}");
+    assert!(c.certificate(&fp).await.is_ok());
+
+    eprintln!("phase: node2 still writes through the cluster");
+    let post = rxd_api::ProfilesPost {
+        name: "after".into(),
+        ..Default::default()
+    };
+    members[1].client().create_profile(&post).await.unwrap();
 }

@@ -51,6 +51,17 @@ impl Caller {
         matches!(self.trust, Trust::Trusted | Trust::Member)
     }
 
+    /// The fingerprint of the client certificate, for an HTTPS caller that presented one.
+    pub fn fingerprint(&self) -> Option<String> {
+        match &self.peer {
+            Peer::Tls {
+                cert_der: Some(der),
+                ..
+            } => Some(rxd_tls::fingerprint_der(der)),
+            _ => None,
+        }
+    }
+
     /// The requestor block of lifecycle events.
     pub fn requestor(&self) -> rxd_api::Requestor {
         match &self.peer {
@@ -59,11 +70,8 @@ impl Caller {
                 protocol: "unix".into(),
                 address: "@".into(),
             },
-            Peer::Tls { address, cert_der } => rxd_api::Requestor {
-                username: cert_der
-                    .as_ref()
-                    .map(|d| rxd_tls::fingerprint_der(d))
-                    .unwrap_or_default(),
+            Peer::Tls { address, .. } => rxd_api::Requestor {
+                username: self.fingerprint().unwrap_or_default(),
                 protocol: if self.trust == Trust::Member {
                     "cluster".into()
                 } else {

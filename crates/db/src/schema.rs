@@ -94,6 +94,11 @@ CREATE TABLE network_members (
     r#"
 CREATE TABLE member_ids (high INTEGER NOT NULL);
 "#,
+    // 4: joins in progress: the server certificate that presented a join's secret may be
+    // accepted as a member once.
+    r#"
+CREATE TABLE join_grants (fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL);
+"#,
 ];
 
 /// The node-local database's migrations.

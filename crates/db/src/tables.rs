@@ -400,6 +400,17 @@ pub fn token(conn: &Connection, id: &str) -> Result<Token, DbError> {
     })
 }
 
+/// The member name the join grant of `fingerprint` is for, if that certificate holds one.
+pub fn join_grant(conn: &Connection, fingerprint: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM join_grants WHERE fingerprint = ?1",
+            [fingerprint],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The token of `kind` made for `name` whose secret is `secret`, expired or not. Every
 /// candidate's secret is compared in full, so the time taken does not say how much of a guess
 /// was right or which token matched.

@@ -91,6 +91,9 @@ fn pem_from_post(post: &CertificatesPost, caller: &Caller) -> ApiResult<String> 
     }
 }
 
+/// Adds the certificate of `post`. A `server` certificate reaches here only with a join's
+/// secret (a join token or the trust password), and its holder may then be accepted as a
+/// member once.
 async fn add(
     d: &Daemon,
     caller: &Caller,
@@ -119,13 +122,27 @@ async fn add(
         projects: post.projects.clone().unwrap_or_default(),
         description: post.description.clone(),
     };
-    d.db()
-        .propose(Command::AddCertificate(cert))
-        .await?
-        .map_err(|e| match e {
-            ApplyError::Exists { .. } => ApiError::conflict("Certificate already in trust store"),
-            other => other.into(),
-        })?;
+    let exists = || ApiError::conflict("Certificate already in trust store");
+    if cert.cert_type == "server" {
+        // A joiner retrying after a failed attempt is trusted already; it gets a new grant.
+        let fp = fingerprint.clone();
+        let existed = d
+            .db()
+            .read(move |c| Ok(tables::certificate(c, &fp).is_ok()))
+            .await?;
+        d.db().propose(Command::GrantJoin(cert)).await??;
+        if existed {
+            return Err(exists());
+        }
+    } else {
+        d.db()
+            .propose(Command::AddCertificate(cert))
+            .await?
+            .map_err(|e| match e {
+                ApplyError::Exists { .. } => exists(),
+                other => other.into(),
+            })?;
+    }
     let url = format!("/1.0/certificates/{fingerprint}");
     d.events
         .lifecycle("certificate-created", &url, None, Some(caller.requestor()));
@@ -342,6 +359,15 @@ pub async fn certificate_delete(
     Path(fp): Path<String>,
 ) -> ApiResult<Response> {
     let c = find(&d, &fp).await?;
+    if c.cert_type == "server" {
+        let members = d.db().read(tables::members).await?;
+        if members.iter().any(|m| m.name == c.name) {
+            return Err(ApiError::conflict(format!(
+                "Certificate belongs to cluster member {:?}: remove the member with `cluster remove` instead",
+                c.name
+            )));
+        }
+    }
     d.db()
         .propose(Command::DeleteCertificate {
             fingerprint: c.fingerprint.clone(),
