@@ -208,3 +208,205 @@ async fn a_members_certificate_goes_only_with_the_member() {
     };
     members[1].client().create_profile(&post).await.unwrap();
 }
+
+/// A client certificate written to `<member dir>/<name>.crt`.
+fn client_cert_file(m: &Member, name: &str) -> (rxd_tls::CertKey, String) {
+    let cert = rxd_tls::generate_client(name, "host").unwrap();
+    let path = m.dir().join(format!("{name}.crt"));
+    std::fs::write(&path, &cert.cert_pem).unwrap();
+    (cert, path.to_string_lossy().into_owned())
+}
+
+#[tokio::test]
+async fn a_restricted_client_stays_in_its_projects() {
+    let (members, addr) = form(31).await;
+    let admin = members[0].client();
+
+    eprintln!("phase: a certificate-add token made for a client restricted to no project");
+    let op = admin
+        .create_certificate_token(&CertificatesPost {
+            name: "nobody".into(),
+            cert_type: "client".into(),
+            token: true,
+            restricted: true,
+            projects: Some(vec![]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let meta = op.metadata.unwrap();
+    let token = rxd_api::CertificateAddToken {
+        client_name: "nobody".into(),
+        fingerprint: meta["fingerprint"].as_str().unwrap().into(),
+        addresses: vec![addr[0].clone()],
+        secret: meta["secret"].as_str().unwrap().into(),
+        expires_at: String::new(),
+    };
+    let nobody_cert = rxd_tls::generate_client("nobody", "host").unwrap();
+    let nobody = https(&members[0], &addr[1], Some(&nobody_cert));
+    eprintln!("phase: the client asks to be unrestricted when it presents the token; it is not");
+    nobody
+        .add_certificate(&CertificatesPost {
+            trust_token: token.encode(),
+            restricted: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (cert, _) = admin.certificate(&nobody_cert.fingerprint()).await.unwrap();
+    assert!(cert.put.restricted);
+    assert!(cert.put.projects.is_empty());
+
+    eprintln!("phase: restricted to nothing, it reads what LXD lets it read and changes nothing");
+    let (server, _) = nobody.server().await.unwrap();
+    assert_eq!(server.auth, "trusted");
+    assert!(
+        server.config.unwrap_or_default().is_empty(),
+        "no server configuration"
+    );
+    let forbidden = [
+        (
+            "PATCH",
+            "/1.0",
+            json!({"config": {"core.trust_password": "x"}}),
+        ),
+        ("PUT", "/1.0", json!({"config": {}})),
+        ("POST", "/1.0/profiles", json!({"name": "p1"})),
+        ("GET", "/1.0/profiles", json!(null)),
+        ("GET", "/1.0/profiles/default", json!(null)),
+        ("GET", "/1.0/projects/default", json!(null)),
+        (
+            "POST",
+            "/1.0/cluster/members",
+            json!({"server_name": "node9"}),
+        ),
+        ("DELETE", "/1.0/cluster/members/node2", json!(null)),
+        (
+            "POST",
+            "/1.0/storage-pools",
+            json!({"name": "p", "driver": "dir"}),
+        ),
+        ("POST", "/1.0/networks", json!({"name": "n"})),
+        (
+            "POST",
+            "/1.0/certificates",
+            json!({"type": "server", "name": "x"}),
+        ),
+        (
+            "POST",
+            "/1.0/certificates",
+            json!({"token": true, "name": "x"}),
+        ),
+    ];
+    for (method, path, body) in forbidden {
+        let body = (!body.is_null()).then_some(body);
+        assert_eq!(
+            status(&nobody, method, path, body).await,
+            403,
+            "{method} {path}"
+        );
+    }
+    let listed = nobody.certificates().await.unwrap();
+    assert_eq!(listed.len(), 1, "only its own entry");
+    assert_eq!(listed[0].fingerprint, nobody_cert.fingerprint());
+    let member_fp = member_cert(&members[1]).fingerprint();
+    assert_eq!(
+        status(
+            &nobody,
+            "GET",
+            &format!("/1.0/certificates/{member_fp}"),
+            None
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        status(
+            &nobody,
+            "DELETE",
+            &format!("/1.0/certificates/{member_fp}"),
+            None
+        )
+        .await,
+        404
+    );
+    assert!(nobody.projects().await.unwrap().is_empty());
+    assert_eq!(nobody.cluster_members().await.unwrap().len(), 2);
+
+    eprintln!("phase: a join token is not shown to it among the operations");
+    rxd_testkit::join_token(&members[0], "node9").await;
+    let ops = nobody
+        .request("GET", "/1.0/operations?recursion=1", None, None)
+        .await
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&ops.envelope.metadata)
+            .unwrap()
+            .contains("secret"),
+        "{:?}",
+        ops.envelope.metadata
+    );
+
+    eprintln!("phase: rxc and lxc add clients restricted to the default project");
+    let (rxc_cert, rxc_file) = client_cert_file(&members[0], "viarxc");
+    rxd_testkit::ok(&members[0].command(
+        "rxc",
+        &[
+            "config",
+            "trust",
+            "add",
+            &rxc_file,
+            "--restricted",
+            "--projects",
+            "default",
+        ],
+        None,
+    ));
+    let (lxc_cert, lxc_file) = client_cert_file(&members[0], "vialxc");
+    rxd_testkit::ok(&members[0].command(
+        "lxc",
+        &[
+            "config",
+            "trust",
+            "add",
+            &lxc_file,
+            "--restricted",
+            "--projects",
+            "default",
+        ],
+        None,
+    ));
+    for cert in [&rxc_cert, &lxc_cert] {
+        let (entry, _) = admin.certificate(&cert.fingerprint()).await.unwrap();
+        assert!(entry.put.restricted);
+        assert_eq!(entry.put.projects, ["default"]);
+        let c = https(&members[0], &addr[1], Some(cert));
+        let name = format!("p-{}", &cert.fingerprint()[..8]);
+        assert_eq!(
+            status(&c, "POST", "/1.0/profiles", Some(json!({"name": name}))).await,
+            200
+        );
+        let path = format!("/1.0/profiles/{name}");
+        assert_eq!(
+            status(&c, "PATCH", &path, Some(json!({"description": "mine"}))).await,
+            200
+        );
+        assert_eq!(status(&c, "GET", "/1.0/profiles", None).await, 200);
+        assert_eq!(status(&c, "GET", "/1.0/projects/default", None).await, 200);
+        assert_eq!(
+            status(&c, "GET", "/1.0/profiles?project=other", None).await,
+            403
+        );
+        assert_eq!(status(&c, "DELETE", &path, None).await, 200);
+        assert_eq!(
+            status(&c, "PATCH", "/1.0", Some(json!({"config": {}}))).await,
+            403
+        );
+        let own = format!("/1.0/certificates/{}", cert.fingerprint());
+        assert_eq!(
+            status(&c, "PATCH", &own, Some(json!({"restricted": false}))).await,
+            403,
+            "it cannot lift its own restriction"
+        );
+    }
+}

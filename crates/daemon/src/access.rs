@@ -1,6 +1,7 @@
 //! Who is calling, and what they may do. The unix socket is trusted; on HTTPS the peer's
-//! certificate fingerprint decides: a trusted client, a cluster member (its `server.crt` is in
-//! the trust store as type `server`), or untrusted.
+//! certificate fingerprint decides: a trusted client, a restricted client (confined to the
+//! projects its certificate lists, as in LXD), a cluster member (its `server.crt` is in the trust
+//! store as type `server`), or untrusted (no certificate, an unknown one, or a `metrics` one).
 
 use std::sync::Arc;
 
@@ -28,8 +29,10 @@ pub enum Peer {
 /// What the caller turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
-    /// Local root, or a client whose certificate is trusted.
+    /// Local root, or a client whose certificate is trusted without restriction.
     Trusted,
+    /// A client whose certificate is restricted to these projects.
+    Restricted(Vec<String>),
     /// Another member of this cluster.
     Member,
     /// Anyone else.
@@ -45,10 +48,45 @@ pub struct Caller {
     pub trust: Trust,
 }
 
+/// The trust a certificate of the trust store gives its holder.
+pub fn trust_of_certificate(cert: &rxd_db::tables::Certificate) -> Trust {
+    match cert.cert_type.as_str() {
+        "server" => Trust::Member,
+        // A metrics certificate reads metrics only, which rxd does not serve.
+        "client" if cert.restricted => Trust::Restricted(cert.projects.clone()),
+        "client" => Trust::Trusted,
+        _ => Trust::Untrusted,
+    }
+}
+
 impl Caller {
-    /// Whether it may use the public API.
+    /// Whether it may use the public API at all (a restricted client included).
     pub fn is_trusted(&self) -> bool {
+        self.trust != Trust::Untrusted
+    }
+
+    /// Whether it may use the whole public API: local root, an unrestricted client or a member.
+    pub fn is_admin(&self) -> bool {
         matches!(self.trust, Trust::Trusted | Trust::Member)
+    }
+
+    /// The projects of a restricted client; `None` for anyone else.
+    pub fn restricted_to(&self) -> Option<&[String]> {
+        match &self.trust {
+            Trust::Restricted(projects) => Some(projects),
+            _ => None,
+        }
+    }
+
+    /// Whether it may use `project`. rxd has the `default` project only, so a restricted client
+    /// naming another one reaches nothing.
+    pub fn may_use_project(&self, project: &str) -> bool {
+        match &self.trust {
+            Trust::Restricted(projects) => {
+                project == DEFAULT_PROJECT && projects.iter().any(|p| p == project)
+            }
+            other => *other != Trust::Untrusted,
+        }
     }
 
     /// The fingerprint of the client certificate, for an HTTPS caller that presented one.
@@ -98,15 +136,33 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     }
 }
 
+/// The project every request is in unless `?project=` says otherwise, and the only one.
+pub const DEFAULT_PROJECT: &str = "default";
+
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, even untrusted HTTPS callers.
     Public,
-    /// Trusted clients and members.
-    Trusted,
+    /// Any trusted caller, restricted clients included; the handler shows a restricted client
+    /// only what is its own or in its projects.
+    Authenticated,
+    /// Trusted callers, and restricted clients whose projects include the request's
+    /// (`?project=`, else `default`).
+    Project,
+    /// Local root, unrestricted clients and members.
+    Admin,
     /// Other members only (the internal API), or local root.
     Member,
+}
+
+/// The project a request is in: `?project=`, else `default`.
+pub fn project_of(uri: &axum::http::Uri) -> String {
+    axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(uri)
+        .ok()
+        .and_then(|q| q.0.get("project").cloned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
 }
 
 /// Middleware: decides the caller's trust and enforces the route's access rule.
@@ -122,14 +178,17 @@ pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next)
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let access = crate::router::access_of(req.method(), &path);
+    let caller = Caller { peer, trust };
     let allowed = match access {
         Access::Public => true,
-        Access::Trusted => trust != Trust::Untrusted,
-        Access::Member => trust == Trust::Member || matches!(peer, Peer::Unix),
+        Access::Authenticated => caller.is_trusted(),
+        Access::Project => caller.may_use_project(&project_of(req.uri())),
+        Access::Admin => caller.is_admin(),
+        Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
     };
     if !allowed {
         return ApiError::forbidden().into_response();
     }
-    req.extensions_mut().insert(Caller { peer, trust });
+    req.extensions_mut().insert(caller);
     next.run(req).await
 }

@@ -801,8 +801,8 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
         }
         Command::AddToken(t) => {
             tx.execute(
-                "INSERT INTO tokens (id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO tokens (id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location, restricted_projects)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     t.id,
                     t.kind,
@@ -812,7 +812,8 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                     to_json(&t.addresses),
                     t.created_at,
                     t.expires_at,
-                    t.location
+                    t.location,
+                    t.restricted_projects.as_ref().map(to_json)
                 ],
             )?;
         }
@@ -1131,6 +1132,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             expires_at: expires_at.into(),
             location: "node1".into(),
+            restricted_projects: None,
         }
     }
 

@@ -95,9 +95,10 @@ CREATE TABLE network_members (
 CREATE TABLE member_ids (high INTEGER NOT NULL);
 "#,
     // 4: joins in progress: the server certificate that presented a join's secret may be
-    // accepted as a member once.
+    // accepted as a member once. A certificate-add token records the restriction it grants.
     r#"
 CREATE TABLE join_grants (fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL);
+ALTER TABLE tokens ADD COLUMN restricted_projects TEXT;
 "#,
 ];
 

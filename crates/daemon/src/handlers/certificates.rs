@@ -33,9 +33,19 @@ fn to_api(c: tables::Certificate) -> Certificate {
     }
 }
 
+/// Whether the caller may see `cert`: a restricted client sees only its own entry.
+fn visible(caller: &Caller, cert: &tables::Certificate) -> bool {
+    caller.restricted_to().is_none() || caller.fingerprint().as_deref() == Some(&cert.fingerprint)
+}
+
 /// `GET /1.0/certificates`.
-pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let certs = d.db().read(tables::certificates).await?;
+pub async fn certificates_get(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let mut certs = d.db().read(tables::certificates).await?;
+    certs.retain(|c| visible(&caller, c));
     if recursion(&q) {
         Ok(sync(certs.into_iter().map(to_api).collect::<Vec<_>>()))
     } else {
@@ -48,12 +58,12 @@ pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiR
     }
 }
 
-/// Finds a certificate by a unique fingerprint prefix.
-async fn find(d: &Daemon, prefix: &str) -> ApiResult<tables::Certificate> {
+/// Finds a certificate the caller may see by a unique fingerprint prefix.
+async fn find(d: &Daemon, caller: &Caller, prefix: &str) -> ApiResult<tables::Certificate> {
     let certs = d.db().read(tables::certificates).await?;
     let mut matches = certs
         .into_iter()
-        .filter(|c| c.fingerprint.starts_with(prefix));
+        .filter(|c| c.fingerprint.starts_with(prefix) && visible(caller, c));
     match (matches.next(), matches.next()) {
         (Some(c), None) if !prefix.is_empty() => Ok(c),
         (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
@@ -66,9 +76,10 @@ async fn find(d: &Daemon, prefix: &str) -> ApiResult<tables::Certificate> {
 /// `GET /1.0/certificates/{fingerprint}`.
 pub async fn certificate_get(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(fp): Path<String>,
 ) -> ApiResult<Response> {
-    let c = to_api(find(&d, &fp).await?);
+    let c = to_api(find(&d, &caller, &fp).await?);
     let etag = rxd_api::etag(&c.put);
     Ok(sync_etag(c, &etag))
 }
@@ -231,14 +242,14 @@ pub async fn certificates_post(
     };
     // A server certificate makes its holder a member: it enters only with a join's secret.
     let server = post.cert_type == "server";
-    if caller.is_trusted() && !server {
+    if caller.is_admin() && !server {
         if post.token {
             return certificate_token(&d, &post).await;
         }
         return add(&d, &caller, &post, &post.name).await;
     }
     if secret.is_empty() {
-        return Err(if server && caller.is_trusted() {
+        return Err(if server && caller.is_admin() {
             ApiError::forbidden_with(SERVER_BY_JOIN)
         } else {
             ApiError::forbidden()
@@ -249,9 +260,12 @@ pub async fn certificates_post(
         return add(&d, &caller, &post, &post.name).await;
     }
     if let Ok(token) = rxd_api::CertificateAddToken::decode(&secret) {
-        consume(&d, "certificate", &token.client_name, &token.secret).await?;
+        let stored = consume(&d, "certificate", &token.client_name, &token.secret).await?;
+        // The token's maker chose the restriction, not the client presenting it.
         let mut post = post;
         post.cert_type = "client".into();
+        post.restricted = stored.restricted_projects.is_some();
+        post.projects = stored.restricted_projects;
         return add(&d, &caller, &post, &token.client_name).await;
     }
     let stored = d.db().read(tables::config).await?;
@@ -288,6 +302,9 @@ async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Res
             expires_at(expiry)?
         },
         location: d.location().await,
+        restricted_projects: post
+            .restricted
+            .then(|| post.projects.clone().unwrap_or_default()),
     };
     d.db().propose(Command::AddToken(token.clone())).await??;
     Ok(operation(&token_operation(&token)))
@@ -295,15 +312,28 @@ async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Res
 
 async fn update(
     d: &Daemon,
+    caller: &Caller,
     fp: &str,
     headers: &HeaderMap,
     put: CertificatePut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let current = to_api(find(d, fp).await?);
+    let current = to_api(find(d, caller, fp).await?);
     check_etag(headers, &rxd_api::etag(&current.put))?;
     let pick = |new: String, old: String| if merge && new.is_empty() { old } else { new };
+    let name = pick(put.name, current.put.name.clone());
     let cert_type = pick(put.cert_type, current.put.cert_type.clone());
+    if caller.restricted_to().is_some()
+        && (name != current.put.name
+            || cert_type != current.put.cert_type
+            || put.restricted != current.put.restricted
+            || put.projects != current.put.projects)
+    {
+        // As in LXD, a restricted client's own entry is not its to widen.
+        return Err(ApiError::forbidden_with(
+            "Only the certificate can be changed",
+        ));
+    }
     if !["client", "server", "metrics"].contains(&cert_type.as_str()) {
         return Err(ApiError::bad_request(format!(
             "Unknown certificate type {cert_type:?}"
@@ -322,7 +352,7 @@ async fn update(
     d.db()
         .propose(Command::UpdateCertificate {
             fingerprint: current.fingerprint.clone(),
-            name: pick(put.name, current.put.name.clone()),
+            name,
             cert_type,
             restricted: put.restricted,
             projects: put.projects,
@@ -335,21 +365,23 @@ async fn update(
 /// `PUT /1.0/certificates/{fingerprint}`.
 pub async fn certificate_put(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(fp): Path<String>,
     headers: HeaderMap,
     JsonBody(put): JsonBody<CertificatePut>,
 ) -> ApiResult<Response> {
-    update(&d, &fp, &headers, put, false).await
+    update(&d, &caller, &fp, &headers, put, false).await
 }
 
 /// `PATCH /1.0/certificates/{fingerprint}`.
 pub async fn certificate_patch(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(fp): Path<String>,
     headers: HeaderMap,
     JsonBody(put): JsonBody<CertificatePut>,
 ) -> ApiResult<Response> {
-    update(&d, &fp, &headers, put, true).await
+    update(&d, &caller, &fp, &headers, put, true).await
 }
 
 /// `DELETE /1.0/certificates/{fingerprint}`.
@@ -358,7 +390,7 @@ pub async fn certificate_delete(
     caller: Caller,
     Path(fp): Path<String>,
 ) -> ApiResult<Response> {
-    let c = find(&d, &fp).await?;
+    let c = find(&d, &caller, &fp).await?;
     if c.cert_type == "server" {
         let members = d.db().read(tables::members).await?;
         if members.iter().any(|m| m.name == c.name) {
