@@ -9,6 +9,7 @@ use rxd_api::CertificatesPost;
 use rxd_client::Client;
 use rxd_daemon::access::Access;
 use rxd_testkit::Member;
+use std::time::Duration;
 
 /// The rule each endpoint is expected to have.
 const EXPECTED: &[(&str, &str, Access)] = &[
@@ -201,7 +202,7 @@ fn callers(m: &Member, address: &str, certs: &Certs) -> Callers {
     let https = |cert: Option<&rxd_tls::CertKey>| {
         Client::https(address, &cluster_crt, cert)
             .unwrap()
-            .with_timeout(std::time::Duration::from_secs(20))
+            .with_timeout(Duration::from_secs(20))
     };
     Callers {
         unix: m.client(),
@@ -331,6 +332,21 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
     let mut calls = 0;
     for (i, m) in members.iter().enumerate() {
         let callers = callers(m, addresses[i], &certs);
+        // Trust is decided on each member's own replica, which may apply the entries a moment
+        // after the writes were answered.
+        for class in [
+            Class::Trusted,
+            Class::RestrictedDefault,
+            Class::RestrictedNone,
+        ] {
+            let c = callers.of(class);
+            rxd_testkit::until(
+                Duration::from_secs(10),
+                "the member to trust the client",
+                || async { c.server().await.is_ok_and(|(s, _)| s.auth == "trusted") },
+            )
+            .await;
+        }
         for (pattern, method, rule) in EXPECTED {
             for class in CLASSES {
                 if DISRUPTIVE.contains(pattern) && allowed(*rule, class) {
