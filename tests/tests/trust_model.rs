@@ -213,6 +213,11 @@ async fn a_members_certificate_goes_only_with_the_member() {
     assert_eq!(err.status(), Some(409), "{err}");
     assert!(err.to_string().contains("cluster remove"), "{err}");
     assert!(c.certificate(&fp).await.is_ok());
+    eprintln!("phase: nor can it be renamed away from its member, nor made a client one");
+    let path = format!("/1.0/certificates/{fp}");
+    for body in [json!({"name": "other"}), json!({"type": "client"})] {
+        assert_eq!(status(&c, "PATCH", &path, Some(body)).await, 403);
+    }
 
     eprintln!("phase: node2 still writes through the cluster");
     let post = rxd_api::ProfilesPost {

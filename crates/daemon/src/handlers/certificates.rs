@@ -349,6 +349,12 @@ async fn update(
             ));
         }
     }
+    if current.put.cert_type == "server" && name != current.put.name {
+        // The name ties the certificate to its member: renaming the member renames it.
+        return Err(ApiError::forbidden_with(
+            "Cannot rename a server certificate: rename the cluster member instead",
+        ));
+    }
     d.db()
         .propose(Command::UpdateCertificate {
             fingerprint: current.fingerprint.clone(),
