@@ -165,6 +165,17 @@ pub fn project_of(uri: &axum::http::Uri) -> String {
         .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
 }
 
+/// Whether `caller` may call an endpoint whose rule is `access`, for a request in `project`.
+pub fn allows(access: Access, caller: &Caller, project: &str) -> bool {
+    match access {
+        Access::Public => true,
+        Access::Authenticated => caller.is_trusted(),
+        Access::Project => caller.may_use_project(project),
+        Access::Admin => caller.is_admin(),
+        Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
+    }
+}
+
 /// Middleware: decides the caller's trust and enforces the route's access rule.
 pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
     // Every listener attaches the peer; a request without one is refused, never taken for local.
@@ -179,16 +190,87 @@ pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next)
         .unwrap_or_default();
     let access = crate::router::access_of(req.method(), &path);
     let caller = Caller { peer, trust };
-    let allowed = match access {
-        Access::Public => true,
-        Access::Authenticated => caller.is_trusted(),
-        Access::Project => caller.may_use_project(&project_of(req.uri())),
-        Access::Admin => caller.is_admin(),
-        Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
-    };
-    if !allowed {
+    if !allows(access, &caller, &project_of(req.uri())) {
         return ApiError::forbidden().into_response();
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(peer: Peer, trust: Trust) -> Caller {
+        Caller { peer, trust }
+    }
+
+    fn tls(trust: Trust) -> Caller {
+        caller(
+            Peer::Tls {
+                address: "127.0.0.1:1".into(),
+                cert_der: Some(vec![1]),
+            },
+            trust,
+        )
+    }
+
+    #[test]
+    fn each_rule_lets_in_exactly_its_callers() {
+        let unix = caller(Peer::Unix, Trust::Trusted);
+        let trusted = tls(Trust::Trusted);
+        let in_default = tls(Trust::Restricted(vec!["default".into()]));
+        let in_other = tls(Trust::Restricted(vec!["other".into()]));
+        let nowhere = tls(Trust::Restricted(vec![]));
+        let member = tls(Trust::Member);
+        let untrusted = tls(Trust::Untrusted);
+        let all = [
+            &unix,
+            &trusted,
+            &in_default,
+            &in_other,
+            &nowhere,
+            &member,
+            &untrusted,
+        ];
+        // One row per rule: whether each caller above may call it, in project "default".
+        let cases = [
+            (Access::Public, [true, true, true, true, true, true, true]),
+            (
+                Access::Authenticated,
+                [true, true, true, true, true, true, false],
+            ),
+            (
+                Access::Project,
+                [true, true, true, false, false, true, false],
+            ),
+            (
+                Access::Admin,
+                [true, true, false, false, false, true, false],
+            ),
+            (
+                Access::Member,
+                [true, false, false, false, false, true, false],
+            ),
+        ];
+        for (access, expected) in cases {
+            for (c, want) in all.iter().zip(expected) {
+                assert_eq!(allows(access, c, "default"), want, "{access:?} {c:?}");
+            }
+        }
+        // rxd has the default project only: naming another reaches nothing for a restricted client.
+        assert!(!allows(Access::Project, &in_other, "other"));
+        assert!(allows(Access::Project, &trusted, "other"));
+    }
+
+    #[test]
+    fn the_project_is_the_query_parameter_else_default() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().unwrap();
+        assert_eq!(project_of(&uri("/1.0/profiles")), "default");
+        assert_eq!(project_of(&uri("/1.0/profiles?project=")), "default");
+        assert_eq!(
+            project_of(&uri("/1.0/profiles?recursion=1&project=p%201")),
+            "p 1"
+        );
+    }
 }
