@@ -163,6 +163,12 @@ pub enum TrustCmd {
         /// Name of the client (alternative to the argument).
         #[arg(long = "name")]
         flag_name: Option<String>,
+        /// Restrict the client to the projects given with --projects.
+        #[arg(long)]
+        restricted: bool,
+        /// Comma-separated projects a restricted client may use.
+        #[arg(long, value_delimiter = ',')]
+        projects: Vec<String>,
     },
     /// List trusted clients.
     #[command(visible_alias = "ls")]

@@ -93,12 +93,21 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
             let (client, _, fp) = ctx.resolve(&fingerprint)?;
             Ok(client.delete_certificate(&fp).await?)
         }
-        TrustCmd::Add { name, flag_name } => {
+        TrustCmd::Add {
+            name,
+            flag_name,
+            restricted,
+            projects,
+        } => {
+            let limits = Restriction {
+                restricted,
+                projects,
+            };
             let arg = name.unwrap_or_default();
             // A certificate file adds that certificate; anything else is a client name
             // for which a certificate-add token is made.
             if !arg.is_empty() && std::path::Path::new(&arg).is_file() {
-                return add_certificate_file(ctx, &arg, flag_name).await;
+                return add_certificate_file(ctx, &arg, flag_name, limits).await;
             }
             let (client, _, mut client_name) = ctx.resolve(&arg)?;
             if let Some(flag) = flag_name {
@@ -117,6 +126,8 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
                 name: client_name.clone(),
                 cert_type: "client".into(),
                 token: true,
+                restricted: limits.restricted,
+                projects: Some(limits.projects),
                 ..Default::default()
             };
             let op = client.create_certificate_token(&post).await?;
@@ -129,7 +140,18 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
     }
 }
 
-async fn add_certificate_file(ctx: &Ctx, path: &str, name: Option<String>) -> Result<()> {
+/// `--restricted` and `--projects` of `config trust add`.
+struct Restriction {
+    restricted: bool,
+    projects: Vec<String>,
+}
+
+async fn add_certificate_file(
+    ctx: &Ctx,
+    path: &str,
+    name: Option<String>,
+    limits: Restriction,
+) -> Result<()> {
     let (client, _, _) = ctx.resolve("")?;
     let pem = std::fs::read_to_string(path).map_err(|source| CliError::Io {
         path: path.into(),
@@ -147,6 +169,8 @@ async fn add_certificate_file(ctx: &Ctx, path: &str, name: Option<String>) -> Re
         name,
         cert_type: "client".into(),
         certificate: base64::engine::general_purpose::STANDARD.encode(der),
+        restricted: limits.restricted,
+        projects: Some(limits.projects),
         ..Default::default()
     };
     client.add_certificate(&post).await?;

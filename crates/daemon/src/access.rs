@@ -1,6 +1,7 @@
 //! Who is calling, and what they may do. The unix socket is trusted; on HTTPS the peer's
-//! certificate fingerprint decides: a trusted client, a cluster member (its `server.crt` is in
-//! the trust store as type `server`), or untrusted.
+//! certificate fingerprint decides: a trusted client, a restricted client (confined to the
+//! projects its certificate lists, as in LXD), a cluster member (its `server.crt` is in the trust
+//! store as type `server`), or untrusted (no certificate, an unknown one, or a `metrics` one).
 
 use std::sync::Arc;
 
@@ -28,8 +29,10 @@ pub enum Peer {
 /// What the caller turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
-    /// Local root, or a client whose certificate is trusted.
+    /// Local root, or a client whose certificate is trusted without restriction.
     Trusted,
+    /// A client whose certificate is restricted to these projects.
+    Restricted(Vec<String>),
     /// Another member of this cluster.
     Member,
     /// Anyone else.
@@ -45,10 +48,56 @@ pub struct Caller {
     pub trust: Trust,
 }
 
+/// The trust a certificate of the trust store gives its holder.
+pub fn trust_of_certificate(cert: &rxd_db::tables::Certificate) -> Trust {
+    match cert.cert_type.as_str() {
+        "server" => Trust::Member,
+        // A metrics certificate reads metrics only, which rxd does not serve.
+        "client" if cert.restricted => Trust::Restricted(cert.projects.clone()),
+        "client" => Trust::Trusted,
+        _ => Trust::Untrusted,
+    }
+}
+
 impl Caller {
-    /// Whether it may use the public API.
+    /// Whether it may use the public API at all (a restricted client included).
     pub fn is_trusted(&self) -> bool {
+        self.trust != Trust::Untrusted
+    }
+
+    /// Whether it may use the whole public API: local root, an unrestricted client or a member.
+    pub fn is_admin(&self) -> bool {
         matches!(self.trust, Trust::Trusted | Trust::Member)
+    }
+
+    /// The projects of a restricted client; `None` for anyone else.
+    pub fn restricted_to(&self) -> Option<&[String]> {
+        match &self.trust {
+            Trust::Restricted(projects) => Some(projects),
+            _ => None,
+        }
+    }
+
+    /// Whether it may use `project`. rxd has the `default` project only, so a restricted client
+    /// naming another one reaches nothing.
+    pub fn may_use_project(&self, project: &str) -> bool {
+        match &self.trust {
+            Trust::Restricted(projects) => {
+                project == DEFAULT_PROJECT && projects.iter().any(|p| p == project)
+            }
+            other => *other != Trust::Untrusted,
+        }
+    }
+
+    /// The fingerprint of the client certificate, for an HTTPS caller that presented one.
+    pub fn fingerprint(&self) -> Option<String> {
+        match &self.peer {
+            Peer::Tls {
+                cert_der: Some(der),
+                ..
+            } => Some(rxd_tls::fingerprint_der(der)),
+            _ => None,
+        }
     }
 
     /// The requestor block of lifecycle events.
@@ -59,11 +108,8 @@ impl Caller {
                 protocol: "unix".into(),
                 address: "@".into(),
             },
-            Peer::Tls { address, cert_der } => rxd_api::Requestor {
-                username: cert_der
-                    .as_ref()
-                    .map(|d| rxd_tls::fingerprint_der(d))
-                    .unwrap_or_default(),
+            Peer::Tls { address, .. } => rxd_api::Requestor {
+                username: self.fingerprint().unwrap_or_default(),
                 protocol: if self.trust == Trust::Member {
                     "cluster".into()
                 } else {
@@ -90,24 +136,52 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     }
 }
 
+/// The project every request is in unless `?project=` says otherwise, and the only one.
+pub const DEFAULT_PROJECT: &str = "default";
+
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, even untrusted HTTPS callers.
     Public,
-    /// Trusted clients and members.
-    Trusted,
+    /// Any trusted caller, restricted clients included; the handler shows a restricted client
+    /// only what is its own or in its projects.
+    Authenticated,
+    /// Trusted callers, and restricted clients whose projects include the request's
+    /// (`?project=`, else `default`).
+    Project,
+    /// Local root, unrestricted clients and members.
+    Admin,
     /// Other members only (the internal API), or local root.
     Member,
 }
 
+/// The project a request is in: `?project=`, else `default`.
+pub fn project_of(uri: &axum::http::Uri) -> String {
+    axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(uri)
+        .ok()
+        .and_then(|q| q.0.get("project").cloned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
+}
+
+/// Whether `caller` may call an endpoint whose rule is `access`, for a request in `project`.
+pub fn allows(access: Access, caller: &Caller, project: &str) -> bool {
+    match access {
+        Access::Public => true,
+        Access::Authenticated => caller.is_trusted(),
+        Access::Project => caller.may_use_project(project),
+        Access::Admin => caller.is_admin(),
+        Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
+    }
+}
+
 /// Middleware: decides the caller's trust and enforces the route's access rule.
 pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .cloned()
-        .unwrap_or(Peer::Unix);
+    // Every listener attaches the peer; a request without one is refused, never taken for local.
+    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
+        return ApiError::forbidden().into_response();
+    };
     let trust = d.trust_of(&peer).await;
     let path = req
         .extensions()
@@ -115,14 +189,88 @@ pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next)
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let access = crate::router::access_of(req.method(), &path);
-    let allowed = match access {
-        Access::Public => true,
-        Access::Trusted => trust != Trust::Untrusted,
-        Access::Member => trust == Trust::Member || matches!(peer, Peer::Unix),
-    };
-    if !allowed {
+    let caller = Caller { peer, trust };
+    if !allows(access, &caller, &project_of(req.uri())) {
         return ApiError::forbidden().into_response();
     }
-    req.extensions_mut().insert(Caller { peer, trust });
+    req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(peer: Peer, trust: Trust) -> Caller {
+        Caller { peer, trust }
+    }
+
+    fn tls(trust: Trust) -> Caller {
+        caller(
+            Peer::Tls {
+                address: "127.0.0.1:1".into(),
+                cert_der: Some(vec![1]),
+            },
+            trust,
+        )
+    }
+
+    #[test]
+    fn each_rule_lets_in_exactly_its_callers() {
+        let unix = caller(Peer::Unix, Trust::Trusted);
+        let trusted = tls(Trust::Trusted);
+        let in_default = tls(Trust::Restricted(vec!["default".into()]));
+        let in_other = tls(Trust::Restricted(vec!["other".into()]));
+        let nowhere = tls(Trust::Restricted(vec![]));
+        let member = tls(Trust::Member);
+        let untrusted = tls(Trust::Untrusted);
+        let all = [
+            &unix,
+            &trusted,
+            &in_default,
+            &in_other,
+            &nowhere,
+            &member,
+            &untrusted,
+        ];
+        // One row per rule: whether each caller above may call it, in project "default".
+        let cases = [
+            (Access::Public, [true, true, true, true, true, true, true]),
+            (
+                Access::Authenticated,
+                [true, true, true, true, true, true, false],
+            ),
+            (
+                Access::Project,
+                [true, true, true, false, false, true, false],
+            ),
+            (
+                Access::Admin,
+                [true, true, false, false, false, true, false],
+            ),
+            (
+                Access::Member,
+                [true, false, false, false, false, true, false],
+            ),
+        ];
+        for (access, expected) in cases {
+            for (c, want) in all.iter().zip(expected) {
+                assert_eq!(allows(access, c, "default"), want, "{access:?} {c:?}");
+            }
+        }
+        // rxd has the default project only: naming another reaches nothing for a restricted client.
+        assert!(!allows(Access::Project, &in_other, "other"));
+        assert!(allows(Access::Project, &trusted, "other"));
+    }
+
+    #[test]
+    fn the_project_is_the_query_parameter_else_default() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().unwrap();
+        assert_eq!(project_of(&uri("/1.0/profiles")), "default");
+        assert_eq!(project_of(&uri("/1.0/profiles?project=")), "default");
+        assert_eq!(
+            project_of(&uri("/1.0/profiles?recursion=1&project=p%201")),
+            "p 1"
+        );
+    }
 }

@@ -358,6 +358,7 @@ async fn run(
             .unwrap_or_default(),
         storage_pools: prepared,
         networks: prepared_networks,
+        joiner_fingerprint: None,
     };
     let raw = c
         .request(

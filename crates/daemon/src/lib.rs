@@ -270,8 +270,7 @@ impl Daemon {
                     .read_local(move |c| tables::certificate(c, &fp))
                     .await
                 {
-                    Ok(cert) if cert.cert_type == "server" => Trust::Member,
-                    Ok(_) => Trust::Trusted,
+                    Ok(cert) => crate::access::trust_of_certificate(&cert),
                     Err(_) => Trust::Untrusted,
                 }
             }

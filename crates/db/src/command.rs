@@ -94,6 +94,18 @@ pub enum Command {
     },
     /// Adds a trusted certificate.
     AddCertificate(Certificate),
+    /// A server presented a join's secret (a join token or the trust password): trusts its
+    /// `server` certificate (kept as it is when already trusted) and lets that certificate be
+    /// accepted as the member `name` once.
+    GrantJoin(Certificate),
+    /// Uses up the join grant of `fingerprint` for the member `name`; refused with
+    /// `NoMatchingToken` when there is none.
+    ConsumeJoinGrant {
+        /// The joiner's certificate fingerprint.
+        fingerprint: String,
+        /// The member name it joins as.
+        name: String,
+    },
     /// Removes a trusted certificate.
     DeleteCertificate {
         /// Full fingerprint.
@@ -512,13 +524,44 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             };
             // LXD leaves the removed member's certificate trusted; rxd does not.
             tx.execute(
+                "DELETE FROM join_grants WHERE fingerprint IN
+                   (SELECT fingerprint FROM certificates WHERE type = 'server' AND name = ?1)",
+                [&name],
+            )?;
+            tx.execute(
                 "DELETE FROM certificates WHERE type = 'server' AND name = ?1",
                 [&name],
             )?;
             tx.execute("DELETE FROM members WHERE id = ?1", [*id as i64])?;
         }
         Command::AddCertificate(cert) => insert_certificate(tx, cert)?,
+        Command::GrantJoin(cert) => {
+            tx.execute(
+                "INSERT OR REPLACE INTO join_grants (fingerprint, name) VALUES (?1, ?2)",
+                params![cert.fingerprint, cert.name],
+            )?;
+            if !exists(
+                tx,
+                "SELECT 1 FROM certificates WHERE fingerprint = ?1",
+                &cert.fingerprint,
+            )? {
+                insert_certificate(tx, cert)?;
+            }
+        }
+        Command::ConsumeJoinGrant { fingerprint, name } => {
+            let used = tx.execute(
+                "DELETE FROM join_grants WHERE fingerprint = ?1 AND name = ?2",
+                params![fingerprint, name],
+            )?;
+            if used == 0 {
+                return refuse(ApplyError::NoMatchingToken);
+            }
+        }
         Command::DeleteCertificate { fingerprint } => {
+            tx.execute(
+                "DELETE FROM join_grants WHERE fingerprint = ?1",
+                [fingerprint],
+            )?;
             expect_changed(
                 tx.execute(
                     "DELETE FROM certificates WHERE fingerprint = ?1",
@@ -758,8 +801,8 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
         }
         Command::AddToken(t) => {
             tx.execute(
-                "INSERT INTO tokens (id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO tokens (id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location, restricted_projects)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     t.id,
                     t.kind,
@@ -769,7 +812,8 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                     to_json(&t.addresses),
                     t.created_at,
                     t.expires_at,
-                    t.location
+                    t.location,
+                    t.restricted_projects.as_ref().map(to_json)
                 ],
             )?;
         }
@@ -1088,6 +1132,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             expires_at: expires_at.into(),
             location: "node1".into(),
+            restricted_projects: None,
         }
     }
 
@@ -1143,6 +1188,49 @@ mod tests {
             run(&mut c, &consume("s3cr3t")),
             Err(ApplyError::NoMatchingToken)
         );
+    }
+
+    #[test]
+    fn a_join_grant_is_used_once_and_goes_with_its_certificate() {
+        let mut c = db();
+        let cert = Certificate {
+            fingerprint: "f1".into(),
+            cert_type: "server".into(),
+            name: "node2".into(),
+            certificate: "pem".into(),
+            restricted: false,
+            projects: vec![],
+            description: String::new(),
+        };
+        let consume = |name: &str| Command::ConsumeJoinGrant {
+            fingerprint: "f1".into(),
+            name: name.into(),
+        };
+        run(&mut c, &Command::GrantJoin(cert.clone())).unwrap();
+        assert_eq!(tables::certificate(&c, "f1").unwrap(), cert);
+        assert_eq!(
+            run(&mut c, &consume("node3")),
+            Err(ApplyError::NoMatchingToken)
+        );
+        run(&mut c, &consume("node2")).unwrap();
+        assert_eq!(
+            run(&mut c, &consume("node2")),
+            Err(ApplyError::NoMatchingToken)
+        );
+        eprintln!("a second grant for a certificate already trusted keeps it as it is");
+        run(&mut c, &Command::GrantJoin(cert.clone())).unwrap();
+        assert_eq!(
+            tables::join_grant(&c, "f1").unwrap().as_deref(),
+            Some("node2")
+        );
+        run(
+            &mut c,
+            &Command::DeleteCertificate {
+                fingerprint: "f1".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(tables::join_grant(&c, "f1").unwrap(), None);
     }
 
     #[test]

@@ -94,6 +94,12 @@ CREATE TABLE network_members (
     r#"
 CREATE TABLE member_ids (high INTEGER NOT NULL);
 "#,
+    // 4: joins in progress: the server certificate that presented a join's secret may be
+    // accepted as a member once. A certificate-add token records the restriction it grants.
+    r#"
+CREATE TABLE join_grants (fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL);
+ALTER TABLE tokens ADD COLUMN restricted_projects TEXT;
+"#,
 ];
 
 /// The node-local database's migrations.

@@ -358,6 +358,10 @@ pub struct Token {
     pub expires_at: String,
     /// The member that created it.
     pub location: String,
+    /// For a certificate-add token: the projects the client will be restricted to, or `None`
+    /// for an unrestricted client.
+    #[serde(default)]
+    pub restricted_projects: Option<Vec<String>>,
 }
 
 fn token_from_row(row: &Row) -> Result<Token, rusqlite::Error> {
@@ -371,11 +375,14 @@ fn token_from_row(row: &Row) -> Result<Token, rusqlite::Error> {
         created_at: row.get(6)?,
         expires_at: row.get(7)?,
         location: row.get(8)?,
+        restricted_projects: row
+            .get::<_, Option<String>>(9)?
+            .map(|p| serde_json::from_str(&p).unwrap_or_default()),
     })
 }
 
 const TOKEN_COLUMNS: &str =
-    "id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location";
+    "id, kind, name, secret, fingerprint, addresses, created_at, expires_at, location, restricted_projects";
 
 /// All live tokens, oldest first.
 pub fn tokens(conn: &Connection) -> Result<Vec<Token>, DbError> {
@@ -398,6 +405,17 @@ pub fn token(conn: &Connection, id: &str) -> Result<Token, DbError> {
         entity: Entity::Token,
         name: id.to_string(),
     })
+}
+
+/// The member name the join grant of `fingerprint` is for, if that certificate holds one.
+pub fn join_grant(conn: &Connection, fingerprint: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM join_grants WHERE fingerprint = ?1",
+            [fingerprint],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// The token of `kind` made for `name` whose secret is `secret`, expired or not. Every

@@ -93,6 +93,7 @@ fn token(expires_at: &str) -> Token {
         created_at: "2026-01-01T00:00:00Z".to_string(),
         expires_at: expires_at.to_string(),
         location: "node1".to_string(),
+        restricted_projects: None,
     }
 }
 

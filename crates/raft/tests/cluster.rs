@@ -489,6 +489,7 @@ async fn a_forwarded_write_whose_reply_is_lost_applies_exactly_once() {
         created_at: "2026-01-01T00:00:00Z".to_string(),
         expires_at: "2030-01-01T00:00:00Z".to_string(),
         location: "node1".to_string(),
+        restricted_projects: None,
     };
     commit(&leader, Command::AddToken(token)).await;
     let (handled, resume) = cluster.transport.lose_next_propose_reply();

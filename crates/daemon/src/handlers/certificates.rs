@@ -33,9 +33,19 @@ fn to_api(c: tables::Certificate) -> Certificate {
     }
 }
 
+/// Whether the caller may see `cert`: a restricted client sees only its own entry.
+fn visible(caller: &Caller, cert: &tables::Certificate) -> bool {
+    caller.restricted_to().is_none() || caller.fingerprint().as_deref() == Some(&cert.fingerprint)
+}
+
 /// `GET /1.0/certificates`.
-pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let certs = d.db().read(tables::certificates).await?;
+pub async fn certificates_get(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let mut certs = d.db().read(tables::certificates).await?;
+    certs.retain(|c| visible(&caller, c));
     if recursion(&q) {
         Ok(sync(certs.into_iter().map(to_api).collect::<Vec<_>>()))
     } else {
@@ -48,12 +58,12 @@ pub async fn certificates_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiR
     }
 }
 
-/// Finds a certificate by a unique fingerprint prefix.
-async fn find(d: &Daemon, prefix: &str) -> ApiResult<tables::Certificate> {
+/// Finds a certificate the caller may see by a unique fingerprint prefix.
+async fn find(d: &Daemon, caller: &Caller, prefix: &str) -> ApiResult<tables::Certificate> {
     let certs = d.db().read(tables::certificates).await?;
     let mut matches = certs
         .into_iter()
-        .filter(|c| c.fingerprint.starts_with(prefix));
+        .filter(|c| c.fingerprint.starts_with(prefix) && visible(caller, c));
     match (matches.next(), matches.next()) {
         (Some(c), None) if !prefix.is_empty() => Ok(c),
         (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
@@ -66,9 +76,10 @@ async fn find(d: &Daemon, prefix: &str) -> ApiResult<tables::Certificate> {
 /// `GET /1.0/certificates/{fingerprint}`.
 pub async fn certificate_get(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(fp): Path<String>,
 ) -> ApiResult<Response> {
-    let c = to_api(find(&d, &fp).await?);
+    let c = to_api(find(&d, &caller, &fp).await?);
     let etag = rxd_api::etag(&c.put);
     Ok(sync_etag(c, &etag))
 }
@@ -91,6 +102,9 @@ fn pem_from_post(post: &CertificatesPost, caller: &Caller) -> ApiResult<String> 
     }
 }
 
+/// Adds the certificate of `post`. A `server` certificate reaches here only with a join's
+/// secret (a join token or the trust password), and its holder may then be accepted as a
+/// member once.
 async fn add(
     d: &Daemon,
     caller: &Caller,
@@ -119,18 +133,35 @@ async fn add(
         projects: post.projects.clone().unwrap_or_default(),
         description: post.description.clone(),
     };
-    d.db()
-        .propose(Command::AddCertificate(cert))
-        .await?
-        .map_err(|e| match e {
-            ApplyError::Exists { .. } => ApiError::conflict("Certificate already in trust store"),
-            other => other.into(),
-        })?;
+    let exists = || ApiError::conflict("Certificate already in trust store");
+    if cert.cert_type == "server" {
+        // A joiner retrying after a failed attempt is trusted already; it gets a new grant.
+        let fp = fingerprint.clone();
+        let existed = d
+            .db()
+            .read(move |c| Ok(tables::certificate(c, &fp).is_ok()))
+            .await?;
+        d.db().propose(Command::GrantJoin(cert)).await??;
+        if existed {
+            return Err(exists());
+        }
+    } else {
+        d.db()
+            .propose(Command::AddCertificate(cert))
+            .await?
+            .map_err(|e| match e {
+                ApplyError::Exists { .. } => exists(),
+                other => other.into(),
+            })?;
+    }
     let url = format!("/1.0/certificates/{fingerprint}");
     d.events
         .lifecycle("certificate-created", &url, None, Some(caller.requestor()));
     Ok(created(&url))
 }
+
+const SERVER_BY_JOIN: &str =
+    "Server certificates are only added by a server joining the cluster, with a join token or the trust password";
 
 fn no_matching_token(kind: &str) -> ApiError {
     if kind == "join" {
@@ -204,28 +235,37 @@ pub async fn certificates_post(
     caller: Caller,
     JsonBody(post): JsonBody<CertificatesPost>,
 ) -> ApiResult<Response> {
-    if caller.is_trusted() {
-        if post.token {
-            return certificate_token(&d, &post).await;
-        }
-        return add(&d, &caller, &post, &post.name).await;
-    }
     let secret = if post.trust_token.is_empty() {
         post.password.clone()
     } else {
         post.trust_token.clone()
     };
+    // A server certificate makes its holder a member: it enters only with a join's secret.
+    let server = post.cert_type == "server";
+    if caller.is_admin() && !server {
+        if post.token {
+            return certificate_token(&d, &post).await;
+        }
+        return add(&d, &caller, &post, &post.name).await;
+    }
     if secret.is_empty() {
-        return Err(ApiError::forbidden());
+        return Err(if server && caller.is_admin() {
+            ApiError::forbidden_with(SERVER_BY_JOIN)
+        } else {
+            ApiError::forbidden()
+        });
     }
     if let Ok(token) = JoinToken::decode(&secret) {
         consume(&d, "join", &token.server_name, &token.secret).await?;
         return add(&d, &caller, &post, &post.name).await;
     }
     if let Ok(token) = rxd_api::CertificateAddToken::decode(&secret) {
-        consume(&d, "certificate", &token.client_name, &token.secret).await?;
+        let stored = consume(&d, "certificate", &token.client_name, &token.secret).await?;
+        // The token's maker chose the restriction, not the client presenting it.
         let mut post = post;
         post.cert_type = "client".into();
+        post.restricted = stored.restricted_projects.is_some();
+        post.projects = stored.restricted_projects;
         return add(&d, &caller, &post, &token.client_name).await;
     }
     let attempt = d.passwords.admit(&caller.peer)?;
@@ -259,6 +299,9 @@ async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Res
             expires_at(expiry)?
         },
         location: d.location().await,
+        restricted_projects: post
+            .restricted
+            .then(|| post.projects.clone().unwrap_or_default()),
     };
     d.db().propose(Command::AddToken(token.clone())).await??;
     Ok(operation(&token_operation(&token)))
@@ -266,24 +309,53 @@ async fn certificate_token(d: &Daemon, post: &CertificatesPost) -> ApiResult<Res
 
 async fn update(
     d: &Daemon,
+    caller: &Caller,
     fp: &str,
     headers: &HeaderMap,
     put: CertificatePut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let current = to_api(find(d, fp).await?);
+    let current = to_api(find(d, caller, fp).await?);
     check_etag(headers, &rxd_api::etag(&current.put))?;
     let pick = |new: String, old: String| if merge && new.is_empty() { old } else { new };
+    let name = pick(put.name, current.put.name.clone());
     let cert_type = pick(put.cert_type, current.put.cert_type.clone());
+    if caller.restricted_to().is_some()
+        && (name != current.put.name
+            || cert_type != current.put.cert_type
+            || put.restricted != current.put.restricted
+            || put.projects != current.put.projects)
+    {
+        // As in LXD, a restricted client's own entry is not its to widen.
+        return Err(ApiError::forbidden_with(
+            "Only the certificate can be changed",
+        ));
+    }
     if !["client", "server", "metrics"].contains(&cert_type.as_str()) {
         return Err(ApiError::bad_request(format!(
             "Unknown certificate type {cert_type:?}"
         )));
     }
+    if cert_type != current.put.cert_type {
+        if cert_type == "server" {
+            return Err(ApiError::forbidden_with(SERVER_BY_JOIN));
+        }
+        if current.put.cert_type == "server" {
+            return Err(ApiError::forbidden_with(
+                "Cannot change the type of a server certificate: remove the member with `cluster remove` instead",
+            ));
+        }
+    }
+    if current.put.cert_type == "server" && name != current.put.name {
+        // The name ties the certificate to its member: renaming the member renames it.
+        return Err(ApiError::forbidden_with(
+            "Cannot rename a server certificate: rename the cluster member instead",
+        ));
+    }
     d.db()
         .propose(Command::UpdateCertificate {
             fingerprint: current.fingerprint.clone(),
-            name: pick(put.name, current.put.name.clone()),
+            name,
             cert_type,
             restricted: put.restricted,
             projects: put.projects,
@@ -296,21 +368,23 @@ async fn update(
 /// `PUT /1.0/certificates/{fingerprint}`.
 pub async fn certificate_put(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(fp): Path<String>,
     headers: HeaderMap,
     JsonBody(put): JsonBody<CertificatePut>,
 ) -> ApiResult<Response> {
-    update(&d, &fp, &headers, put, false).await
+    update(&d, &caller, &fp, &headers, put, false).await
 }
 
 /// `PATCH /1.0/certificates/{fingerprint}`.
 pub async fn certificate_patch(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(fp): Path<String>,
     headers: HeaderMap,
     JsonBody(put): JsonBody<CertificatePut>,
 ) -> ApiResult<Response> {
-    update(&d, &fp, &headers, put, true).await
+    update(&d, &caller, &fp, &headers, put, true).await
 }
 
 /// `DELETE /1.0/certificates/{fingerprint}`.
@@ -319,7 +393,16 @@ pub async fn certificate_delete(
     caller: Caller,
     Path(fp): Path<String>,
 ) -> ApiResult<Response> {
-    let c = find(&d, &fp).await?;
+    let c = find(&d, &caller, &fp).await?;
+    if c.cert_type == "server" {
+        let members = d.db().read(tables::members).await?;
+        if members.iter().any(|m| m.name == c.name) {
+            return Err(ApiError::conflict(format!(
+                "Certificate belongs to cluster member {:?}: remove the member with `cluster remove` instead",
+                c.name
+            )));
+        }
+    }
     d.db()
         .propose(Command::DeleteCertificate {
             fingerprint: c.fingerprint.clone(),

@@ -207,6 +207,7 @@ pub async fn cluster_members_post(
             "cluster.join_token_expiry",
         ))?,
         location: d.location().await,
+        restricted_projects: None,
     };
     d.db().propose(Command::AddToken(token.clone())).await??;
     let op = token_operation(&token);

@@ -7,12 +7,14 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 
+use crate::access::Caller;
 use crate::handlers::QueryMap;
 use crate::Daemon;
 
 /// `GET /1.0/events?type=operation,logging,lifecycle`.
 pub async fn events_get(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     q: QueryMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -26,13 +28,30 @@ pub async fn events_get(
         })
         .unwrap_or_default();
     let rx = d.events.subscribe();
-    ws.on_upgrade(move |socket| stream(socket, rx, types))
+    ws.on_upgrade(move |socket| stream(socket, rx, types, caller))
+}
+
+/// Whether the caller may see `e`. A restricted client sees, in its projects, the operations that
+/// are not tokens (a token carries its secret) and the lifecycle of profiles; no log lines.
+fn visible(caller: &Caller, e: &rxd_api::Event) -> bool {
+    if caller.is_admin() {
+        return true;
+    }
+    caller.may_use_project(&e.project)
+        && match e.kind.as_str() {
+            "operation" => e.metadata["class"] != "token",
+            "lifecycle" => e.metadata["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("/1.0/profiles")),
+            _ => false,
+        }
 }
 
 async fn stream(
     mut socket: WebSocket,
     mut rx: tokio::sync::broadcast::Receiver<rxd_api::Event>,
     types: Vec<String>,
+    caller: Caller,
 ) {
     if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
         return;
@@ -41,7 +60,7 @@ async fn stream(
         tokio::select! {
             event = rx.recv() => match event {
                 Ok(e) => {
-                    if !types.is_empty() && !types.contains(&e.kind) {
+                    if (!types.is_empty() && !types.contains(&e.kind)) || !visible(&caller, &e) {
                         continue;
                     }
                     let text = serde_json::to_string(&e).expect("events serialise");

@@ -73,6 +73,13 @@ pub async fn raft_post(
     };
     match reply {
         Ok(reply) => (StatusCode::OK, reply).into_response(),
+        // The caller's mistake, not ours: an unknown call or a body that does not decode.
+        Err(e @ rxd_raft::RaftError::UnknownRpc { .. }) => {
+            (StatusCode::NOT_FOUND, e.to_string()).into_response()
+        }
+        Err(e @ rxd_raft::RaftError::BadMessage { .. }) => {
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

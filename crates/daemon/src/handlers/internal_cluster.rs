@@ -17,6 +17,7 @@ use rxd_db::tables::{self, Config, MemberState};
 use rxd_db::Command;
 use serde::{Deserialize, Serialize};
 
+use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::heartbeat::Heartbeat;
 use crate::response::{empty, sync, JsonBody};
@@ -40,6 +41,9 @@ pub struct AcceptRequest {
     /// Its member-specific keys for every managed network it brought up.
     #[serde(default)]
     pub networks: BTreeMap<String, Config>,
+    /// Set by a member that forwards the request: the certificate of the joiner that called it.
+    #[serde(default)]
+    pub joiner_fingerprint: Option<String>,
 }
 
 /// What the leader answers.
@@ -114,12 +118,39 @@ pub fn api_message(e: &rxd_client::ClientError) -> String {
 }
 
 /// `POST /internal/cluster/accept`.
+/// Only the server that presented a join's secret may be accepted, once, under the name it
+/// presented it for; anyone else learns nothing.
 pub async fn accept_post(
     State(d): State<Arc<Daemon>>,
-    JsonBody(req): JsonBody<AcceptRequest>,
+    caller: Caller,
+    JsonBody(mut req): JsonBody<AcceptRequest>,
 ) -> ApiResult<Response> {
+    let own = match caller.fingerprint() {
+        Some(fp) => {
+            let grant = fp.clone();
+            d.db()
+                .read(move |c| tables::join_grant(c, &grant))
+                .await?
+                .map(|name| (fp, name))
+        }
+        None => None,
+    };
+    // A member forwarding the request names the joiner; a joiner names itself by its certificate.
+    let joiner = match own {
+        Some((fp, _)) => fp,
+        None => req
+            .joiner_fingerprint
+            .clone()
+            .ok_or_else(ApiError::forbidden)?,
+    };
+    req.joiner_fingerprint = Some(joiner.clone());
     if let Some(r) = on_leader(&d, "/internal/cluster/accept", &req).await? {
         return Ok(r);
+    }
+    let grant = joiner.clone();
+    let granted = d.db().read(move |c| tables::join_grant(c, &grant)).await?;
+    if granted.as_deref() != Some(req.name.as_str()) {
+        return Err(ApiError::forbidden());
     }
     let (members, pools, certs, networks) = d
         .db()
@@ -165,6 +196,13 @@ pub async fn accept_post(
             )));
         }
     }
+    d.db()
+        .propose(Command::ConsumeJoinGrant {
+            fingerprint: joiner,
+            name: req.name.clone(),
+        })
+        .await?
+        .map_err(|_| ApiError::forbidden())?;
     if let Some(stale) = members
         .iter()
         .find(|m| m.name == req.name && m.address == req.address && m.state == MemberState::Pending)

@@ -10,23 +10,37 @@ use rxd_api::Operation;
 use rxd_db::tables;
 use rxd_db::Command;
 
+use crate::access::{Caller, DEFAULT_PROJECT};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::cluster_members::token_operation;
 use crate::handlers::{recursion, QueryMap};
 use crate::response::{empty, sync};
 use crate::Daemon;
 
-async fn all(d: &Daemon) -> ApiResult<Vec<Operation>> {
+/// Whether the caller may see `op`. Tokens carry their secret, so a restricted client never sees
+/// them; other operations are in the `default` project.
+fn visible(caller: &Caller, op: &Operation) -> bool {
+    caller.is_admin() || (op.class != "token" && caller.may_use_project(DEFAULT_PROJECT))
+}
+
+async fn all(d: &Daemon, caller: &Caller) -> ApiResult<Vec<Operation>> {
     let mut ops = d.ops.list();
-    let tokens = d.db().read(tables::tokens).await?;
-    ops.extend(tokens.iter().map(token_operation));
+    if caller.is_admin() {
+        let tokens = d.db().read(tables::tokens).await?;
+        ops.extend(tokens.iter().map(token_operation));
+    }
+    ops.retain(|op| visible(caller, op));
     ops.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     Ok(ops)
 }
 
 /// `GET /1.0/operations`: keyed by lower-case status.
-pub async fn operations_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
-    let ops = all(&d).await?;
+pub async fn operations_get(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let ops = all(&d, &caller).await?;
     if recursion(&q) {
         let mut by_status: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
         for op in ops {
@@ -48,35 +62,47 @@ pub async fn operations_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiRes
     }
 }
 
-async fn find(d: &Daemon, id: &str) -> ApiResult<Operation> {
-    if let Some(op) = d.ops.get(id) {
-        return Ok(op);
-    }
-    let id = id.to_string();
-    match d.db().read(move |c| tables::token(c, &id)).await {
-        Ok(t) => Ok(token_operation(&t)),
-        Err(_) => Err(ApiError::not_found("Operation not found")),
+async fn find(d: &Daemon, caller: &Caller, id: &str) -> ApiResult<Operation> {
+    let not_found = || ApiError::not_found("Operation not found");
+    let op = match d.ops.get(id) {
+        Some(op) => op,
+        None => {
+            let id = id.to_string();
+            let t = d
+                .db()
+                .read(move |c| tables::token(c, &id))
+                .await
+                .map_err(|_| not_found())?;
+            token_operation(&t)
+        }
+    };
+    if visible(caller, &op) {
+        Ok(op)
+    } else {
+        Err(not_found())
     }
 }
 
 /// `GET /1.0/operations/{id}`.
 pub async fn operation_get(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(sync(find(&d, &id).await?))
+    Ok(sync(find(&d, &caller, &id).await?))
 }
 
 /// `DELETE /1.0/operations/{id}`: cancels it; for a token, revokes it everywhere.
 pub async fn operation_delete(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     if d.ops.get(&id).is_some() {
         d.ops.cancel(&id).map_err(ApiError::bad_request)?;
         return Ok(empty());
     }
-    let op = find(&d, &id).await?;
+    let op = find(&d, &caller, &id).await?;
     d.db()
         .propose(Command::DeleteToken { id: op.id.clone() })
         .await??;
@@ -95,9 +121,14 @@ pub async fn operation_delete(
 /// `GET /1.0/operations/{id}/wait?timeout=N`: returns when final or after N seconds.
 pub async fn operation_wait(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(id): Path<String>,
     q: QueryMap,
 ) -> ApiResult<Response> {
+    if !caller.is_admin() {
+        // Not found before any wait on what the caller may not see.
+        find(&d, &caller, &id).await?;
+    }
     let timeout = match q.get("timeout").map(|t| t.parse::<f64>()) {
         None => None,
         Some(Ok(t)) if t < 0.0 => None,
@@ -108,5 +139,5 @@ pub async fn operation_wait(
         return Ok(sync(op));
     }
     // Tokens never finish by themselves.
-    Ok(sync(find(&d, &id).await?))
+    Ok(sync(find(&d, &caller, &id).await?))
 }

@@ -7,6 +7,7 @@ use axum::response::Response;
 use rxd_api::Project;
 use rxd_db::tables;
 
+use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, QueryMap};
 use crate::response::{sync, sync_etag};
@@ -28,12 +29,17 @@ fn to_api(p: tables::Project, profiles: &[tables::Profile]) -> Project {
 }
 
 /// `GET /1.0/projects`.
-pub async fn projects_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+pub async fn projects_get(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    q: QueryMap,
+) -> ApiResult<Response> {
     crate::failpoint("projects-get").await?;
-    let (projects, profiles) = d
+    let (mut projects, profiles) = d
         .db()
         .read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))
         .await?;
+    projects.retain(|p| caller.may_use_project(&p.name));
     if recursion(&q) {
         Ok(sync(
             projects
@@ -54,8 +60,12 @@ pub async fn projects_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResul
 /// `GET /1.0/projects/{name}`.
 pub async fn project_get(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
+    if !caller.may_use_project(&name) {
+        return Err(ApiError::forbidden());
+    }
     let (projects, profiles) = d
         .db()
         .read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))

@@ -125,7 +125,7 @@ pub async fn server_get(
 ) -> ApiResult<Response> {
     if let Some(t) = target(&q).map(str::to_string) {
         let own = d.own_member().await?;
-        if t != own.name && caller.is_trusted() {
+        if t != own.name && caller.is_admin() {
             // That member's own view, fetched from it as LXD forwards `?target=`.
             let m = d.db().read(move |c| tables::member(c, &t)).await?;
             let c = crate::peer::member_client(&d, &m.address)?;
@@ -159,7 +159,12 @@ pub async fn server_get(
     if !caller.is_trusted() {
         return Ok(sync(untrusted));
     }
-    let config = rendered_config(&d).await?;
+    // As in LXD, only an unrestricted caller sees the server configuration.
+    let config = if caller.is_admin() {
+        rendered_config(&d).await?
+    } else {
+        Default::default()
+    };
     let etag = rxd_api::etag(&ServerPut {
         config: config.clone(),
     });
