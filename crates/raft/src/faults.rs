@@ -17,8 +17,18 @@ pub enum FaultSwitch {
     AckBeforeCommit,
     /// `reforward-new-id`: every attempt of a proposal after the first (after a transport error,
     /// or a leader that stepped down with the entry in its log) carries a new request id, as
-    /// before proposals were idempotent, so a lost reply makes the command apply twice.
+    /// before proposals were idempotent, so a lost reply makes the command apply twice. So that
+    /// the bug shows whatever the timing of the faults, the leader also loses the reply to every
+    /// fourth forwarded proposal it committed ([`lose_this_reply`]), as a reset just after the
+    /// commit would.
     ReforwardNewId,
+}
+
+/// Whether to lose the reply to this committed forwarded proposal: every fourth one.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn lose_this_reply() -> bool {
+    static COMMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    COMMITTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4 == 3
 }
 
 impl FaultSwitch {

@@ -815,6 +815,22 @@ impl ReplicatedDb {
                     .await
                     .map(Applied)
                     .map_err(|e| Refusal::from_error(&e));
+                #[cfg(feature = "fault-injection")]
+                if self
+                    .inner
+                    .settings
+                    .fault(crate::FaultSwitch::ReforwardNewId)
+                    && reply.is_ok()
+                    && crate::faults::lose_this_reply()
+                {
+                    tracing::warn!(
+                        "fault switch reforward-new-id: reply to a committed proposal lost"
+                    );
+                    return Err(RaftError::Timeout {
+                        waiting_for: "the reply, lost by fault switch reforward-new-id",
+                        after: Duration::ZERO,
+                    });
+                }
                 encode(path, &reply)
             }
             PATH_READ_INDEX => {
