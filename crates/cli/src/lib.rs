@@ -180,6 +180,36 @@ pub(crate) fn parse_key_values(args: &[String]) -> Result<Vec<(String, String)>>
         .collect()
 }
 
+/// The `KEY VALUE` or `KEY=VALUE...` arguments of a `set` command, as lxc's `getConfig`
+/// reads them.
+pub(crate) fn get_config(args: &[String]) -> Result<Vec<(String, String)>> {
+    match args {
+        [key, value] if !key.contains('=') => Ok(vec![(key.clone(), value.clone())]),
+        _ => args
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(CliError::BadArgument {
+                    message: format!("Invalid key=value configuration: {a}"),
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Asks a yes/no question; an empty answer is `default`.
+pub(crate) fn ask_bool(question: &str, default: bool) -> Result<bool> {
+    loop {
+        print(question)?;
+        match read_line()?.to_lowercase().as_str() {
+            "" => return Ok(default),
+            "yes" | "y" => return Ok(true),
+            "no" | "n" => return Ok(false),
+            _ => print("Invalid input, try again.\n\n")?,
+        }
+    }
+}
+
 /// Runs one command line; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<()> {
     if let args::Command::Completion { shell } = cli.command {
@@ -187,7 +217,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         clap_complete::generate(shell, &mut Cli::command(), "rxc", &mut out);
         return print(&String::from_utf8_lossy(&out));
     }
-    let mut ctx = Ctx::load(cli.format, cli.quiet, cli.force_local)?;
+    if cli.format.is_some() && !cli.command.takes_format() {
+        // cobra's words for a flag the command does not have.
+        return Err(CliError::BadArgument {
+            message: "unknown flag: --format".into(),
+        });
+    }
+    let mut ctx = Ctx::load(cli.format.unwrap_or_default(), cli.quiet, cli.force_local)?;
     match cli.command {
         args::Command::Cluster(cmd) => cluster::run(&ctx, cmd).await,
         args::Command::Config(cmd) => config::run(&ctx, cmd).await,
@@ -264,8 +300,8 @@ mod tests {
     fn command_line_parses() {
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["rxc", "cluster", "list", "-f", "csv"]).unwrap();
-        assert_eq!(cli.format, Format::Csv);
+        assert_eq!(cli.format, Some(Format::Csv));
         let cli = Cli::try_parse_from(["rxc", "--format", "json", "storage", "ls", "r:"]).unwrap();
-        assert_eq!(cli.format, Format::Json);
+        assert_eq!(cli.format, Some(Format::Json));
     }
 }
