@@ -289,3 +289,71 @@ async fn issue_10_trust_profile_and_flags() {
     assert!(err.contains("unknown flag: --format"), "{err}");
     ok(&rxc(&m, &["profile", "list", "--format", "csv"]));
 }
+
+#[tokio::test]
+async fn issue_10_storage_network_remote_and_global_flags() {
+    let m = Member::start();
+    m.bootstrap("127.0.201.2:8443", "node1", &[]);
+    lxc_first_run(&m);
+
+    eprintln!("storage get and network get print a set key, nothing for an unset one");
+    ok(&rxc(&m, &["storage", "set", "local", "user.rack", "r1"]));
+    let got = ok(&same_as_lxc(&m, &["storage", "get", "local", "user.rack"]));
+    assert_eq!(got, "r1\n");
+    assert_eq!(
+        ok(&same_as_lxc(&m, &["storage", "get", "local", "nope"])),
+        ""
+    );
+    ok(&rxc(
+        &m,
+        &[
+            "network",
+            "create",
+            "rxcbr0",
+            "ipv4.address=none",
+            "ipv6.address=none",
+        ],
+    ));
+    let got = ok(&same_as_lxc(
+        &m,
+        &["network", "get", "rxcbr0", "ipv4.address"],
+    ));
+    assert_eq!(got, "none\n");
+    ok(&rxc(&m, &["network", "delete", "rxcbr0"]));
+
+    eprintln!("remote rename and set-url");
+    ok(&rxc(
+        &m,
+        &["remote", "add", "here", "unix:///nonexistent/unix.socket"],
+    ));
+    ok(&rxc(&m, &["remote", "switch", "here"]));
+    ok(&rxc(&m, &["remote", "rename", "here", "there"]));
+    assert_eq!(ok(&rxc(&m, &["remote", "get-default"])), "there\n");
+    let sock = format!("unix://{}", m.dir().join("unix.socket").display());
+    ok(&rxc(&m, &["remote", "set-url", "there", &sock]));
+    let list = ok(&rxc(&m, &["remote", "list", "-f", "csv"]));
+    assert!(list.contains(&format!("there (current),{sock}")), "{list}");
+    ok(&rxc(&m, &["cluster", "list", "-f", "csv"]));
+    ok(&rxc(&m, &["remote", "switch", "local"]));
+    let err = fails(&rxc(&m, &["remote", "rename", "local", "x"]));
+    assert_eq!(
+        err,
+        "Error: Remote local is static and cannot be modified\n"
+    );
+    let err = fails(&rxc(&m, &["remote", "rename", "nope", "x"]));
+    assert_eq!(err, "Error: Remote nope doesn't exist\n");
+    let err = fails(&rxc(&m, &["remote", "rename", "there", "local"]));
+    assert_eq!(err, "Error: Remote local already exists\n");
+
+    eprintln!("--debug says which daemon is used; --project accepts default, refuses others");
+    let out = rxc(&m, &["--debug", "profile", "list", "-f", "csv"]);
+    let debug = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        debug.contains("Connecting to a local rxd over a Unix socket"),
+        "{debug}"
+    );
+    ok(&rxc(&m, &["-v", "profile", "list"]));
+    ok(&rxc(&m, &["profile", "list", "--project", "default"]));
+    let err = fails(&rxc(&m, &["profile", "list", "--project", "nope"]));
+    assert_eq!(err, "Error: Project not found\n");
+}

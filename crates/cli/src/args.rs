@@ -17,6 +17,15 @@ pub struct Cli {
     /// Do not show progress information.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
+    /// Show all debug messages.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Show all information messages.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    /// Override the source project (rxd serves the `default` project).
+    #[arg(long, global = true)]
+    pub project: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -369,6 +378,16 @@ pub enum StorageCmd {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Get values for storage pool configuration keys.
+    Get {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// The key.
+        key: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Unset a storage pool configuration key.
     Unset {
         /// `[<remote>:]<pool>`
@@ -604,6 +623,21 @@ pub enum RemoteCmd {
     Remove {
         /// Remote name.
         name: String,
+    },
+    /// Rename remotes.
+    #[command(visible_alias = "mv")]
+    Rename {
+        /// Remote name.
+        name: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// Set the URL for the remote.
+    SetUrl {
+        /// Remote name.
+        name: String,
+        /// The new URL.
+        url: String,
     },
     /// Switch the default remote.
     Switch {

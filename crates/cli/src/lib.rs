@@ -224,6 +224,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         });
     }
     let mut ctx = Ctx::load(cli.format.unwrap_or_default(), cli.quiet, cli.force_local)?;
+    ctx.debug = cli.debug || cli.verbose;
+    if let Some(project) = cli.project.as_deref() {
+        ensure_project(&ctx, project).await?;
+    }
     match cli.command {
         args::Command::Cluster(cmd) => cluster::run(&ctx, cmd).await,
         args::Command::Config(cmd) => config::run(&ctx, cmd).await,
@@ -237,6 +241,23 @@ pub async fn run(cli: Cli) -> Result<()> {
         args::Command::Version { remote } => version(&ctx, remote).await,
         args::Command::Completion { .. } => unreachable!("handled above"),
     }
+}
+
+/// `--project`: the server must have that project, and rxc acts in `default` only, so any
+/// other one is refused rather than ignored.
+async fn ensure_project(ctx: &Ctx, project: &str) -> Result<()> {
+    let client = ctx.client(ctx.default_remote())?;
+    if !client.projects().await?.iter().any(|p| p.name == project) {
+        return Err(CliError::BadArgument {
+            message: "Project not found".into(),
+        });
+    }
+    if project != "default" {
+        return Err(CliError::BadArgument {
+            message: format!("rxc does not support projects other than \"default\" yet: {project}"),
+        });
+    }
+    Ok(())
 }
 
 async fn version(ctx: &Ctx, remote: Option<String>) -> Result<()> {
