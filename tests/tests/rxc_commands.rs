@@ -357,3 +357,23 @@ async fn issue_10_storage_network_remote_and_global_flags() {
     let err = fails(&rxc(&m, &["profile", "list", "--project", "nope"]));
     assert_eq!(err, "Error: Project not found\n");
 }
+
+#[test]
+fn issue_10_manual_pages_come_from_the_help() {
+    let m = Member::start();
+    for program in ["rxc", "rxd"] {
+        let dir = m.dir().join(format!("man-{program}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        ok(&m.command(program, &["manpage", dir.to_str().unwrap()], None));
+        let top = std::fs::read_to_string(dir.join(format!("{program}.1"))).unwrap();
+        assert!(top.starts_with(".ie \\n(.g .ds Aq"), "{top}");
+        assert!(top.contains(&format!(".TH {program} 1")), "{top}");
+    }
+    let page = std::fs::read_to_string(m.dir().join("man-rxc/rxc-cluster-get.1")).unwrap();
+    assert!(
+        page.contains("Get values for cluster member configuration keys"),
+        "{page}"
+    );
+    let page = std::fs::read_to_string(m.dir().join("man-rxd/rxd-init.1")).unwrap();
+    assert!(page.contains("rxd\\-init"), "{page}");
+}

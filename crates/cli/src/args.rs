@@ -69,6 +69,11 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages (one per command) into a directory.
+    Manpage {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 impl Command {

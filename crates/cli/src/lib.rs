@@ -217,6 +217,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         clap_complete::generate(shell, &mut Cli::command(), "rxc", &mut out);
         return print(&String::from_utf8_lossy(&out));
     }
+    if let args::Command::Manpage { dir } = &cli.command {
+        return clap_mangen::generate_to(Cli::command(), dir).map_err(|source| CliError::Io {
+            path: dir.clone(),
+            source,
+        });
+    }
     if cli.format.is_some() && !cli.command.takes_format() {
         // cobra's words for a flag the command does not have.
         return Err(CliError::BadArgument {
@@ -239,7 +245,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         args::Command::Monitor(a) => monitor::run(&ctx, a).await,
         args::Command::Remote(cmd) => remote::run(&mut ctx, cmd).await,
         args::Command::Version { remote } => version(&ctx, remote).await,
-        args::Command::Completion { .. } => unreachable!("handled above"),
+        args::Command::Completion { .. } | args::Command::Manpage { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
