@@ -356,6 +356,23 @@ async fn issue_10_storage_network_remote_and_global_flags() {
     ok(&rxc(&m, &["profile", "list", "--project", "default"]));
     let err = fails(&rxc(&m, &["profile", "list", "--project", "nope"]));
     assert_eq!(err, "Error: Project not found\n");
+
+    eprintln!("bash completion offers member, pool, network, profile and remote names");
+    let script = m.dir().join("rxc.bash");
+    std::fs::write(&script, ok(&rxc(&m, &["completion", "bash"]))).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let probe = format!(
+            "PATH={}:$PATH; source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _rxc_names; echo \"${{COMPREPLY[*]}}\"",
+            rxd_testkit::bin_dir().display(),
+            script.display()
+        );
+        ok(&m.command("bash", &["-c", &probe], None))
+    };
+    assert_eq!(complete("rxc cluster show ''", 3), "node1\n");
+    assert_eq!(complete("rxc storage get l", 3), "local\n");
+    assert_eq!(complete("rxc profile device list ''", 4), "default\n");
+    assert_eq!(complete("rxc remote switch t", 3), "there\n");
+    assert_eq!(complete("rxc profile create ''", 3), "\n");
 }
 
 #[test]

@@ -69,6 +69,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the names shell completion offers: `member`, `pool`, `network`, `profile` or
+    /// `remote`, one a line.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to name.
+        kind: String,
+    },
     /// Write the manual pages (one per command) into a directory.
     Manpage {
         /// The directory.
