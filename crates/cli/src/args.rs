@@ -8,15 +8,24 @@ use crate::output::Format;
 #[derive(Debug, Parser)]
 #[command(name = "rxc", version, about = "Command line client for rxd")]
 pub struct Cli {
-    /// Output format.
-    #[arg(short = 'f', long, global = true, value_enum, default_value_t)]
-    pub format: Format,
+    /// Output format (only for commands that list, and `monitor`).
+    #[arg(short = 'f', long, global = true, value_enum)]
+    pub format: Option<Format>,
     /// Force using the local unix socket.
     #[arg(long, global = true)]
     pub force_local: bool,
     /// Do not show progress information.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
+    /// Show all debug messages.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Show all information messages.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    /// Override the source project (rxd serves the `default` project).
+    #[arg(long, global = true)]
+    pub project: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -60,6 +69,39 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the names shell completion offers: `member`, `pool`, `network`, `profile` or
+    /// `remote`, one a line.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to name.
+        kind: String,
+    },
+    /// Write the manual pages (one per command) into a directory.
+    Manpage {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+}
+
+impl Command {
+    /// Whether this command prints something `--format` chooses the shape of; lxc knows the
+    /// flag only on those.
+    pub fn takes_format(&self) -> bool {
+        use crate::network::NetworkCmd;
+        matches!(
+            self,
+            Command::Cluster(ClusterCmd::List { .. } | ClusterCmd::ListTokens { .. })
+                | Command::Config(ConfigCmd::Trust(
+                    TrustCmd::List { .. } | TrustCmd::ListTokens { .. }
+                ))
+                | Command::Storage(StorageCmd::List { .. })
+                | Command::Profile(ProfileCmd::List { .. })
+                | Command::Network(NetworkCmd::List { .. })
+                | Command::Operation(OperationCmd::List { .. })
+                | Command::Monitor(_)
+                | Command::Remote(RemoteCmd::List)
+        )
+    }
 }
 
 /// `rxc cluster ...`
@@ -120,6 +162,72 @@ pub enum ClusterCmd {
         /// The new name.
         new_name: String,
     },
+    /// Get values for cluster member configuration keys.
+    Get {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// The key.
+        key: String,
+    },
+    /// Set a cluster member's configuration keys.
+    Set {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// `<key> <value>` or `<key>=<value>...`
+        #[arg(required = true)]
+        args: Vec<String>,
+    },
+    /// Unset a cluster member's configuration keys.
+    Unset {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// The key.
+        key: String,
+    },
+    /// Edit cluster member configurations as YAML.
+    Edit {
+        /// `[<remote>:]<cluster member>`
+        member: String,
+    },
+    /// Evacuate cluster member.
+    Evacuate {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// Force evacuation without user confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore cluster member.
+    Restore {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// Force restoration without user confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage cluster roles.
+    #[command(subcommand)]
+    Role(RoleCmd),
+}
+
+/// `rxc cluster role ...`
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Add roles to a cluster member.
+    Add {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// `<role[,role...]>`
+        roles: String,
+    },
+    /// Remove roles from a cluster member.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// `[<remote>:]<member>`
+        member: String,
+        /// `<role[,role...]>`
+        roles: String,
+    },
 }
 
 /// `rxc config ...`
@@ -129,24 +237,44 @@ pub enum ConfigCmd {
     Show {
         /// `[<remote>:]`
         remote: Option<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Edit the server configuration as YAML.
+    Edit {
+        /// `[<remote>:]`
+        remote: Option<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Get a server configuration key.
     Get {
         /// `[<remote>:] <key>`
         #[arg(num_args = 1..=2, required = true)]
         args: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Set server configuration keys (`KEY VALUE` or `KEY=VALUE...`).
     Set {
         /// `[<remote>:] <key> <value>` or `[<remote>:] <key>=<value>...`
         #[arg(num_args = 1.., required = true)]
         args: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Unset a server configuration key.
     Unset {
         /// `[<remote>:] <key>`
         #[arg(num_args = 1..=2, required = true)]
         args: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Manage trusted clients.
     #[command(subcommand)]
@@ -181,6 +309,27 @@ pub enum TrustCmd {
     Remove {
         /// `[<remote>:]<fingerprint>`
         fingerprint: String,
+    },
+    /// Show trust configurations.
+    Show {
+        /// `[<remote>:]<fingerprint>`
+        fingerprint: String,
+    },
+    /// Edit trust configurations as YAML.
+    Edit {
+        /// `[<remote>:]<fingerprint>`
+        fingerprint: String,
+    },
+    /// List all active certificate add tokens.
+    ListTokens {
+        /// `[<remote>:]`
+        remote: Option<String>,
+    },
+    /// Revoke certificate add token.
+    RevokeToken {
+        /// `[<remote>:] <name>`
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
     },
 }
 
@@ -237,6 +386,16 @@ pub enum StorageCmd {
         /// `KEY VALUE` or `KEY=VALUE...`
         #[arg(required = true)]
         args: Vec<String>,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Get values for storage pool configuration keys.
+    Get {
+        /// `[<remote>:]<pool>`
+        pool: String,
+        /// The key.
+        key: String,
         /// Cluster member name.
         #[arg(long)]
         target: Option<String>,
@@ -307,6 +466,28 @@ pub enum ProfileCmd {
         /// `[<remote>:]<profile>`
         profile: String,
     },
+    /// Get values for profile configuration keys.
+    Get {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// The key.
+        key: String,
+    },
+    /// Set profile configuration keys.
+    Set {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// `<key> <value>` or `<key>=<value>...`
+        #[arg(required = true)]
+        args: Vec<String>,
+    },
+    /// Unset profile configuration keys.
+    Unset {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// The key.
+        key: String,
+    },
     /// Manage devices.
     #[command(subcommand)]
     Device(DeviceCmd),
@@ -334,6 +515,45 @@ pub enum DeviceCmd {
         /// Device names.
         #[arg(required = true)]
         devices: Vec<String>,
+    },
+    /// Get values for device configuration keys.
+    Get {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// Device name.
+        device: String,
+        /// The key.
+        key: String,
+    },
+    /// Set device configuration keys.
+    Set {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// Device name.
+        device: String,
+        /// `<key> <value>` or `<key>=<value>...`
+        #[arg(required = true)]
+        args: Vec<String>,
+    },
+    /// Unset device configuration keys.
+    Unset {
+        /// `[<remote>:]<profile>`
+        profile: String,
+        /// Device name.
+        device: String,
+        /// The key.
+        key: String,
+    },
+    /// List profile devices.
+    #[command(visible_alias = "ls")]
+    List {
+        /// `[<remote>:]<profile>`
+        profile: String,
+    },
+    /// Show full device configuration.
+    Show {
+        /// `[<remote>:]<profile>`
+        profile: String,
     },
 }
 
@@ -415,6 +635,21 @@ pub enum RemoteCmd {
     Remove {
         /// Remote name.
         name: String,
+    },
+    /// Rename remotes.
+    #[command(visible_alias = "mv")]
+    Rename {
+        /// Remote name.
+        name: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// Set the URL for the remote.
+    SetUrl {
+        /// Remote name.
+        name: String,
+        /// The new URL.
+        url: String,
     },
     /// Switch the default remote.
     Switch {

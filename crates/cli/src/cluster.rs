@@ -1,10 +1,10 @@
 //! `rxc cluster list|show|add|list-tokens|revoke-token|enable|remove|rename`.
 
-use rxd_api::{ClusterPut, JoinToken, Operation};
+use rxd_api::{ClusterMemberPut, ClusterPut, JoinToken, Operation};
 use rxd_client::Client;
 use serde::Serialize;
 
-use crate::args::ClusterCmd;
+use crate::args::{ClusterCmd, RoleCmd};
 use crate::output::{self, Format};
 use crate::{print, CliError, Ctx, Result};
 
@@ -130,7 +130,142 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
             }
             Ok(())
         }
+        ClusterCmd::Get { member, key } => {
+            let (client, _, name) = ctx.resolve(&member)?;
+            let (m, _) = client.cluster_member(&name).await?;
+            match m.put.config.get(&key) {
+                Some(value) => print(&format!("{value}\n")),
+                None => Err(CliError::BadArgument {
+                    message: format!("The key {key:?} does not exist on cluster member {name:?}"),
+                }),
+            }
+        }
+        ClusterCmd::Set { member, args } => {
+            let entries = crate::get_config(&args)?;
+            update_member(ctx, &member, |put| put.config.extend(entries)).await
+        }
+        ClusterCmd::Unset { member, key } => {
+            // lxc sends the empty value, which LXD does not keep; removing the key leaves
+            // the member in the same state.
+            update_member(ctx, &member, |put| {
+                put.config.remove(&key);
+            })
+            .await
+        }
+        ClusterCmd::Edit { member } => {
+            let (client, _, name) = member_named(ctx, &member)?;
+            let (m, etag) = client.cluster_member(&name).await?;
+            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let text = crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&m.put)?)?;
+            let put: ClusterMemberPut = crate::edit::parse(&text)?;
+            let etag = if piped { None } else { Some(etag.as_str()) };
+            Ok(client.update_cluster_member(&name, &put, etag).await?)
+        }
+        ClusterCmd::Evacuate { member, force } => {
+            member_state(ctx, &member, "evacuate", force).await
+        }
+        ClusterCmd::Restore { member, force } => member_state(ctx, &member, "restore", force).await,
+        ClusterCmd::Role(cmd) => role(ctx, cmd).await,
     }
+}
+
+const EDIT_TEMPLATE: &str = "### This is a yaml representation of the cluster member.
+### Any line starting with a '# will be ignored.";
+
+/// Resolves `[<remote>:]<member>`, refusing an empty member name as lxc does.
+fn member_named(ctx: &Ctx, raw: &str) -> Result<(Client, String, String)> {
+    let resolved = ctx.resolve(raw)?;
+    if resolved.2.is_empty() {
+        return Err(CliError::Missing {
+            what: "cluster member name",
+        });
+    }
+    Ok(resolved)
+}
+
+/// Reads a member, changes its writable part and puts it back.
+async fn update_member(
+    ctx: &Ctx,
+    member: &str,
+    change: impl FnOnce(&mut ClusterMemberPut),
+) -> Result<()> {
+    let (client, _, name) = ctx.resolve(member)?;
+    let (m, _) = client.cluster_member(&name).await?;
+    let mut put = m.put;
+    change(&mut put);
+    Ok(client.update_cluster_member(&name, &put, None).await?)
+}
+
+/// `cluster evacuate|restore`: asks first unless `--force`, then waits for the operation.
+async fn member_state(ctx: &Ctx, member: &str, action: &str, force: bool) -> Result<()> {
+    let (client, _, name) = member_named(ctx, member)?;
+    if !force {
+        let question = format!(
+            "Are you sure you want to {action} cluster member {name:?}? (yes/no) [default=no]: "
+        );
+        if !crate::ask_bool(&question, false)? {
+            return Ok(());
+        }
+    }
+    let fail = |e: rxd_client::ClientError| CliError::BadArgument {
+        message: format!("Failed to update cluster member state: {e}"),
+    };
+    let path = format!("/1.0/cluster/members/{}/state", encode_path(&name));
+    let body = serde_json::json!({ "action": action });
+    let op = client
+        .request("POST", &path, Some(body), None)
+        .await
+        .map_err(fail)?
+        .operation()?;
+    client.wait_success(&op, None).await?;
+    Ok(())
+}
+
+/// Percent-encodes one path segment.
+pub(crate) fn encode_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn role(ctx: &Ctx, cmd: RoleCmd) -> Result<()> {
+    let (member, roles, adding) = match cmd {
+        RoleCmd::Add { member, roles } => (member, roles, true),
+        RoleCmd::Remove { member, roles } => (member, roles, false),
+    };
+    let (client, _, name) = member_named(ctx, &member)?;
+    let (m, _) = client.cluster_member(&name).await?;
+    let mut put = m.put;
+    let roles: Vec<String> = roles
+        .split(',')
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    for r in &roles {
+        let has = put.roles.contains(r);
+        if adding && has {
+            return Err(CliError::BadArgument {
+                message: format!("Member {name:?} already has role {r:?}"),
+            });
+        }
+        if !adding && !has {
+            return Err(CliError::BadArgument {
+                message: format!("Member {name:?} does not have role {r:?}"),
+            });
+        }
+    }
+    if adding {
+        put.roles.extend(roles);
+    } else {
+        put.roles.retain(|r| !roles.contains(r));
+    }
+    Ok(client.update_cluster_member(&name, &put, None).await?)
 }
 
 async fn ensure_clustered(client: &Client) -> Result<()> {
@@ -270,7 +405,7 @@ async fn running_tokens(client: &Client) -> Result<Vec<DisplayToken>> {
 }
 
 /// Go's `Format("2006/01/02 15:04 MST")` of the token's own time (UTC for `Z`).
-fn expiry_display(s: &str) -> String {
+pub(crate) fn expiry_display(s: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(s) {
         Ok(t) => {
             let zone = if t.offset().local_minus_utc() == 0 {

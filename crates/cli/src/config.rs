@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use crate::args::{ConfigCmd, TrustCmd};
 use crate::output::{self, Format};
+use rxd_client::Client;
+
 use crate::{print, CliError, Ctx, Result};
 
 /// Splits `[remote:] rest...`: a first argument ending in `:` names the remote.
@@ -24,62 +26,126 @@ fn display_value(v: Option<&Value>) -> String {
     }
 }
 
+/// The server's `/1.0`, on `--target` member when given (refused when not clustered).
+async fn target_path(client: &Client, target: &Option<String>) -> Result<String> {
+    let Some(member) = target.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok("/1.0".into());
+    };
+    if !client.cluster().await?.0.enabled {
+        return Err(CliError::BadArgument {
+            message: "To use --target, the destination remote must be a cluster".into(),
+        });
+    }
+    Ok(format!(
+        "/1.0?target={}",
+        crate::cluster::encode_path(member)
+    ))
+}
+
+/// The server configuration at `path`, with its ETag.
+async fn server_config(client: &Client, path: &str) -> Result<(ServerPut, String)> {
+    let (server, etag): (rxd_api::Server, String) = client.get_with_etag(path).await?;
+    Ok((
+        ServerPut {
+            config: server.config.unwrap_or_default(),
+        },
+        etag,
+    ))
+}
+
+async fn put_server_config(
+    client: &Client,
+    path: &str,
+    put: &ServerPut,
+    etag: Option<&str>,
+) -> Result<()> {
+    let body = serde_json::to_value(put).map_err(|source| CliError::Json { source })?;
+    client.request("PUT", path, Some(body), etag).await?;
+    Ok(())
+}
+
+/// `[<remote>:] <key>`: the remote and the one key.
+fn remote_and_key(args: &[String]) -> Result<(String, String)> {
+    let (remote, rest) = split_remote(args);
+    match rest {
+        [key] => Ok((remote, key.clone())),
+        _ => Err(CliError::BadArgument {
+            message: "Invalid number of arguments".into(),
+        }),
+    }
+}
+
+const EDIT_TEMPLATE: &str = "### This is a YAML representation of the configuration.
+### Any line starting with a '# will be ignored.
+###
+### A sample configuration looks like:
+### name: instance1
+### profiles:
+### - default
+### config:
+###   volatile.eth0.hwaddr: 00:16:3e:e9:f8:7f
+### devices:
+###   homedir:
+###     path: /extra
+###     source: /home/user
+###     type: disk
+### ephemeral: false
+###
+### Note that the name is shown but cannot be changed";
+
 pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<()> {
     match cmd {
-        ConfigCmd::Show { remote } => {
+        ConfigCmd::Show { remote, target } => {
             let (client, _, _) = ctx.resolve_opt(&remote)?;
-            let (server, _) = client.server().await?;
-            let put = ServerPut {
-                config: server.config.unwrap_or_default(),
-            };
+            let path = target_path(&client, &target).await?;
+            let (put, _) = server_config(&client, &path).await?;
             print(&crate::yaml::to_string(&put)?)
         }
-        ConfigCmd::Get { args } => {
-            let (remote, rest) = split_remote(&args);
-            let [key] = rest else {
-                return Err(CliError::BadArgument {
-                    message: "Invalid number of arguments".into(),
-                });
-            };
+        ConfigCmd::Get { args, target } => {
+            let (remote, key) = remote_and_key(&args)?;
             let (client, _, _) = ctx.resolve(&remote)?;
-            let (server, _) = client.server().await?;
-            let config = server.config.unwrap_or_default();
-            print(&format!("{}\n", display_value(config.get(key))))
+            let path = target_path(&client, &target).await?;
+            let (put, _) = server_config(&client, &path).await?;
+            print(&format!("{}\n", display_value(put.config.get(&key))))
         }
-        ConfigCmd::Set { args } => {
+        ConfigCmd::Set { args, target } => {
             let (remote, rest) = split_remote(&args);
-            let pairs = match rest {
-                [key, value] if !key.contains('=') => vec![(key.clone(), value.clone())],
-                _ => crate::parse_key_values(rest)?,
-            };
-            let (client, _, _) = ctx.resolve(&remote)?;
-            let (server, etag) = client.server().await?;
-            let mut put = ServerPut {
-                config: server.config.unwrap_or_default(),
-            };
-            for (k, v) in pairs {
-                put.config.insert(k, Value::String(v));
-            }
-            Ok(client.update_server(&put, Some(&etag)).await?)
+            let pairs = crate::get_config(rest)?;
+            set_server_config(ctx, &remote, &target, pairs).await
         }
-        ConfigCmd::Unset { args } => {
-            let (remote, rest) = split_remote(&args);
-            let [key] = rest else {
-                return Err(CliError::BadArgument {
-                    message: "Invalid number of arguments".into(),
-                });
-            };
-            let (client, _, _) = ctx.resolve(&remote)?;
-            let (server, etag) = client.server().await?;
-            let mut put = ServerPut {
-                config: server.config.unwrap_or_default(),
-            };
-            // lxc 5.0 sends the PUT even when the key was not set.
-            put.config.remove(key);
-            Ok(client.update_server(&put, Some(&etag)).await?)
+        ConfigCmd::Unset { args, target } => {
+            // As lxc, an unset sends the key with an empty value, so the daemon names an
+            // unknown key instead of the command succeeding silently.
+            let (remote, key) = remote_and_key(&args)?;
+            set_server_config(ctx, &remote, &target, vec![(key, String::new())]).await
+        }
+        ConfigCmd::Edit { remote, target } => {
+            let (client, _, _) = ctx.resolve_opt(&remote)?;
+            let path = target_path(&client, &target).await?;
+            let (current, etag) = server_config(&client, &path).await?;
+            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let text = crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&current)?)?;
+            let put: ServerPut = crate::edit::parse(&text)?;
+            let etag = if piped { None } else { Some(etag.as_str()) };
+            put_server_config(&client, &path, &put, etag).await
         }
         ConfigCmd::Trust(cmd) => trust(ctx, cmd).await,
     }
+}
+
+async fn set_server_config(
+    ctx: &Ctx,
+    remote: &str,
+    target: &Option<String>,
+    pairs: Vec<(String, String)>,
+) -> Result<()> {
+    let (client, _, _) = ctx.resolve(remote)?;
+    let path = target_path(&client, target).await?;
+    let (mut put, etag) = server_config(&client, &path).await?;
+    for (k, v) in pairs {
+        put.config.insert(k, Value::String(v));
+    }
+    put_server_config(&client, &path, &put, Some(&etag)).await
 }
 
 async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
@@ -92,6 +158,42 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
         TrustCmd::Remove { fingerprint } => {
             let (client, _, fp) = ctx.resolve(&fingerprint)?;
             Ok(client.delete_certificate(&fp).await?)
+        }
+        TrustCmd::Show { fingerprint } => {
+            let (client, _, fp) = certificate_named(ctx, &fingerprint)?;
+            let (cert, _) = client.certificate(&fp).await?;
+            print(&crate::yaml::to_string(&cert)?)
+        }
+        TrustCmd::Edit { fingerprint } => {
+            let (client, _, fp) = certificate_named(ctx, &fingerprint)?;
+            let (cert, etag) = client.certificate(&fp).await?;
+            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let text =
+                crate::edit::new_content(TRUST_EDIT_TEMPLATE, &crate::yaml::to_string(&cert.put)?)?;
+            let put: rxd_api::CertificatePut = crate::edit::parse(&text)?;
+            let etag = if piped { None } else { Some(etag.as_str()) };
+            Ok(client.update_certificate(&fp, &put, etag).await?)
+        }
+        TrustCmd::ListTokens { remote } => {
+            let (client, _, _) = ctx.resolve_opt(&remote)?;
+            let tokens = add_tokens(&client).await?;
+            print(&add_tokens_text(ctx.format, &tokens)?)
+        }
+        TrustCmd::RevokeToken { args } => {
+            let raw = args.concat();
+            let (client, remote, name) = ctx.resolve(&raw)?;
+            for (id, token) in running_add_tokens(&client).await? {
+                if token.client_name == name {
+                    client.cancel_operation(&id).await?;
+                    if !ctx.quiet {
+                        print(&format!("Certificate add token for {name} deleted\n"))?;
+                    }
+                    return Ok(());
+                }
+            }
+            Err(CliError::BadArgument {
+                message: format!("No certificate add token for member {name} on remote: {remote}"),
+            })
         }
         TrustCmd::Add {
             name,
@@ -106,7 +208,7 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
             let arg = name.unwrap_or_default();
             // A certificate file adds that certificate; anything else is a client name
             // for which a certificate-add token is made.
-            if !arg.is_empty() && std::path::Path::new(&arg).is_file() {
+            if looks_like_path(&arg) {
                 return add_certificate_file(ctx, &arg, flag_name, limits).await;
             }
             let (client, _, mut client_name) = ctx.resolve(&arg)?;
@@ -140,6 +242,107 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
     }
 }
 
+const TRUST_EDIT_TEMPLATE: &str = "### This is a YAML representation of the certificate.
+### Any line starting with a '# will be ignored.
+###
+### Note that the fingerprint is shown but cannot be changed";
+
+/// An argument of `config trust add` that names a file rather than a client: lxc takes every
+/// argument as a certificate file, rxc also takes a bare client name.
+fn looks_like_path(arg: &str) -> bool {
+    arg == "-"
+        || arg.contains('/')
+        || [".crt", ".pem", ".cert"]
+            .iter()
+            .any(|ext| arg.ends_with(ext))
+        || std::path::Path::new(arg).is_file()
+}
+
+/// Resolves `[<remote>:]<fingerprint>`, refusing an empty fingerprint as lxc does.
+fn certificate_named(ctx: &Ctx, raw: &str) -> Result<(Client, String, String)> {
+    let resolved = ctx.resolve(raw)?;
+    if resolved.2.is_empty() {
+        return Err(CliError::Missing {
+            what: "certificate fingerprint",
+        });
+    }
+    Ok(resolved)
+}
+
+/// The Running certificate-add token operations, by operation id.
+async fn running_add_tokens(client: &Client) -> Result<Vec<(String, CertificateAddToken)>> {
+    let ops = client.operations().await?;
+    Ok(ops
+        .values()
+        .flatten()
+        .filter(|op| op.class == "token" && op.status_code == 103)
+        .filter_map(|op| {
+            certificate_add_token(op.metadata.as_ref())
+                .ok()
+                .map(|t| (op.id.clone(), t))
+        })
+        .collect())
+}
+
+/// One row of `trust list-tokens`; JSON shows Go's field names.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DisplayAddToken {
+    /// Client name.
+    #[serde(rename = "ClientName")]
+    pub client_name: String,
+    /// The encoded token.
+    #[serde(rename = "Token")]
+    pub token: String,
+    /// `2006/01/02 15:04 MST`, empty when the token does not expire.
+    #[serde(rename = "ExpiresAt")]
+    pub expires_at: String,
+}
+
+/// yaml.v2 lower-cases Go field names.
+#[derive(serde::Serialize)]
+struct DisplayAddTokenYaml<'a> {
+    clientname: &'a str,
+    token: &'a str,
+    expiresat: &'a str,
+}
+
+async fn add_tokens(client: &Client) -> Result<Vec<DisplayAddToken>> {
+    Ok(running_add_tokens(client)
+        .await?
+        .into_iter()
+        .map(|(_, t)| DisplayAddToken {
+            expires_at: if t.expires_at.starts_with("0001-") {
+                String::new()
+            } else {
+                crate::cluster::expiry_display(&t.expires_at)
+            },
+            token: t.encode(),
+            client_name: t.client_name,
+        })
+        .collect())
+}
+
+/// `trust list-tokens` in every format.
+pub fn add_tokens_text(format: Format, tokens: &[DisplayAddToken]) -> Result<String> {
+    if format == Format::Yaml {
+        let yaml: Vec<DisplayAddTokenYaml> = tokens
+            .iter()
+            .map(|t| DisplayAddTokenYaml {
+                clientname: &t.client_name,
+                token: &t.token,
+                expiresat: &t.expires_at,
+            })
+            .collect();
+        return crate::yaml::to_string(&yaml);
+    }
+    let mut rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| vec![t.client_name.clone(), t.token.clone(), t.expires_at.clone()])
+        .collect();
+    output::sort_naturally(&mut rows);
+    output::render(format, &["NAME", "TOKEN", "EXPIRES AT"], &rows, tokens)
+}
+
 /// `--restricted` and `--projects` of `config trust add`.
 struct Restriction {
     restricted: bool,
@@ -153,9 +356,10 @@ async fn add_certificate_file(
     limits: Restriction,
 ) -> Result<()> {
     let (client, _, _) = ctx.resolve("")?;
-    let pem = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        path: path.into(),
-        source,
+    let file = if path == "-" { "/dev/stdin" } else { path };
+    // Go's wording, as lxc prints it: "open <path>: no such file or directory".
+    let pem = std::fs::read_to_string(file).map_err(|e| CliError::BadArgument {
+        message: format!("open {file}: {}", go_io_error(&e)),
     })?;
     let der = rxd_tls::pem_to_der(&pem)?;
     use base64::Engine;
@@ -175,6 +379,17 @@ async fn add_certificate_file(
     };
     client.add_certificate(&post).await?;
     Ok(())
+}
+
+/// An I/O error as Go words it (lower case, without Rust's " (os error N)").
+fn go_io_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// The metadata of a certificate-add token operation: LXD 5.0 nests the client name in the

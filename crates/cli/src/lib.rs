@@ -180,14 +180,64 @@ pub(crate) fn parse_key_values(args: &[String]) -> Result<Vec<(String, String)>>
         .collect()
 }
 
+/// The `KEY VALUE` or `KEY=VALUE...` arguments of a `set` command, as lxc's `getConfig`
+/// reads them.
+pub(crate) fn get_config(args: &[String]) -> Result<Vec<(String, String)>> {
+    match args {
+        [key, value] if !key.contains('=') => Ok(vec![(key.clone(), value.clone())]),
+        _ => args
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(CliError::BadArgument {
+                    message: format!("Invalid key=value configuration: {a}"),
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Asks a yes/no question; an empty answer is `default`.
+pub(crate) fn ask_bool(question: &str, default: bool) -> Result<bool> {
+    loop {
+        print(question)?;
+        match read_line()?.to_lowercase().as_str() {
+            "" => return Ok(default),
+            "yes" | "y" => return Ok(true),
+            "no" | "n" => return Ok(false),
+            _ => print("Invalid input, try again.\n\n")?,
+        }
+    }
+}
+
 /// Runs one command line; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<()> {
     if let args::Command::Completion { shell } = cli.command {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "rxc", &mut out);
-        return print(&String::from_utf8_lossy(&out));
+        let mut script = String::from_utf8_lossy(&out).into_owned();
+        if shell == clap_complete::Shell::Bash {
+            script.push_str(BASH_NAMES);
+        }
+        return print(&script);
     }
-    let mut ctx = Ctx::load(cli.format, cli.quiet, cli.force_local)?;
+    if let args::Command::Manpage { dir } = &cli.command {
+        return clap_mangen::generate_to(Cli::command(), dir).map_err(|source| CliError::Io {
+            path: dir.clone(),
+            source,
+        });
+    }
+    if cli.format.is_some() && !cli.command.takes_format() {
+        // cobra's words for a flag the command does not have.
+        return Err(CliError::BadArgument {
+            message: "unknown flag: --format".into(),
+        });
+    }
+    let mut ctx = Ctx::load(cli.format.unwrap_or_default(), cli.quiet, cli.force_local)?;
+    ctx.debug = cli.debug || cli.verbose;
+    if let Some(project) = cli.project.as_deref() {
+        ensure_project(&ctx, project).await?;
+    }
     match cli.command {
         args::Command::Cluster(cmd) => cluster::run(&ctx, cmd).await,
         args::Command::Config(cmd) => config::run(&ctx, cmd).await,
@@ -199,8 +249,93 @@ pub async fn run(cli: Cli) -> Result<()> {
         args::Command::Monitor(a) => monitor::run(&ctx, a).await,
         args::Command::Remote(cmd) => remote::run(&mut ctx, cmd).await,
         args::Command::Version { remote } => version(&ctx, remote).await,
-        args::Command::Completion { .. } => unreachable!("handled above"),
+        args::Command::Complete { kind } => complete_names(&ctx, &kind).await,
+        args::Command::Completion { .. } | args::Command::Manpage { .. } => {
+            unreachable!("handled above")
+        }
     }
+}
+
+/// Bash completion of the names a command takes, as Debian's lxc completion does: the first
+/// argument after a verb of `cluster`, `storage`, `network`, `profile` (and `profile device`,
+/// `cluster role`) and `remote` is completed from `rxc __complete KIND`; everything else from
+/// the flags and subcommands above.
+const BASH_NAMES: &str = r#"
+_rxc_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" kind="" pos=3
+    case "${COMP_WORDS[1]}" in
+        cluster) kind=member ;;
+        storage) kind=pool ;;
+        network) kind=network ;;
+        profile) kind=profile ;;
+        remote) kind=remote ;;
+    esac
+    case "${COMP_WORDS[1]} ${COMP_WORDS[2]}" in
+        "profile device"|"cluster role") pos=4 ;;
+        *" list"|*" ls"|*" add"|*" create"|*" list-tokens"|*" get-default"|*" enable") kind="" ;;
+    esac
+    if [[ -n "$kind" && "$cur" != -* && $COMP_CWORD -eq $pos ]]; then
+        COMPREPLY=( $(compgen -W "$(rxc __complete "$kind" 2>/dev/null)" -- "$cur") )
+        return 0
+    fi
+    _rxc "$@"
+}
+complete -F _rxc_names -o bashdefault -o default rxc
+"#;
+
+/// `rxc __complete KIND`: names for shell completion; a daemon that does not answer gives none.
+async fn complete_names(ctx: &Ctx, kind: &str) -> Result<()> {
+    let mut names: Vec<String> = if kind == "remote" {
+        std::iter::once(remote::LOCAL.to_string())
+            .chain(ctx.conf.remotes.keys().cloned())
+            .collect()
+    } else {
+        let client = ctx.client(ctx.default_remote())?;
+        let listed = match kind {
+            "member" => client
+                .cluster_members()
+                .await
+                .map(|v| v.into_iter().map(|m| m.server_name).collect()),
+            "pool" => client
+                .storage_pools()
+                .await
+                .map(|v| v.into_iter().map(|p| p.name).collect()),
+            "network" => client
+                .get::<Vec<rxd_api::Network>>("/1.0/networks?recursion=1")
+                .await
+                .map(|v| v.into_iter().map(|n| n.name).collect()),
+            "profile" => client
+                .profiles()
+                .await
+                .map(|v| v.into_iter().map(|p| p.name).collect()),
+            other => {
+                return Err(CliError::BadArgument {
+                    message: format!("Unknown kind of name: {other}"),
+                })
+            }
+        };
+        listed.unwrap_or_default()
+    };
+    names.sort();
+    names.dedup();
+    print(&names.iter().map(|n| format!("{n}\n")).collect::<String>())
+}
+
+/// `--project`: the server must have that project, and rxc acts in `default` only, so any
+/// other one is refused rather than ignored.
+async fn ensure_project(ctx: &Ctx, project: &str) -> Result<()> {
+    let client = ctx.client(ctx.default_remote())?;
+    if !client.projects().await?.iter().any(|p| p.name == project) {
+        return Err(CliError::BadArgument {
+            message: "Project not found".into(),
+        });
+    }
+    if project != "default" {
+        return Err(CliError::BadArgument {
+            message: format!("rxc does not support projects other than \"default\" yet: {project}"),
+        });
+    }
+    Ok(())
 }
 
 async fn version(ctx: &Ctx, remote: Option<String>) -> Result<()> {
@@ -264,8 +399,8 @@ mod tests {
     fn command_line_parses() {
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["rxc", "cluster", "list", "-f", "csv"]).unwrap();
-        assert_eq!(cli.format, Format::Csv);
+        assert_eq!(cli.format, Some(Format::Csv));
         let cli = Cli::try_parse_from(["rxc", "--format", "json", "storage", "ls", "r:"]).unwrap();
-        assert_eq!(cli.format, Format::Json);
+        assert_eq!(cli.format, Some(Format::Json));
     }
 }

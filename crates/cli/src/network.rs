@@ -62,6 +62,16 @@ pub enum NetworkCmd {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Get values for network configuration keys.
+    Get {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// The key.
+        key: String,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Unset network configuration keys.
     Unset {
         /// `[<remote>:]<network>`
@@ -151,6 +161,24 @@ pub async fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<()> {
             let (client, _, _) = ctx.resolve_opt(&remote)?;
             let nets: Vec<Network> = client.get("/1.0/networks?recursion=1").await?;
             print(&list_text(ctx.format, &nets)?)
+        }
+        NetworkCmd::Get {
+            network,
+            key,
+            target,
+        } => {
+            let (client, _, name) = ctx.resolve(&network)?;
+            if name.is_empty() {
+                return Err(CliError::Missing {
+                    what: "network name",
+                });
+            }
+            let (n, _) = get(&client, &name, target.as_deref()).await?;
+            // As lxc, a key that is not set prints nothing.
+            match n.config.get(&key) {
+                Some(v) => print(&format!("{v}\n")),
+                None => Ok(()),
+            }
         }
         NetworkCmd::Show { network, target } => {
             let (client, _, name) = ctx.resolve(&network)?;

@@ -119,7 +119,58 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<()> {
             }
             Ok(())
         }
+        ProfileCmd::Get { profile, key } => {
+            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (p, _) = client.profile(&name).await?;
+            print(&format!("{}\n", p.config.get(&key).map_or("", |v| v)))
+        }
+        ProfileCmd::Set { profile, args } => {
+            let entries = crate::get_config(&args)?;
+            update(ctx, &profile, |put| {
+                put.config.extend(entries);
+                Ok(())
+            })
+            .await
+        }
+        ProfileCmd::Unset { profile, key } => {
+            // lxc sets the empty value, which LXD does not store.
+            update(ctx, &profile, |put| {
+                put.config.remove(&key);
+                Ok(())
+            })
+            .await
+        }
         ProfileCmd::Device(cmd) => device(ctx, cmd).await,
+    }
+}
+
+/// Resolves `[<remote>:]<profile>`, refusing an empty name as lxc does.
+fn profile_named(ctx: &Ctx, raw: &str) -> Result<(rxd_client::Client, String, String)> {
+    let resolved = ctx.resolve(raw)?;
+    if resolved.2.is_empty() {
+        return Err(CliError::Missing {
+            what: "profile name",
+        });
+    }
+    Ok(resolved)
+}
+
+/// Reads a profile, changes its writable part and puts it back under its ETag.
+async fn update(
+    ctx: &Ctx,
+    profile: &str,
+    change: impl FnOnce(&mut ProfilePut) -> Result<()>,
+) -> Result<()> {
+    let (client, _, name) = profile_named(ctx, profile)?;
+    let (p, etag) = client.profile(&name).await?;
+    let mut put = writable(&p);
+    change(&mut put)?;
+    Ok(client.update_profile(&name, &put, Some(&etag)).await?)
+}
+
+fn no_device() -> CliError {
+    CliError::BadArgument {
+        message: "Device doesn't exist".into(),
     }
 }
 
@@ -162,11 +213,62 @@ async fn device(ctx: &Ctx, cmd: DeviceCmd) -> Result<()> {
             }
             client.update_profile(&name, &put, Some(&etag)).await?;
             if !ctx.quiet {
-                for d in &devices {
-                    print(&format!("Device {d} removed from {name}\n"))?;
-                }
+                print(&format!(
+                    "Device {} removed from {name}\n",
+                    devices.join(", ")
+                ))?;
             }
             Ok(())
+        }
+        DeviceCmd::Get {
+            profile,
+            device,
+            key,
+        } => {
+            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (p, _) = client.profile(&name).await?;
+            let dev = p.devices.get(&device).ok_or_else(no_device)?;
+            print(&format!("{}\n", dev.get(&key).map_or("", |v| v)))
+        }
+        DeviceCmd::Set {
+            profile,
+            device,
+            args,
+        } => {
+            let entries = crate::get_config(&args)?;
+            update(ctx, &profile, |put| {
+                put.devices
+                    .get_mut(&device)
+                    .ok_or_else(no_device)?
+                    .extend(entries);
+                Ok(())
+            })
+            .await
+        }
+        DeviceCmd::Unset {
+            profile,
+            device,
+            key,
+        } => {
+            update(ctx, &profile, |put| {
+                put.devices
+                    .get_mut(&device)
+                    .ok_or_else(no_device)?
+                    .remove(&key);
+                Ok(())
+            })
+            .await
+        }
+        DeviceCmd::List { profile } => {
+            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (p, _) = client.profile(&name).await?;
+            let names: Vec<&str> = p.devices.keys().map(String::as_str).collect();
+            print(&format!("{}\n", names.join("\n")))
+        }
+        DeviceCmd::Show { profile } => {
+            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (p, _) = client.profile(&name).await?;
+            print(&crate::yaml::to_string(&p.devices)?)
         }
     }
 }

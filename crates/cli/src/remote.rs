@@ -60,6 +60,8 @@ pub struct Ctx {
     pub quiet: bool,
     /// `--force-local`.
     pub force_local: bool,
+    /// `--debug` or `--verbose`: say on stderr which daemon each command talks to.
+    pub debug: bool,
     /// `$RXC_CONF`.
     pub conf_dir: PathBuf,
     /// `$RXD_DIR`.
@@ -100,6 +102,7 @@ impl Ctx {
             format,
             quiet,
             force_local,
+            debug: false,
             conf_dir,
             rxd_dir,
             conf,
@@ -144,6 +147,23 @@ impl Ctx {
 
     /// The client for a remote by name.
     pub fn client(&self, remote: &str) -> Result<Client> {
+        let client = self.connect(remote)?;
+        if self.debug {
+            let how = if client.is_unix() {
+                "a local rxd over a Unix socket"
+            } else {
+                "a remote rxd over HTTPS"
+            };
+            eprintln!(
+                "DEBUG  [{}] Connecting to {how} at {}",
+                chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%:z"),
+                client.endpoint()
+            );
+        }
+        Ok(client)
+    }
+
+    fn connect(&self, remote: &str) -> Result<Client> {
         if remote == LOCAL || self.force_local {
             return Ok(Client::unix(self.rxd_dir.join("unix.socket")));
         }
@@ -254,6 +274,35 @@ pub async fn run(ctx: &mut Ctx, cmd: RemoteCmd) -> Result<()> {
             let _ = std::fs::remove_file(cert);
             ctx.save()
         }
+        RemoteCmd::Rename { name, new_name } => {
+            let entry = changeable(ctx, &name)?.clone();
+            if new_name == LOCAL || ctx.conf.remotes.contains_key(&new_name) {
+                return Err(CliError::BadArgument {
+                    message: format!("Remote {new_name} already exists"),
+                });
+            }
+            let (old_cert, new_cert) =
+                (ctx.server_cert_path(&name), ctx.server_cert_path(&new_name));
+            if old_cert.exists() {
+                std::fs::rename(&old_cert, &new_cert).map_err(|source| CliError::Io {
+                    path: old_cert.clone(),
+                    source,
+                })?;
+            }
+            ctx.conf.remotes.remove(&name);
+            ctx.conf.remotes.insert(new_name.clone(), entry);
+            if ctx.conf.default_remote == name {
+                ctx.conf.default_remote = new_name;
+            }
+            ctx.save()
+        }
+        RemoteCmd::SetUrl { name, url } => {
+            changeable(ctx, &name)?;
+            if let Some(entry) = ctx.conf.remotes.get_mut(&name) {
+                entry.addr = url;
+            }
+            ctx.save()
+        }
         RemoteCmd::Switch { name } => {
             if name != LOCAL && !ctx.conf.remotes.contains_key(&name) {
                 return Err(CliError::NoSuchRemote { name });
@@ -263,6 +312,17 @@ pub async fn run(ctx: &mut Ctx, cmd: RemoteCmd) -> Result<()> {
         }
         RemoteCmd::GetDefault => print(&format!("{}\n", ctx.default_remote())),
     }
+}
+
+/// A configured remote that may be changed: not the static `local`.
+fn changeable<'a>(ctx: &'a Ctx, name: &str) -> Result<&'a RemoteEntry> {
+    if name == LOCAL {
+        return Err(CliError::StaticRemote { name: name.into() });
+    }
+    ctx.conf
+        .remotes
+        .get(name)
+        .ok_or_else(|| CliError::NoSuchRemote { name: name.into() })
 }
 
 async fn add(
@@ -557,6 +617,7 @@ mod tests {
             format: Format::Table,
             quiet: false,
             force_local: false,
+            debug: false,
             conf_dir: PathBuf::from("/nonexistent"),
             rxd_dir: PathBuf::from("/var/lib/rxd"),
             conf,

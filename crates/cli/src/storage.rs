@@ -124,6 +124,18 @@ pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
             })
             .await
         }
+        StorageCmd::Get { pool, key, target } => {
+            let (client, _, name) = ctx.resolve(&pool)?;
+            if name.is_empty() {
+                return Err(crate::CliError::Missing { what: "pool name" });
+            }
+            let (p, _) = client.storage_pool(&name, target.as_deref()).await?;
+            // As lxc, a key that is not set prints nothing.
+            match p.config.get(&key) {
+                Some(v) => print(&format!("{v}\n")),
+                None => Ok(()),
+            }
+        }
         StorageCmd::Info { pool, target } => {
             let (client, _, name) = ctx.resolve(&pool)?;
             let (p, _) = client.storage_pool(&name, target.as_deref()).await?;

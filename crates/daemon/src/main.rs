@@ -45,6 +45,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         timeout: u64,
     },
+    /// Write the manual pages (one per command) into a directory.
+    Manpage {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
@@ -137,6 +142,11 @@ async fn main() {
             .map_err(anyhow::Error::from),
         Some(Command::Waitready { timeout }) => waitready(cli.dir, timeout).await,
         Some(Command::Shutdown { timeout }) => shutdown(cli.dir, timeout).await,
+        Some(Command::Manpage { dir }) => {
+            use clap::CommandFactory;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("Cannot write manual pages to {}", dir.display()))
+        }
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");

@@ -127,18 +127,7 @@ pub async fn server_get(
         let own = d.own_member().await?;
         if t != own.name && caller.is_admin() {
             // That member's own view, fetched from it as LXD forwards `?target=`.
-            let m = d.db().read(move |c| tables::member(c, &t)).await?;
-            let c = crate::peer::member_client(&d, &m.address)?;
-            let raw = c.request("GET", "/1.0", None, None).await.map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_GATEWAY,
-                    format!(
-                        "Failed to reach cluster member {:?}: {}",
-                        m.name,
-                        crate::handlers::internal_cluster::api_message(&e)
-                    ),
-                )
-            })?;
+            let raw = on_member(&d, t, "GET", None, None).await?;
             let etag = raw.etag.clone().unwrap_or_default();
             return Ok(sync_etag(raw.envelope.metadata, &etag));
         }
@@ -177,12 +166,67 @@ pub async fn server_get(
     Ok(sync_etag(server, &etag))
 }
 
+/// Sends a `/1.0` request to another member, as LXD forwards `?target=`.
+async fn on_member(
+    d: &Daemon,
+    name: String,
+    method: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> ApiResult<rxd_client::RawResponse> {
+    let m = d.db().read(move |c| tables::member(c, &name)).await?;
+    let c = crate::peer::member_client(d, &m.address)?;
+    c.request(method, "/1.0", body, if_match)
+        .await
+        .map_err(|e| {
+            let message = crate::handlers::internal_cluster::api_message(&e);
+            match e.status() {
+                // The member's own refusal (a bad key, a stale ETag) is passed on as it is.
+                Some(s) => ApiError::new(
+                    axum::http::StatusCode::from_u16(s)
+                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                    message,
+                ),
+                None => ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!("Failed to reach cluster member {:?}: {message}", m.name),
+                ),
+            }
+        })
+}
+
+/// A `PUT`/`PATCH /1.0?target=` for another member: that member applies it to its own keys.
+async fn update_on_target(
+    d: &Daemon,
+    q: &QueryMap,
+    headers: &HeaderMap,
+    method: &str,
+    put: &ServerPut,
+) -> ApiResult<Option<Response>> {
+    let Some(t) = target(q).map(str::to_string) else {
+        return Ok(None);
+    };
+    if t == d.own_member().await?.name {
+        return Ok(None);
+    }
+    let if_match = headers
+        .get(axum::http::header::IF_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let body = serde_json::to_value(put).expect("wire types always serialise");
+    on_member(d, t, method, Some(body), if_match).await?;
+    Ok(Some(empty()))
+}
+
 /// `PUT /1.0`: replaces the whole configuration.
 pub async fn server_put(
     State(d): State<Arc<Daemon>>,
     headers: HeaderMap,
+    q: QueryMap,
     JsonBody(put): JsonBody<ServerPut>,
 ) -> ApiResult<Response> {
+    if let Some(done) = update_on_target(&d, &q, &headers, "PUT", &put).await? {
+        return Ok(done);
+    }
     update(&d, &headers, put, false).await
 }
 
@@ -190,8 +234,12 @@ pub async fn server_put(
 pub async fn server_patch(
     State(d): State<Arc<Daemon>>,
     headers: HeaderMap,
+    q: QueryMap,
     JsonBody(put): JsonBody<ServerPut>,
 ) -> ApiResult<Response> {
+    if let Some(done) = update_on_target(&d, &q, &headers, "PATCH", &put).await? {
+        return Ok(done);
+    }
     update(&d, &headers, put, true).await
 }
 
