@@ -76,6 +76,18 @@ def unix_get(path, url, timeout=2.0):
         conn.close()
 
 
+def unix_post(path, url, body, timeout=10.0):
+    """POST the JSON body to url on the unix socket at path; returns (status, body)."""
+    conn = UnixHTTPConnection(path, timeout)
+    try:
+        conn.request("POST", url, body=json.dumps(body),
+                     headers={"Host": "localhost", "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 def port_free(addr, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -458,6 +470,60 @@ def own_waitready(bench, t):
     return {"start->waitready": ms(took)}
 
 
+NEWCONN_REQUESTS = 100
+
+
+def new_connections(bench, t):
+    """Bootstrap a one-member cluster, trust a client certificate, then send
+    NEWCONN_REQUESTS requests `GET /1.0/cluster/members?recursion=1`, each on a new HTTPS
+    connection (Python's http.client, the client certificate), one after another: the time of
+    each from connect to the last byte of the answer. A server that leaves Nagle's algorithm
+    on its sockets makes some of them wait for a delayed ACK (~40 ms)."""
+    import base64
+    import ssl
+    dir_ = bench.fresh_dir(t.name)
+    port = bench.fresh_port(t)
+    crt, key = os.path.join(dir_, "bench.crt"), os.path.join(dir_, "bench.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:secp384r1", "-nodes", "-days", "1", "-subj", "/CN=bench",
+                    "-keyout", key, "-out", crt], check=True, capture_output=True, timeout=30)
+    d = t.start(dir_)
+    try:
+        t.wait_ready(d, timeout=30)
+        t.run_cli(dir_, ["init", "--preseed"], timeout=60, stdin=t.preseed(port))
+        with open(crt) as f:
+            pem = f.read()
+        der = ssl.PEM_cert_to_DER_cert(pem)
+        status, body = unix_post(os.path.join(dir_, "unix.socket"), "/1.0/certificates",
+                                 {"type": "client", "name": "bench",
+                                  "certificate": base64.b64encode(der).decode()})
+        if status not in (200, 201, 202):
+            raise Failed(f"{t.name}: trusting the client certificate: {status} {body[:200]!r}")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(crt, key)
+        took = []
+        for _ in range(NEWCONN_REQUESTS):
+            t0 = now()
+            conn = http.client.HTTPSConnection(t.address, port, context=ctx, timeout=10)
+            try:
+                conn.request("GET", "/1.0/cluster/members?recursion=1")
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise Failed(f"{t.name}: GET /1.0/cluster/members answered {resp.status}")
+            finally:
+                conn.close()
+            took.append(now() - t0)
+        took.sort()
+        p50 = took[len(took) // 2]
+        p90 = took[(len(took) * 9) // 10 - 1]
+    finally:
+        t.stop(d)
+    return {"new conn p50": ms(p50), "new conn p90": ms(p90)}
+
+
 class OutOfTime(Failed):
     """A formation did not finish within its time bound."""
 
@@ -761,11 +827,12 @@ SCENARIOS = {
     "single": (single_node, [("start->ready", "ms"), ("bootstrap", "ms"),
                              ("daemon VmHWM", "MiB")]),
     "waitready": (own_waitready, [("start->waitready", "ms")]),
+    "newconn": (new_connections, [("new conn p50", "ms"), ("new conn p90", "ms")]),
     "formation": (formation, None),
     "scale": (scale, None),
 }
 # What runs without --scenarios; `scale` takes minutes per size and is asked for by name.
-DEFAULT_SCENARIOS = ("single", "waitready", "formation")
+DEFAULT_SCENARIOS = ("single", "waitready", "newconn", "formation")
 
 
 # -------------------------------------------------------------------------------------------

@@ -84,13 +84,13 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
                 .unwrap_or("");
             if address.is_empty() {
                 return Err(CliError::BadArgument {
-                    message: "This LXD server is not available on the network".into(),
+                    message: "This server is not available on the network".into(),
                 });
             }
             let (cluster, _) = client.cluster().await?;
             if cluster.enabled {
                 return Err(CliError::BadArgument {
-                    message: "This LXD server is already clustered".into(),
+                    message: "This server is already clustered".into(),
                 });
             }
             let put = ClusterPut {

@@ -76,7 +76,7 @@ pub enum CliError {
     #[error("Can't remove the default remote")]
     RemoveDefault,
     /// A command that needs a clustered server.
-    #[error("LXD server isn't part of a cluster")]
+    #[error("This server isn't part of a cluster")]
     NotClustered,
     /// A required name was left out (`Missing cluster member name`, ...).
     #[error("Missing {what}")]

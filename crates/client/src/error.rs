@@ -1,19 +1,21 @@
 use rxd_api::ResponseType;
 
 /// Everything that can go wrong between a caller and a daemon.
+///
+/// Each message already says its cause in words, so no variant exposes `source()`: a printer
+/// that walks the chain prints every cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The socket or TCP address could not be reached.
-    #[error("Cannot connect to {endpoint}: {source}")]
+    #[error("Cannot connect to {endpoint}: {cause}")]
     Connect {
         /// The unix socket path or the HTTPS address.
         endpoint: String,
         /// What the operating system said.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The connection broke while a request was in flight.
-    #[error("{method} {path} on {endpoint} failed: {source}")]
+    #[error("{method} {path} on {endpoint} failed: {cause}")]
     Transport {
         /// The unix socket path or the HTTPS address.
         endpoint: String,
@@ -21,9 +23,8 @@ pub enum ClientError {
         method: String,
         /// The request path with its query.
         path: String,
-        /// The HTTP library's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// The HTTP library's error, with its causes, in words.
+        cause: String,
     },
     /// The daemon answered with an error envelope; `message` is its `error` text, verbatim.
     #[error("{message}")]
@@ -34,7 +35,7 @@ pub enum ClientError {
         message: String,
     },
     /// The body was not an LXD response envelope.
-    #[error("Cannot decode the response to {method} {path} (HTTP {status}): {source}")]
+    #[error("Cannot decode the response to {method} {path} (HTTP {status}): {cause}")]
     Envelope {
         /// The HTTP method.
         method: String,
@@ -43,19 +44,17 @@ pub enum ClientError {
         /// The HTTP status.
         status: u16,
         /// Why the body did not parse.
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The envelope's `metadata` did not have the expected shape.
-    #[error("Cannot decode the metadata of {path} as {expected}: {source}")]
+    #[error("Cannot decode the metadata of {path} as {expected}: {cause}")]
     Metadata {
         /// The request path with its query.
         path: String,
         /// The Rust type that was expected.
         expected: &'static str,
         /// Why it did not parse.
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The daemon answered sync where async was expected, or the other way round.
     #[error("Unexpected {got:?} response to {path}, expected {expected:?}")]
@@ -74,22 +73,20 @@ pub enum ClientError {
         address: String,
     },
     /// The TLS configuration could not be built.
-    #[error("Cannot set up TLS for {endpoint}: {source}")]
+    #[error("Cannot set up TLS for {endpoint}: {cause}")]
     Tls {
         /// The HTTPS address.
         endpoint: String,
         /// The TLS crate's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The events websocket could not be opened or broke.
-    #[error("Events websocket on {endpoint}: {source}")]
+    #[error("Events websocket on {endpoint}: {cause}")]
     WebSocket {
         /// The unix socket path or the HTTPS address.
         endpoint: String,
         /// The websocket library's error.
-        #[source]
-        source: Box<tokio_tungstenite::tungstenite::Error>,
+        cause: Box<tokio_tungstenite::tungstenite::Error>,
     },
     /// The daemon did not answer within the client's timeout.
     #[error("{method} {path} on {endpoint} got no answer within {seconds} s")]
@@ -104,13 +101,12 @@ pub enum ClientError {
         seconds: u64,
     },
     /// A websocket text frame that is not an event.
-    #[error("Cannot decode event {frame:?}: {source}")]
+    #[error("Cannot decode event {frame:?}: {cause}")]
     Event {
         /// The frame's text.
         frame: String,
         /// Why it did not parse.
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 

@@ -74,11 +74,11 @@ impl Client {
         let endpoint = self.endpoint();
         let ws_err = |source| ClientError::WebSocket {
             endpoint: endpoint.clone(),
-            source: Box::new(source),
+            cause: Box::new(source),
         };
         let connect_err = |source| ClientError::Connect {
             endpoint: endpoint.clone(),
-            source,
+            cause: source,
         };
         let request = |url: String| {
             use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -154,7 +154,7 @@ where
                     Err(source) => {
                         let err = ClientError::WebSocket {
                             endpoint,
-                            source: Box::new(source),
+                            cause: Box::new(source),
                         };
                         return Some((Err(err), None));
                     }
@@ -162,7 +162,7 @@ where
                 let item =
                     serde_json::from_str::<Event>(&text).map_err(|source| ClientError::Event {
                         frame: text,
-                        source,
+                        cause: source,
                     });
                 return Some((item, Some(ws)));
             }

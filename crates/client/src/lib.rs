@@ -68,7 +68,7 @@ impl RawResponse {
             ClientError::Metadata {
                 path: self.path.clone(),
                 expected: std::any::type_name::<T>(),
-                source,
+                cause: source,
             }
         })
     }
@@ -130,7 +130,7 @@ impl Client {
         let config = rxd_tls::pinned_client_config(server_cert_pem, client_cert).map_err(|e| {
             ClientError::Tls {
                 endpoint: address.to_string(),
-                source: Box::new(e),
+                cause: Box::new(e),
             }
         })?;
         Client::https_with_config(address, config)
@@ -146,11 +146,12 @@ impl Client {
         let tls = Arc::new(config.clone());
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config)
+            .tcp_nodelay(true)
             .no_proxy()
             .build()
             .map_err(|e| ClientError::Tls {
                 endpoint: address.clone(),
-                source: Box::new(e),
+                cause: Box::new(e),
             })?;
         Ok(Client {
             transport: Arc::new(Transport::Https {
@@ -320,7 +321,7 @@ fn decode_reply(method: &str, path: &str, reply: transport::HttpReply) -> Result
                 method: method.to_string(),
                 path: path.to_string(),
                 status: reply.status,
-                source,
+                cause: source,
             })
         }
         // A non-envelope error body (a proxy, a plain-text internal endpoint) still says

@@ -80,21 +80,21 @@ fn unquote(value: &str) -> String {
 
 async fn send_unix(socket: &PathBuf, req: HttpRequest<'_>) -> Result<HttpReply> {
     let endpoint = socket.display().to_string();
-    let transport_err = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Transport {
+    let transport_err = |e: &(dyn std::error::Error + 'static)| ClientError::Transport {
         endpoint: endpoint.clone(),
         method: req.method.to_string(),
         path: req.path.to_string(),
-        source,
+        cause: error_chain(e),
     };
     let stream = tokio::net::UnixStream::connect(socket)
         .await
-        .map_err(|source| ClientError::Connect {
+        .map_err(|cause| ClientError::Connect {
             endpoint: endpoint.clone(),
-            source,
+            cause,
         })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| transport_err(Box::new(e)))?;
+        .map_err(|e| transport_err(&e))?;
     // The connection task ends when the response body has been read and `sender` is dropped.
     tokio::spawn(async move {
         let _ = conn.await;
@@ -113,11 +113,11 @@ async fn send_unix(socket: &PathBuf, req: HttpRequest<'_>) -> Result<HttpReply> 
     }
     let request = builder
         .body(Full::new(Bytes::from(req.body.clone().unwrap_or_default())))
-        .map_err(|e| transport_err(Box::new(e)))?;
+        .map_err(|e| transport_err(&e))?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| transport_err(Box::new(e)))?;
+        .map_err(|e| transport_err(&e))?;
     let status = response.status().as_u16();
     let header = |name: hyper::header::HeaderName| {
         response
@@ -132,7 +132,7 @@ async fn send_unix(socket: &PathBuf, req: HttpRequest<'_>) -> Result<HttpReply> 
         .into_body()
         .collect()
         .await
-        .map_err(|e| transport_err(Box::new(e)))?
+        .map_err(|e| transport_err(&e))?
         .to_bytes();
     Ok(HttpReply {
         status,
@@ -152,14 +152,14 @@ async fn send_https(
         if e.is_connect() {
             ClientError::Connect {
                 endpoint: endpoint.to_string(),
-                source: std::io::Error::other(error_chain(&e)),
+                cause: std::io::Error::other(connect_cause(&e)),
             }
         } else {
             ClientError::Transport {
                 endpoint: endpoint.to_string(),
                 method: req.method.to_string(),
                 path: req.path.to_string(),
-                source: error_chain(&e).into(),
+                cause: error_chain(&e),
             }
         }
     };
@@ -168,7 +168,7 @@ async fn send_https(
             endpoint: endpoint.to_string(),
             method: req.method.to_string(),
             path: req.path.to_string(),
-            source: Box::new(e),
+            cause: e.to_string(),
         })?;
     let mut builder = http
         .request(method, format!("{base}{}", req.path))
@@ -202,12 +202,12 @@ async fn send_https(
 }
 
 /// reqwest's top-level message hides the cause ("error sending request"); users need the TLS or
-/// socket reason underneath, so the whole chain goes into one sentence.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
+/// socket reason underneath, so the whole chain goes into one sentence, each cause once.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = in_words(e);
     let mut cur = e.source();
     while let Some(s) = cur {
-        let text = s.to_string();
+        let text = in_words(s);
         if !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
@@ -215,6 +215,62 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// Why a connection failed, without reqwest's and hyper's wrappers ("error sending request
+/// for url (..)", "client error (Connect)"): the endpoint is named already, the reason is below.
+fn connect_cause(e: &reqwest::Error) -> String {
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        match s.source() {
+            Some(next) if s.to_string().starts_with("client error") => cur = Some(next),
+            _ => return error_chain(s),
+        }
+    }
+    error_chain(e)
+}
+
+/// One error's own message. rustls prints its certificate errors with Rust's debug text
+/// (`invalid peer certificate: Other(OtherError(..))`); those are said in words instead.
+fn in_words(e: &(dyn std::error::Error + 'static)) -> String {
+    match rustls_error(e) {
+        Some(r) => rustls_in_words(r),
+        None => e.to_string(),
+    }
+}
+
+/// The rustls error `e` is, or wraps as an I/O error (as tokio-rustls and hyper hand it on).
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return Some(r);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
+}
+
+fn rustls_in_words(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            // Our pinning verifiers put an `rxd_tls::TlsError` here, which says it in words.
+            C::Other(other) => other.0.to_string(),
+            C::BadEncoding => "the server's certificate cannot be decoded".into(),
+            C::Expired => "the server's certificate has expired".into(),
+            C::NotValidYet => "the server's certificate is not valid yet".into(),
+            C::Revoked => "the server's certificate is revoked".into(),
+            C::BadSignature => "the server's certificate has an invalid signature".into(),
+            C::UnknownIssuer => "the server's certificate has an unknown issuer".into(),
+            C::NotValidForName => "the server's certificate is not valid for its name".into(),
+            _ => "the server's certificate was refused".into(),
+        },
+        rustls::Error::AlertReceived(alert) => {
+            format!(
+                "the server ended the TLS handshake (alert {})",
+                u8::from(*alert)
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ fn save(dir: &Path, rec: &JoinRecord) -> ApiResult<()> {
         .and_then(|()| {
             sync_dir(&dir.join("database")).map_err(|source| rxd_tls::TlsError::Write {
                 path: path.clone(),
-                source,
+                cause: source,
             })
         })
         .map_err(|e| ApiError::internal(format!("Failed to record the join's progress: {e}")))

@@ -390,39 +390,105 @@ mod start_error {
     #[derive(Debug, thiserror::Error)]
     pub enum StartError {
         /// A file or socket.
-        #[error("{what}: {source}")]
+        #[error("{what}: {cause}")]
         Io {
             /// What was being done.
             what: String,
             /// The cause.
-            source: std::io::Error,
+            cause: std::io::Error,
         },
         /// The local database.
         #[error("Local database: {0}")]
-        Db(#[from] rxd_db::DbError),
+        Db(rxd_db::DbError),
         /// SQLite.
         #[error("Local database: {0}")]
-        Sqlite(#[from] rusqlite::Error),
+        Sqlite(rusqlite::Error),
         /// Certificates.
         #[error("Certificate: {0}")]
-        Tls(#[from] rxd_tls::TlsError),
+        Tls(rxd_tls::TlsError),
         /// The replicated database.
         #[error("Cluster database: {0}")]
-        Raft(#[from] rxd_raft::RaftError),
+        Raft(rxd_raft::RaftError),
         /// A listener.
         #[error("{0}")]
         Api(String),
+        /// Another daemon holds the data directory.
+        #[error("rxd is already running on {} (pid {pid})", dir.display())]
+        AlreadyRunning {
+            /// The data directory.
+            dir: std::path::PathBuf,
+            /// The running daemon's pid, as it wrote it.
+            pid: String,
+        },
     }
+    // Conversions by hand rather than `#[from]`, which would also expose the cause through
+    // `source()`: each message says its cause once.
+    macro_rules! from {
+        ($($variant:ident($t:ty)),*) => {$(
+            impl From<$t> for StartError {
+                fn from(e: $t) -> Self {
+                    StartError::$variant(e)
+                }
+            }
+        )*};
+    }
+    from!(
+        Db(rxd_db::DbError),
+        Sqlite(rusqlite::Error),
+        Tls(rxd_tls::TlsError),
+        Raft(rxd_raft::RaftError)
+    );
     /// Start-up result.
     pub type Result<T> = std::result::Result<T, StartError>;
 }
 pub use start_error::StartError;
 
 fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T, StartError> {
-    r.map_err(|source| StartError::Io {
+    r.map_err(|cause| StartError::Io {
         what: what.to_string(),
-        source,
+        cause,
     })
+}
+
+/// Takes the data directory for this process: an exclusive `flock` on `rxd.lock`, which holds
+/// the pid. The kernel drops the lock when the process ends, however it ends.
+fn lock_dir(dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, StartError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("rxd.lock");
+    let file = io(
+        "Open the lock file",
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path),
+    )?;
+    let mut lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    {
+        Ok(lock) => lock,
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(StartError::AlreadyRunning {
+                dir: dir.to_path_buf(),
+                pid: pid.trim().to_string(),
+            });
+        }
+        Err((_, errno)) => {
+            return Err(StartError::Io {
+                what: format!("Lock {}", path.display()),
+                cause: errno.into(),
+            })
+        }
+    };
+    io("Write the lock file", lock.set_len(0))?;
+    io("Write the lock file", lock.rewind())?;
+    io(
+        "Write the lock file",
+        writeln!(lock, "{}", std::process::id()),
+    )?;
+    Ok(lock)
 }
 
 /// Starts the daemon and serves until it is told to stop.
@@ -444,14 +510,16 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         "Create logs directory",
         std::fs::create_dir_all(dir.join("logs")),
     )?;
+    // Held until the daemon stops, and taken before anything is bound or opened.
+    let _lock = lock_dir(&dir)?;
     io(
         "Create storage-pools directory",
         std::fs::create_dir_all(dir.join("storage-pools")),
     )?;
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).map_err(
-        |source| StartError::Io {
+        |cause| StartError::Io {
             what: "Set data directory mode".into(),
-            source,
+            cause,
         },
     )?;
     let host = hostname();

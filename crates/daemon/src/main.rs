@@ -53,12 +53,14 @@ enum Command {
 }
 
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    // netlink-packet-route warns on every link dump that a newer kernel's IFLA_INET6_CONF is
+    // longer than it knows ("expecting 236, got 240"); it is the library's, not ours.
     let level = if cli.debug {
-        "debug,openraft=error,hyper=info,rustls=info,h2=info,reqwest=info"
+        "debug,openraft=error,hyper=info,rustls=info,h2=info,reqwest=info,netlink_packet_route=error"
     } else if cli.verbose {
-        "info,openraft=error"
+        "info,openraft=error,netlink_packet_route=error"
     } else {
-        "warn,openraft=error"
+        "warn,openraft=error,netlink_packet_route=error"
     };
     let filter = || EnvFilter::try_from_env("RXD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     std::fs::create_dir_all(cli.dir.join("logs"))
@@ -149,7 +151,25 @@ async fn main() {
         }
     };
     if let Err(e) = result {
-        eprintln!("Error: {e:#}");
+        eprintln!("Error: {}", in_words(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, outermost first, each said once: a context added here says what
+/// was being done, the cause below it says why, and a cause whose words an outer message
+/// already carries is not repeated.
+fn in_words(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -57,6 +57,7 @@ impl PeerTransport {
             .map_err(|e| TransportError::Connect(Box::new(e)))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(config)
+            .tcp_nodelay(true)
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| TransportError::Connect(Box::new(e)))?;

@@ -71,7 +71,7 @@ pub enum InitError {
     Preseed(String),
     /// Reading the answers failed.
     #[error("Failed to read input: {0}")]
-    Input(#[from] std::io::Error),
+    Input(std::io::Error),
     /// The user said no where going on would lose something.
     #[error("User aborted configuration")]
     Aborted,
@@ -79,8 +79,16 @@ pub enum InitError {
     #[error("{0}")]
     Invalid(String),
     /// The daemon refused.
-    #[error("{0}")]
+    #[error(transparent)]
     Api(#[from] rxd_client::ClientError),
+}
+
+// By hand rather than `#[from]`, which would also expose the cause through `source()` and have
+// it printed twice.
+impl From<std::io::Error> for InitError {
+    fn from(e: std::io::Error) -> Self {
+        InitError::Input(e)
+    }
 }
 
 /// Parses a preseed, refusing unknown keys and wrong types with their line and column.
@@ -116,6 +124,8 @@ pub async fn run(dir: &Path, args: InitArgs) -> Result<(), InitError> {
         return Err(InitError::Usage("Can't use --dry-run with --dump"));
     }
     let client = Client::unix(dir.join("unix.socket"));
+    // As `lxd init`: no daemon is an error before anything is read, even for an empty preseed.
+    client.server().await?;
     if args.dump {
         let preseed = apply::dump(&client).await?;
         print!("{}", to_yaml(&preseed));

@@ -30,6 +30,9 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// How long any one command a test runs may take before it is killed.
+pub const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// One running `rxd` with its own data directory.
 pub struct Member {
     dir: tempfile::TempDir,
@@ -147,21 +150,8 @@ impl Member {
             .env("RXD_DIR", self.dir.path())
             .env("LXD_DIR", self.dir.path())
             .env("RXC_CONF", self.dir.path().join("rxc-conf"))
-            .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the program starts");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin is piped");
-            pipe.write_all(input.as_bytes())
-                .expect("stdin takes the input");
-        }
-        child.wait_with_output().expect("the program finishes")
+            .env("HOME", self.dir.path());
+        run_bounded(&mut cmd, stdin, COMMAND_LIMIT)
     }
 
     /// Stops the daemon cleanly and waits for it to exit.
@@ -226,7 +216,62 @@ impl Drop for Member {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // The temp directory goes with the member; a failing test keeps the end of its log.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of the log of the member in {} ---\n{}",
+                self.dir.path().display(),
+                log_tail(&self.log(), 40)
+            );
+        }
     }
+}
+
+/// The last `n` lines of `text`.
+pub fn log_tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs `cmd` with piped output, feeding it `stdin`, and kills it by its PID if it has not
+/// finished within `limit`: external tools (`lxc`, `lxd`, python) never hang a test.
+pub fn run_bounded(cmd: &mut Command, stdin: Option<&str>, limit: std::time::Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the program starts");
+    let pid = child.id();
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(input.as_bytes())
+            .expect("stdin takes the input");
+    }
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(limit).is_err() {
+            // The child is ours and not reaped until `wait_with_output` returns, so its PID
+            // still names it.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("the program finishes");
+    let _ = done.send(());
+    let killed = watchdog.join().expect("the watchdog does not panic");
+    assert!(
+        !killed,
+        "{:?} did not finish within {limit:?}; killed it\nstderr: {}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Asserts that a command succeeded and returns its standard output.

@@ -81,7 +81,7 @@ impl CertKey {
         crate::info::parse_x509(end_entity)?;
         let fingerprint = fingerprint_der(end_entity);
         let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-            .map_err(|source| TlsError::Pem { source })?
+            .map_err(|source| TlsError::Pem { cause: source })?
             .ok_or(TlsError::NoPrivateKey)?;
         check_key_matches(&chain, &key, &fingerprint)?;
         Ok(Self {
@@ -155,7 +155,7 @@ fn check_key_matches(
     let signing_key = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|source| TlsError::PrivateKey { source })?;
+        .map_err(|source| TlsError::PrivateKey { cause: source })?;
     let certified = rustls::sign::CertifiedKey::new(chain.to_vec(), signing_key);
     match certified.keys_match() {
         Ok(()) => Ok(()),
@@ -164,7 +164,7 @@ fn check_key_matches(
                 fingerprint: fingerprint.to_string(),
             })
         }
-        Err(source) => Err(TlsError::PrivateKey { source }),
+        Err(source) => Err(TlsError::PrivateKey { cause: source }),
     }
 }
 
@@ -199,7 +199,7 @@ pub fn generate_client(username: &str, hostname: &str) -> Result<CertKey, TlsErr
 fn generate_for(purpose: Purpose, username: &str, hostname: &str) -> Result<CertKey, TlsError> {
     let gen_err = |source| TlsError::Generate {
         hostname: hostname.to_string(),
-        source,
+        cause: source,
     };
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(gen_err)?;
 
@@ -269,7 +269,7 @@ pub fn load_or_generate(
 fn read_to_string(path: &Path) -> Result<String, TlsError> {
     fs::read_to_string(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -283,7 +283,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     let write_err = |source| TlsError::Write {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let file_name = path.file_name().ok_or_else(|| {
         write_err(std::io::Error::new(
@@ -348,7 +348,7 @@ pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, TlsError> {
 fn pem_to_chain(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Pem { source })
+        .map_err(|source| TlsError::Pem { cause: source })
 }
 
 /// PEM text of a DER certificate, as Go's `pem.Encode` writes it:

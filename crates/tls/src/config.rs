@@ -42,7 +42,7 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 fn config_err(source: rustls::Error) -> TlsError {
-    TlsError::Config { source }
+    TlsError::Config { cause: source }
 }
 
 /// The HTTPS listener's configuration: TLS 1.3 only, ALPN `h2` then

@@ -3,33 +3,35 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while making, reading or using certificates.
+///
+/// Each message says its cause in words; no variant exposes it again through `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("Failed reading {path:?}: {source}")]
+    #[error("Failed reading {path:?}: {cause}")]
     Read {
         /// The file that could not be read.
         path: PathBuf,
         /// The underlying I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A file could not be written (or renamed into place).
-    #[error("Failed writing {path:?}: {source}")]
+    #[error("Failed writing {path:?}: {cause}")]
     Write {
         /// The file that could not be written.
         path: PathBuf,
         /// The underlying I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// rcgen refused to build the certificate.
-    #[error("Failed generating certificate for {hostname:?}: {source}")]
+    #[error("Failed generating certificate for {hostname:?}: {cause}")]
     Generate {
         /// The host name the certificate was for.
         hostname: String,
         /// rcgen's reason.
-        source: rcgen::Error,
+        cause: rcgen::Error,
     },
 
     /// The PEM text holds no `CERTIFICATE` block.
@@ -41,24 +43,24 @@ pub enum TlsError {
     NoPrivateKey,
 
     /// A PEM block was found but its contents could not be decoded.
-    #[error("Malformed PEM data: {source}")]
+    #[error("Malformed PEM data: {cause}")]
     Pem {
         /// The PEM reader's reason.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// The bytes are not a parseable X.509 certificate.
-    #[error("Cannot parse certificate: {source}")]
+    #[error("Cannot parse certificate: {cause}")]
     Certificate {
         /// The X.509 parser's reason.
-        source: x509_parser::error::X509Error,
+        cause: x509_parser::error::X509Error,
     },
 
     /// The private key is in a format or algorithm rustls cannot use.
-    #[error("Cannot use private key: {source}")]
+    #[error("Cannot use private key: {cause}")]
     PrivateKey {
         /// rustls' reason.
-        source: rustls::Error,
+        cause: rustls::Error,
     },
 
     /// The private key does not belong to the certificate it was paired with.
@@ -83,7 +85,7 @@ pub enum TlsError {
     ///
     /// Pinning verifiers hand this to rustls, so it surfaces inside a
     /// `rustls::Error::InvalidCertificate(CertificateError::Other(..))`.
-    #[error("Server certificate {actual} does not match the pinned certificate {expected}")]
+    #[error("The server presented certificate {actual}, not the expected certificate {expected}")]
     PinMismatch {
         /// Fingerprint of the pinned certificate.
         expected: String,
@@ -92,9 +94,9 @@ pub enum TlsError {
     },
 
     /// rustls rejected the configuration (for example the certificate chain or key).
-    #[error("Cannot build TLS configuration: {source}")]
+    #[error("Cannot build TLS configuration: {cause}")]
     Config {
         /// rustls' reason.
-        source: rustls::Error,
+        cause: rustls::Error,
     },
 }

@@ -38,7 +38,7 @@ impl CertInfo {
         let mut ip_addresses = Vec::new();
         let san = cert
             .subject_alternative_name()
-            .map_err(|source| TlsError::Certificate { source })?;
+            .map_err(|source| TlsError::Certificate { cause: source })?;
         for name in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
             match name {
                 GeneralName::DNSName(dns) => dns_names.push((*dns).to_string()),
@@ -73,10 +73,10 @@ pub(crate) fn parse_x509(der: &[u8]) -> Result<X509Certificate<'_>, TlsError> {
     match X509Certificate::from_der(der) {
         Ok((_, cert)) => Ok(cert),
         Err(x509_parser::nom::Err::Error(source) | x509_parser::nom::Err::Failure(source)) => {
-            Err(TlsError::Certificate { source })
+            Err(TlsError::Certificate { cause: source })
         }
         Err(x509_parser::nom::Err::Incomplete(_)) => Err(TlsError::Certificate {
-            source: X509Error::InvalidCertificate,
+            cause: X509Error::InvalidCertificate,
         }),
     }
 }
