@@ -154,6 +154,9 @@ async fn add(
                 other => other.into(),
             })?;
     }
+    // Trust is decided on this member's own replica: wait until it holds the new entry, so the
+    // client's next request here is trusted (pylxd reads its certificate back at once).
+    d.db().read(|_| Ok(())).await?;
     let url = format!("/1.0/certificates/{fingerprint}");
     d.events
         .lifecycle("certificate-created", &url, None, Some(caller.requestor()));
