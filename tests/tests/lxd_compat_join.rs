@@ -345,3 +345,58 @@ fn pylxd_over_https_lists_and_reads_members() {
     );
     assert_eq!(seen["member"]["database"], true, "{seen}");
 }
+
+#[test]
+fn issue_10_pylxd_authenticates_with_a_token_and_with_the_trust_password() {
+    let (n1, n2) = ("127.0.180.1:8443", "127.0.180.2:8443");
+    let leader = Member::start();
+    bootstrap(&leader, n1);
+    let second = Member::start();
+    let token = lxc_token(&leader, "node2");
+    run_ok(
+        &second,
+        &rxd(),
+        &["init", "--preseed"],
+        Some(&token_seed(n2, &token)),
+    );
+
+    // pylxd sends the certificate as the PEM body: base64 broken every 64 characters.
+    for (client, endpoint, how) in [("by-token", n1, "token"), ("by-password", n2, "password")] {
+        eprintln!("pylxd authenticates {client} through {endpoint} with a {how}");
+        let crt = leader
+            .dir()
+            .join(format!("{client}.crt"))
+            .display()
+            .to_string();
+        let key = leader
+            .dir()
+            .join(format!("{client}.key"))
+            .display()
+            .to_string();
+        python(&leader, &["cert", &crt, &key]);
+        let secret = if how == "token" {
+            let out = run_ok(
+                &leader,
+                &rxd_testkit::bin("rxc").display().to_string(),
+                &["config", "trust", "add", client, "--quiet"],
+                None,
+            );
+            out.trim().to_string()
+        } else {
+            "sekret".to_string()
+        };
+        let endpoint = format!("https://{endpoint}");
+        let seen = python(
+            &leader,
+            &["authenticate", &endpoint, &crt, &key, &secret, client],
+        );
+        assert_eq!(seen["before"], false, "{seen}");
+        assert_eq!(seen["trusted"], true, "{seen}");
+        assert_eq!(
+            seen["names"],
+            serde_json::json!(["node1", "node2"]),
+            "{seen}"
+        );
+        assert_eq!(seen["profile"], client, "{seen}");
+    }
+}

@@ -377,8 +377,7 @@ async fn run(
     save(&d.dir, undo)?;
     crate::failpoint("join-after-accept").await?;
 
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(&accepted.private_key)
+    let key = rxd_api::decode_base64(&accepted.private_key)
         .ok()
         .and_then(|k| String::from_utf8(k).ok())
         .ok_or_else(|| ApiError::internal("The leader sent an unreadable cluster key"))?;
