@@ -237,11 +237,14 @@ fn debian_lxd_init_joins_rxd_by_token_and_by_trust_password() {
         assert_members(m, &[("node1", n1), ("node2", n2)]);
     }
 
-    eprintln!("Debian's lxd init joins another by trust password with the PEM in the YAML");
+    eprintln!(
+        "Debian's lxd init joins another by trust password with the PEM in the YAML, and without \
+member_config: a dir pool needs no source (issue 10)"
+    );
     let pem = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
     let indented: Vec<String> = pem.lines().map(|l| format!("    {l}")).collect();
     let seed = format!(
-        "cluster:\n  enabled: true\n  server_name: node3\n  server_address: {n3}\n  cluster_address: {n1}\n  cluster_password: sekret\n  cluster_certificate: |\n{}\n{MEMBER_CONFIG}",
+        "cluster:\n  enabled: true\n  server_name: node3\n  server_address: {n3}\n  cluster_address: {n1}\n  cluster_password: sekret\n  cluster_certificate: |\n{}\n",
         indented.join("\n")
     );
     let third = Member::start();
