@@ -403,3 +403,79 @@ fn issue_10_pylxd_authenticates_with_a_token_and_with_the_trust_password() {
         assert_eq!(seen["profile"], client, "{seen}");
     }
 }
+
+/// `lxc ARGS` on `m` that fails; answers its standard error.
+fn lxc_fails(m: &Member, args: &[&str]) -> String {
+    let out = run(m, &tool("lxc"), args, None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "lxc {args:?} succeeded: {err}");
+    err
+}
+
+#[test]
+fn issue_10_lxc_unsets_member_keys_and_names_what_rxd_does_not_support() {
+    let leader = Member::start();
+    bootstrap(&leader, "127.0.180.10:8443");
+    let lxc = tool("lxc");
+
+    eprintln!("lxc cluster unset clears a member key set before");
+    run_ok(
+        &leader,
+        &lxc,
+        &["cluster", "set", "node1", "scheduler.instance", "manual"],
+        None,
+    );
+    let got = run_ok(
+        &leader,
+        &lxc,
+        &["cluster", "get", "node1", "scheduler.instance"],
+        None,
+    );
+    assert_eq!(got.trim(), "manual");
+    run_ok(
+        &leader,
+        &lxc,
+        &["cluster", "unset", "node1", "scheduler.instance"],
+        None,
+    );
+    let show = run_ok(&leader, &lxc, &["cluster", "show", "node1"], None);
+    assert!(!show.contains("scheduler.instance"), "{show}");
+    run_ok(
+        &leader,
+        &lxc,
+        &["cluster", "set", "node1", "user.note", "x"],
+        None,
+    );
+    run_ok(
+        &leader,
+        &lxc,
+        &["cluster", "unset", "node1", "user.note"],
+        None,
+    );
+    let show = run_ok(&leader, &lxc, &["cluster", "show", "node1"], None);
+    assert!(!show.contains("user.note"), "{show}");
+
+    eprintln!("LXD endpoints rxd lacks answer with a sentence naming what is not supported");
+    for (args, want) in [
+        (
+            &["project", "create", "p1"][..],
+            "Error: Projects other than \"default\" are not supported by rxd yet",
+        ),
+        (
+            &["image", "list"][..],
+            "Error: Images are not supported by rxd yet",
+        ),
+        (
+            &["storage", "volume", "list", "local"][..],
+            "Error: Storage volumes are not supported by rxd yet",
+        ),
+        (
+            &["query", "/1.0/instances"][..],
+            "Error: Instances are not supported by rxd yet",
+        ),
+        (&["query", "/1.0/no-such-thing"][..], "Error: not found"),
+    ] {
+        let err = lxc_fails(&leader, args);
+        assert_eq!(err.trim(), want, "lxc {args:?}");
+    }
+}
