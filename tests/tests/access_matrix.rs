@@ -76,6 +76,11 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/1.0/storage-pools/{name}", "PUT", Access::Admin),
     ("/1.0/storage-pools/{name}", "PATCH", Access::Admin),
     ("/1.0/storage-pools/{name}", "DELETE", Access::Admin),
+    (
+        "/1.0/storage-pools/{name}/resources",
+        "GET",
+        Access::Authenticated,
+    ),
     ("/internal/ready", "GET", Access::Member),
     ("/internal/shutdown", "PUT", Access::Member),
     ("/internal/raft/elect", "POST", Access::Member),

@@ -96,6 +96,11 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0/storage-pools/{name}", Method::PUT, Access::Admin),
     ("/1.0/storage-pools/{name}", Method::PATCH, Access::Admin),
     ("/1.0/storage-pools/{name}", Method::DELETE, Access::Admin),
+    (
+        "/1.0/storage-pools/{name}/resources",
+        Method::GET,
+        Access::Authenticated,
+    ),
     ("/internal/ready", Method::GET, Access::Member),
     ("/internal/shutdown", Method::PUT, Access::Member),
     ("/internal/raft/elect", Method::POST, Access::Member),
@@ -339,6 +344,9 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/storage-pools/{name}", "PUT") => on(f, storage_pools::storage_pool_put),
         ("/1.0/storage-pools/{name}", "PATCH") => on(f, storage_pools::storage_pool_patch),
         ("/1.0/storage-pools/{name}", "DELETE") => on(f, storage_pools::storage_pool_delete),
+        ("/1.0/storage-pools/{name}/resources", "GET") => {
+            on(f, storage_pools::storage_pool_resources_get)
+        }
         ("/internal/ready", "GET") => on(f, internal::ready_get),
         ("/internal/shutdown", "PUT") => on(f, internal::shutdown_put),
         ("/internal/raft/elect", "POST") => on(f, internal::raft_elect_post),
