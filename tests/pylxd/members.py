@@ -11,6 +11,10 @@ Two commands, each printing one JSON object on stdout:
         Connects with pylxd.Client(endpoint, cert=(CRT, KEY), verify=False),
         lists the cluster members, reads member NAME and prints what it saw.
 
+    members.py authenticate ENDPOINT CRT KEY SECRET PROFILE
+        Connects untrusted, calls client.authenticate(SECRET) (a trust token or
+        the trust password), then lists the member names and creates PROFILE.
+
 A pylxd or HTTP failure exits 1 with the failing request on stderr, so the Rust
 test can report which request rxd did not serve.
 """
@@ -65,9 +69,8 @@ def make_cert(crt_path, key_path):
     return {"fingerprint": hashlib.sha256(der).hexdigest()}
 
 
-def members(endpoint, crt, key, name):
+def connect(endpoint, crt, key):
     import pylxd
-    from pylxd.exceptions import LXDAPIException
 
     # verify=False is the point of the test (the cluster certificate is
     # self-signed); urllib3 would warn on every request.
@@ -76,7 +79,39 @@ def members(endpoint, crt, key, name):
     # (psf/requests#3829), which would verify the self-signed certificate anyway.
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         os.environ.pop(var, None)
-    client = pylxd.Client(endpoint=endpoint, cert=(crt, key), verify=False, timeout=30)
+    return pylxd.Client(endpoint=endpoint, cert=(crt, key), verify=False, timeout=30)
+
+
+def report(e):
+    req = e.response.request
+    sys.stderr.write(
+        f"pylxd request failed: {req.method} {req.url} -> "
+        f"{e.response.status_code} {e.response.text}\n"
+    )
+    sys.exit(1)
+
+
+def authenticate(endpoint, crt, key, secret, profile):
+    from pylxd.exceptions import LXDAPIException
+
+    client = connect(endpoint, crt, key)
+    out = {"before": client.trusted}
+    try:
+        client.authenticate(secret)
+        out["trusted"] = client.trusted
+        out["names"] = sorted(m.server_name for m in client.cluster.members.all())
+        client.profiles.create(profile, config={}, devices={})
+        out["profile"] = client.profiles.get(profile).name
+    except LXDAPIException as e:
+        report(e)
+    return out
+
+
+def members(endpoint, crt, key, name):
+    import pylxd
+    from pylxd.exceptions import LXDAPIException
+
+    client = connect(endpoint, crt, key)
     out = {"trusted": client.trusted, "auth": client.host_info.get("auth")}
     if not client.trusted:
         # An untrusted GET /1.0 has no "environment"; say so rather than fail on
@@ -94,12 +129,7 @@ def members(endpoint, crt, key, name):
         out["names"] = sorted(m.server_name for m in client.cluster.members.all())
         member = client.cluster.members.get(name)
     except LXDAPIException as e:
-        req = e.response.request
-        sys.stderr.write(
-            f"pylxd request failed: {req.method} {req.url} -> "
-            f"{e.response.status_code} {e.response.text}\n"
-        )
-        sys.exit(1)
+        report(e)
     out["member"] = {
         "server_name": member.server_name,
         "status": member.status,
@@ -124,6 +154,8 @@ def main(argv):
         result = make_cert(argv[2], argv[3])
     elif len(argv) == 6 and argv[1] == "members":
         result = members(argv[2], argv[3], argv[4], argv[5])
+    elif len(argv) == 7 and argv[1] == "authenticate":
+        result = authenticate(*argv[2:7])
     else:
         sys.stderr.write(__doc__)
         return 2

@@ -76,6 +76,11 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/1.0/storage-pools/{name}", "PUT", Access::Admin),
     ("/1.0/storage-pools/{name}", "PATCH", Access::Admin),
     ("/1.0/storage-pools/{name}", "DELETE", Access::Admin),
+    (
+        "/1.0/storage-pools/{name}/resources",
+        "GET",
+        Access::Authenticated,
+    ),
     ("/internal/ready", "GET", Access::Member),
     ("/internal/shutdown", "PUT", Access::Member),
     ("/internal/raft/elect", "POST", Access::Member),
@@ -90,6 +95,54 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/internal/networks/create", "POST", Access::Member),
     ("/internal/networks/delete", "POST", Access::Member),
 ];
+
+const ALL: &[&str] = &["GET", "PUT", "PATCH", "POST", "DELETE"];
+
+/// LXD endpoints rxd does not have yet (issue 10): trusted callers get 501 with a sentence,
+/// the others 403, as for any `Authenticated` endpoint.
+const UNSUPPORTED: &[(&str, &[&str])] = &[
+    ("/1.0/images", ALL),
+    ("/1.0/images/{*rest}", ALL),
+    ("/1.0/instances", ALL),
+    ("/1.0/instances/{*rest}", ALL),
+    ("/1.0/containers", ALL),
+    ("/1.0/containers/{*rest}", ALL),
+    ("/1.0/virtual-machines", ALL),
+    ("/1.0/virtual-machines/{*rest}", ALL),
+    ("/1.0/projects", &["POST"]),
+    ("/1.0/projects/{name}", &["PUT", "PATCH", "POST", "DELETE"]),
+    ("/1.0/projects/{name}/state", ALL),
+    ("/1.0/storage-pools/{name}/volumes", ALL),
+    ("/1.0/storage-pools/{name}/volumes/{*rest}", ALL),
+    ("/1.0/warnings", ALL),
+    ("/1.0/warnings/{*rest}", ALL),
+    ("/1.0/resources", ALL),
+    ("/1.0/metrics", ALL),
+    ("/1.0/network-acls", ALL),
+    ("/1.0/network-acls/{*rest}", ALL),
+    ("/1.0/network-zones", ALL),
+    ("/1.0/network-zones/{*rest}", ALL),
+    ("/1.0/networks/{name}/forwards", ALL),
+    ("/1.0/networks/{name}/forwards/{*rest}", ALL),
+    ("/1.0/networks/{name}/peers", ALL),
+    ("/1.0/networks/{name}/peers/{*rest}", ALL),
+    ("/1.0/cluster/groups", ALL),
+    ("/1.0/cluster/groups/{*rest}", ALL),
+];
+
+fn is_unsupported(pattern: &str, method: &str) -> bool {
+    UNSUPPORTED
+        .iter()
+        .any(|(p, ms)| *p == pattern && ms.contains(&method))
+}
+
+/// Every rule: [`EXPECTED`] and the unsupported endpoints.
+fn expected() -> Vec<(&'static str, &'static str, Access)> {
+    let unsupported = UNSUPPORTED
+        .iter()
+        .flat_map(|(p, ms)| ms.iter().map(move |m| (*p, *m, Access::Authenticated)));
+    EXPECTED.iter().copied().chain(unsupported).collect()
+}
 
 /// Endpoints whose allowed call changes the member itself (it stops, leaves the cluster or
 /// campaigns): their allowed cells run on a standalone server of their own, after the rest.
@@ -154,14 +207,15 @@ fn concrete(pattern: &str) -> Vec<String> {
                 .replace("{kind}", kind)
                 .replace("{name}", "matrix-none")
                 .replace("{id}", "matrix-none")
+                .replace("{*rest}", "matrix-none/x")
         })
         .collect()
 }
 
 /// Calls the handler itself refuses with 403 although the route lets the caller in: a
 /// restricted client asking for a project it is not given.
-fn handler_forbids(pattern: &str, class: Class) -> bool {
-    pattern == "/1.0/projects/{name}"
+fn handler_forbids(pattern: &str, method: &str, class: Class) -> bool {
+    (pattern, method) == ("/1.0/projects/{name}", "GET")
         && matches!(class, Class::RestrictedDefault | Class::RestrictedNone)
 }
 
@@ -244,7 +298,7 @@ async fn check(
     calls: &mut usize,
 ) -> Vec<String> {
     let mut failures = Vec::new();
-    let expected_allowed = allowed(rule, class) && !handler_forbids(pattern, class);
+    let expected_allowed = allowed(rule, class) && !handler_forbids(pattern, method, class);
     for path in concrete(pattern) {
         *calls += 1;
         // A body that no handler accepts, so an allowed call changes nothing.
@@ -261,7 +315,9 @@ async fn check(
                 }
             },
         };
-        let ok = if expected_allowed {
+        let ok = if expected_allowed && is_unsupported(pattern, method) {
+            status == 501
+        } else if expected_allowed {
             status != 403 && status < 500
         } else {
             status == 403
@@ -269,7 +325,9 @@ async fn check(
         if !ok {
             failures.push(format!(
                 "{class:?} {method} {path} ({rule:?}): got {status}, expected {}",
-                if expected_allowed {
+                if expected_allowed && is_unsupported(pattern, method) {
+                    "501"
+                } else if expected_allowed {
                     "not 403 and not 5xx"
                 } else {
                     "403"
@@ -286,8 +344,9 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
     let table: Vec<(String, String, Access)> = rxd_daemon::router::endpoints()
         .map(|(p, m, a)| (p.to_string(), m.to_string(), a))
         .collect();
+    let all = expected();
     for (p, m, a) in &table {
-        let expected = EXPECTED.iter().find(|(ep, em, _)| ep == p && em == m);
+        let expected = all.iter().find(|(ep, em, _)| ep == p && em == m);
         let Some((_, _, rule)) = expected else {
             panic!("{m} {p} has no expectation in the access matrix: add its rule here");
         };
@@ -296,7 +355,7 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
             "{m} {p}: the router's rule differs from the matrix"
         );
     }
-    for (p, m, _) in EXPECTED {
+    for (p, m, _) in &all {
         assert!(
             table.iter().any(|(tp, tm, _)| tp == p && tm == m),
             "{m} {p} is in the matrix but not in the router"
@@ -347,7 +406,7 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
             )
             .await;
         }
-        for (pattern, method, rule) in EXPECTED {
+        for (pattern, method, rule) in &all {
             for class in CLASSES {
                 if DISRUPTIVE.contains(pattern) && allowed(*rule, class) {
                     continue;

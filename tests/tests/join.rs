@@ -224,7 +224,7 @@ async fn refused_joins_leave_the_cluster_unchanged() {
 }
 
 #[tokio::test]
-async fn password_join_and_missing_member_config() {
+async fn issue_10_password_join_without_member_config_for_a_dir_pool() {
     let leader = Member::start();
     leader.bootstrap("127.0.10.1:8443", "node1", &[]);
     let cert = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
@@ -232,27 +232,28 @@ async fn password_join_and_missing_member_config() {
     std::fs::write(&path, &cert).unwrap();
     let joiner = Member::start();
     let before = snapshot(&leader).await;
-    eprintln!("Missing member_config is refused after the trust step, and undone");
+    eprintln!("A join failing after the trust step (the pool's directory exists) is undone");
+    let taken = joiner.dir().join("storage-pools/local");
+    std::fs::create_dir_all(&taken).unwrap();
     let seed = format!(
         "cluster:\n  enabled: true\n  server_name: node2\n  server_address: 127.0.10.2:8443\n  cluster_address: 127.0.10.1:8443\n  cluster_password: sekret\n  cluster_certificate_path: {}\n",
         path.display()
     );
     let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Missing member configuration"), "{err}");
+    assert!(err.contains("already exists"), "{err}");
     assert_eq!(
         snapshot(&leader).await,
         before,
         "no trust entry is left behind"
     );
-    eprintln!("With member_config the password join succeeds");
-    let seed = format!(
-        "{seed}  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n"
-    );
+    eprintln!("Without member_config the password join succeeds: a dir pool needs no source");
+    std::fs::remove_dir(&taken).unwrap();
     ok(&joiner.rxd_with_input(&["init", "--preseed"], &seed));
     let list = joiner.client().cluster_members().await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[1].server_name, "node2");
+    assert!(taken.is_dir(), "the pool's default directory is made");
 }
 
 #[tokio::test]

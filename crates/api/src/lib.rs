@@ -38,7 +38,9 @@ pub use operation::{Operation, OperationStatus};
 pub use preseed::{InitClusterPreseed, InitNetwork, InitPreseed, InitProject};
 pub use profile::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project};
 pub use server::{Server, ServerEnvironment, ServerPut, ServerStorageDriverInfo};
-pub use storage::{StoragePool, StoragePoolPut, StoragePoolsPost};
+pub use storage::{
+    ResourcesStoragePool, ResourcesStoragePoolUsage, StoragePool, StoragePoolPut, StoragePoolsPost,
+};
 pub use token::{CertificateAddToken, JoinToken, TokenError};
 pub use units::parse_size;
 

@@ -50,3 +50,25 @@ pub struct StoragePool {
     /// Members that have an entry.
     pub locations: Vec<String>,
 }
+
+/// Used and total amounts of one resource of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ResourcesStoragePoolUsage {
+    /// In use.
+    #[serde(default)]
+    pub used: u64,
+    /// In all.
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// `GET /1.0/storage-pools/{name}/resources`: a member's space and inodes in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ResourcesStoragePool {
+    /// Bytes.
+    #[serde(default)]
+    pub space: ResourcesStoragePoolUsage,
+    /// Inodes.
+    #[serde(default)]
+    pub inodes: ResourcesStoragePoolUsage,
+}

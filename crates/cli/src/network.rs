@@ -342,10 +342,12 @@ pub fn info_text(name: &str, s: &NetworkState) -> String {
     out
 }
 
-/// `network list` in every format.
+/// `network list` in every format; as in lxc, the table and CSV leave out loopback and
+/// unknown interfaces, JSON and YAML show every network.
 pub fn list_text(format: Format, nets: &[Network]) -> Result<String> {
     let mut rows: Vec<Vec<String>> = nets
         .iter()
+        .filter(|n| !["loopback", "unknown"].contains(&n.network_type.as_str()))
         .map(|n| {
             let addr = |k: &str| {
                 n.config
@@ -388,7 +390,7 @@ pub fn list_text(format: Format, nets: &[Network]) -> Result<String> {
 mod tests {
     use super::*;
 
-    const NETS: &str = r#"[{"config":{"ipv4.address":"10.1.2.1/24","ipv4.nat":"true","ipv6.address":"none"},"description":"","name":"lxdbr0","type":"bridge","used_by":[],"managed":true,"status":"Created","locations":["none"]},{"config":{},"description":"","name":"lo","type":"loopback","used_by":[],"managed":false,"status":"","locations":null}]"#;
+    const NETS: &str = r#"[{"config":{"ipv4.address":"10.1.2.1/24","ipv4.nat":"true","ipv6.address":"none"},"description":"","name":"lxdbr0","type":"bridge","used_by":[],"managed":true,"status":"Created","locations":["none"]},{"config":{},"description":"","name":"lo","type":"loopback","used_by":[],"managed":false,"status":"","locations":null},{"config":{},"description":"","name":"ifb0","type":"unknown","used_by":[],"managed":false,"status":"","locations":null}]"#;
 
     #[test]
     fn network_list_matches_lxc() {
@@ -396,18 +398,16 @@ mod tests {
         assert_eq!(
             list_text(Format::Table, &nets).unwrap(),
             "\
-+--------+----------+---------+-------------+------+-------------+---------+---------+
-|  NAME  |   TYPE   | MANAGED |    IPV4     | IPV6 | DESCRIPTION | USED BY |  STATE  |
-+--------+----------+---------+-------------+------+-------------+---------+---------+
-| lo     | loopback | NO      |             |      |             | 0       |         |
-+--------+----------+---------+-------------+------+-------------+---------+---------+
-| lxdbr0 | bridge   | YES     | 10.1.2.1/24 |      |             | 0       | CREATED |
-+--------+----------+---------+-------------+------+-------------+---------+---------+
++--------+--------+---------+-------------+------+-------------+---------+---------+
+|  NAME  |  TYPE  | MANAGED |    IPV4     | IPV6 | DESCRIPTION | USED BY |  STATE  |
++--------+--------+---------+-------------+------+-------------+---------+---------+
+| lxdbr0 | bridge | YES     | 10.1.2.1/24 |      |             | 0       | CREATED |
++--------+--------+---------+-------------+------+-------------+---------+---------+
 "
         );
         assert_eq!(
             list_text(Format::Csv, &nets).unwrap(),
-            "lo,loopback,NO,,,,0,\nlxdbr0,bridge,YES,10.1.2.1/24,,,0,CREATED\n"
+            "lxdbr0,bridge,YES,10.1.2.1/24,,,0,CREATED\n"
         );
     }
 

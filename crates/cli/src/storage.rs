@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rxd_api::{StoragePool, StoragePoolPut, StoragePoolsPost};
+use rxd_api::{ResourcesStoragePool, StoragePool, StoragePoolPut, StoragePoolsPost};
 
 use crate::args::StorageCmd;
 use crate::output::{self, Format};
@@ -139,7 +139,10 @@ pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
         StorageCmd::Info { pool, target } => {
             let (client, _, name) = ctx.resolve(&pool)?;
             let (p, _) = client.storage_pool(&name, target.as_deref()).await?;
-            print(&info_text(&p))
+            let res = client
+                .storage_pool_resources(&name, target.as_deref())
+                .await?;
+            print(&info_text(&p, &res))
         }
     }
 }
@@ -180,11 +183,30 @@ async fn change(
         .await?)
 }
 
-/// `storage info`: the pool and what uses it, in lxc's layout.
-pub fn info_text(p: &StoragePool) -> String {
+/// A byte count as Go's `units.GetByteSizeStringIEC(n, 2)` writes it.
+fn bytes_iec(n: u64) -> String {
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64;
+    for unit in ["KiB", "MiB", "GiB", "TiB", "PiB"] {
+        v /= 1024.0;
+        if v < 1024.0 {
+            return format!("{v:.2}{unit}");
+        }
+    }
+    format!("{:.2}EiB", v / 1024.0)
+}
+
+/// `storage info`: the pool, its space and what uses it, in lxc's layout.
+pub fn info_text(p: &StoragePool, res: &ResourcesStoragePool) -> String {
     let mut out = format!(
-        "info:\n  description: \"{}\"\n  driver: {}\n  name: {}\n",
-        p.description, p.driver, p.name
+        "info:\n  description: \"{}\"\n  driver: {}\n  name: {}\n  space used: {}\n  total space: {}\n",
+        p.description,
+        p.driver,
+        p.name,
+        bytes_iec(res.space.used),
+        bytes_iec(res.space.total)
     );
     let users: Vec<&String> = p.used_by.iter().flatten().collect();
     if !users.is_empty() {
@@ -252,6 +274,24 @@ mod tests {
             list_text(Format::Yaml, &pools, true).unwrap(),
             "- config: {}\n  description: \"\"\n  name: local\n  driver: dir\n  used_by:\n  - /1.0/profiles/default\n  status: Created\n  locations:\n  - node1\n"
         );
+    }
+
+    #[test]
+    fn storage_info_shows_space_as_lxc() {
+        let pools: Vec<StoragePool> = serde_json::from_str(POOLS).unwrap();
+        let res = ResourcesStoragePool {
+            space: rxd_api::ResourcesStoragePoolUsage {
+                used: 5 * 1024 * 1024 * 1024 + 1024 * 1024 * 1024 / 4,
+                total: 100 * 1024 * 1024 * 1024,
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            info_text(&pools[0], &res),
+            "info:\n  description: \"\"\n  driver: dir\n  name: local\n  space used: 5.25GiB\n  total space: 100.00GiB\nused by:\n  profiles:\n  - default\n"
+        );
+        assert_eq!(bytes_iec(1023), "1023B");
+        assert_eq!(bytes_iec(1536), "1.50KiB");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `/1.0/storage-pools`, with the `?target=` two-phase create of clusters.
 
-use rxd_api::{StoragePool, StoragePoolPut, StoragePoolsPost};
+use rxd_api::{ResourcesStoragePool, StoragePool, StoragePoolPut, StoragePoolsPost};
 
 use crate::{encode, target_query, Client, Result};
 
@@ -23,6 +23,21 @@ impl Client {
             target_query(target)
         );
         self.get_with_etag(&path).await
+    }
+
+    /// `GET /1.0/storage-pools/{name}/resources[?target=]`: the pool's space and inodes on
+    /// the member answering, or on the target.
+    pub async fn storage_pool_resources(
+        &self,
+        name: &str,
+        target: Option<&str>,
+    ) -> Result<ResourcesStoragePool> {
+        let path = format!(
+            "/1.0/storage-pools/{}/resources{}",
+            encode(name),
+            target_query(target)
+        );
+        self.get(&path).await
     }
 
     /// `POST /1.0/storage-pools[?target=]`. With a target this defines the pool on one member

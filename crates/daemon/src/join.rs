@@ -295,23 +295,9 @@ async fn run(
             cert.put.name
         )));
     }
-    let (cluster, _) = c
-        .cluster()
-        .await
-        .map_err(|e| client_error("Failed to read the cluster's configuration", e))?;
-    for key in &cluster.member_config {
-        let given = put
-            .member_config
-            .iter()
-            .flatten()
-            .any(|k| k.entity == key.entity && k.name == key.name && k.key == key.key);
-        if !given {
-            return Err(ApiError::bad_request(format!(
-                "Missing member configuration: {}",
-                key.description
-            )));
-        }
-    }
+    // No member-specific value is required, as in LXD: every driver makes a pool without a
+    // `source` (a directory or a loop file under the data directory) and every network key
+    // of a member is optional.
     let pools = c
         .storage_pools()
         .await
@@ -377,8 +363,7 @@ async fn run(
     save(&d.dir, undo)?;
     crate::failpoint("join-after-accept").await?;
 
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(&accepted.private_key)
+    let key = rxd_api::decode_base64(&accepted.private_key)
         .ok()
         .and_then(|k| String::from_utf8(k).ok())
         .ok_or_else(|| ApiError::internal("The leader sent an unreadable cluster key"))?;

@@ -1,5 +1,6 @@
 //! The endpoint table: every path and method rxd serves, who may call it, and its handler.
-//! Unknown paths get LXD's 404 and known paths with another method its 405.
+//! Unknown paths get LXD's 404 and known paths with another method its 405. LXD endpoints rxd
+//! does not have yet answer 501 with a sentence naming what is missing.
 
 use std::sync::Arc;
 
@@ -95,6 +96,11 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0/storage-pools/{name}", Method::PUT, Access::Admin),
     ("/1.0/storage-pools/{name}", Method::PATCH, Access::Admin),
     ("/1.0/storage-pools/{name}", Method::DELETE, Access::Admin),
+    (
+        "/1.0/storage-pools/{name}/resources",
+        Method::GET,
+        Access::Authenticated,
+    ),
     ("/internal/ready", Method::GET, Access::Member),
     ("/internal/shutdown", Method::PUT, Access::Member),
     ("/internal/raft/elect", Method::POST, Access::Member),
@@ -118,17 +124,160 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/networks/delete", Method::POST, Access::Member),
 ];
 
-/// Every endpoint: its path pattern, method and access rule.
+const ALL: &[Method] = &[
+    Method::GET,
+    Method::PUT,
+    Method::PATCH,
+    Method::POST,
+    Method::DELETE,
+];
+
+const PROJECTS: &str = "Projects other than \"default\" are not supported by rxd yet";
+
+/// LXD's endpoints that rxd does not have yet: (path, methods, what is missing). They answer
+/// 501, as LXD does for what it does not implement, to trusted callers only.
+const UNSUPPORTED: &[(&str, &[Method], &str)] = &[
+    ("/1.0/images", ALL, "Images are not supported by rxd yet"),
+    (
+        "/1.0/images/{*rest}",
+        ALL,
+        "Images are not supported by rxd yet",
+    ),
+    (
+        "/1.0/instances",
+        ALL,
+        "Instances are not supported by rxd yet",
+    ),
+    (
+        "/1.0/instances/{*rest}",
+        ALL,
+        "Instances are not supported by rxd yet",
+    ),
+    (
+        "/1.0/containers",
+        ALL,
+        "Instances are not supported by rxd yet",
+    ),
+    (
+        "/1.0/containers/{*rest}",
+        ALL,
+        "Instances are not supported by rxd yet",
+    ),
+    (
+        "/1.0/virtual-machines",
+        ALL,
+        "Instances are not supported by rxd yet",
+    ),
+    (
+        "/1.0/virtual-machines/{*rest}",
+        ALL,
+        "Instances are not supported by rxd yet",
+    ),
+    ("/1.0/projects", &[Method::POST], PROJECTS),
+    (
+        "/1.0/projects/{name}",
+        &[Method::PUT, Method::PATCH, Method::POST, Method::DELETE],
+        PROJECTS,
+    ),
+    (
+        "/1.0/projects/{name}/state",
+        ALL,
+        "Project usage is not supported by rxd yet",
+    ),
+    (
+        "/1.0/storage-pools/{name}/volumes",
+        ALL,
+        "Storage volumes are not supported by rxd yet",
+    ),
+    (
+        "/1.0/storage-pools/{name}/volumes/{*rest}",
+        ALL,
+        "Storage volumes are not supported by rxd yet",
+    ),
+    (
+        "/1.0/warnings",
+        ALL,
+        "Warnings are not supported by rxd yet",
+    ),
+    (
+        "/1.0/warnings/{*rest}",
+        ALL,
+        "Warnings are not supported by rxd yet",
+    ),
+    (
+        "/1.0/resources",
+        ALL,
+        "Server resources are not supported by rxd yet",
+    ),
+    ("/1.0/metrics", ALL, "Metrics are not supported by rxd yet"),
+    (
+        "/1.0/network-acls",
+        ALL,
+        "Network ACLs are not supported by rxd yet",
+    ),
+    (
+        "/1.0/network-acls/{*rest}",
+        ALL,
+        "Network ACLs are not supported by rxd yet",
+    ),
+    (
+        "/1.0/network-zones",
+        ALL,
+        "Network zones are not supported by rxd yet",
+    ),
+    (
+        "/1.0/network-zones/{*rest}",
+        ALL,
+        "Network zones are not supported by rxd yet",
+    ),
+    (
+        "/1.0/networks/{name}/forwards",
+        ALL,
+        "Network forwards are not supported by rxd yet",
+    ),
+    (
+        "/1.0/networks/{name}/forwards/{*rest}",
+        ALL,
+        "Network forwards are not supported by rxd yet",
+    ),
+    (
+        "/1.0/networks/{name}/peers",
+        ALL,
+        "Network peers are not supported by rxd yet",
+    ),
+    (
+        "/1.0/networks/{name}/peers/{*rest}",
+        ALL,
+        "Network peers are not supported by rxd yet",
+    ),
+    (
+        "/1.0/cluster/groups",
+        ALL,
+        "Cluster groups are not supported by rxd yet",
+    ),
+    (
+        "/1.0/cluster/groups/{*rest}",
+        ALL,
+        "Cluster groups are not supported by rxd yet",
+    ),
+];
+
+/// Every endpoint: its path pattern, method and access rule, the unsupported ones included.
 pub fn endpoints() -> impl Iterator<Item = (&'static str, &'static Method, Access)> {
-    ENDPOINTS.iter().map(|(p, m, a)| (*p, m, *a))
+    let unsupported = UNSUPPORTED
+        .iter()
+        .flat_map(|(p, ms, _)| ms.iter().map(move |m| (*p, m, Access::Authenticated)));
+    ENDPOINTS
+        .iter()
+        .map(|(p, m, a)| (*p, m, *a))
+        .chain(unsupported)
 }
 
 /// The access rule of a matched route; routes missing from the table are members-only.
 pub fn access_of(method: &Method, path: &str) -> Access {
-    ENDPOINTS
-        .iter()
-        .find(|(p, m, _)| *p == path && m == method)
-        .map(|(_, _, a)| *a)
+    endpoints()
+        .find(|(p, m, _)| *p == path && *m == method)
+        .map(|(_, _, a)| a)
         .unwrap_or(Access::Member)
 }
 
@@ -195,6 +344,9 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/storage-pools/{name}", "PUT") => on(f, storage_pools::storage_pool_put),
         ("/1.0/storage-pools/{name}", "PATCH") => on(f, storage_pools::storage_pool_patch),
         ("/1.0/storage-pools/{name}", "DELETE") => on(f, storage_pools::storage_pool_delete),
+        ("/1.0/storage-pools/{name}/resources", "GET") => {
+            on(f, storage_pools::storage_pool_resources_get)
+        }
         ("/internal/ready", "GET") => on(f, internal::ready_get),
         ("/internal/shutdown", "PUT") => on(f, internal::shutdown_put),
         ("/internal/raft/elect", "POST") => on(f, internal::raft_elect_post),
@@ -220,14 +372,30 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
+/// Adds `h` to the routes of `path`, beside its other methods.
+fn add(
+    paths: &mut Vec<(&'static str, MethodRouter<State>)>,
+    path: &'static str,
+    h: MethodRouter<State>,
+) {
+    match paths.iter_mut().find(|(p, _)| *p == path) {
+        Some((_, existing)) => *existing = std::mem::take(existing).merge(h),
+        None => paths.push((path, h)),
+    }
+}
+
 /// The whole API.
 pub fn router(state: State) -> Router {
-    let mut paths: Vec<(&str, MethodRouter<State>)> = Vec::new();
+    let mut paths: Vec<(&'static str, MethodRouter<State>)> = Vec::new();
     for (path, method, _) in ENDPOINTS {
-        let h = handler_for(path, method);
-        match paths.iter_mut().find(|(p, _)| p == path) {
-            Some((_, existing)) => *existing = std::mem::take(existing).merge(h),
-            None => paths.push((path, h)),
+        add(&mut paths, path, handler_for(path, method));
+    }
+    for (path, methods, what) in UNSUPPORTED {
+        for m in *methods {
+            let h = on(filter(m), move || async move {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, *what)
+            });
+            add(&mut paths, path, h);
         }
     }
     let mut router = Router::new();

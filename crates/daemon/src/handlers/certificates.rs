@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use base64::Engine;
 use rxd_api::{Certificate, CertificatePut, CertificatesPost, JoinToken};
 use rxd_db::tables::{self, Token};
 use rxd_db::{ApplyError, Command};
@@ -86,8 +85,8 @@ pub async fn certificate_get(
 
 fn pem_from_post(post: &CertificatesPost, caller: &Caller) -> ApiResult<String> {
     if !post.certificate.is_empty() {
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(post.certificate.trim())
+        // pylxd sends the PEM body, with its line breaks: read it as LXD's Go decoder does.
+        let der = rxd_api::decode_base64(post.certificate.trim())
             .map_err(|e| ApiError::bad_request(format!("Invalid certificate material: {e}")))?;
         rxd_tls::CertInfo::from_der(&der)
             .map_err(|e| ApiError::bad_request(format!("Invalid certificate material: {e}")))?;
@@ -154,6 +153,9 @@ async fn add(
                 other => other.into(),
             })?;
     }
+    // Trust is decided on this member's own replica: wait until it holds the new entry, so the
+    // client's next request here is trusted (pylxd reads its certificate back at once).
+    d.db().read(|_| Ok(())).await?;
     let url = format!("/1.0/certificates/{fingerprint}");
     d.events
         .lifecycle("certificate-created", &url, None, Some(caller.requestor()));

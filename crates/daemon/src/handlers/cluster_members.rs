@@ -274,7 +274,7 @@ async fn update(
         }
     }
     if let Some(v) = put.config.get("scheduler.instance") {
-        if !["all", "group", "manual"].contains(&v.as_str()) {
+        if !["", "all", "group", "manual"].contains(&v.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "Invalid value for scheduler.instance: {v:?} (all, group or manual)"
             )));
@@ -286,6 +286,8 @@ async fn update(
         Default::default()
     };
     config.extend(put.config);
+    // An empty value unsets the key, as in LXD: `lxc cluster unset` sends one.
+    config.retain(|_, v| !v.is_empty());
     let groups = if merge && put.groups.is_empty() {
         current.put.groups.clone()
     } else {

@@ -84,7 +84,7 @@ fn to_api(
     }
 }
 
-fn unmanaged(link: &network::bridge::Link) -> Network {
+fn unmanaged(link: &network::bridge::Link, clustered: bool) -> Network {
     Network {
         config: Config::new(),
         description: String::new(),
@@ -93,7 +93,8 @@ fn unmanaged(link: &network::bridge::Link) -> Network {
         used_by: Some(Vec::new()),
         managed: false,
         status: String::new(),
-        locations: None,
+        // A clustered LXD answers an empty list for an interface it does not manage.
+        locations: clustered.then(Vec::new),
     }
 }
 
@@ -138,7 +139,7 @@ pub async fn networks_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResul
     let mut out: Vec<Network> = nets
         .into_iter()
         .map(|n| to_api(n, member, clustered, &profiles))
-        .chain(links.iter().map(unmanaged))
+        .chain(links.iter().map(|l| unmanaged(l, clustered)))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(sync(out))
@@ -183,7 +184,7 @@ pub async fn network_get(
                 .link(&name)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Network not found"))?;
-            unmanaged(&link)
+            unmanaged(&link, d.is_clustered().await?)
         }
     };
     let etag = rxd_api::etag(&writable(&net));

@@ -126,6 +126,42 @@ pub async fn storage_pool_get(
     Ok(sync_etag(pool, &etag))
 }
 
+/// `GET /1.0/storage-pools/{name}/resources[?target=]`: the pool's space and inodes on this
+/// member, or on the target, which answers for itself.
+pub async fn storage_pool_resources_get(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let pool = load(&d, &name).await?.0;
+    if let Some(t) = target(&q).map(str::to_string) {
+        let own = d.own_member().await?;
+        if t != own.name {
+            let m = d.db().read(move |c| tables::member(c, &t)).await?;
+            let c = crate::peer::member_client(&d, &m.address)?;
+            let path = format!("/1.0/storage-pools/{}/resources", pool.name);
+            let raw = c.request("GET", &path, None, None).await.map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!(
+                        "Failed to reach cluster member {:?}: {}",
+                        m.name,
+                        crate::handlers::internal_cluster::api_message(&e)
+                    ),
+                )
+            })?;
+            return Ok(sync(raw.envelope.metadata));
+        }
+    }
+    let usage = crate::storage::usage(&d.dir, &pool.name).map_err(|e| {
+        ApiError::internal(format!(
+            "Failed getting storage pool resources of {:?}: {e}",
+            pool.name
+        ))
+    })?;
+    Ok(sync(usage))
+}
+
 fn validate_name(name: &str) -> ApiResult<()> {
     crate::names::check("storage pool", name).map_err(ApiError::bad_request)
 }

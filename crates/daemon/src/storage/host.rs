@@ -92,6 +92,26 @@ pub fn filesystem_size(path: &Path) -> Option<u64> {
     Some((s.blocks() as u64).saturating_mul(s.block_size() as u64))
 }
 
+/// The space and inodes of the filesystem holding `path`, as LXD reports a pool's.
+// The counts are never negative on Linux; their types differ by architecture.
+#[allow(clippy::unnecessary_cast)]
+pub fn usage(path: &Path) -> nix::Result<rxd_api::ResourcesStoragePool> {
+    let s = nix::sys::statvfs::statvfs(path)?;
+    let frag = s.fragment_size() as u64;
+    let (blocks, free) = (s.blocks() as u64, s.blocks_free() as u64);
+    let (files, files_free) = (s.files() as u64, s.files_free() as u64);
+    Ok(rxd_api::ResourcesStoragePool {
+        space: rxd_api::ResourcesStoragePoolUsage {
+            used: blocks.saturating_sub(free).saturating_mul(frag),
+            total: blocks.saturating_mul(frag),
+        },
+        inodes: rxd_api::ResourcesStoragePoolUsage {
+            used: files.saturating_sub(files_free),
+            total: files,
+        },
+    })
+}
+
 /// Whether `path` is a block device.
 pub fn is_block_device(path: &Path) -> bool {
     std::fs::metadata(path)

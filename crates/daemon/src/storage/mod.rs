@@ -281,6 +281,16 @@ pub fn create(
     driver(driver_name)?.create(paths, cluster, member)
 }
 
+/// The space and inodes of pool `name` on this member, or why they cannot be read.
+pub fn usage(dir: &Path, name: &str) -> Result<rxd_api::ResourcesStoragePool, StorageError> {
+    let path = PoolPaths::new(dir, name)?.mount_path();
+    host::usage(&path).map_err(|e| StorageError::Io {
+        action: "read the usage of",
+        path,
+        source: e.into(),
+    })
+}
+
 /// Removes this member's side of a pool, logging what it cannot remove.
 pub fn delete(dir: &Path, name: &str, driver_name: &str, member: &Config) {
     match PoolPaths::new(dir, name).and_then(|p| Ok((p, driver(driver_name)?))) {
