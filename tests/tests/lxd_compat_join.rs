@@ -272,9 +272,9 @@ fn python(m: &Member, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-#[test]
-fn pylxd_over_https_lists_and_reads_members() {
-    let (n1, n2) = ("127.0.32.1:8443", "127.0.32.2:8443");
+/// A cluster of two: `node1` bootstrapped on `n1`, `node2` joined on `n2` with a token from
+/// the real `lxc`.
+fn two_members(n1: &str, n2: &str) -> (Member, Member) {
     let leader = Member::start();
     bootstrap(&leader, n1);
     let second = Member::start();
@@ -285,6 +285,13 @@ fn pylxd_over_https_lists_and_reads_members() {
         &["init", "--preseed"],
         Some(&token_seed(n2, &token)),
     );
+    (leader, second)
+}
+
+#[test]
+fn pylxd_over_https_lists_and_reads_members() {
+    let (n1, n2) = ("127.0.32.1:8443", "127.0.32.2:8443");
+    let (leader, _second) = two_members(n1, n2);
 
     eprintln!("A client certificate is made, and pylxd is untrusted until lxc trusts it");
     let crt = leader.dir().join("pylxd.crt").display().to_string();
@@ -352,16 +359,7 @@ fn pylxd_over_https_lists_and_reads_members() {
 #[test]
 fn issue_10_pylxd_authenticates_with_a_token_and_with_the_trust_password() {
     let (n1, n2) = ("127.0.180.1:8443", "127.0.180.2:8443");
-    let leader = Member::start();
-    bootstrap(&leader, n1);
-    let second = Member::start();
-    let token = lxc_token(&leader, "node2");
-    run_ok(
-        &second,
-        &rxd(),
-        &["init", "--preseed"],
-        Some(&token_seed(n2, &token)),
-    );
+    let (leader, _second) = two_members(n1, n2);
 
     // pylxd sends the certificate as the PEM body: base64 broken every 64 characters.
     for (client, endpoint, how) in [("by-token", n1, "token"), ("by-password", n2, "password")] {
