@@ -153,7 +153,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
             .await
         }
         ClusterCmd::Edit { member } => {
-            let (client, _, name) = member_named(ctx, &member)?;
+            let (client, _, name) = ctx.resolve_named(&member, "cluster member name")?;
             let (m, etag) = client.cluster_member(&name).await?;
             let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
             let text = crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&m.put)?)?;
@@ -172,17 +172,6 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
 const EDIT_TEMPLATE: &str = "### This is a yaml representation of the cluster member.
 ### Any line starting with a '# will be ignored.";
 
-/// Resolves `[<remote>:]<member>`, refusing an empty member name as lxc does.
-fn member_named(ctx: &Ctx, raw: &str) -> Result<(Client, String, String)> {
-    let resolved = ctx.resolve(raw)?;
-    if resolved.2.is_empty() {
-        return Err(CliError::Missing {
-            what: "cluster member name",
-        });
-    }
-    Ok(resolved)
-}
-
 /// Reads a member, changes its writable part and puts it back.
 async fn update_member(
     ctx: &Ctx,
@@ -198,7 +187,7 @@ async fn update_member(
 
 /// `cluster evacuate|restore`: asks first unless `--force`, then waits for the operation.
 async fn member_state(ctx: &Ctx, member: &str, action: &str, force: bool) -> Result<()> {
-    let (client, _, name) = member_named(ctx, member)?;
+    let (client, _, name) = ctx.resolve_named(member, "cluster member name")?;
     if !force {
         let question = format!(
             "Are you sure you want to {action} cluster member {name:?}? (yes/no) [default=no]: "
@@ -239,7 +228,7 @@ async fn role(ctx: &Ctx, cmd: RoleCmd) -> Result<()> {
         RoleCmd::Add { member, roles } => (member, roles, true),
         RoleCmd::Remove { member, roles } => (member, roles, false),
     };
-    let (client, _, name) = member_named(ctx, &member)?;
+    let (client, _, name) = ctx.resolve_named(&member, "cluster member name")?;
     let (m, _) = client.cluster_member(&name).await?;
     let mut put = m.put;
     let roles: Vec<String> = roles

@@ -160,12 +160,12 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
             Ok(client.delete_certificate(&fp).await?)
         }
         TrustCmd::Show { fingerprint } => {
-            let (client, _, fp) = certificate_named(ctx, &fingerprint)?;
+            let (client, _, fp) = ctx.resolve_named(&fingerprint, "certificate fingerprint")?;
             let (cert, _) = client.certificate(&fp).await?;
             print(&crate::yaml::to_string(&cert)?)
         }
         TrustCmd::Edit { fingerprint } => {
-            let (client, _, fp) = certificate_named(ctx, &fingerprint)?;
+            let (client, _, fp) = ctx.resolve_named(&fingerprint, "certificate fingerprint")?;
             let (cert, etag) = client.certificate(&fp).await?;
             let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
             let text =
@@ -256,17 +256,6 @@ fn looks_like_path(arg: &str) -> bool {
             .iter()
             .any(|ext| arg.ends_with(ext))
         || std::path::Path::new(arg).is_file()
-}
-
-/// Resolves `[<remote>:]<fingerprint>`, refusing an empty fingerprint as lxc does.
-fn certificate_named(ctx: &Ctx, raw: &str) -> Result<(Client, String, String)> {
-    let resolved = ctx.resolve(raw)?;
-    if resolved.2.is_empty() {
-        return Err(CliError::Missing {
-            what: "certificate fingerprint",
-        });
-    }
-    Ok(resolved)
 }
 
 /// The Running certificate-add token operations, by operation id.

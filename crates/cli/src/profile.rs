@@ -120,7 +120,7 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<()> {
             Ok(())
         }
         ProfileCmd::Get { profile, key } => {
-            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (client, _, name) = ctx.resolve_named(&profile, "profile name")?;
             let (p, _) = client.profile(&name).await?;
             print(&format!("{}\n", p.config.get(&key).map_or("", |v| v)))
         }
@@ -144,24 +144,13 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<()> {
     }
 }
 
-/// Resolves `[<remote>:]<profile>`, refusing an empty name as lxc does.
-fn profile_named(ctx: &Ctx, raw: &str) -> Result<(rxd_client::Client, String, String)> {
-    let resolved = ctx.resolve(raw)?;
-    if resolved.2.is_empty() {
-        return Err(CliError::Missing {
-            what: "profile name",
-        });
-    }
-    Ok(resolved)
-}
-
 /// Reads a profile, changes its writable part and puts it back under its ETag.
 async fn update(
     ctx: &Ctx,
     profile: &str,
     change: impl FnOnce(&mut ProfilePut) -> Result<()>,
 ) -> Result<()> {
-    let (client, _, name) = profile_named(ctx, profile)?;
+    let (client, _, name) = ctx.resolve_named(profile, "profile name")?;
     let (p, etag) = client.profile(&name).await?;
     let mut put = writable(&p);
     change(&mut put)?;
@@ -225,7 +214,7 @@ async fn device(ctx: &Ctx, cmd: DeviceCmd) -> Result<()> {
             device,
             key,
         } => {
-            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (client, _, name) = ctx.resolve_named(&profile, "profile name")?;
             let (p, _) = client.profile(&name).await?;
             let dev = p.devices.get(&device).ok_or_else(no_device)?;
             print(&format!("{}\n", dev.get(&key).map_or("", |v| v)))
@@ -260,13 +249,13 @@ async fn device(ctx: &Ctx, cmd: DeviceCmd) -> Result<()> {
             .await
         }
         DeviceCmd::List { profile } => {
-            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (client, _, name) = ctx.resolve_named(&profile, "profile name")?;
             let (p, _) = client.profile(&name).await?;
             let names: Vec<&str> = p.devices.keys().map(String::as_str).collect();
             print(&format!("{}\n", names.join("\n")))
         }
         DeviceCmd::Show { profile } => {
-            let (client, _, name) = profile_named(ctx, &profile)?;
+            let (client, _, name) = ctx.resolve_named(&profile, "profile name")?;
             let (p, _) = client.profile(&name).await?;
             print(&crate::yaml::to_string(&p.devices)?)
         }

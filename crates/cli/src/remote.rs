@@ -140,6 +140,16 @@ impl Ctx {
         Ok((self.client(&remote)?, remote, name))
     }
 
+    /// Like [`Ctx::resolve`], refusing an empty `NAME` as lxc does; `what` names it in the
+    /// error ("profile name").
+    pub fn resolve_named(&self, raw: &str, what: &'static str) -> Result<(Client, String, String)> {
+        let resolved = self.resolve(raw)?;
+        if resolved.2.is_empty() {
+            return Err(CliError::Missing { what });
+        }
+        Ok(resolved)
+    }
+
     /// Like [`Ctx::resolve`] for commands whose argument is optional.
     pub fn resolve_opt(&self, raw: &Option<String>) -> Result<(Client, String, String)> {
         self.resolve(raw.as_deref().unwrap_or(""))
