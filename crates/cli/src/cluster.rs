@@ -155,10 +155,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
         ClusterCmd::Edit { member } => {
             let (client, _, name) = ctx.resolve_named(&member, "cluster member name")?;
             let (m, etag) = client.cluster_member(&name).await?;
-            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let text = crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&m.put)?)?;
-            let put: ClusterMemberPut = crate::edit::parse(&text)?;
-            let etag = if piped { None } else { Some(etag.as_str()) };
+            let (put, etag): (ClusterMemberPut, _) =
+                crate::edit::edit(EDIT_TEMPLATE, &m.put, &etag)?;
             Ok(client.update_cluster_member(&name, &put, etag).await?)
         }
         ClusterCmd::Evacuate { member, force } => {

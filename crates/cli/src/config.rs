@@ -123,10 +123,7 @@ pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<()> {
             let (client, _, _) = ctx.resolve_opt(&remote)?;
             let path = target_path(&client, &target).await?;
             let (current, etag) = server_config(&client, &path).await?;
-            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let text = crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&current)?)?;
-            let put: ServerPut = crate::edit::parse(&text)?;
-            let etag = if piped { None } else { Some(etag.as_str()) };
+            let (put, etag): (ServerPut, _) = crate::edit::edit(EDIT_TEMPLATE, &current, &etag)?;
             put_server_config(&client, &path, &put, etag).await
         }
         ConfigCmd::Trust(cmd) => trust(ctx, cmd).await,
@@ -167,11 +164,8 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
         TrustCmd::Edit { fingerprint } => {
             let (client, _, fp) = ctx.resolve_named(&fingerprint, "certificate fingerprint")?;
             let (cert, etag) = client.certificate(&fp).await?;
-            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let text =
-                crate::edit::new_content(TRUST_EDIT_TEMPLATE, &crate::yaml::to_string(&cert.put)?)?;
-            let put: rxd_api::CertificatePut = crate::edit::parse(&text)?;
-            let etag = if piped { None } else { Some(etag.as_str()) };
+            let (put, etag): (rxd_api::CertificatePut, _) =
+                crate::edit::edit(TRUST_EDIT_TEMPLATE, &cert.put, &etag)?;
             Ok(client.update_certificate(&fp, &put, etag).await?)
         }
         TrustCmd::ListTokens { remote } => {

@@ -7,6 +7,18 @@ use serde::de::DeserializeOwned;
 
 use crate::{CliError, Result};
 
+/// `current` edited (as [`new_content`]) and parsed into `U`, with the ETag to send: lxc sends
+/// none for piped input, and the one it read for an editor session.
+pub fn edit<'e, T: serde::Serialize, U: DeserializeOwned>(
+    template: &str,
+    current: &T,
+    etag: &'e str,
+) -> Result<(U, Option<&'e str>)> {
+    let piped = !std::io::stdin().is_terminal();
+    let text = new_content(template, &crate::yaml::to_string(current)?)?;
+    Ok((parse(&text)?, (!piped).then_some(etag)))
+}
+
 /// The new YAML text: all of stdin when it is not a terminal, else what the user saved in the
 /// editor (lines starting with `#` are comments to YAML anyway).
 pub fn new_content(template: &str, current_yaml: &str) -> Result<String> {

@@ -225,16 +225,12 @@ pub async fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<()> {
                 config: current.config,
                 description: current.description,
             };
-            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let text =
-                crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&writable)?)?;
-            let edited: NetworkEdit = crate::edit::parse(&text)?;
+            let (edited, etag): (NetworkEdit, _) =
+                crate::edit::edit(EDIT_TEMPLATE, &writable, &etag)?;
             let body = NetworkPut {
                 config: crate::edit::stringify_config(edited.config),
                 description: edited.description,
             };
-            // lxc sends no ETag for piped input, and the one it read for an editor session.
-            let etag = if piped { None } else { Some(etag.as_str()) };
             put(&client, &name, &body, etag, target.as_deref()).await
         }
         NetworkCmd::Set {

@@ -72,10 +72,7 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<()> {
         ProfileCmd::Edit { profile } => {
             let (client, _, name) = ctx.resolve(&profile)?;
             let (current, etag) = client.profile(&name).await?;
-            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let shown = crate::yaml::to_string(&current)?;
-            let text = crate::edit::new_content(EDIT_TEMPLATE, &shown)?;
-            let e: ProfileEdit = crate::edit::parse(&text)?;
+            let (e, etag): (ProfileEdit, _) = crate::edit::edit(EDIT_TEMPLATE, &current, &etag)?;
             let put = ProfilePut {
                 config: crate::edit::stringify_config(e.config),
                 description: e.description,
@@ -85,7 +82,6 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<()> {
                     .map(|(k, v)| (k, crate::edit::stringify_config(v)))
                     .collect(),
             };
-            let etag = if piped { None } else { Some(etag.as_str()) };
             Ok(client.update_profile(&name, &put, etag).await?)
         }
         ProfileCmd::Copy { source, target } => {

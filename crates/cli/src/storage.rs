@@ -81,16 +81,11 @@ pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
                 config: current.config,
                 description: current.description,
             };
-            let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let text =
-                crate::edit::new_content(EDIT_TEMPLATE, &crate::yaml::to_string(&writable)?)?;
-            let edited: PoolEdit = crate::edit::parse(&text)?;
+            let (edited, etag): (PoolEdit, _) = crate::edit::edit(EDIT_TEMPLATE, &writable, &etag)?;
             let put = StoragePoolPut {
                 config: crate::edit::stringify_config(edited.config),
                 description: edited.description,
             };
-            // lxc sends no ETag for piped input, and the one it read for an editor session.
-            let etag = if piped { None } else { Some(etag.as_str()) };
             Ok(client
                 .update_storage_pool(&name, &put, etag, target.as_deref())
                 .await?)
