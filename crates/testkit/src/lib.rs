@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod load;
+mod net;
 pub use load::{create_profiles, profile_count, profile_name, Bounded, WriteLoad};
+pub use net::Net;
 
 /// Where cargo put the workspace's binaries (`target/debug`), found from the test executable.
 pub fn bin_dir() -> PathBuf {
@@ -415,17 +417,15 @@ impl Member {
         ok(&self.rxd_with_input(&["init", "--preseed"], &join_preseed(address, &token, "")));
     }
 
-    /// Starts `n` members and forms a cluster `node1..nodeN` on `<net>.1..<net>.N:8443`.
-    pub async fn form(n: usize, net: &str, extra_config: &[&str]) -> Vec<Member> {
+    /// Starts `n` members and forms a cluster `node1..nodeN` on `<net>.1..<net>.N:8443`
+    /// (`net` is a leased [`Net`]).
+    pub async fn form(n: usize, net: impl std::fmt::Display, extra_config: &[&str]) -> Vec<Member> {
         let members: Vec<Member> = (0..n).map(|_| Member::start()).collect();
         members[0].bootstrap(&format!("{net}.1:8443"), "node1", extra_config);
         for (i, m) in members.iter().enumerate().skip(1) {
-            m.join(
-                &members[0],
-                &format!("node{}", i + 1),
-                &format!("{net}.{}:8443", i + 1),
-            )
-            .await;
+            let address = format!("{net}.{}:8443", i + 1);
+            m.join(&members[0], &format!("node{}", i + 1), &address)
+                .await;
         }
         members
     }
