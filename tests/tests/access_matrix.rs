@@ -8,7 +8,7 @@ use base64::Engine;
 use rxd_api::CertificatesPost;
 use rxd_client::Client;
 use rxd_daemon::access::Access;
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 use std::time::Duration;
 
 /// The rule each endpoint is expected to have.
@@ -340,6 +340,7 @@ async fn check(
 
 #[tokio::test]
 async fn every_endpoint_answers_every_caller_by_its_rule() {
+    let net = Net::lease();
     eprintln!("phase: the test's rules and the router's table list the same endpoints");
     let table: Vec<(String, String, Access)> = rxd_daemon::router::endpoints()
         .map(|(p, m, a)| (p.to_string(), m.to_string(), a))
@@ -364,7 +365,7 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
 
     eprintln!("phase: a two-member cluster and one certificate per class of caller");
     let members = [Member::start(), Member::start()];
-    let addresses = ["127.0.151.1:8443", "127.0.151.2:8443"];
+    let addresses = [&net.addr(1), &net.addr(2)];
     members[0].bootstrap(addresses[0], "node1", &[]);
     members[1].join(&members[0], "node2", addresses[1]).await;
     let read = |f: &str| std::fs::read_to_string(members[1].dir().join(f)).unwrap();
@@ -426,7 +427,7 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
     for (pattern, method, rule) in EXPECTED.iter().filter(|(p, _, _)| DISRUPTIVE.contains(p)) {
         for class in CLASSES.into_iter().filter(|c| allowed(*rule, *c)) {
             let m = Member::start();
-            let address = format!("127.0.151.{next}:8443");
+            let address = format!("{net}.{next}:8443");
             next += 1;
             m.bootstrap(&address, "solo", &[]);
             let read = |f: &str| std::fs::read_to_string(m.dir().join(f)).unwrap();

@@ -1,7 +1,7 @@
 //! `lxc cluster` member commands (set, role, rename, evacuate, restore) against rxd, through
 //! Debian's real `lxc`.
 
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 
 fn run(m: &Member, args: &[&str]) -> std::process::Output {
     m.command("/usr/bin/lxc", args, None)
@@ -25,7 +25,8 @@ fn fails(m: &Member, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn member_commands_work_through_lxc() {
-    let mut members = Member::form(2, "127.0.18", &[]).await;
+    let net = Net::lease();
+    let mut members = Member::form(2, &net, &[]).await;
     let b = members.pop().expect("two members");
     let a = members.pop().expect("two members");
     eprintln!("lxc cluster set and role add");
@@ -42,7 +43,10 @@ async fn member_commands_work_through_lxc() {
     eprintln!("lxc cluster rename");
     ok(&a, &["cluster", "rename", "node2", "second"]);
     let list = ok(&b, &["cluster", "list", "--format", "csv"]);
-    assert!(list.contains("second,https://127.0.18.2:8443"), "{list}");
+    assert!(
+        list.contains(&format!("second,https://{net}.2:8443")),
+        "{list}"
+    );
     let err = fails(&a, &["cluster", "rename", "second", "node1"]);
     assert!(err.contains("already exists"), "{err}");
 
@@ -58,7 +62,7 @@ async fn member_commands_work_through_lxc() {
     ok(&a, &["cluster", "restore", "second", "--force"]);
     let list = ok(&a, &["cluster", "list", "--format", "csv"]);
     assert!(
-        list.contains("second,https://127.0.18.2:8443") && !list.contains("EVACUATED"),
+        list.contains(&format!("second,https://{net}.2:8443")) && !list.contains("EVACUATED"),
         "{list}"
     );
     drop(b);
@@ -66,14 +70,15 @@ async fn member_commands_work_through_lxc() {
 
 #[tokio::test]
 async fn members_are_removed_down_to_the_last_one() {
+    let net = Net::lease();
     let a = Member::start();
-    let seed = "config:\n  core.https_address: 127.0.19.1:8443\nstorage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n";
+    let seed = &format!("config:\n  core.https_address: {net}.1:8443\nstorage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n");
     let out = a.rxd_with_input(&["init", "--preseed"], seed);
     assert!(out.status.success());
     let b = Member::start();
-    b.join(&a, "node2", "127.0.19.2:8443").await;
+    b.join(&a, "node2", &net.addr(2)).await;
     let c = Member::start();
-    c.join(&a, "node3", "127.0.19.3:8443").await;
+    c.join(&a, "node3", &net.addr(3)).await;
 
     eprintln!("Removing a follower: it becomes standalone, the others forget it");
     let out = ok(&a, &["cluster", "remove", "node3"]);

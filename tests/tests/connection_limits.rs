@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rxd_api::{CertificatesPost, ProfilesPost};
-use rxd_testkit::{ok, until, Member};
+use rxd_testkit::{ok, until, Member, Net};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -48,14 +48,15 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
 
 #[tokio::test]
 async fn silent_connections_are_closed_and_the_cluster_keeps_working() {
+    let net = Net::lease();
     raise_nofile();
-    let members = Member::form(3, "127.0.170", &[]).await;
-    let target: SocketAddr = "127.0.170.1:8443".parse().unwrap();
+    let members = Member::form(3, &net, &[]).await;
+    let target: SocketAddr = net.addr(1).parse().unwrap();
 
     eprintln!("phase: {SILENT} silent TCP connections to node1 from {SOURCES} addresses");
     let mut silent = Vec::with_capacity(SILENT);
     for i in 0..SILENT {
-        let source = format!("127.0.170.{}", 100 + i % SOURCES);
+        let source = format!("{net}.{}", 100 + i % SOURCES);
         silent.push(connect_from(&source, target).await);
     }
     let opened = Instant::now();
@@ -73,7 +74,7 @@ async fn silent_connections_are_closed_and_the_cluster_keeps_working() {
         assert_eq!(list.lines().count(), 3, "{list}");
     }
     let cluster_crt = std::fs::read_to_string(members[0].dir().join("cluster.crt")).unwrap();
-    let https = rxd_client::Client::https("127.0.170.1:8443", &cluster_crt, None).unwrap();
+    let https = rxd_client::Client::https(&net.addr(1), &cluster_crt, None).unwrap();
     https.server().await.unwrap();
 
     eprintln!("phase: the server closes every silent connection");
@@ -154,12 +155,13 @@ async fn get_server<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> String
 
 #[tokio::test]
 async fn a_trusted_connection_outlives_the_untrusted_idle_timeout() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.170.30:8443", "node1", &[]);
+    m.bootstrap(&net.addr(30), "node1", &[]);
     m.set_config("core.trust_password", "sekret").await;
     let cluster_crt = std::fs::read_to_string(m.dir().join("cluster.crt")).unwrap();
     let cert = rxd_tls::generate_client("trusted", "test").unwrap();
-    rxd_client::Client::https("127.0.170.30:8443", &cluster_crt, Some(&cert))
+    rxd_client::Client::https(&net.addr(30), &cluster_crt, Some(&cert))
         .unwrap()
         .add_certificate(&CertificatesPost {
             cert_type: "client".into(),
@@ -170,9 +172,9 @@ async fn a_trusted_connection_outlives_the_untrusted_idle_timeout() {
         .unwrap();
 
     eprintln!("phase: one request each on a trusted and an untrusted keep-alive connection");
-    let to = "127.0.170.30:8443";
-    let mut trusted = tls_connect(&cluster_crt, Some(&cert), "127.0.170.31", to).await;
-    let mut untrusted = tls_connect(&cluster_crt, None, "127.0.170.32", to).await;
+    let to = &net.addr(30);
+    let mut trusted = tls_connect(&cluster_crt, Some(&cert), &net.ip(31), to).await;
+    let mut untrusted = tls_connect(&cluster_crt, None, &net.ip(32), to).await;
     assert!(get_server(&mut trusted).await.contains("200"));
     assert!(get_server(&mut untrusted).await.contains("200"));
 
@@ -188,10 +190,11 @@ async fn a_trusted_connection_outlives_the_untrusted_idle_timeout() {
 
 #[tokio::test]
 async fn a_header_sent_slowly_is_cut_off() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.170.20:8443", "node1", &[]);
+    m.bootstrap(&net.addr(20), "node1", &[]);
     let cluster_crt = std::fs::read_to_string(m.dir().join("cluster.crt")).unwrap();
-    let stream = tls_connect(&cluster_crt, None, "127.0.170.21", "127.0.170.20:8443").await;
+    let stream = tls_connect(&cluster_crt, None, &net.ip(21), &net.addr(20)).await;
 
     eprintln!("phase: a request header, one byte a second");
     let (mut read, mut write) = tokio::io::split(stream);

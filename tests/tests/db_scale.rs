@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rxd_testkit::{create_profiles, join_preseed, join_token, profile_count, Member};
+use rxd_testkit::{create_profiles, join_preseed, join_token, profile_count, Member, Net};
 
 /// Concurrent clients of the write loads.
 const CLIENTS: usize = 8;
@@ -62,7 +62,7 @@ where
 }
 
 /// Forms `node1..node3` on `<net>.1..3:8443` and waits until all three are voters.
-async fn three_voters(net: &str) -> Vec<Member> {
+async fn three_voters(net: &Net) -> Vec<Member> {
     let members = Member::form(3, net, &[]).await;
     poll(Duration::from_secs(60), "three voters", || async {
         let list = members_of(&members[0]).await.ok_or("no member list")?;
@@ -127,7 +127,7 @@ async fn until_profiles(m: &Member, name: &str, want: usize, limit: Duration) {
 #[tokio::test]
 async fn join_after_ten_thousand_writes() {
     const WRITES: usize = 10_000;
-    let net = "127.0.90";
+    let net = &Net::lease();
     let members = three_voters(net).await;
 
     eprintln!("{WRITES} profile writes from {CLIENTS} clients over the three members");
@@ -233,8 +233,9 @@ fn with_data(name: &str, data: &str) -> rxd_api::ProfilesPost {
 
 #[tokio::test]
 async fn big_profiles_replicate() {
+    let net = Net::lease();
     const MIB: usize = 1024 * 1024;
-    let members = three_voters("127.0.91").await;
+    let members = three_voters(&net).await;
     let leader = leader_of(&members).await;
     let follower = (leader + 1) % members.len();
     eprintln!(
@@ -339,7 +340,7 @@ const MISSED_WRITES: usize = 20_000;
 /// Forms three voters on `net`, stops a follower gracefully and writes [`MISSED_WRITES`]
 /// profiles through the two others; returns the members, the stopped follower's index and the
 /// leader's.
-async fn follower_misses_writes(net: &str) -> (Vec<Member>, usize, usize) {
+async fn follower_misses_writes(net: &Net) -> (Vec<Member>, usize, usize) {
     const WRITES: usize = MISSED_WRITES;
     let mut members = three_voters(net).await;
     let leader = leader_of(&members).await;
@@ -370,7 +371,8 @@ async fn follower_misses_writes(net: &str) -> (Vec<Member>, usize, usize) {
 
 #[tokio::test]
 async fn stopped_follower_catches_up_by_snapshot() {
-    let (mut members, follower, _) = follower_misses_writes("127.0.92").await;
+    let net = Net::lease();
+    let (mut members, follower, _) = follower_misses_writes(&net).await;
     eprintln!("Starting node{} again", follower + 1);
     let start = Instant::now();
     members[follower].relaunch();
@@ -391,7 +393,8 @@ async fn stopped_follower_catches_up_by_snapshot() {
 
 #[tokio::test]
 async fn follower_killed_during_snapshot_install_recovers() {
-    let (mut members, follower, _) = follower_misses_writes("127.0.93").await;
+    let net = Net::lease();
+    let (mut members, follower, _) = follower_misses_writes(&net).await;
     let f = &mut members[follower];
     eprintln!(
         "Starting node{} again with RXD_FAILPOINT={INSTALL_CRASH}",

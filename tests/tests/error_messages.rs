@@ -1,11 +1,9 @@
 //! Issue 10: what `rxd` says when something fails. Each cause once, outermost first; no Rust
 //! debug text; no silent success; a second daemon on a directory says who holds it; clean logs.
-//!
-//! Addresses: 127.0.190.0/24.
 
 use std::process::Command;
 
-use rxd_testkit::{bootstrap_preseed, fails, run_bounded, Member, COMMAND_LIMIT};
+use rxd_testkit::{bootstrap_preseed, fails, run_bounded, Member, Net, COMMAND_LIMIT};
 
 /// `text` says `part` exactly once.
 fn once(text: &str, part: &str) {
@@ -21,11 +19,12 @@ fn rxd_without_daemon(dir: &std::path::Path, args: &[&str], stdin: &str) -> std:
 
 #[test]
 fn issue10_init_without_a_daemon_fails_once_in_words() {
+    let net = Net::lease();
     let dir = tempfile::tempdir().unwrap();
     for seed in [
         "",
         "config: {}\n",
-        &bootstrap_preseed("127.0.190.1:8443", "n1", &[]),
+        &bootstrap_preseed(&net.addr(1), "n1", &[]),
     ] {
         eprintln!("A preseed {seed:?} with no daemon fails and names the socket once");
         let err = fails(&rxd_without_daemon(
@@ -41,30 +40,32 @@ fn issue10_init_without_a_daemon_fails_once_in_words() {
 
 #[test]
 fn issue10_refusals_are_said_once() {
+    let net = Net::lease();
     let m = Member::start();
     eprintln!("An unknown key is named once");
     let err = fails(&m.rxd_with_input(&["init", "--preseed"], "config:\n  core.bogus: x\n"));
     once(&err, "core.bogus");
 
     eprintln!("Bootstrapping twice says once that the server is clustered");
-    m.bootstrap("127.0.190.2:8443", "n1", &[]);
+    m.bootstrap(&net.addr(2), "n1", &[]);
     let err = fails(&m.rxd_with_input(
         &["init", "--preseed"],
-        &bootstrap_preseed("127.0.190.2:8443", "n1", &[]),
+        &bootstrap_preseed(&net.addr(2), "n1", &[]),
     ));
     once(&err, "already clustered");
 }
 
 #[tokio::test]
 async fn issue10_wrong_cluster_certificate_is_said_in_words() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.190.3:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(3), "node1", &[]);
     let joiner = Member::start();
     let wrong = std::fs::read_to_string(joiner.dir().join("server.crt")).unwrap();
     let right = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
     let fingerprint = |pem: &str| rxd_tls::CertInfo::from_pem(pem).unwrap().fingerprint;
     let seed = format!(
-        "cluster:\n  enabled: true\n  server_name: node2\n  server_address: 127.0.190.4:8443\n  cluster_address: 127.0.190.3:8443\n  cluster_password: sekret\n  cluster_certificate: |\n{}\n",
+        "cluster:\n  enabled: true\n  server_name: node2\n  server_address: {net}.4:8443\n  cluster_address: {net}.3:8443\n  cluster_password: sekret\n  cluster_certificate: |\n{}\n",
         wrong.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
     );
     eprintln!("A join pinned to a certificate that is not the cluster's names both fingerprints");
@@ -96,8 +97,9 @@ fn issue10_second_daemon_on_a_directory_names_the_first() {
 
 #[tokio::test]
 async fn issue10_start_up_log_has_no_netlink_noise() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.190.5:8443", "n1", &[]);
+    m.bootstrap(&net.addr(5), "n1", &[]);
     eprintln!("Listing the host's interfaces reads every link over netlink, as a start does");
     m.client()
         .request("GET", "/1.0/networks?recursion=1", None, None)

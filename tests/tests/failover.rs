@@ -2,19 +2,22 @@
 
 use std::time::Duration;
 
-use rxd_testkit::{join_token as token, ok, until, Member};
+use rxd_testkit::{join_token as token, ok, until, Member, Net};
 
 #[tokio::test]
 async fn leader_failover_and_offline_member() {
+    let net = Net::lease();
     eprintln!("Forming three members, offline threshold 11 s");
     let mut members: Vec<Member> = (0..3).map(|_| Member::start()).collect();
-    let seed = "config:\n  core.https_address: 127.0.11.1:8443\n  cluster.offline_threshold: 11\n\
-storage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n";
-    ok(&members[0].rxd_with_input(&["init", "--preseed"], seed));
+    let seed = format!(
+        "config:\n  core.https_address: {net}.1:8443\n  cluster.offline_threshold: 11\n\
+storage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  enabled: true\n"
+    );
+    ok(&members[0].rxd_with_input(&["init", "--preseed"], &seed));
     for i in 1..3 {
         let t = token(&members[0], &format!("node{}", i + 1)).await;
         let join = format!(
-            "cluster:\n  enabled: true\n  server_address: 127.0.11.{}:8443\n  cluster_token: {t}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
+            "cluster:\n  enabled: true\n  server_address: {net}.{}:8443\n  cluster_token: {t}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
             i + 1
         );
         ok(&members[i].rxd_with_input(&["init", "--preseed"], &join));
@@ -85,7 +88,8 @@ storage_pools:\n- name: local\n  driver: dir\ncluster:\n  server_name: node1\n  
 
 #[tokio::test]
 async fn a_whole_cluster_restart_keeps_the_database() {
-    let mut members = Member::form(3, "127.0.26", &[]).await;
+    let net = Net::lease();
+    let mut members = Member::form(3, &net, &[]).await;
     members[1]
         .client()
         .create_profile(&rxd_api::ProfilesPost {

@@ -1,6 +1,6 @@
 //! Issue 2: the daemon, its API, bootstrap by `rxd init`, and bad input, through real processes.
 
-use rxd_testkit::{fails, ok, Member};
+use rxd_testkit::{fails, ok, Member, Net};
 
 fn preseed(address: &str, name: &str) -> String {
     format!(
@@ -13,14 +13,15 @@ cluster:\n  server_name: {name}\n  enabled: true\n"
 
 #[tokio::test]
 async fn bootstrap_by_preseed_makes_a_one_member_cluster() {
+    let net = Net::lease();
     eprintln!("Bootstrapping a cluster with rxd init --preseed, as the guide's first step");
     let m = Member::start();
-    ok(&m.rxd_with_input(&["init", "--preseed"], &preseed("127.0.2.1:8443", "node1")));
+    ok(&m.rxd_with_input(&["init", "--preseed"], &preseed(&net.addr(1), "node1")));
     let c = m.client();
     let members = c.cluster_members().await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].server_name, "node1");
-    assert_eq!(members[0].url, "https://127.0.2.1:8443");
+    assert_eq!(members[0].url, format!("https://{net}.1:8443"));
     assert_eq!(members[0].put.roles, vec!["database-leader", "database"]);
     assert_eq!(members[0].status, "Online");
     assert_eq!(members[0].message, "Fully operational");
@@ -36,13 +37,13 @@ async fn bootstrap_by_preseed_makes_a_one_member_cluster() {
     );
     let config = server.config.unwrap();
     assert_eq!(config["core.trust_password"], serde_json::json!(true));
-    assert_eq!(config["cluster.https_address"], "127.0.2.1:8443");
+    assert_eq!(config["cluster.https_address"], net.addr(1));
 
     // What each caller may reach is checked for every endpoint by tests/access_matrix.rs.
     eprintln!(
         "The HTTPS listener serves the cluster certificate and shows untrusted callers little"
     );
-    let https = rxd_client::Client::https("127.0.2.1:8443", &cluster_crt, None).unwrap();
+    let https = rxd_client::Client::https(&net.addr(1), &cluster_crt, None).unwrap();
     let (untrusted, _) = https.server().await.unwrap();
     assert_eq!(untrusted.auth, "untrusted");
     assert!(untrusted.environment.is_none());
@@ -58,8 +59,9 @@ async fn bootstrap_by_preseed_makes_a_one_member_cluster() {
 
 #[tokio::test]
 async fn a_restart_keeps_everything() {
+    let net = Net::lease();
     let mut m = Member::start();
-    ok(&m.rxd_with_input(&["init", "--preseed"], &preseed("127.0.2.2:8443", "keeper")));
+    ok(&m.rxd_with_input(&["init", "--preseed"], &preseed(&net.addr(2), "keeper")));
     let before = m.client().cluster_members().await.unwrap();
     let fp_before = std::fs::read_to_string(m.dir().join("server.crt")).unwrap();
     eprintln!("Restarting the daemon on the same directory");
@@ -76,10 +78,7 @@ async fn a_restart_keeps_everything() {
     let (profile, _) = c.profile("default").await.unwrap();
     assert_eq!(profile.devices["root"]["pool"], "local");
     let (server, _) = c.server().await.unwrap();
-    assert_eq!(
-        server.config.unwrap()["core.https_address"],
-        "127.0.2.2:8443"
-    );
+    assert_eq!(server.config.unwrap()["core.https_address"], net.addr(2));
 }
 
 #[tokio::test]
@@ -112,6 +111,7 @@ async fn bad_preseeds_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn bad_requests_get_clear_errors() {
+    let net = Net::lease();
     let m = Member::start();
     let c = m.client();
     let put = |cfg: serde_json::Value| serde_json::json!({ "config": cfg });
@@ -152,7 +152,7 @@ async fn bad_requests_get_clear_errors() {
     assert!(err.to_string().contains("wildcard"), "{err}");
 
     eprintln!("A second bootstrap is refused");
-    ok(&m.rxd_with_input(&["init", "--preseed"], &preseed("127.0.2.3:8443", "first")));
+    ok(&m.rxd_with_input(&["init", "--preseed"], &preseed(&net.addr(3), "first")));
     let err = c
         .request("PUT", "/1.0/cluster", Some(body), None)
         .await
@@ -206,11 +206,11 @@ async fn bad_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn interactive_bootstrap_asks_lxds_questions() {
+    let net = Net::lease();
     let m = Member::start();
     let backend = rxd_testkit::backend_answer(&m.client()).await;
-    let answers = format!(
-        "yes\n127.0.2.4\nno\nnode1\nyes\npw123\npw123\nyes\n{backend}no\nno\nno\nno\nyes\n"
-    );
+    let answers =
+        format!("yes\n{net}.4\nno\nnode1\nyes\npw123\npw123\nyes\n{backend}no\nno\nno\nno\nyes\n");
     let out = ok(&m.rxd_with_input(&["init"], &answers));
     for q in [
         "Would you like to use LXD clustering? (yes/no) [default=no]: ",
@@ -236,7 +236,7 @@ async fn interactive_bootstrap_asks_lxds_questions() {
     );
     let members = m.client().cluster_members().await.unwrap();
     assert_eq!(members[0].server_name, "node1");
-    assert_eq!(members[0].url, "https://127.0.2.4:8443");
+    assert_eq!(members[0].url, format!("https://{net}.4:8443"));
 }
 
 #[tokio::test]
@@ -257,10 +257,11 @@ async fn dump_round_trips_through_preseed() {
 
 #[tokio::test]
 async fn operations_and_events_follow_the_bootstrap() {
+    let net = Net::lease();
     use rxd_api::ClusterPut;
     let m = Member::start();
     let c = m.client();
-    m.set_config("core.https_address", "127.0.2.5:8443").await;
+    m.set_config("core.https_address", &net.addr(5)).await;
     let mut events = c.events(&["operation", "lifecycle"]).await.unwrap();
     let op = c
         .update_cluster(&ClusterPut {
@@ -310,9 +311,10 @@ mod events_wait {
 
 #[tokio::test]
 async fn a_failed_bootstrap_is_rolled_back() {
+    let net = Net::lease();
     let m = Member::start_with_env(&[("RXD_FAILPOINT", "bootstrap-after-certificate:error")]);
     let before = std::fs::read_to_string(m.dir().join("server.crt")).unwrap();
-    let out = m.rxd_with_input(&["init", "--preseed"], &preseed("127.0.2.6:8443", "node1"));
+    let out = m.rxd_with_input(&["init", "--preseed"], &preseed(&net.addr(6), "node1"));
     let err = fails(&out);
     assert!(err.contains("Injected failure"), "{err}");
     assert!(!m.dir().join("cluster.crt").exists());

@@ -1,8 +1,7 @@
 //! `rxd init` joins interactively, with LXD 5.0.2's questions, and `--dry-run` changes nothing.
-//! Addresses are 127.0.20.x–127.0.29.x so these tests do not clash with the other files.
 
 use rxd_api::{Cluster, ProfilesPost, ServerPut, StoragePoolsPost};
-use rxd_testkit::{bootstrap_preseed, fails, join_preseed, join_token as token, ok, Member};
+use rxd_testkit::{bootstrap_preseed, fails, join_preseed, join_token as token, ok, Member, Net};
 
 fn answers(lines: &[&str]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
@@ -89,14 +88,15 @@ const PRINT_YAML: &str =
 
 #[tokio::test]
 async fn interactive_join_by_token_forms_a_two_member_cluster() {
+    let net = Net::lease();
     eprintln!("Bootstrapping node1, then joining node2 by answering the questions with a token");
     let leader = Member::start();
-    leader.bootstrap("127.0.20.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let joiner = Member::start();
     let t = token(&leader, "node2").await;
     let out = ok(&joiner.rxd_with_input(
         &["init"],
-        &answers(&["yes", "127.0.20.2", "yes", &t, "yes", "", "no"]),
+        &answers(&["yes", &net.ip(2), "yes", &t, "yes", "", "no"]),
     ));
     for q in [
         CLUSTERING,
@@ -118,7 +118,7 @@ async fn interactive_join_by_token_forms_a_two_member_cluster() {
         assert_eq!(member_names(m).await, ["node1", "node2"]);
     }
     let list = joiner.client().cluster_members().await.unwrap();
-    assert_eq!(list[1].url, "https://127.0.20.2:8443");
+    assert_eq!(list[1].url, format!("https://{net}.2:8443"));
     assert_eq!(
         std::fs::read(joiner.dir().join("cluster.crt")).unwrap(),
         std::fs::read(leader.dir().join("cluster.crt")).unwrap()
@@ -129,19 +129,20 @@ async fn interactive_join_by_token_forms_a_two_member_cluster() {
 
 #[tokio::test]
 async fn interactive_join_by_trust_password_forms_a_two_member_cluster() {
+    let net = Net::lease();
     eprintln!("Joining node2 with the trust password, confirming the fingerprint shown");
     let leader = Member::start();
-    leader.bootstrap("127.0.21.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let joiner = Member::start();
     let out = ok(&joiner.rxd_with_input(
         &["init"],
         &answers(&[
             "yes",
-            "127.0.21.2",
+            &net.ip(2),
             "yes",
             "no",
             "node2",
-            "127.0.21.1",
+            &net.ip(1),
             "yes",
             "sekret",
             "yes",
@@ -170,8 +171,14 @@ async fn interactive_join_by_trust_password_forms_a_two_member_cluster() {
     }
     eprintln!("The printed preseed is the one sent: trust already done, no password or token");
     assert!(out.contains("server_name: node2"), "{out}");
-    assert!(out.contains("cluster_address: 127.0.21.1:8443"), "{out}");
-    assert!(out.contains("server_address: 127.0.21.2:8443"), "{out}");
+    assert!(
+        out.contains(&format!("cluster_address: {net}.1:8443")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("server_address: {net}.2:8443")),
+        "{out}"
+    );
     assert!(out.contains("cluster_password: ''") || out.contains("cluster_password: \"\""));
     assert!(!out.contains("sekret"), "{out}");
     for m in [&leader, &joiner] {
@@ -181,8 +188,9 @@ async fn interactive_join_by_trust_password_forms_a_two_member_cluster() {
 
 #[tokio::test]
 async fn declining_to_lose_data_changes_nothing_and_keeps_the_token() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.22.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let joiner = Member::start();
     let t = token(&leader, "node2").await;
     let leader_before = state(&leader).await;
@@ -190,7 +198,7 @@ async fn declining_to_lose_data_changes_nothing_and_keeps_the_token() {
     eprintln!("Answering no to losing the local data aborts the join");
     let err = fails(&joiner.rxd_with_input(
         &["init"],
-        &answers(&["yes", "127.0.22.2", "yes", "yes", &t, "no"]),
+        &answers(&["yes", &net.ip(2), "yes", "yes", &t, "no"]),
     ));
     assert!(err.contains("User aborted configuration"), "{err}");
     assert_eq!(
@@ -205,28 +213,26 @@ async fn declining_to_lose_data_changes_nothing_and_keeps_the_token() {
         "the cluster is untouched"
     );
     eprintln!("The token was not spent: a later join with it succeeds");
-    ok(&joiner.rxd_with_input(
-        &["init", "--preseed"],
-        &join_preseed("127.0.22.2:8443", &t, ""),
-    ));
+    ok(&joiner.rxd_with_input(&["init", "--preseed"], &join_preseed(&net.addr(2), &t, "")));
     assert_eq!(member_names(&leader).await, ["node1", "node2"]);
 }
 
 #[tokio::test]
 async fn dry_run_of_a_bootstrap_prints_the_plan_and_changes_nothing() {
+    let net = Net::lease();
     let m = Member::start();
     let before = state(&m).await;
     eprintln!("A dry run of a bootstrap preseed lists keys, pools, profiles and the member");
-    let seed = bootstrap_preseed("127.0.23.1:8443", "node1", &[]);
+    let seed = bootstrap_preseed(&net.addr(1), "node1", &[]);
     let out = ok(&m.rxd_with_input(&["init", "--preseed", "--dry-run"], &seed));
     for line in [
         "Would set server configuration:\n",
-        "  core.https_address: 127.0.23.1:8443\n",
+        &format!("  core.https_address: {net}.1:8443\n"),
         "  core.trust_password: (hidden)\n",
-        "  cluster.https_address: 127.0.23.1:8443 (copied from core.https_address)\n",
+        &format!("  cluster.https_address: {net}.1:8443 (copied from core.https_address)\n"),
         "Would create storage pool local (driver dir)\n",
         "Would update profile default (devices: root)\n",
-        "Would enable clustering with member name \"node1\" at 127.0.23.1:8443\n",
+        &format!("Would enable clustering with member name \"node1\" at {net}.1:8443\n"),
         "Dry run: nothing was changed\n",
     ] {
         assert!(out.contains(line), "missing {line:?} in {out}");
@@ -249,8 +255,9 @@ async fn dry_run_of_a_bootstrap_prints_the_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.24.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let joiner = Member::start();
     eprintln!("The joiner has data of its own that a join would lose");
     let c = joiner.client();
@@ -281,13 +288,13 @@ async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
     eprintln!("A dry run of a join preseed names the cluster and what would be lost");
     let out = ok(&joiner.rxd_with_input(
         &["init", "--preseed", "--dry-run"],
-        &join_preseed("127.0.24.2:8443", &t, ""),
+        &join_preseed(&net.addr(2), &t, ""),
     ));
     for line in [
-        "Would join the cluster at 127.0.24.1:8443\n".to_string(),
+        format!("Would join the cluster at {net}.1:8443\n"),
         format!("  Cluster fingerprint: {fp}\n"),
         "  Member name: node2\n".to_string(),
-        "  Server address: 127.0.24.2:8443".to_string(),
+        format!("  Server address: {net}.2:8443"),
         "not spent by this dry run".to_string(),
         "only known once this server is trusted".to_string(),
         "Local data that would be lost:\n".to_string(),
@@ -305,7 +312,7 @@ async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
     eprintln!("An interactive dry run stops before the trust step");
     let out = ok(&joiner.rxd_with_input(
         &["init", "--dry-run"],
-        &answers(&["yes", "127.0.24.2", "yes", &t, "yes", "no"]),
+        &answers(&["yes", &net.ip(2), "yes", &t, "yes", "no"]),
     ));
     assert!(out.contains(LOSE_DATA), "{out}");
     assert!(!out.contains("Choose "), "{out}");
@@ -317,15 +324,12 @@ async fn dry_run_of_a_join_prints_the_plan_and_keeps_the_token() {
     eprintln!("A dry run with a bad token fails the way the join would");
     let err = fails(&joiner.rxd_with_input(
         &["init", "--preseed", "--dry-run"],
-        &join_preseed("127.0.24.2:8443", "bm90LWEtdG9rZW4=", ""),
+        &join_preseed(&net.addr(2), "bm90LWEtdG9rZW4=", ""),
     ));
     assert!(err.contains("Invalid cluster join token"), "{err}");
 
     eprintln!("The token still works for a real join");
     let fresh = Member::start();
-    ok(&fresh.rxd_with_input(
-        &["init", "--preseed"],
-        &join_preseed("127.0.24.3:8443", &t, ""),
-    ));
+    ok(&fresh.rxd_with_input(&["init", "--preseed"], &join_preseed(&net.addr(3), &t, "")));
     assert_eq!(member_names(&leader).await, ["node1", "node2"]);
 }

@@ -1,7 +1,7 @@
 //! Issue 9, findings 6 and 10: values that overflowed a handler or slipped past validation are
 //! refused with a 400 that names the rule, and the daemon keeps answering afterwards.
 
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 use serde_json::json;
 
 /// The status and message of a request that must fail.
@@ -32,8 +32,9 @@ async fn assert_bad_request(
 
 #[tokio::test]
 async fn expiries_and_thresholds_are_bounded_and_tokens_keep_working() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.160.2:8443", "node1", &[]);
+    m.bootstrap(&net.addr(2), "node1", &[]);
     let c = m.client();
 
     eprintln!("phase: expiries that overflow a timestamp are refused");
@@ -81,8 +82,9 @@ async fn expiries_and_thresholds_are_bounded_and_tokens_keep_working() {
 
 #[tokio::test]
 async fn names_keys_addresses_and_sources_are_checked() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.160.3:8443", "node1", &[]);
+    m.bootstrap(&net.addr(3), "node1", &[]);
     let c = m.client();
 
     eprintln!("phase: profile names a client would mangle are refused");
@@ -162,7 +164,7 @@ async fn names_keys_addresses_and_sources_are_checked() {
         &c,
         "PATCH",
         "/1.0",
-        json!({"config": {"core.https_address": "127.0.160.3:8443\n"}}),
+        json!({"config": {"core.https_address": &format!("{net}.3:8443\n")}}),
         "must not start or end with whitespace",
     )
     .await;

@@ -1,7 +1,7 @@
 //! Issue 9, finding 4: a member certificate reaches `/internal/*`, but what it names there is
 //! checked as the public API checks it, and a path it names never leaves the data directory.
 
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 use serde_json::json;
 
 /// A client that presents `m`'s own member certificate (`server.crt`), as another member
@@ -23,10 +23,11 @@ async fn refused(c: &rxd_client::Client, path: &str, body: serde_json::Value) ->
 
 #[tokio::test]
 async fn internal_pool_calls_stay_inside_the_pools_directory() {
-    let members = Member::form(2, "127.0.161", &[]).await;
+    let net = Net::lease();
+    let members = Member::form(2, &net, &[]).await;
     let (node1, m) = (&members[0], &members[1]);
     // node1's member certificate, against node2.
-    let c = as_member(node1, "127.0.161.2:8443");
+    let c = as_member(node1, &net.addr(2));
     let victim = m.dir().join("victim");
     std::fs::create_dir(&victim).unwrap();
     std::fs::write(victim.join("data"), "keep me").unwrap();

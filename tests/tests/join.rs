@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rxd_api::{ClusterMember, JoinToken};
-use rxd_testkit::{join_preseed, join_token as token, ok, until, Member};
+use rxd_testkit::{join_preseed, join_token as token, ok, until, Member, Net};
 
 fn join_by_token_output(m: &Member, address: &str, token: &str) -> std::process::Output {
     m.rxd_with_input(&["init", "--preseed"], &join_preseed(address, token, ""))
@@ -17,8 +17,9 @@ fn roles(list: &[ClusterMember]) -> Vec<(String, Vec<String>)> {
 
 #[tokio::test]
 async fn three_members_form_by_token_and_agree() {
+    let net = Net::lease();
     eprintln!("Forming a three-member cluster with join tokens");
-    let members = Member::form(3, "127.0.6", &[]).await;
+    let members = Member::form(3, &net, &[]).await;
     let first = members[0].client().cluster_members().await.unwrap();
     assert_eq!(first.len(), 3);
     for m in &members {
@@ -69,7 +70,8 @@ async fn three_members_form_by_token_and_agree() {
 
 #[tokio::test]
 async fn five_members_have_three_voters_and_two_standbys() {
-    let members = Member::form(5, "127.0.7", &[]).await;
+    let net = Net::lease();
+    let members = Member::form(5, &net, &[]).await;
     until(
         Duration::from_secs(30),
         "3 voters and 2 stand-bys",
@@ -91,7 +93,8 @@ async fn five_members_have_three_voters_and_two_standbys() {
 
 #[tokio::test]
 async fn second_member_is_a_standby() {
-    let members = Member::form(2, "127.0.8", &[]).await;
+    let net = Net::lease();
+    let members = Member::form(2, &net, &[]).await;
     let list = members[1].client().cluster_members().await.unwrap();
     assert_eq!(
         roles(&list),
@@ -114,16 +117,17 @@ async fn snapshot(m: &Member) -> (Vec<ClusterMember>, Vec<String>) {
 
 #[tokio::test]
 async fn refused_joins_leave_the_cluster_unchanged() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.9.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let before = snapshot(&leader).await;
     let joiner = Member::start();
-    let addr = "127.0.9.2:8443";
+    let addr = &net.addr(2);
 
     eprintln!("A used token is refused");
     let t = token(&leader, "node2").await;
     let other = Member::start();
-    ok(&join_by_token_output(&other, "127.0.9.3:8443", &t));
+    ok(&join_by_token_output(&other, &net.addr(3), &t));
     let with_node2 = snapshot(&leader).await;
     let out = join_by_token_output(&joiner, addr, &t);
     assert!(!out.status.success());
@@ -187,7 +191,7 @@ async fn refused_joins_leave_the_cluster_unchanged() {
     eprintln!("A wrong trust password is refused");
     let cert = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
     let seed = format!(
-        "cluster:\n  enabled: true\n  server_name: node5\n  server_address: {addr}\n  cluster_address: 127.0.9.1:8443\n  cluster_password: wrong\n  cluster_certificate: |\n{}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
+        "cluster:\n  enabled: true\n  server_name: node5\n  server_address: {addr}\n  cluster_address: {net}.1:8443\n  cluster_password: wrong\n  cluster_certificate: |\n{}\n  member_config:\n  - entity: storage-pool\n    name: local\n    key: source\n    value: \"\"\n",
         cert.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
     );
     let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
@@ -225,8 +229,9 @@ async fn refused_joins_leave_the_cluster_unchanged() {
 
 #[tokio::test]
 async fn issue_10_password_join_without_member_config_for_a_dir_pool() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.10.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let cert = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
     let path = leader.dir().join("cluster-copy.crt");
     std::fs::write(&path, &cert).unwrap();
@@ -236,7 +241,7 @@ async fn issue_10_password_join_without_member_config_for_a_dir_pool() {
     let taken = joiner.dir().join("storage-pools/local");
     std::fs::create_dir_all(&taken).unwrap();
     let seed = format!(
-        "cluster:\n  enabled: true\n  server_name: node2\n  server_address: 127.0.10.2:8443\n  cluster_address: 127.0.10.1:8443\n  cluster_password: sekret\n  cluster_certificate_path: {}\n",
+        "cluster:\n  enabled: true\n  server_name: node2\n  server_address: {net}.2:8443\n  cluster_address: {net}.1:8443\n  cluster_password: sekret\n  cluster_certificate_path: {}\n",
         path.display()
     );
     let out = joiner.rxd_with_input(&["init", "--preseed"], &seed);
@@ -258,19 +263,21 @@ async fn issue_10_password_join_without_member_config_for_a_dir_pool() {
 
 #[tokio::test]
 async fn server_target_shows_that_members_view() {
-    let members = Member::form(2, "127.0.17", &[]).await;
+    let net = Net::lease();
+    let members = Member::form(2, &net, &[]).await;
     let (server, _) = members[0].client().server_on("node2").await.unwrap();
     let env = server.environment.unwrap();
     assert_eq!(env.server_name, "node2");
-    assert_eq!(env.addresses, ["127.0.17.2:8443"]);
+    assert_eq!(env.addresses, [net.addr(2)]);
     let err = members[0].client().server_on("nosuch").await.unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
 }
 
 #[tokio::test]
 async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.25.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     leader.set_config("cluster.join_token_expiry", "1S").await;
     let t = token(&leader, "late").await;
     let expires = JoinToken::decode(&t).unwrap().expires_at;
@@ -281,7 +288,7 @@ async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
     })
     .await;
     let joiner = Member::start();
-    let out = join_by_token_output(&joiner, "127.0.25.2:8443", &t);
+    let out = join_by_token_output(&joiner, &net.addr(2), &t);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Token has expired"), "{err}");
     assert_eq!(leader.client().cluster_members().await.unwrap().len(), 1);
@@ -290,8 +297,8 @@ async fn expired_tokens_are_refused_and_a_token_is_used_once_under_a_race() {
     leader.set_config("cluster.join_token_expiry", "3H").await;
     let t = token(&leader, "racer").await;
     let (a, b) = (Member::start(), Member::start());
-    let seed_a = join_preseed("127.0.25.3:8443", &t, "");
-    let seed_b = join_preseed("127.0.25.4:8443", &t, "");
+    let seed_a = join_preseed(&net.addr(3), &t, "");
+    let seed_b = join_preseed(&net.addr(4), &t, "");
     let (out_a, out_b) = std::thread::scope(|s| {
         let ha = s.spawn(|| a.rxd_with_input(&["init", "--preseed"], &seed_a));
         let hb = s.spawn(|| b.rxd_with_input(&["init", "--preseed"], &seed_b));

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use rxd_api::ClusterMember;
-use rxd_testkit::{join_preseed as join_seed, join_token as token, until, Member};
+use rxd_testkit::{join_preseed as join_seed, join_token as token, until, Member, Net};
 
 /// The parts of the cluster a failed join must not change: members and trust store.
 async fn cluster_state(m: &Member) -> (Vec<(String, String)>, Vec<String>) {
@@ -66,12 +66,9 @@ async fn joiner_with_own_data(m: &Member) {
 
 #[tokio::test]
 async fn invalid_source_is_refused_before_anything_changes() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap(
-        "127.0.12.1:8443",
-        "node1",
-        &["cluster.offline_threshold: 11"],
-    );
+    leader.bootstrap(&net.addr(1), "node1", &["cluster.offline_threshold: 11"]);
     let before = cluster_state(&leader).await;
     let joiner = Member::start();
     joiner_with_own_data(&joiner).await;
@@ -79,7 +76,7 @@ async fn invalid_source_is_refused_before_anything_changes() {
     let t = token(&leader, "node2").await;
     let out = joiner.rxd_with_input(
         &["init", "--preseed"],
-        &join_seed("127.0.12.2:8443", &t, "/nonexistent/rxd-source"),
+        &join_seed(&net.addr(2), &t, "/nonexistent/rxd-source"),
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -90,21 +87,15 @@ async fn invalid_source_is_refused_before_anything_changes() {
 
 #[tokio::test]
 async fn failure_after_accept_is_undone_on_both_sides() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap(
-        "127.0.13.1:8443",
-        "node1",
-        &["cluster.offline_threshold: 11"],
-    );
+    leader.bootstrap(&net.addr(1), "node1", &["cluster.offline_threshold: 11"]);
     let before = cluster_state(&leader).await;
     let joiner = Member::start_with_env(&[("RXD_FAILPOINT", "join-after-accept:error")]);
     joiner_with_own_data(&joiner).await;
     let mine = joiner_state(&joiner).await;
     let t = token(&leader, "node2").await;
-    let out = joiner.rxd_with_input(
-        &["init", "--preseed"],
-        &join_seed("127.0.13.2:8443", &t, ""),
-    );
+    let out = joiner.rxd_with_input(&["init", "--preseed"], &join_seed(&net.addr(2), &t, ""));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Injected failure"), "{err}");
@@ -123,22 +114,16 @@ async fn failure_after_accept_is_undone_on_both_sides() {
 
 #[tokio::test]
 async fn joiner_crash_after_the_database_swap_is_rolled_back_on_both_sides() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap(
-        "127.0.14.1:8443",
-        "node1",
-        &["cluster.offline_threshold: 11"],
-    );
+    leader.bootstrap(&net.addr(1), "node1", &["cluster.offline_threshold: 11"]);
     let before = cluster_state(&leader).await;
     let mut joiner = Member::start_with_env(&[("RXD_FAILPOINT", "join-after-swap:crash")]);
     joiner_with_own_data(&joiner).await;
     let mine = joiner_state(&joiner).await;
     let t = token(&leader, "node2").await;
     eprintln!("The joiner dies in the middle of the join");
-    let out = joiner.rxd_with_input(
-        &["init", "--preseed"],
-        &join_seed("127.0.14.2:8443", &t, ""),
-    );
+    let out = joiner.rxd_with_input(&["init", "--preseed"], &join_seed(&net.addr(2), &t, ""));
     assert!(!out.status.success());
     let start = Instant::now();
     while !joiner.has_exited() {

@@ -1,7 +1,7 @@
 //! Debian's real `lxd init` and `lxc` drive rxd unchanged, with `LXD_DIR` pointing at an rxd
 //! data directory. These tools are installed by `.ci/run`; a missing tool fails the test.
 
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 
 fn lxc_ok(m: &Member, program: &str, args: &[&str], stdin: Option<&str>) -> String {
     let out = m.command(program, args, stdin);
@@ -27,30 +27,36 @@ fn tool(name: &str) -> String {
 
 #[test]
 fn real_lxd_init_and_lxc_drive_rxd() {
+    let net = Net::lease();
     let (lxd, lxc) = (tool("lxd"), tool("lxc"));
     let m = Member::start();
     eprintln!("Debian's lxd init bootstraps rxd from a preseed");
-    let seed = "config:\n  core.https_address: 127.0.3.1:8443\n  core.trust_password: sekret\n\
+    let seed = &format!("config:\n  core.https_address: {net}.1:8443\n  core.trust_password: sekret\n\
 storage_pools:\n- name: local\n  driver: dir\n\
 profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: local\n      type: disk\n\
-cluster:\n  server_name: node1\n  enabled: true\n";
+cluster:\n  server_name: node1\n  enabled: true\n");
     lxc_ok(&m, &lxd, &["init", "--preseed"], Some(seed));
 
     eprintln!("lxc cluster list shows the member as LXD would");
     let list = lxc_ok(&m, &lxc, &["cluster", "list"], None);
     assert!(
-        list.contains("| node1 | https://127.0.3.1:8443 | database-leader |"),
+        list.contains(&format!(
+            "| node1 | https://{net}.1:8443 | database-leader |"
+        )),
         "{list}"
     );
     assert!(list.contains("| ONLINE |"), "{list}");
     let csv = lxc_ok(&m, &lxc, &["cluster", "list", "--format", "csv"], None);
-    assert!(csv.starts_with("node1,https://127.0.3.1:8443,"), "{csv}");
+    assert!(
+        csv.starts_with(&format!("node1,https://{net}.1:8443,")),
+        "{csv}"
+    );
 
     eprintln!("lxc config show hides the trust password");
     let config = lxc_ok(&m, &lxc, &["config", "show"], None);
     assert!(config.contains("core.trust_password: true"), "{config}");
     assert!(
-        config.contains("core.https_address: 127.0.3.1:8443"),
+        config.contains(&format!("core.https_address: {net}.1:8443")),
         "{config}"
     );
 

@@ -3,12 +3,12 @@
 //! `.ci/run` installs `lxd`, `lxd-client` and pylxd; a missing tool fails the test.
 //!
 //! Every external program runs under coreutils `timeout`, so a hung client fails the test
-//! instead of hanging it. Addresses are 127.0.30.x to 127.0.32.x.
+//! instead of hanging it.
 
 use std::path::Path;
 use std::process::Output;
 
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 
 /// Seconds any one client command may take.
 const LIMIT: &str = "120";
@@ -163,7 +163,8 @@ fn lxc_tokens(m: &Member) -> Vec<(String, String)> {
 
 #[test]
 fn lxc_cluster_add_token_joins_rxd_and_revoke_token_removes_it() {
-    let (n1, n2, n3) = ("127.0.30.1:8443", "127.0.30.2:8443", "127.0.30.3:8443");
+    let net = Net::lease();
+    let (n1, n2, n3) = (&net.addr(1), &net.addr(2), &net.addr(3));
     let leader = Member::start();
     bootstrap(&leader, n1);
 
@@ -223,8 +224,9 @@ fn lxc_cluster_add_token_joins_rxd_and_revoke_token_removes_it() {
 
 #[test]
 fn debian_lxd_init_joins_rxd_by_token_and_by_trust_password() {
+    let net = Net::lease();
     let lxd = tool("lxd");
-    let (n1, n2, n3) = ("127.0.31.1:8443", "127.0.31.2:8443", "127.0.31.3:8443");
+    let (n1, n2, n3) = (&net.addr(1), &net.addr(2), &net.addr(3));
     let leader = Member::start();
     bootstrap(&leader, n1);
 
@@ -290,7 +292,8 @@ fn two_members(n1: &str, n2: &str) -> (Member, Member) {
 
 #[test]
 fn pylxd_over_https_lists_and_reads_members() {
-    let (n1, n2) = ("127.0.32.1:8443", "127.0.32.2:8443");
+    let net = Net::lease();
+    let (n1, n2) = (&net.addr(1), &net.addr(2));
     let (leader, _second) = two_members(n1, n2);
 
     eprintln!("A client certificate is made, and pylxd is untrusted until lxc trusts it");
@@ -358,7 +361,8 @@ fn pylxd_over_https_lists_and_reads_members() {
 
 #[test]
 fn issue_10_pylxd_authenticates_with_a_token_and_with_the_trust_password() {
-    let (n1, n2) = ("127.0.180.1:8443", "127.0.180.2:8443");
+    let net = Net::lease();
+    let (n1, n2) = (&net.addr(1), &net.addr(2));
     let (leader, _second) = two_members(n1, n2);
 
     // pylxd sends the certificate as the PEM body: base64 broken every 64 characters.
@@ -412,8 +416,9 @@ fn lxc_fails(m: &Member, args: &[&str]) -> String {
 
 #[test]
 fn issue_10_lxc_unsets_member_keys_and_names_what_rxd_does_not_support() {
+    let net = Net::lease();
     let leader = Member::start();
-    bootstrap(&leader, "127.0.180.10:8443");
+    bootstrap(&leader, &net.addr(10));
     let lxc = tool("lxc");
 
     eprintln!("lxc cluster unset clears a member key set before");
@@ -480,8 +485,9 @@ fn issue_10_lxc_unsets_member_keys_and_names_what_rxd_does_not_support() {
 
 #[test]
 fn issue_10_rxc_network_list_and_storage_info_print_what_lxc_prints() {
+    let net = Net::lease();
     let m = Member::start();
-    bootstrap(&m, "127.0.180.20:8443");
+    bootstrap(&m, &net.addr(20));
     let (lxc, rxc) = (tool("lxc"), rxd_testkit::bin("rxc").display().to_string());
 
     eprintln!("rxc network list hides loopback and unknown interfaces, as lxc does");

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rxd_api::ClusterMember;
-use rxd_testkit::{bin, join_preseed, join_token, until, Member};
+use rxd_testkit::{bin, join_preseed, join_token, until, Member, Net};
 
 const THRESHOLD: &str = "cluster.offline_threshold: 11";
 
@@ -151,7 +151,8 @@ async fn until_three_voters(m: &Member) {
 
 #[tokio::test]
 async fn removing_a_member_while_another_voter_is_down_keeps_the_cluster_working() {
-    let mut m = Member::form(3, "127.0.61", &[THRESHOLD]).await;
+    let net = Net::lease();
+    let mut m = Member::form(3, &net, &[THRESHOLD]).await;
     until_three_voters(&m[0]).await;
     eprintln!("node2 dies; node3 is removed: voters {{1,2}} would need the dead node2");
     m[1].kill();
@@ -185,7 +186,8 @@ async fn removing_a_member_while_another_voter_is_down_keeps_the_cluster_working
 
 #[tokio::test]
 async fn a_removal_that_would_leave_most_voters_offline_is_refused() {
-    let mut m = Member::form(4, "127.0.62", &[THRESHOLD]).await;
+    let net = Net::lease();
+    let mut m = Member::form(4, &net, &[THRESHOLD]).await;
     until_three_voters(&m[0]).await;
     assert_eq!(voters(&m[0]).await, ["node1", "node2", "node3"]);
     eprintln!("node4 (the stand-by) dies, then the voter node2");
@@ -213,7 +215,8 @@ async fn a_removal_that_would_leave_most_voters_offline_is_refused() {
 
 #[tokio::test]
 async fn removing_the_leader_hands_over_to_an_online_member() {
-    let mut m = Member::form(3, "127.0.63", &[THRESHOLD]).await;
+    let net = Net::lease();
+    let mut m = Member::form(3, &net, &[THRESHOLD]).await;
     until_three_voters(&m[0]).await;
     eprintln!("node2 dies; the leader node1 is removed and must hand over to node3");
     m[1].kill();
@@ -336,14 +339,12 @@ async fn retry_join(leader: &Member, joiner: &Member, name: &str, address: &str)
 
 #[tokio::test]
 async fn joiner_crash_after_accept_is_undone_and_a_retry_succeeds() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.64.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut joiner = fresh_joiner("join-after-accept:crash").await;
     let t = join_token(&leader, "node2").await;
-    let out = joiner.rxd_with_input(
-        &["init", "--preseed"],
-        &join_preseed("127.0.64.2:8443", &t, ""),
-    );
+    let out = joiner.rxd_with_input(&["init", "--preseed"], &join_preseed(&net.addr(2), &t, ""));
     assert!(!out.status.success(), "the join should have crashed");
     wait_exit(&mut joiner);
     joiner.clear_env();
@@ -357,56 +358,61 @@ async fn joiner_crash_after_accept_is_undone_and_a_retry_succeeds() {
         status_of(&leader, "node2").await.as_deref(),
         Some("Pending")
     );
-    retry_join(&leader, &joiner, "node2", "127.0.64.2:8443").await;
+    retry_join(&leader, &joiner, "node2", &net.addr(2)).await;
 }
 
 #[tokio::test]
 async fn joiner_crash_after_the_swap_is_undone_and_a_retry_succeeds() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.65.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut joiner = fresh_joiner("join-after-swap:crash").await;
-    let member = crash_join_at(&leader, &mut joiner, "node2", "127.0.65.2:8443").await;
+    let member = crash_join_at(&leader, &mut joiner, "node2", &net.addr(2)).await;
     assert!(!member, "the leader never made it a member");
     joiner_keeps_its_old_config(&joiner).await;
-    retry_join(&leader, &joiner, "node2", "127.0.65.2:8443").await;
+    retry_join(&leader, &joiner, "node2", &net.addr(2)).await;
 }
 
 #[tokio::test]
 async fn joiner_crash_after_joined_finishes_the_join() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.66.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut joiner = fresh_joiner("join-after-joined:crash").await;
-    let member = crash_join_at(&leader, &mut joiner, "node2", "127.0.66.2:8443").await;
+    let member = crash_join_at(&leader, &mut joiner, "node2", &net.addr(2)).await;
     assert!(member, "the leader committed the join");
 }
 
 #[tokio::test]
 async fn joiner_crash_before_the_rename_finishes_the_join() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.67.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut joiner = fresh_joiner("join-before-rename:crash").await;
-    let member = crash_join_at(&leader, &mut joiner, "node2", "127.0.67.2:8443").await;
+    let member = crash_join_at(&leader, &mut joiner, "node2", &net.addr(2)).await;
     assert!(member);
 }
 
 #[tokio::test]
 async fn joiner_crash_after_the_rename_finishes_the_join() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.68.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut joiner = fresh_joiner("join-after-rename:crash").await;
-    let member = crash_join_at(&leader, &mut joiner, "node2", "127.0.68.2:8443").await;
+    let member = crash_join_at(&leader, &mut joiner, "node2", &net.addr(2)).await;
     assert!(member);
 }
 
 #[tokio::test]
 async fn joiner_crash_before_the_learner_catches_up_ends_the_same_on_both_sides() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.69.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut joiner = fresh_joiner("join-before-catch-up:crash").await;
-    let member = crash_join_at(&leader, &mut joiner, "node2", "127.0.69.2:8443").await;
+    let member = crash_join_at(&leader, &mut joiner, "node2", &net.addr(2)).await;
     if !member {
         joiner_keeps_its_old_config(&joiner).await;
-        retry_join(&leader, &joiner, "node2", "127.0.69.2:8443").await;
+        retry_join(&leader, &joiner, "node2", &net.addr(2)).await;
     }
 }
 
@@ -414,12 +420,13 @@ async fn joiner_crash_before_the_learner_catches_up_ends_the_same_on_both_sides(
 
 #[tokio::test]
 async fn a_join_that_finishes_after_the_pending_deadline_is_kept() {
+    let net = Net::lease();
     // The leader holds `joined` for 45 s, well past twice the offline threshold (22 s) plus a
     // heartbeat round, so the reaper decides the member is stale while the join holds the lock.
     let leader = Member::start_with_env(&[("RXD_FAILPOINT", "joined-before-created:delay=45")]);
-    leader.bootstrap("127.0.70.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let joiner = Member::start();
-    joiner.join(&leader, "node2", "127.0.70.2:8443").await;
+    joiner.join(&leader, "node2", &net.addr(2)).await;
     let start = Instant::now();
     while !leader.log().contains("finished joining meanwhile") {
         assert!(
@@ -438,16 +445,17 @@ async fn a_join_that_finishes_after_the_pending_deadline_is_kept() {
 
 #[tokio::test]
 async fn concurrent_joins_both_get_an_id_of_their_own() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.71.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let (a, b) = (Member::start(), Member::start());
     let (ta, tb) = (
         join_token(&leader, "node2").await,
         join_token(&leader, "node3").await,
     );
     let (sa, sb) = (
-        join_preseed("127.0.71.2:8443", &ta, ""),
-        join_preseed("127.0.71.3:8443", &tb, ""),
+        join_preseed(&net.addr(2), &ta, ""),
+        join_preseed(&net.addr(3), &tb, ""),
     );
     let (oa, ob) = std::thread::scope(|s| {
         let ja = s.spawn(|| a.rxd_with_input(&["init", "--preseed"], &sa));
@@ -467,10 +475,11 @@ async fn concurrent_joins_both_get_an_id_of_their_own() {
 
 #[tokio::test]
 async fn a_removed_member_that_crashes_while_resetting_starts_standalone() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.72.1:8443", "node1", &[THRESHOLD]);
+    leader.bootstrap(&net.addr(1), "node1", &[THRESHOLD]);
     let mut gone = Member::start_with_env(&[("RXD_FAILPOINT", "standalone-after-rename:crash")]);
-    gone.join(&leader, "node2", "127.0.72.2:8443").await;
+    gone.join(&leader, "node2", &net.addr(2)).await;
     leader
         .client()
         .delete_cluster_member("node2", false)
@@ -485,7 +494,7 @@ async fn a_removed_member_that_crashes_while_resetting_starts_standalone() {
     assert!(!gone.dir().join("database/global.removed").exists());
     write_within(&gone, "standalone-again", Duration::from_secs(10)).await;
     eprintln!("It can join again");
-    gone.join(&leader, "node2", "127.0.72.2:8443").await;
+    gone.join(&leader, "node2", &net.addr(2)).await;
     until(Duration::from_secs(30), "node2 online again", || async {
         status_of(&leader, "node2").await.as_deref() == Some("Online")
     })

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use rxd_testkit::{bin, bootstrap_preseed, fails, join_preseed, join_token_via, ok, until};
+use rxd_testkit::{bin, bootstrap_preseed, fails, join_preseed, join_token_via, ok, until, Net};
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -660,9 +660,9 @@ async fn interactive_init_creates_a_bridge() {
 
 /// A raw call to `m`'s `/internal/*` endpoint with `m`'s own member certificate, from inside
 /// its namespace: the status and the body.
-fn as_member(m: &NsMember, path: &str, body: &serde_json::Value) -> (u16, String) {
+fn as_member(m: &NsMember, net: &Net, path: &str, body: &serde_json::Value) -> (u16, String) {
     let file = |f: &str| m.dir.join(f).display().to_string();
-    let url = format!("https://127.0.160.1:8443{path}");
+    let url = format!("https://{net}.1:8443{path}");
     let out = m.ns.exec(
         "curl",
         &[
@@ -691,17 +691,19 @@ fn as_member(m: &NsMember, path: &str, body: &serde_json::Value) -> (u16, String
 /// interface rxd did not make, nor a network the cluster still has.
 #[tokio::test]
 async fn internal_calls_touch_only_bridges_rxd_made() {
+    let net = Net::lease();
     let m = NsMember::start();
     ok(&m.cmd(
         "rxd",
         &["init", "--preseed"],
-        Some(&bootstrap_preseed("127.0.160.1:8443", "node1", &[])),
+        Some(&bootstrap_preseed(&net.addr(1), "node1", &[])),
     ));
     m.ns.ip(&["link", "add", "hostbr0", "type", "bridge"]);
 
     eprintln!("phase: deleting a host bridge by name leaves it in place");
     let (status, body) = as_member(
         &m,
+        &net,
         "/internal/networks/delete",
         &serde_json::json!({"name": "hostbr0", "config": {}}),
     );
@@ -711,6 +713,7 @@ async fn internal_calls_touch_only_bridges_rxd_made() {
     eprintln!("phase: reconfiguring it is refused and changes nothing");
     let (status, body) = as_member(
         &m,
+        &net,
         "/internal/networks/create",
         &serde_json::json!({"name": "hostbr0", "update": true,
             "config": {"ipv4.address": "10.66.1.1/24", "ipv6.address": "none"}}),
@@ -723,6 +726,7 @@ async fn internal_calls_touch_only_bridges_rxd_made() {
     for name in ["../x", "a/b", ""] {
         let (status, body) = as_member(
             &m,
+            &net,
             "/internal/networks/delete",
             &serde_json::json!({"name": name, "config": {}}),
         );
@@ -730,6 +734,7 @@ async fn internal_calls_touch_only_bridges_rxd_made() {
     }
     let (status, body) = as_member(
         &m,
+        &net,
         "/internal/networks/create",
         &serde_json::json!({"name": "newbr0", "config": {"bogus.key": "1"}}),
     );
@@ -746,6 +751,7 @@ async fn internal_calls_touch_only_bridges_rxd_made() {
     ]));
     let (status, body) = as_member(
         &m,
+        &net,
         "/internal/networks/delete",
         &serde_json::json!({"name": "rxdbr0", "config": {}}),
     );

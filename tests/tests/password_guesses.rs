@@ -6,21 +6,20 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rxd_api::{CertificatesPost, ProfilesPost};
-use rxd_testkit::{until, Member};
+use rxd_testkit::{until, Member, Net};
 
 const PASSWORD: &str = "the-trust-password";
-/// Where the guesses come from; the right password comes from 127.0.0.1.
-const GUESSER: &str = "127.0.171.50";
 const GUESSERS: usize = 8;
 const FLOOD: Duration = Duration::from_secs(6);
 
-/// An untrusted HTTPS client whose connections come from [`GUESSER`].
-fn guesser_client(cluster_crt: &str) -> reqwest::Client {
+/// An untrusted HTTPS client whose connections come from `source` (the right password comes
+/// from 127.0.0.1).
+fn guesser_client(cluster_crt: &str, source: &str) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = rxd_tls::pinned_client_config(cluster_crt, None).unwrap();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
-        .local_address(GUESSER.parse::<IpAddr>().unwrap())
+        .local_address(source.parse::<IpAddr>().unwrap())
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
@@ -28,14 +27,14 @@ fn guesser_client(cluster_crt: &str) -> reqwest::Client {
 }
 
 /// Guesses until the flood ends; answers the count of each status and one body per status.
-async fn guess(client: reqwest::Client, who: usize) -> HashMap<u16, (usize, String)> {
+async fn guess(client: reqwest::Client, url: String, who: usize) -> HashMap<u16, (usize, String)> {
     let mut seen: HashMap<u16, (usize, String)> = HashMap::new();
     let start = Instant::now();
     let mut i = 0;
     while start.elapsed() < FLOOD {
         i += 1;
         let resp = client
-            .post("https://127.0.171.1:8443/1.0/certificates")
+            .post(&url)
             .json(&serde_json::json!({"type": "client", "password": format!("guess-{who}-{i}")}))
             .send()
             .await
@@ -50,14 +49,18 @@ async fn guess(client: reqwest::Client, who: usize) -> HashMap<u16, (usize, Stri
 
 #[tokio::test]
 async fn password_guesses_are_throttled_per_source() {
-    let members = Member::form(3, "127.0.171", &[]).await;
+    let net = Net::lease();
+    let members = Member::form(3, &net, &[]).await;
     let leader = &members[0];
     leader.set_config("core.trust_password", PASSWORD).await;
     let cluster_crt = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
 
     eprintln!("phase: {GUESSERS} guessers for {FLOOD:?} while a trusted client writes");
     let guessers: Vec<_> = (0..GUESSERS)
-        .map(|who| tokio::spawn(guess(guesser_client(&cluster_crt), who)))
+        .map(|who| {
+            let url = format!("https://{}/1.0/certificates", net.addr(1));
+            tokio::spawn(guess(guesser_client(&cluster_crt, &net.ip(50)), url, who))
+        })
         .collect();
     let writer = leader.client();
     let start = Instant::now();
@@ -97,18 +100,19 @@ async fn password_guesses_are_throttled_per_source() {
         "{throttled}"
     );
     let log = leader.log();
+    let guesser = net.ip(50);
     let warnings = log
         .lines()
-        .filter(|l| l.contains("WARN") && l.contains(GUESSER))
+        .filter(|l| l.contains("WARN") && l.contains(&guesser))
         .count();
     assert!(
         warnings >= 1 && warnings <= count(403),
-        "{warnings} warnings naming {GUESSER} for {total} guesses:\n{log}"
+        "{warnings} warnings naming {guesser} for {total} guesses:\n{log}"
     );
 
     eprintln!("phase: the right password from another address is still accepted");
     let cert = rxd_tls::generate_client("good", "test").unwrap();
-    let good = rxd_client::Client::https("127.0.171.1:8443", &cluster_crt, Some(&cert)).unwrap();
+    let good = rxd_client::Client::https(&net.addr(1), &cluster_crt, Some(&cert)).unwrap();
     good.add_certificate(&CertificatesPost {
         cert_type: "client".into(),
         name: "good".into(),

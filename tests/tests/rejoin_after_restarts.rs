@@ -1,9 +1,9 @@
 //! Issue 10: a voter removed from a three-member cluster whose leader was SIGKILLed and
-//! restarted three times in a row rejoins with a new token. Addresses are 127.0.181.x.
+//! restarted three times in a row rejoins with a new token.
 
 use std::time::{Duration, Instant};
 
-use rxd_testkit::{join_preseed, join_token, ok, Member};
+use rxd_testkit::{join_preseed, join_token, ok, Member, Net};
 
 /// The index of the leader, when every member is online and all of them name the same one.
 async fn agreed_leader(members: &[Member]) -> Option<usize> {
@@ -52,7 +52,8 @@ async fn leader(members: &[Member]) -> usize {
 
 #[tokio::test]
 async fn issue_10_a_removed_voter_rejoins_after_the_leader_was_killed_three_times() {
-    let mut members = Member::form(3, "127.0.181", &[]).await;
+    let net = Net::lease();
+    let mut members = Member::form(3, &net, &[]).await;
 
     let mut killed = 0;
     for round in 1..=3 {
@@ -85,7 +86,7 @@ async fn issue_10_a_removed_voter_rejoins_after_the_leader_was_killed_three_time
     let gone = 3 - l - contact;
 
     let name = format!("node{}", gone + 1);
-    let address = format!("127.0.181.{}:8443", gone + 1);
+    let address = format!("{net}.{}:8443", gone + 1);
     eprintln!(
         "cluster remove of the voter {name} through node{}; node{} leads",
         contact + 1,

@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use rxd_testkit::{fails, ok, Member};
+use rxd_testkit::{fails, ok, Member, Net};
 
 const LXC: &str = "/usr/bin/lxc";
 
@@ -39,7 +39,8 @@ fn same_as_lxc(m: &Member, args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn issue_10_cluster_member_commands() {
-    let members = Member::form(2, "127.0.200", &[]).await;
+    let net = Net::lease();
+    let members = Member::form(2, &net, &[]).await;
     let a = &members[0];
     lxc_first_run(a);
 
@@ -121,11 +122,11 @@ async fn issue_10_cluster_member_commands() {
             &["config", "get", "core.https_address", "--target", target],
         ))
     };
-    assert_eq!(get("node2"), "127.0.200.2:8443\n");
-    assert_eq!(get("node1"), "127.0.200.1:8443\n");
+    assert_eq!(get("node2"), format!("{net}.2:8443\n"));
+    assert_eq!(get("node1"), format!("{net}.1:8443\n"));
     let show = ok(&same_as_lxc(a, &["config", "show", "--target", "node2"]));
     assert!(
-        show.contains("core.https_address: 127.0.200.2:8443"),
+        show.contains(&format!("core.https_address: {net}.2:8443")),
         "{show}"
     );
     eprintln!("lxc and rxc set a member key on the --target member, not on the one asked");
@@ -135,25 +136,25 @@ async fn issue_10_cluster_member_commands() {
             "config",
             "set",
             "core.https_address",
-            "127.0.200.2:8443",
+            &net.addr(2),
             "--target",
             "node2",
         ],
         None,
     ));
-    assert_eq!(get("node1"), "127.0.200.1:8443\n");
+    assert_eq!(get("node1"), format!("{net}.1:8443\n"));
     ok(&rxc(
         a,
         &[
             "config",
             "set",
             "core.https_address",
-            "127.0.200.2:8443",
+            &net.addr(2),
             "--target",
             "node2",
         ],
     ));
-    assert_eq!(get("node2"), "127.0.200.2:8443\n");
+    assert_eq!(get("node2"), format!("{net}.2:8443\n"));
 
     eprintln!("config edit from stdin; config unset of an unknown key fails as with lxc");
     let edit = ok(&rxc(a, &["config", "show"]))
@@ -176,8 +177,9 @@ async fn issue_10_cluster_member_commands() {
 
 #[tokio::test]
 async fn issue_10_trust_profile_and_flags() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.201.1:8443", "node1", &[]);
+    m.bootstrap(&net.addr(1), "node1", &[]);
     lxc_first_run(&m);
 
     eprintln!("trust add of a missing file is an error, not a client name");
@@ -292,8 +294,9 @@ async fn issue_10_trust_profile_and_flags() {
 
 #[tokio::test]
 async fn issue_10_storage_network_remote_and_global_flags() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.201.2:8443", "node1", &[]);
+    m.bootstrap(&net.addr(2), "node1", &[]);
     lxc_first_run(&m);
 
     eprintln!("storage get and network get print a set key, nothing for an unset one");

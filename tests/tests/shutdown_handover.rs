@@ -4,21 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use rxd_testkit::{until, Member};
+use rxd_testkit::{until, Member, Net};
 
-/// Three members `<prefix>1..3` at `127.0.120.<first>..`, all voters.
-async fn three(first: u8, prefix: &str) -> Vec<Member> {
+/// Three members `<prefix>1..3` at `net.addr(1..=3)`, all voters.
+async fn three(net: &Net, prefix: &str) -> Vec<Member> {
     let members: Vec<Member> = (0..3).map(|_| Member::start()).collect();
-    members[0].bootstrap(
-        &format!("127.0.120.{first}:8443"),
-        &format!("{prefix}1"),
-        &[],
-    );
+    members[0].bootstrap(&net.addr(1), &format!("{prefix}1"), &[]);
     for (i, m) in members.iter().enumerate().skip(1) {
         m.join(
             &members[0],
             &format!("{prefix}{}", i + 1),
-            &format!("127.0.120.{}:8443", first + i as u8),
+            &net.addr(i as u8 + 1),
         )
         .await;
     }
@@ -57,7 +53,8 @@ async fn create_profile(m: &Member, name: &str) -> bool {
 
 #[tokio::test]
 async fn sigterm_on_the_leader_hands_leadership_over_before_it_exits() {
-    let mut members = three(1, "node").await;
+    let net = Net::lease();
+    let mut members = three(&net, "node").await;
     let mut old = None;
     until(Duration::from_secs(30), "a leader", || async {
         leader_seen_by(&members[1]).await.is_some()
@@ -139,7 +136,8 @@ async fn sigterm_on_the_leader_hands_leadership_over_before_it_exits() {
 
 #[tokio::test]
 async fn elect_on_a_follower_makes_it_the_leader() {
-    let members = three(11, "elect").await;
+    let net = Net::lease();
+    let members = three(&net, "elect").await;
     until(Duration::from_secs(30), "a leader", || async {
         leader_seen_by(&members[0]).await.is_some()
     })

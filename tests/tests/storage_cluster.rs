@@ -2,7 +2,7 @@
 //! with LXD's errors and nothing left half-created.
 
 use rxd_api::StoragePoolsPost;
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 
 fn pool(name: &str, config: &[(&str, &str)]) -> StoragePoolsPost {
     StoragePoolsPost {
@@ -18,7 +18,8 @@ fn pool(name: &str, config: &[(&str, &str)]) -> StoragePoolsPost {
 
 #[tokio::test]
 async fn pending_then_created_on_every_member() {
-    let m = Member::form(3, "127.0.15", &[]).await;
+    let net = Net::lease();
+    let m = Member::form(3, &net, &[]).await;
     let c = m[1].client();
     eprintln!("A cluster-wide create needs the per-member definitions first");
     let err = c
@@ -113,7 +114,8 @@ async fn pending_then_created_on_every_member() {
 
 #[tokio::test]
 async fn a_failing_member_leaves_nothing_behind() {
-    let m = Member::form(3, "127.0.16", &[]).await;
+    let net = Net::lease();
+    let m = Member::form(3, &net, &[]).await;
     let c = m[0].client();
     c.create_storage_pool(&pool("p3", &[]), Some("node1"))
         .await
@@ -138,8 +140,9 @@ async fn a_failing_member_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn rxc_storage_set_unset_and_info() {
+    let net = Net::lease();
     let m = Member::start();
-    m.bootstrap("127.0.27.1:8443", "node1", &[]);
+    m.bootstrap(&net.addr(1), "node1", &[]);
     let rxc = |args: &[&str]| m.command("rxc", args, None);
     rxd_testkit::ok(&rxc(&["storage", "set", "local", "user.rack", "r1"]));
     let show = rxd_testkit::ok(&rxc(&["storage", "show", "local"]));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rxd_api::StoragePoolsPost;
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 
 fn pool(name: &str, driver: &str, config: &[(&str, &str)]) -> StoragePoolsPost {
     StoragePoolsPost {
@@ -424,7 +424,8 @@ async fn bad_input_is_refused_and_leaves_nothing() {
 
 #[tokio::test]
 async fn btrfs_pools_per_member_across_a_cluster() {
-    let m = Member::form(3, "127.0.50", &[]).await;
+    let net = Net::lease();
+    let m = Member::form(3, &net, &[]).await;
     let _cleanup = HostCleanup::of(&[&m[0], &m[1], &m[2]]);
     if !btrfs_works() {
         return;

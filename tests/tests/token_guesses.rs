@@ -2,7 +2,7 @@
 //! never becomes a write to the cluster database.
 
 use rxd_api::{CertificatesPost, JoinToken};
-use rxd_testkit::{join_preseed, join_token, ok, Member};
+use rxd_testkit::{join_preseed, join_token, ok, Member, Net};
 
 /// The index of the last raft entry the member applied, as its state database records it.
 fn last_applied(m: &Member) -> u64 {
@@ -20,11 +20,12 @@ fn last_applied(m: &Member) -> u64 {
 
 #[tokio::test]
 async fn token_guesses_are_refused_without_a_write() {
+    let net = Net::lease();
     let leader = Member::start();
-    leader.bootstrap("127.0.80.1:8443", "node1", &[]);
+    leader.bootstrap(&net.addr(1), "node1", &[]);
     let real = join_token(&leader, "node2").await;
     let cluster_crt = std::fs::read_to_string(leader.dir().join("cluster.crt")).unwrap();
-    let untrusted = rxd_client::Client::https("127.0.80.1:8443", &cluster_crt, None).unwrap();
+    let untrusted = rxd_client::Client::https(&net.addr(1), &cluster_crt, None).unwrap();
 
     let before = last_applied(&leader);
     eprintln!("phase: 20 well-formed tokens with wrong secrets, each refused");
@@ -55,7 +56,7 @@ async fn token_guesses_are_refused_without_a_write() {
     let joiner = Member::start();
     ok(&joiner.rxd_with_input(
         &["init", "--preseed"],
-        &join_preseed("127.0.80.2:8443", &real, ""),
+        &join_preseed(&net.addr(2), &real, ""),
     ));
     let names: Vec<String> = leader
         .client()

@@ -5,16 +5,13 @@
 use base64::Engine;
 use rxd_api::CertificatesPost;
 use rxd_client::Client;
-use rxd_testkit::Member;
+use rxd_testkit::{Member, Net};
 use serde_json::json;
 use std::time::Duration;
 
-/// Two members, `node1` on `127.0.150.<first>:8443` and `node2` on the next address.
-async fn form(first: u8) -> (Vec<Member>, [String; 2]) {
-    let addresses = [
-        format!("127.0.150.{first}:8443"),
-        format!("127.0.150.{}:8443", first + 1),
-    ];
+/// Two members, `node1` on `net.addr(1)` and `node2` on `net.addr(2)`.
+async fn form(net: &Net) -> (Vec<Member>, [String; 2]) {
+    let addresses = [net.addr(1), net.addr(2)];
     let members = vec![Member::start(), Member::start()];
     members[0].bootstrap(&addresses[0], "node1", &[]);
     members[1].join(&members[0], "node2", &addresses[1]).await;
@@ -68,7 +65,8 @@ async fn status(c: &Client, method: &str, path: &str, body: Option<serde_json::V
 
 #[tokio::test]
 async fn a_client_certificate_cannot_mint_a_member() {
-    let (members, addr) = form(1).await;
+    let net = Net::lease();
+    let (members, addr) = form(&net).await;
     let client_cert = rxd_tls::generate_client("client", "host").unwrap();
     trust(&members[0], "client", &client_cert, None).await;
     let c = https(&members[0], &addr[0], Some(&client_cert));
@@ -120,10 +118,10 @@ fn member_cert(m: &Member) -> rxd_tls::CertKey {
     rxd_tls::CertKey::from_pem(read("server.crt"), read("server.key")).unwrap()
 }
 
-fn accept_body(name: &str, schema: i64) -> serde_json::Value {
+fn accept_body(net: &Net, name: &str, schema: i64) -> serde_json::Value {
     json!({
         "name": name,
-        "address": "127.0.150.250:8443",
+        "address": &net.addr(250),
         "schema": schema,
         "api": rxd_api::API_EXTENSIONS.len(),
         "architecture": "x86_64",
@@ -145,13 +143,15 @@ async fn answer(c: &Client, method: &str, path: &str, body: serde_json::Value) -
 
 #[tokio::test]
 async fn only_the_joiner_that_presented_a_token_is_accepted_once() {
-    let (members, addr) = form(11).await;
+    let net = Net::lease();
+    let (members, addr) = form(&net).await;
     let accept = "/internal/cluster/accept";
 
     eprintln!("phase: a member certificate with no join in progress gets 403 and no detail");
     for (i, address) in addr.iter().enumerate() {
         let as_member = https(&members[0], address, Some(&member_cert(&members[i])));
-        let (status, message) = answer(&as_member, "POST", accept, accept_body("evil", 0)).await;
+        let (status, message) =
+            answer(&as_member, "POST", accept, accept_body(&net, "evil", 0)).await;
         assert_eq!(status, 403, "{message}");
         assert!(!message.contains("schema"), "{message}");
     }
@@ -173,19 +173,19 @@ async fn only_the_joiner_that_presented_a_token_is_accepted_once() {
 
     eprintln!("phase: another member's certificate still cannot use the join");
     let other = https(&members[0], &addr[0], Some(&member_cert(&members[0])));
-    let mut forged = accept_body("node9", 0);
+    let mut forged = accept_body(&net, "node9", 0);
     forged["joiner_fingerprint"] = json!("0000");
     assert_eq!(answer(&other, "POST", accept, forged).await.0, 403);
 
     eprintln!("phase: the joiner, under another name, is refused");
     assert_eq!(
-        answer(&as_joiner, "POST", accept, accept_body("node8", 0))
+        answer(&as_joiner, "POST", accept, accept_body(&net, "node8", 0))
             .await
             .0,
         403
     );
     eprintln!("phase: the joiner with a wrong version is told why, and keeps its join");
-    let (status, message) = answer(&as_joiner, "POST", accept, accept_body("node9", 0)).await;
+    let (status, message) = answer(&as_joiner, "POST", accept, accept_body(&net, "node9", 0)).await;
     assert_eq!(status, 400, "{message}");
     let schema: i64 = message
         .split("DB schema ")
@@ -195,16 +195,29 @@ async fn only_the_joiner_that_presented_a_token_is_accepted_once() {
         .unwrap_or_else(|| panic!("no schema in {message}"));
 
     eprintln!("phase: the joiner is accepted once, through a member that forwards to the leader");
-    let (status, message) = answer(&as_joiner, "POST", accept, accept_body("node9", schema)).await;
+    let (status, message) = answer(
+        &as_joiner,
+        "POST",
+        accept,
+        accept_body(&net, "node9", schema),
+    )
+    .await;
     assert_eq!(status, 200, "{message}");
     assert!(message.contains("private_key"), "{message}");
-    let (status, message) = answer(&as_joiner, "POST", accept, accept_body("node9", schema)).await;
+    let (status, message) = answer(
+        &as_joiner,
+        "POST",
+        accept,
+        accept_body(&net, "node9", schema),
+    )
+    .await;
     assert_eq!(status, 403, "{message}");
 }
 
 #[tokio::test]
 async fn a_members_certificate_goes_only_with_the_member() {
-    let (members, _) = form(21).await;
+    let net = Net::lease();
+    let (members, _) = form(&net).await;
     let c = members[0].client();
     let fp = member_cert(&members[1]).fingerprint();
 
@@ -237,7 +250,8 @@ fn client_cert_file(m: &Member, name: &str) -> (rxd_tls::CertKey, String) {
 
 #[tokio::test]
 async fn a_restricted_client_stays_in_its_projects() {
-    let (members, addr) = form(31).await;
+    let net = Net::lease();
+    let (members, addr) = form(&net).await;
     let admin = members[0].client();
 
     eprintln!("phase: a certificate-add token made for a client restricted to no project");

@@ -1,6 +1,6 @@
 //! The quick profile, one test per run, as CI runs it (serially: see `.config/nextest.toml`).
 //! Each run forms a 5-member cluster (3 voters, 2 stand-bys, a spare slot) in network
-//! namespaces (loopback 127.0.140.x without root), drives a workload for 52 s of faults and
+//! namespaces (without root: a loopback block leased from the test kit), drives a workload for 52 s of faults and
 //! fails on any anomaly or on a run that is not valid. The seed comes from `RXD_FAULT_SEED`
 //! (default: random, printed) so CI covers new schedules while a failure names its seed.
 
@@ -18,7 +18,9 @@ fn seed(position: u64) -> u64 {
 
 async fn quick(position: usize) {
     let (workload, nemesis) = quick_runs()[position].clone();
-    let opts = RunOptions::quick(workload, nemesis, seed(position as u64));
+    let net = rxd_testkit::Net::lease();
+    let mut opts = RunOptions::quick(workload, nemesis, seed(position as u64));
+    opts.loopback_net = net.third();
     eprintln!(
         "seed {} (set RXD_FAULT_SEED={} to repeat)",
         opts.seed,

@@ -11,8 +11,10 @@ async fn if_match_checked_outside_apply() {
         .into_iter()
         .find(|r| r.name == "if_match_checked_outside_apply")
         .expect("the scenario is listed");
+    let net = rxd_testkit::Net::lease();
     let opts = RunOptions {
         fault_secs: r.fault_secs,
+        loopback_net: net.third(),
         ..RunOptions::quick(r.workload, r.nemesis, r.seed)
     };
     let summary = run_and_print(&opts).await.expect("the run completes");

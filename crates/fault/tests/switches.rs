@@ -25,8 +25,10 @@ fn seed_hitting_leader(mix: &[Nemesis], n: usize, from: u64) -> u64 {
 
 async fn caught(switch: &str, workload: Workload, nemesis: Vec<Nemesis>, kinds: &[&str]) {
     let seed = seed_hitting_leader(&nemesis, 4, 1);
+    let net = rxd_testkit::Net::lease();
     let opts = RunOptions {
         fault_secs: FAULT_SECS,
+        loopback_net: net.third(),
         switches: vec![switch.to_string()],
         ..RunOptions::quick(workload, nemesis, seed)
     };

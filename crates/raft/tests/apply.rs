@@ -54,7 +54,7 @@ async fn open(dir: &Path) -> ReplicatedDb {
 /// A standalone server: a new group with this node as its only voter.
 async fn standalone(dir: &TempDir) -> ReplicatedDb {
     let db = open(&global_dir(dir)).await;
-    db.initialize("127.0.80.1:8443".to_string()).await.unwrap();
+    db.initialize("127.0.0.1:8443".to_string()).await.unwrap();
     db.wait_for_leader(WAIT).await.unwrap();
     db
 }
@@ -89,7 +89,7 @@ fn token(expires_at: &str) -> Token {
         name: "node2".to_string(),
         secret: "s3cr3t".to_string(),
         fingerprint: "ff".to_string(),
-        addresses: vec!["127.0.80.1:8443".to_string()],
+        addresses: vec!["127.0.0.1:8443".to_string()],
         created_at: "2026-01-01T00:00:00Z".to_string(),
         expires_at: expires_at.to_string(),
         location: "node1".to_string(),
@@ -110,7 +110,7 @@ fn add_member() -> Command {
     Command::AddMember {
         id: 2,
         name: "node2".to_string(),
-        address: "127.0.80.2:8443".to_string(),
+        address: "127.0.0.2:8443".to_string(),
         architecture: "x86_64".to_string(),
         state: rxd_db::tables::MemberState::Pending,
         pools: BTreeMap::new(),

@@ -417,14 +417,13 @@ impl Member {
         ok(&self.rxd_with_input(&["init", "--preseed"], &join_preseed(address, &token, "")));
     }
 
-    /// Starts `n` members and forms a cluster `node1..nodeN` on `<net>.1..<net>.N:8443`
-    /// (`net` is a leased [`Net`]).
-    pub async fn form(n: usize, net: impl std::fmt::Display, extra_config: &[&str]) -> Vec<Member> {
+    /// Starts `n` members and forms a cluster `node1..nodeN` on `net.addr(1..=N)`.
+    pub async fn form(n: usize, net: &Net, extra_config: &[&str]) -> Vec<Member> {
         let members: Vec<Member> = (0..n).map(|_| Member::start()).collect();
-        members[0].bootstrap(&format!("{net}.1:8443"), "node1", extra_config);
+        members[0].bootstrap(&net.addr(1), "node1", extra_config);
         for (i, m) in members.iter().enumerate().skip(1) {
-            let address = format!("{net}.{}:8443", i + 1);
-            m.join(&members[0], &format!("node{}", i + 1), &address)
+            let host = u8::try_from(i + 1).expect("a block holds at most 254 members");
+            m.join(&members[0], &format!("node{}", i + 1), &net.addr(host))
                 .await;
         }
         members

@@ -96,4 +96,35 @@ mod tests {
         drop(a);
         assert!(probe.try_lock().is_ok(), "a dropped lease frees its block");
     }
+
+    /// Multi-member tests take their addresses from a lease, never from a literal: a
+    /// hand-picked `127.0.N.x` (other than 127.0.0.1) in a test file is refused here.
+    #[test]
+    fn no_test_picks_a_loopback_address_by_hand() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut dirs = vec![root.join("tests/tests")];
+        for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+            dirs.push(krate.unwrap().path().join("tests"));
+        }
+        let literal = |line: &str| {
+            line.match_indices("127.0.").any(|(i, _)| {
+                let rest = &line[i + 6..];
+                let third: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                !third.is_empty() && third != "0" && third != "1"
+            })
+        };
+        let mut found = Vec::new();
+        for dir in dirs.iter().filter(|d| d.is_dir()) {
+            for file in std::fs::read_dir(dir).unwrap() {
+                let path = file.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for (n, line) in text.lines().enumerate() {
+                    if literal(line) {
+                        found.push(format!("{}:{}: {line}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "use Net::lease():\n{}", found.join("\n"));
+    }
 }
