@@ -70,6 +70,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/1.0/profiles/{name}", "DELETE", Access::Project),
     ("/1.0/projects", "GET", Access::Authenticated),
     ("/1.0/projects/{name}", "GET", Access::Authenticated),
+    ("/1.0/projects/{name}/state", "GET", Access::Authenticated),
+    ("/1.0/resources", "GET", Access::Authenticated),
     ("/1.0/storage-pools", "GET", Access::Authenticated),
     ("/1.0/storage-pools", "POST", Access::Admin),
     ("/1.0/storage-pools/{name}", "GET", Access::Authenticated),
@@ -111,12 +113,10 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
     ("/1.0/virtual-machines/{*rest}", ALL),
     ("/1.0/projects", &["POST"]),
     ("/1.0/projects/{name}", &["PUT", "PATCH", "POST", "DELETE"]),
-    ("/1.0/projects/{name}/state", ALL),
     ("/1.0/storage-pools/{name}/volumes", ALL),
     ("/1.0/storage-pools/{name}/volumes/{*rest}", ALL),
     ("/1.0/warnings", ALL),
     ("/1.0/warnings/{*rest}", ALL),
-    ("/1.0/resources", ALL),
     ("/1.0/metrics", ALL),
     ("/1.0/network-acls", ALL),
     ("/1.0/network-acls/{*rest}", ALL),
@@ -215,8 +215,10 @@ fn concrete(pattern: &str) -> Vec<String> {
 /// Calls the handler itself refuses with 403 although the route lets the caller in: a
 /// restricted client asking for a project it is not given.
 fn handler_forbids(pattern: &str, method: &str, class: Class) -> bool {
-    (pattern, method) == ("/1.0/projects/{name}", "GET")
-        && matches!(class, Class::RestrictedDefault | Class::RestrictedNone)
+    matches!(
+        (pattern, method),
+        ("/1.0/projects/{name}", "GET") | ("/1.0/projects/{name}/state", "GET")
+    ) && matches!(class, Class::RestrictedDefault | Class::RestrictedNone)
 }
 
 /// The callers of one member.

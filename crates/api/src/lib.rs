@@ -1,5 +1,6 @@
 //! LXD's REST wire types, as rxd speaks them: the response envelope, servers, cluster members,
-//! operations, events, certificates, storage pools, networks, profiles, projects, the `lxd init` preseed,
+//! operations, events, certificates, storage pools, networks, profiles, projects (and their usage),
+//! the host's hardware resources, the `lxd init` preseed,
 //! join tokens and the API extension list.
 //!
 //! This crate does no I/O and knows nothing of how the daemon stores or serves these types.
@@ -17,6 +18,7 @@ mod network;
 mod operation;
 mod preseed;
 mod profile;
+mod resources;
 mod server;
 mod storage;
 mod token;
@@ -37,6 +39,16 @@ pub use network::{
 pub use operation::{Operation, OperationStatus};
 pub use preseed::{InitClusterPreseed, InitNetwork, InitPreseed, InitProject};
 pub use profile::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project};
+pub use resources::{
+    ProjectState, ProjectStateResource, Resources, ResourcesCpu, ResourcesCpuCache,
+    ResourcesCpuCore, ResourcesCpuSocket, ResourcesCpuThread, ResourcesGpu, ResourcesGpuCard,
+    ResourcesGpuCardDrm, ResourcesGpuCardMdev, ResourcesGpuCardSriov, ResourcesMemory,
+    ResourcesMemoryNode, ResourcesNetwork, ResourcesNetworkCard, ResourcesNetworkCardPort,
+    ResourcesNetworkCardSriov, ResourcesPci, ResourcesPciDevice, ResourcesPciVpd, ResourcesStorage,
+    ResourcesStorageDisk, ResourcesStorageDiskPartition, ResourcesSystem, ResourcesSystemChassis,
+    ResourcesSystemFirmware, ResourcesSystemMotherboard, ResourcesUsb, ResourcesUsbDevice,
+    ResourcesUsbDeviceInterface,
+};
 pub use server::{Server, ServerEnvironment, ServerPut, ServerStorageDriverInfo};
 pub use storage::{
     ResourcesStoragePool, ResourcesStoragePoolUsage, StoragePool, StoragePoolPut, StoragePoolsPost,

@@ -46,6 +46,20 @@ pub enum Command {
     /// Manage profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(crate::project::ProjectCmd),
+    /// Show instance or server information.
+    Info {
+        /// `[<remote>:][<instance>]`
+        what: Option<String>,
+        /// Show the resources available to the server.
+        #[arg(long)]
+        resources: bool,
+        /// Cluster member name.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Manage and attach instances to networks.
     #[command(subcommand)]
     Network(crate::network::NetworkCmd),
@@ -96,6 +110,7 @@ impl Command {
                 ))
                 | Command::Storage(StorageCmd::List { .. })
                 | Command::Profile(ProfileCmd::List { .. })
+                | Command::Project(crate::project::ProjectCmd::Info { .. })
                 | Command::Network(NetworkCmd::List { .. })
                 | Command::Operation(OperationCmd::List { .. })
                 | Command::Monitor(_)
@@ -342,10 +357,13 @@ pub enum StorageCmd {
         /// `[<remote>:]`
         remote: Option<String>,
     },
-    /// Show storage pool configurations.
+    /// Show storage pool configurations and resources.
     Show {
         /// `[<remote>:]<pool>`
         pool: String,
+        /// Show the resources available to the storage pool.
+        #[arg(long)]
+        resources: bool,
         /// Cluster member name.
         #[arg(long)]
         target: Option<String>,

@@ -1,6 +1,6 @@
 //! rxc, the command-line client of rxd: a drop-in for the `lxc` subcommands that manage
 //! clusters, server configuration, trust, storage pools, profiles, operations, events and
-//! remotes, printing what `lxc` prints for the same data.
+//! remotes, shows the server's resources and a project's usage, printing what `lxc` prints for the same data.
 //!
 //! This crate owns argument parsing, the client's own state (`$RXC_CONF`: `config.yml` with the
 //! remotes, `client.crt`/`client.key`, `servercerts/`), output formats and prompts. It reaches
@@ -9,8 +9,8 @@
 //! ```text
 //!   argv ─► clap (args.rs) ─► Ctx (remote.rs: which daemon, which certs)
 //!                                 │
-//!      one module per noun ◄──────┘  cluster, config, storage, profile, query, operation,
-//!                                    monitor, remote
+//!      one module per noun ◄──────┘  cluster, config, storage, profile, project, info,
+//!                                    query, operation, monitor, remote
 //!           │
 //!           ▼
 //!   output.rs / yaml.rs ─► stdout          errors ─► "Error: <message>" on stderr, exit 1
@@ -20,11 +20,13 @@ mod args;
 mod cluster;
 mod config;
 mod edit;
+mod info;
 mod monitor;
 mod network;
 mod operation;
 mod output;
 mod profile;
+mod project;
 mod query;
 mod remote;
 mod storage;
@@ -243,6 +245,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         args::Command::Config(cmd) => config::run(&ctx, cmd).await,
         args::Command::Storage(cmd) => storage::run(&ctx, cmd).await,
         args::Command::Profile(cmd) => profile::run(&ctx, cmd).await,
+        args::Command::Project(cmd) => project::run(&ctx, cmd).await,
+        args::Command::Info {
+            what,
+            resources,
+            target,
+        } => info::run(&ctx, what, resources, target).await,
         args::Command::Network(cmd) => network::run(&ctx, cmd).await,
         args::Command::Query(a) => query::run(&ctx, a).await,
         args::Command::Operation(cmd) => operation::run(&ctx, cmd).await,

@@ -24,6 +24,21 @@ pub enum Format {
     Yaml,
 }
 
+/// A byte count as Go's `units.GetByteSizeStringIEC(n, precision)` writes it.
+pub fn bytes_iec(n: u64, precision: usize) -> String {
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64;
+    for unit in ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"] {
+        v /= 1024.0;
+        if v < 1024.0 {
+            return format!("{v:.precision$}{unit}");
+        }
+    }
+    format!("{v:.precision$}EB")
+}
+
 /// Renders rows the way `lxc`'s `RenderTable` does; `raw` is what JSON and YAML show.
 pub fn render<T: Serialize + ?Sized>(
     format: Format,
@@ -229,6 +244,14 @@ pub fn yes_no(b: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_read_as_go_writes_them() {
+        assert_eq!(bytes_iec(1023, 2), "1023B");
+        assert_eq!(bytes_iec(1536, 2), "1.50KiB");
+        assert_eq!(bytes_iec(32768, 0), "32KiB");
+        assert_eq!(bytes_iec(3 * 1024 * 1024 * 1024, 2), "3.00GiB");
+    }
 
     fn rows(v: &[&[&str]]) -> Vec<Vec<String>> {
         v.iter()

@@ -1,11 +1,12 @@
-//! `rxc storage list|show|create|edit|delete`, with `--target` for member-specific pools.
+//! `rxc storage list|show|create|edit|delete|info`, with `--target` for member-specific pools
+//! and `show --resources` for a pool's space.
 
 use std::collections::BTreeMap;
 
 use rxd_api::{ResourcesStoragePool, StoragePool, StoragePoolPut, StoragePoolsPost};
 
 use crate::args::StorageCmd;
-use crate::output::{self, Format};
+use crate::output::{self, bytes_iec, Format};
 use crate::{print, Ctx, Result};
 
 /// The writable part of a pool as an edit may hold it, tolerating the read-only fields that
@@ -41,8 +42,18 @@ pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
             let pools = client.storage_pools().await?;
             print(&list_text(ctx.format, &pools, clustered)?)
         }
-        StorageCmd::Show { pool, target } => {
+        StorageCmd::Show {
+            pool,
+            resources,
+            target,
+        } => {
             let (client, _, name) = ctx.resolve(&pool)?;
+            if resources {
+                let res = client
+                    .storage_pool_resources(&name, target.as_deref())
+                    .await?;
+                return print(&crate::yaml::to_string(&res)?);
+            }
             let (mut p, _) = client.storage_pool(&name, target.as_deref()).await?;
             if let Some(used) = p.used_by.as_mut() {
                 used.sort();
@@ -178,21 +189,6 @@ async fn change(
         .await?)
 }
 
-/// A byte count as Go's `units.GetByteSizeStringIEC(n, 2)` writes it.
-fn bytes_iec(n: u64) -> String {
-    if n < 1024 {
-        return format!("{n}B");
-    }
-    let mut v = n as f64;
-    for unit in ["KiB", "MiB", "GiB", "TiB", "PiB"] {
-        v /= 1024.0;
-        if v < 1024.0 {
-            return format!("{v:.2}{unit}");
-        }
-    }
-    format!("{:.2}EiB", v / 1024.0)
-}
-
 /// `storage info`: the pool, its space and what uses it, in lxc's layout.
 pub fn info_text(p: &StoragePool, res: &ResourcesStoragePool) -> String {
     let mut out = format!(
@@ -200,8 +196,8 @@ pub fn info_text(p: &StoragePool, res: &ResourcesStoragePool) -> String {
         p.description,
         p.driver,
         p.name,
-        bytes_iec(res.space.used),
-        bytes_iec(res.space.total)
+        bytes_iec(res.space.used, 2),
+        bytes_iec(res.space.total, 2)
     );
     let users: Vec<&String> = p.used_by.iter().flatten().collect();
     if !users.is_empty() {
@@ -285,8 +281,6 @@ mod tests {
             info_text(&pools[0], &res),
             "info:\n  description: \"\"\n  driver: dir\n  name: local\n  space used: 5.25GiB\n  total space: 100.00GiB\nused by:\n  profiles:\n  - default\n"
         );
-        assert_eq!(bytes_iec(1023), "1023B");
-        assert_eq!(bytes_iec(1536), "1.50KiB");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `/1.0/profiles` and `/1.0/projects`.
 
-use rxd_api::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project};
+use rxd_api::{Profile, ProfilePost, ProfilePut, ProfilesPost, Project, ProjectState};
 
 use crate::{encode, Client, Result};
 
@@ -52,5 +52,11 @@ impl Client {
     /// `GET /1.0/projects?recursion=1`.
     pub async fn projects(&self) -> Result<Vec<Project>> {
         self.get("/1.0/projects?recursion=1").await
+    }
+
+    /// `GET /1.0/projects/{name}/state`: limits and usage of the project's resources.
+    pub async fn project_state(&self, name: &str) -> Result<ProjectState> {
+        self.get(&format!("/1.0/projects/{}/state", encode(name)))
+            .await
     }
 }

@@ -1,6 +1,6 @@
 //! `/1.0`: the server's configuration and environment.
 
-use rxd_api::{Server, ServerPut};
+use rxd_api::{Resources, Server, ServerPut};
 
 use crate::{Client, Result};
 
@@ -13,6 +13,12 @@ impl Client {
     /// `GET /1.0?target=<member>`: another member's view, forwarded by this one.
     pub async fn server_on(&self, target: &str) -> Result<(Server, String)> {
         self.get_with_etag(&format!("/1.0{}", crate::target_query(Some(target))))
+            .await
+    }
+
+    /// `GET /1.0/resources[?target=]`: the hardware of the member answering, or of the target.
+    pub async fn server_resources(&self, target: Option<&str>) -> Result<Resources> {
+        self.get(&format!("/1.0/resources{}", crate::target_query(target)))
             .await
     }
 

@@ -86,6 +86,12 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0/profiles/{name}", Method::DELETE, Access::Project),
     ("/1.0/projects", Method::GET, Access::Authenticated),
     ("/1.0/projects/{name}", Method::GET, Access::Authenticated),
+    (
+        "/1.0/projects/{name}/state",
+        Method::GET,
+        Access::Authenticated,
+    ),
+    ("/1.0/resources", Method::GET, Access::Authenticated),
     ("/1.0/storage-pools", Method::GET, Access::Authenticated),
     ("/1.0/storage-pools", Method::POST, Access::Admin),
     (
@@ -180,11 +186,6 @@ const UNSUPPORTED: &[(&str, &[Method], &str)] = &[
         PROJECTS,
     ),
     (
-        "/1.0/projects/{name}/state",
-        ALL,
-        "Project usage is not supported by rxd yet",
-    ),
-    (
         "/1.0/storage-pools/{name}/volumes",
         ALL,
         "Storage volumes are not supported by rxd yet",
@@ -203,11 +204,6 @@ const UNSUPPORTED: &[(&str, &[Method], &str)] = &[
         "/1.0/warnings/{*rest}",
         ALL,
         "Warnings are not supported by rxd yet",
-    ),
-    (
-        "/1.0/resources",
-        ALL,
-        "Server resources are not supported by rxd yet",
     ),
     ("/1.0/metrics", ALL, "Metrics are not supported by rxd yet"),
     (
@@ -338,6 +334,8 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/profiles/{name}", "DELETE") => on(f, profiles::profile_delete),
         ("/1.0/projects", "GET") => on(f, projects::projects_get),
         ("/1.0/projects/{name}", "GET") => on(f, projects::project_get),
+        ("/1.0/projects/{name}/state", "GET") => on(f, projects::project_state_get),
+        ("/1.0/resources", "GET") => on(f, resources::resources_get),
         ("/1.0/storage-pools", "GET") => on(f, storage_pools::storage_pools_get),
         ("/1.0/storage-pools", "POST") => on(f, storage_pools::storage_pools_post),
         ("/1.0/storage-pools/{name}", "GET") => on(f, storage_pools::storage_pool_get),
