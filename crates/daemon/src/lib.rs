@@ -131,6 +131,9 @@ pub struct Daemon {
     pub heartbeat_now: Notify,
     /// Held by every raft membership change (join, removal, rebalancing), one at a time.
     pub membership: tokio::sync::Mutex<()>,
+    /// Held by every `PUT`/`PATCH /1.0` on this member, so its member-local keys are compared
+    /// and set as one step (the cluster-wide keys are compared where they apply).
+    pub config_writes: tokio::sync::Mutex<()>,
     /// Wrong trust passwords per source address.
     pub passwords: password::PasswordGuard,
     /// The HTTPS listeners' bound on unauthenticated connections.
@@ -609,6 +612,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         stop: Notify::new(),
         heartbeat_now: Notify::new(),
         membership: tokio::sync::Mutex::new(()),
+        config_writes: tokio::sync::Mutex::new(()),
         passwords: Default::default(),
         gate: listeners::Gate::new(trust_check(this.clone())),
     });

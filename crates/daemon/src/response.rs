@@ -84,6 +84,43 @@ pub fn check_etag(headers: &HeaderMap, current: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// A read-check-write loop whose write is a compare-and-set ([`rxd_db::Command::If`]). A write
+/// that lost a race answers 412 to a writer that sent `If-Match`; without one it is computed
+/// again from the new state, so a `PATCH` never drops another writer's keys.
+pub struct CompareAndSet {
+    conditional: bool,
+    attempts: usize,
+}
+
+impl CompareAndSet {
+    /// How often a write without `If-Match` is computed again before its lost race is answered.
+    const ATTEMPTS: usize = 20;
+
+    /// A loop for the request with these headers.
+    pub fn new(headers: &HeaderMap) -> Self {
+        CompareAndSet {
+            conditional: headers.contains_key(header::IF_MATCH),
+            attempts: 0,
+        }
+    }
+
+    /// The outcome of one attempt: its answer, `None` to compute the write again, or the error.
+    pub fn outcome<T>(
+        &mut self,
+        applied: Result<T, rxd_db::ApplyError>,
+    ) -> Result<Option<T>, ApiError> {
+        self.attempts += 1;
+        match applied {
+            Err(rxd_db::ApplyError::Changed { .. })
+                if !self.conditional && self.attempts < Self::ATTEMPTS =>
+            {
+                Ok(None)
+            }
+            other => Ok(Some(other?)),
+        }
+    }
+}
+
 /// A JSON body of at most [`MAX_BODY`] bytes, decoded into `T` with a clear error.
 pub struct JsonBody<T>(pub T);
 

@@ -13,7 +13,10 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::is_constraint;
-use crate::tables::{self, to_json, Certificate, Config, Devices, MemberState, Profile, Token};
+use crate::tables::{
+    self, to_json, Certificate, Config, Devices, Member, MemberState, Network, Profile,
+    StoragePool, Token,
+};
 use crate::{ApplyError, ApplyFailure, DbError, Entity};
 
 /// One replicated write.
@@ -191,14 +194,23 @@ pub enum Command {
     CreateProfile(Profile),
     /// Replaces a profile's writable fields.
     UpdateProfile(Profile),
-    /// Replaces a profile's writable fields only if the profile is still `expected` (what the
-    /// writer read and checked its `If-Match` against, or merged into): a compare-and-set
-    /// decided where the write applies, so two writers holding the same state cannot both win.
+    /// Replaces a profile's writable fields only if the profile is still `expected`. Written
+    /// before [`Command::If`] served every object; kept so that such log entries still apply.
     UpdateProfileIf {
         /// The new profile.
         profile: Profile,
         /// The profile as the writer read it.
         expected: Profile,
+    },
+    /// Applies `then` only if the object is still `expected` (what the writer read and checked
+    /// its `If-Match` against, or merged into): a compare-and-set decided where the write
+    /// applies, so two writers holding the same state cannot both win. Refused with
+    /// [`ApplyError::Changed`] otherwise.
+    If {
+        /// The object as the writer read it.
+        expected: Expected,
+        /// The write.
+        then: Box<Command>,
     },
     /// Renames a profile.
     RenameProfile {
@@ -303,6 +315,70 @@ pub enum Command {
         /// Network name.
         name: String,
     },
+}
+
+impl Command {
+    /// This write as a compare-and-set: it applies only while the object is still `expected`.
+    pub fn only_if(self, expected: Expected) -> Command {
+        Command::If {
+            expected,
+            then: Box::new(self),
+        }
+    }
+}
+
+/// The precondition of [`Command::If`]: an object as a writer read it, compared whole with
+/// the stored one (read by the same query).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expected {
+    /// A profile.
+    Profile(Profile),
+    /// A storage pool with its member entries.
+    StoragePool(StoragePool),
+    /// A network with its member entries.
+    Network(Network),
+    /// A trusted certificate.
+    Certificate(Certificate),
+    /// A cluster member's row.
+    Member(Member),
+    /// The cluster-wide configuration.
+    Config(Config),
+}
+
+/// Refuses with [`ApplyError::Changed`] unless the stored object is still `expected`.
+fn check_unchanged(tx: &Transaction, expected: &Expected) -> Result<(), Stop> {
+    let (entity, name, same) = match expected {
+        Expected::Profile(p) => (
+            Entity::Profile,
+            &p.name,
+            tables::profile(tx, &p.project, &p.name)? == *p,
+        ),
+        Expected::StoragePool(p) => (
+            Entity::StoragePool,
+            &p.name,
+            tables::storage_pool(tx, &p.name)? == *p,
+        ),
+        Expected::Network(n) => (
+            Entity::Network,
+            &n.name,
+            tables::network(tx, &n.name)? == *n,
+        ),
+        Expected::Certificate(c) => (
+            Entity::Certificate,
+            &c.name,
+            tables::certificate(tx, &c.fingerprint)? == *c,
+        ),
+        Expected::Member(m) => (Entity::Member, &m.name, tables::member(tx, &m.name)? == *m),
+        Expected::Config(c) => (Entity::Config, &String::new(), tables::config(tx)? == *c),
+    };
+    if same {
+        Ok(())
+    } else {
+        refuse(ApplyError::Changed {
+            entity,
+            name: name.clone(),
+        })
+    }
 }
 
 /// What a successful command returns.
@@ -747,27 +823,12 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             expect_changed(n, Entity::Profile, &p.name)?;
         }
         Command::UpdateProfileIf { profile, expected } => {
-            let current = match tables::profile(tx, &profile.project, &profile.name) {
-                Ok(p) => p,
-                Err(DbError::NotFound { .. }) => {
-                    return refuse(ApplyError::NotFound {
-                        entity: Entity::Profile,
-                        name: profile.name.clone(),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if current != *expected {
-                return refuse(ApplyError::Changed {
-                    entity: Entity::Profile,
-                    name: profile.name.clone(),
-                });
-            }
-            write_profile(
-                tx,
-                profile,
-                "UPDATE profiles SET description = ?3, config = ?4, devices = ?5 WHERE project = ?1 AND name = ?2",
-            )?;
+            check_unchanged(tx, &Expected::Profile(expected.clone()))?;
+            return apply_command(tx, &Command::UpdateProfile(profile.clone()));
+        }
+        Command::If { expected, then } => {
+            check_unchanged(tx, expected)?;
+            return apply_command(tx, then);
         }
         Command::RenameProfile {
             project,
@@ -1371,6 +1432,39 @@ mod tests {
             },
         );
         assert!(matches!(r, Err(ApplyError::InUse { .. })));
+    }
+
+    #[test]
+    fn if_applies_only_while_the_object_is_as_read() {
+        let mut c = db();
+        let read = tables::config(&c).unwrap();
+        let set = |v: &str| Command::SetConfig {
+            set: Config::from([("user.k".into(), v.into())]),
+            unset: Vec::new(),
+        };
+        let guarded = |v: &str| Command::If {
+            expected: Expected::Config(read.clone()),
+            then: Box::new(set(v)),
+        };
+        run(&mut c, &guarded("first")).unwrap();
+        assert!(matches!(
+            run(&mut c, &guarded("second")),
+            Err(ApplyError::Changed {
+                entity: Entity::Config,
+                ..
+            })
+        ));
+        assert_eq!(tables::config(&c).unwrap()["user.k"], "first");
+        let mut gone = tables::profile(&c, "default", "default").unwrap();
+        gone.name = "gone".into();
+        let r = run(
+            &mut c,
+            &Command::If {
+                expected: Expected::Profile(gone.clone()),
+                then: Box::new(Command::UpdateProfile(gone)),
+            },
+        );
+        assert!(matches!(r, Err(ApplyError::NotFound { .. })));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Entity {
     Token,
     /// A managed network.
     Network,
+    /// The cluster-wide configuration.
+    Config,
 }
 
 impl std::fmt::Display for Entity {
@@ -29,7 +31,16 @@ impl std::fmt::Display for Entity {
             Entity::Project => "Project",
             Entity::Token => "Token",
             Entity::Network => "Network",
+            Entity::Config => "Server configuration",
         })
+    }
+}
+
+fn changed(entity: &Entity, name: &str) -> String {
+    if name.is_empty() {
+        format!("{entity} changed since it was read")
+    } else {
+        format!("{entity} {name:?} changed since it was read")
     }
 }
 
@@ -76,7 +87,7 @@ pub enum ApplyError {
         name: String,
     },
     /// A conditional write found the object changed since the writer read it.
-    #[error("{entity} {name:?} changed since it was read")]
+    #[error("{}", changed(entity, name))]
     Changed {
         /// What kind of object.
         entity: Entity,

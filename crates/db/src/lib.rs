@@ -14,6 +14,6 @@ pub mod local;
 mod schema;
 pub mod tables;
 
-pub use command::{apply, Command, Response};
+pub use command::{apply, Command, Expected, Response};
 pub use error::{ApplyError, ApplyFailure, DbError, Entity};
 pub use schema::{cluster_schema_version, migrate_cluster, migrate_local, CLUSTER_MIGRATIONS};

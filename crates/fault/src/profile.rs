@@ -98,7 +98,7 @@ pub fn regressions() -> Vec<Regression> {
     vec![Regression {
         // Two transactions read the same ETag and both PUTs with `If-Match` succeeded: the
         // ETag was checked in the handler, the write applied later. Fixed by deciding the
-        // precondition in apply (`Command::UpdateProfileIf`).
+        // precondition in apply (`Command::If`).
         name: "if_match_checked_outside_apply",
         workload: Workload::Append,
         nemesis: vec![Nemesis::Kill, Nemesis::Partition],

@@ -15,7 +15,9 @@ use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::cluster_members::{expires_at, new_secret, token_operation};
 use crate::handlers::{recursion, QueryMap};
-use crate::response::{check_etag, created, empty, operation, sync, sync_etag, JsonBody};
+use crate::response::{
+    check_etag, created, empty, operation, sync, sync_etag, CompareAndSet, JsonBody,
+};
 use crate::Daemon;
 
 fn to_api(c: tables::Certificate) -> Certificate {
@@ -317,11 +319,30 @@ async fn update(
     put: CertificatePut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let current = to_api(find(d, caller, fp).await?);
+    let mut cas = CompareAndSet::new(headers);
+    while update_once(d, caller, fp, headers, &put, merge, &mut cas)
+        .await?
+        .is_none()
+    {}
+    Ok(empty())
+}
+
+/// One read-check-write of [`update`]; `None` when it lost a race and is computed again.
+async fn update_once(
+    d: &Daemon,
+    caller: &Caller,
+    fp: &str,
+    headers: &HeaderMap,
+    put: &CertificatePut,
+    merge: bool,
+    cas: &mut CompareAndSet,
+) -> ApiResult<Option<rxd_db::Response>> {
+    let row = find(d, caller, fp).await?;
+    let current = to_api(row.clone());
     check_etag(headers, &rxd_api::etag(&current.put))?;
     let pick = |new: String, old: String| if merge && new.is_empty() { old } else { new };
-    let name = pick(put.name, current.put.name.clone());
-    let cert_type = pick(put.cert_type, current.put.cert_type.clone());
+    let name = pick(put.name.clone(), current.put.name.clone());
+    let cert_type = pick(put.cert_type.clone(), current.put.cert_type.clone());
     if caller.restricted_to().is_some()
         && (name != current.put.name
             || cert_type != current.put.cert_type
@@ -354,17 +375,16 @@ async fn update(
             "Cannot rename a server certificate: rename the cluster member instead",
         ));
     }
-    d.db()
-        .propose(Command::UpdateCertificate {
-            fingerprint: current.fingerprint.clone(),
-            name,
-            cert_type,
-            restricted: put.restricted,
-            projects: put.projects,
-            description: pick(put.description, current.put.description.clone()),
-        })
-        .await??;
-    Ok(empty())
+    let write = Command::UpdateCertificate {
+        fingerprint: current.fingerprint.clone(),
+        name,
+        cert_type,
+        restricted: put.restricted,
+        projects: put.projects.clone(),
+        description: pick(put.description.clone(), current.put.description.clone()),
+    }
+    .only_if(rxd_db::Expected::Certificate(row));
+    cas.outcome(d.db().propose(write).await?)
 }
 
 /// `PUT /1.0/certificates/{fingerprint}`.

@@ -57,12 +57,17 @@ fn member_to_api(
 /// Every member as the API shows it.
 pub async fn members_api(d: &Daemon) -> ApiResult<Vec<ClusterMember>> {
     let members = d.db().read(tables::members).await?;
+    Ok(view(d, members).await)
+}
+
+/// The members' rows as the API shows them.
+async fn view(d: &Daemon, members: Vec<tables::Member>) -> Vec<ClusterMember> {
     let t = heartbeat::threshold(d).await;
     let standbys = heartbeat::standbys(d, &members, t).await;
-    Ok(members
+    members
         .into_iter()
         .map(|m| member_to_api(m, d, t, &standbys))
-        .collect())
+        .collect()
 }
 
 /// `GET /1.0/cluster/members`.
@@ -236,11 +241,40 @@ async fn update(
     put: ClusterMemberPut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let current = members_api(d)
+    let mut cas = crate::response::CompareAndSet::new(headers);
+    while update_once(d, name, headers, &put, merge, &mut cas)
         .await?
+        .is_none()
+    {}
+    d.events.lifecycle(
+        "cluster-member-updated",
+        &format!("/1.0/cluster/members/{name}"),
+        None,
+        Some(caller.requestor()),
+    );
+    Ok(crate::response::empty())
+}
+
+/// One read-check-write of [`update`]; `None` when it lost a race and is computed again.
+async fn update_once(
+    d: &Daemon,
+    name: &str,
+    headers: &axum::http::HeaderMap,
+    put: &ClusterMemberPut,
+    merge: bool,
+    cas: &mut crate::response::CompareAndSet,
+) -> ApiResult<Option<rxd_db::Response>> {
+    let members = d.db().read(tables::members).await?;
+    let row = members
+        .iter()
+        .find(|m| m.name == name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+    let current = view(d, members)
+        .await
         .into_iter()
         .find(|m| m.server_name == name)
-        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+        .expect("the row just found is shown");
     crate::response::check_etag(headers, &rxd_api::etag(&current.put))?;
     let is_db = current.put.roles.iter().any(|r| r == "database");
     let asks_db = put.roles.iter().any(|r| r == "database");
@@ -285,13 +319,13 @@ async fn update(
     } else {
         Default::default()
     };
-    config.extend(put.config);
+    config.extend(put.config.clone());
     // An empty value unsets the key, as in LXD: `lxc cluster unset` sends one.
     config.retain(|_, v| !v.is_empty());
     let groups = if merge && put.groups.is_empty() {
         current.put.groups.clone()
     } else {
-        put.groups
+        put.groups.clone()
     };
     if groups.is_empty() {
         return Err(ApiError::bad_request(
@@ -307,34 +341,23 @@ async fn update(
             ));
         }
     } else {
-        put.failure_domain
+        put.failure_domain.clone()
     };
     let description = if merge && put.description.is_empty() {
         current.put.description.clone()
     } else {
-        put.description
+        put.description.clone()
     };
-    let id = {
-        let name = name.to_string();
-        d.db().read(move |c| tables::member(c, &name)).await?.id
-    };
-    d.db()
-        .propose(Command::UpdateMember {
-            id,
-            description,
-            failure_domain,
-            config,
-            roles,
-            groups,
-        })
-        .await??;
-    d.events.lifecycle(
-        "cluster-member-updated",
-        &format!("/1.0/cluster/members/{name}"),
-        None,
-        Some(caller.requestor()),
-    );
-    Ok(crate::response::empty())
+    let write = Command::UpdateMember {
+        id: row.id,
+        description,
+        failure_domain,
+        config,
+        roles,
+        groups,
+    }
+    .only_if(rxd_db::Expected::Member(row));
+    cas.outcome(d.db().propose(write).await?)
 }
 
 /// `PUT /1.0/cluster/members/{name}`.

@@ -25,7 +25,7 @@ use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, target, QueryMap};
 use crate::network::{self, bridge::Netlink, NetworkError, MEMBER_KEYS};
-use crate::response::{check_etag, created, empty, sync, sync_etag, JsonBody};
+use crate::response::{check_etag, created, empty, sync, sync_etag, CompareAndSet, JsonBody};
 use crate::Daemon;
 
 impl From<NetworkError> for ApiError {
@@ -501,60 +501,65 @@ async fn update(
     target_member: Option<&str>,
     merge: bool,
 ) -> ApiResult<Response> {
-    let (net, profiles) = load(d, name).await?;
-    let net = net.ok_or_else(|| ApiError::not_found("Network not found"))?;
     let clustered = d.is_clustered().await?;
     let (view, _) = member_for_view(d, target_member).await?;
     let member_id = view.unwrap_or_else(|| d.node_id());
-    let current = to_api(net.clone(), view, clustered, &profiles);
-    check_etag(headers, &rxd_api::etag(&writable(&current)))?;
-    let mut wanted = if merge {
-        current.config.clone()
-    } else {
-        Config::new()
-    };
-    wanted.extend(put.config);
-    network::validate_config(name, &wanted)?;
-    let (member_config, cluster_config) = split(wanted);
-    if clustered && target_member.is_none() {
-        if let Some(key) = member_config.keys().next() {
-            return Err(ApiError::bad_request(format!(
-                "Config key {key:?} is cluster member specific"
-            )));
+    let mut cas = CompareAndSet::new(headers);
+    let net = loop {
+        let (net, profiles) = load(d, name).await?;
+        let net = net.ok_or_else(|| ApiError::not_found("Network not found"))?;
+        let current = to_api(net.clone(), view, clustered, &profiles);
+        check_etag(headers, &rxd_api::etag(&writable(&current)))?;
+        let mut wanted = if merge {
+            current.config.clone()
+        } else {
+            Config::new()
+        };
+        wanted.extend(put.config.clone());
+        network::validate_config(name, &wanted)?;
+        let (member_config, cluster_config) = split(wanted);
+        if clustered && target_member.is_none() {
+            if let Some(key) = member_config.keys().next() {
+                return Err(ApiError::bad_request(format!(
+                    "Config key {key:?} is cluster member specific"
+                )));
+            }
         }
-    }
-    if clustered && target_member.is_some() && cluster_config != net.config {
-        return Err(ApiError::bad_request(
-            "Only member-specific keys may be changed with --target",
-        ));
-    }
-    let mine = net
-        .members
-        .iter()
-        .find(|m| m.member_id == member_id)
-        .map(|m| m.config.clone())
-        .unwrap_or_default();
-    let keep = if clustered && target_member.is_none() {
-        mine
-    } else {
-        member_config
-    };
-    let mut cluster_config = cluster_config;
-    network::resolve_addresses(name, &mut cluster_config).await?;
-    let description = if merge && put.description.is_empty() {
-        net.description.clone()
-    } else {
-        put.description
-    };
-    d.db()
-        .propose(Command::UpdateNetwork {
+        if clustered && target_member.is_some() && cluster_config != net.config {
+            return Err(ApiError::bad_request(
+                "Only member-specific keys may be changed with --target",
+            ));
+        }
+        let mine = net
+            .members
+            .iter()
+            .find(|m| m.member_id == member_id)
+            .map(|m| m.config.clone())
+            .unwrap_or_default();
+        let keep = if clustered && target_member.is_none() {
+            mine
+        } else {
+            member_config
+        };
+        let mut cluster_config = cluster_config;
+        network::resolve_addresses(name, &mut cluster_config).await?;
+        let description = if merge && put.description.is_empty() {
+            net.description.clone()
+        } else {
+            put.description.clone()
+        };
+        let write = Command::UpdateNetwork {
             name: name.to_string(),
             description,
-            config: cluster_config.clone(),
+            config: cluster_config,
             member_id,
             member_config: keep,
-        })
-        .await??;
+        }
+        .only_if(rxd_db::Expected::Network(net.clone()));
+        if cas.outcome(d.db().propose(write).await?)?.is_some() {
+            break net;
+        }
+    };
     if net.state == "Created" {
         // Every member with the network applies the new configuration to its bridge.
         let (net, _) = load(d, name).await?;

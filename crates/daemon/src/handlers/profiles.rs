@@ -12,7 +12,7 @@ use rxd_db::Command;
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, QueryMap};
-use crate::response::{check_etag, created, empty, sync, sync_etag, JsonBody};
+use crate::response::{check_etag, created, empty, sync, sync_etag, CompareAndSet, JsonBody};
 use crate::Daemon;
 
 const PROJECT: &str = "default";
@@ -332,17 +332,11 @@ async fn update(
     put: ProfilePut,
     merge: bool,
 ) -> ApiResult<Response> {
-    // The write carries the profile it was computed from; the state machine applies it only
-    // if the profile is still that (a compare-and-set), so an `If-Match` cannot pass twice and
-    // concurrent merges cannot drop each other's keys. Without `If-Match` a lost race is
-    // computed again from the new state.
     // Only the keys given are checked, so a key stored before it was refused does not block
     // every later change.
     validate_config(&put.config)?;
-    let conditional = headers.contains_key(axum::http::header::IF_MATCH);
-    let mut attempts = 0;
+    let mut cas = CompareAndSet::new(headers);
     loop {
-        attempts += 1;
         let row = load_row(d, name).await?;
         let current = to_api(row.clone());
         check_etag(headers, &rxd_api::etag(&writable(&current)))?;
@@ -365,31 +359,16 @@ async fn update(
             )
         };
         validate_devices(d, &devices).await?;
-        let result = d
-            .db()
-            .propose(Command::UpdateProfileIf {
-                profile: tables::Profile {
-                    project: PROJECT.into(),
-                    name: name.to_string(),
-                    description,
-                    config,
-                    devices,
-                },
-                expected: row,
-            })
-            .await?;
-        match result {
-            Err(rxd_db::ApplyError::Changed { .. }) if !conditional && attempts < 20 => continue,
-            Err(rxd_db::ApplyError::Changed { .. }) if conditional => {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::PRECONDITION_FAILED,
-                    format!("Profile {name:?} changed since its ETag was read"),
-                ))
-            }
-            other => {
-                other?;
-                break;
-            }
+        let write = Command::UpdateProfile(tables::Profile {
+            project: PROJECT.into(),
+            name: name.to_string(),
+            description,
+            config,
+            devices,
+        })
+        .only_if(rxd_db::Expected::Profile(row));
+        if cas.outcome(d.db().propose(write).await?)?.is_some() {
+            break;
         }
     }
     d.events.lifecycle(

@@ -14,7 +14,7 @@ use crate::access::Caller;
 use crate::config::{self, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{target, QueryMap};
-use crate::response::{check_etag, empty, sync, sync_etag, JsonBody};
+use crate::response::{check_etag, empty, sync, sync_etag, CompareAndSet, JsonBody};
 use crate::Daemon;
 
 /// `GET /`.
@@ -26,7 +26,11 @@ pub async fn root_get() -> Response {
 /// member's local keys.
 pub async fn rendered_config(d: &Daemon) -> ApiResult<Map<String, Value>> {
     let cluster = d.db().read(tables::config).await?;
-    let local = d.local_config()?;
+    Ok(render(cluster, d.local_config()?))
+}
+
+/// The cluster-wide and member-local keys as `GET /1.0` shows them.
+fn render(cluster: Config, local: Config) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in cluster.into_iter().chain(local) {
         let Some(key) = config::key(&k) else {
@@ -39,7 +43,7 @@ pub async fn rendered_config(d: &Daemon) -> ApiResult<Map<String, Value>> {
         };
         out.insert(k, value);
     }
-    Ok(out)
+    out
 }
 
 fn uname() -> (String, String, String) {
@@ -264,15 +268,34 @@ async fn update(
     put: ServerPut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let current = rendered_config(d).await?;
+    // Member-local keys change only under this lock; the cluster-wide ones are a
+    // compare-and-set with the configuration read here.
+    let _writing = d.config_writes.lock().await;
+    let mut cas = CompareAndSet::new(headers);
+    while update_once(d, headers, &put, merge, &mut cas)
+        .await?
+        .is_none()
+    {}
+    Ok(empty())
+}
+
+/// One read-check-write of [`update`]; `None` when it lost a race and is computed again.
+async fn update_once(
+    d: &Daemon,
+    headers: &HeaderMap,
+    put: &ServerPut,
+    merge: bool,
+    cas: &mut CompareAndSet,
+) -> ApiResult<Option<()>> {
+    let cluster_now = d.db().read(tables::config).await?;
+    let local_now = d.local_config()?;
+    let current = render(cluster_now.clone(), local_now.clone());
     check_etag(
         headers,
         &rxd_api::etag(&ServerPut {
             config: current.clone(),
         }),
     )?;
-    let cluster_now = d.db().read(tables::config).await?;
-    let local_now = d.local_config()?;
     // The wanted state of every key the request touches; None = unset.
     let mut wanted: Vec<(String, Option<String>)> = Vec::new();
     for (k, v) in &put.config {
@@ -335,20 +358,22 @@ async fn update(
             d.set_https_address(v.as_deref().unwrap_or("")).await?;
         }
     }
-    if !cluster_set.is_empty() || !cluster_unset.is_empty() {
-        let result = d
-            .db()
-            .propose(Command::SetConfig {
-                set: cluster_set,
-                unset: cluster_unset,
-            })
-            .await;
-        let failed = match result {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(ApiError::from(e)),
-            Err(e) => Some(ApiError::from(e)),
+    // With `If-Match`, the cluster-wide keys must still be as read even when none changes.
+    if !cluster_set.is_empty()
+        || !cluster_unset.is_empty()
+        || headers.contains_key(axum::http::header::IF_MATCH)
+    {
+        let write = Command::SetConfig {
+            set: cluster_set,
+            unset: cluster_unset,
+        }
+        .only_if(rxd_db::Expected::Config(cluster_now));
+        let result = d.db().propose(write).await;
+        let outcome = match result {
+            Ok(applied) => cas.outcome(applied),
+            Err(e) => Err(ApiError::from(e)),
         };
-        if let Some(e) = failed {
+        if !matches!(outcome, Ok(Some(_))) {
             // Put the listener back as it was, so a refused request changes nothing.
             if local_changes.iter().any(|(k, _)| k == "core.https_address") {
                 let old = local_now
@@ -357,7 +382,7 @@ async fn update(
                     .unwrap_or_default();
                 d.set_https_address(&old).await.ok();
             }
-            return Err(e);
+            return outcome.map(|_| None);
         }
     }
     d.update_local(
@@ -365,5 +390,5 @@ async fn update(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_deref())),
     )?;
-    Ok(empty())
+    Ok(Some(()))
 }

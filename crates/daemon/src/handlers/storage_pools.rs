@@ -13,7 +13,7 @@ use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::cluster::POOL_MEMBER_KEYS;
 use crate::handlers::{recursion, target, QueryMap};
-use crate::response::{check_etag, created, empty, sync, sync_etag, JsonBody};
+use crate::response::{check_etag, created, empty, sync, sync_etag, CompareAndSet, JsonBody};
 use crate::Daemon;
 
 fn used_by(pool: &str, profiles: &[tables::Profile]) -> Vec<String> {
@@ -449,60 +449,65 @@ async fn update(
     put: StoragePoolPut,
     merge: bool,
 ) -> ApiResult<Response> {
-    let (pool, profiles) = load(d, name).await?;
     let id = d.node_id();
     let clustered = d.is_clustered().await?;
-    let current = to_api(pool.clone(), Some(id), clustered, &profiles);
-    // The ETag is the one a GET without target handed out: a cluster hides member keys there.
-    let shown = to_api(
-        pool.clone(),
-        (!clustered).then_some(id),
-        clustered,
-        &profiles,
-    );
-    check_etag(headers, &rxd_api::etag(&writable(&shown)))?;
-    let mut wanted = if merge {
-        current.config.clone()
-    } else {
-        Config::new()
-    };
-    wanted.extend(put.config);
-    crate::storage::validate(&pool.driver, &wanted)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (member_config, cluster_config): (Config, Config) = wanted
-        .into_iter()
-        .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
-    let mine = pool
-        .members
-        .iter()
-        .find(|m| m.member_id == id)
-        .map(|m| m.config.clone())
-        .unwrap_or_default();
-    // A pool's source is fixed once it is created.
-    for key in ["source", "size"] {
-        let given = member_config.get(key);
-        if given.is_some() && given != mine.get(key) {
-            return Err(ApiError::bad_request(format!(
-                "Pool {key} cannot be changed when not in pending state"
-            )));
+    let mut cas = CompareAndSet::new(headers);
+    loop {
+        let (pool, profiles) = load(d, name).await?;
+        let current = to_api(pool.clone(), Some(id), clustered, &profiles);
+        // The ETag is the one a GET without target handed out: a cluster hides member keys there.
+        let shown = to_api(
+            pool.clone(),
+            (!clustered).then_some(id),
+            clustered,
+            &profiles,
+        );
+        check_etag(headers, &rxd_api::etag(&writable(&shown)))?;
+        let mut wanted = if merge {
+            current.config.clone()
+        } else {
+            Config::new()
+        };
+        wanted.extend(put.config.clone());
+        crate::storage::validate(&pool.driver, &wanted)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let (member_config, cluster_config): (Config, Config) = wanted
+            .into_iter()
+            .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
+        let mine = pool
+            .members
+            .iter()
+            .find(|m| m.member_id == id)
+            .map(|m| m.config.clone())
+            .unwrap_or_default();
+        // A pool's source is fixed once it is created.
+        for key in ["source", "size"] {
+            let given = member_config.get(key);
+            if given.is_some() && given != mine.get(key) {
+                return Err(ApiError::bad_request(format!(
+                    "Pool {key} cannot be changed when not in pending state"
+                )));
+            }
         }
-    }
-    let mut keep = mine;
-    keep.extend(member_config);
-    let description = if merge && put.description.is_empty() {
-        pool.description.clone()
-    } else {
-        put.description
-    };
-    d.db()
-        .propose(Command::UpdateStoragePool {
+        let mut keep = mine;
+        keep.extend(member_config);
+        let description = if merge && put.description.is_empty() {
+            pool.description.clone()
+        } else {
+            put.description.clone()
+        };
+        let write = Command::UpdateStoragePool {
             name: name.to_string(),
             description,
             config: cluster_config,
             member_id: id,
             member_config: keep,
-        })
-        .await??;
+        }
+        .only_if(rxd_db::Expected::StoragePool(pool));
+        if cas.outcome(d.db().propose(write).await?)?.is_some() {
+            break;
+        }
+    }
     Ok(empty())
 }
 
