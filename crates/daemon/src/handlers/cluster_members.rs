@@ -276,8 +276,14 @@ async fn update_once(
         .find(|m| m.server_name == name)
         .expect("the row just found is shown");
     crate::response::check_etag(headers, &rxd_api::etag(&current.put))?;
+    // A PATCH that leaves the roles out keeps them, as LXD's does.
+    let asked = if merge && put.roles.is_empty() {
+        &current.put.roles
+    } else {
+        &put.roles
+    };
     let is_db = current.put.roles.iter().any(|r| r == "database");
-    let asks_db = put.roles.iter().any(|r| r == "database");
+    let asks_db = asked.iter().any(|r| r == "database");
     if is_db && !asks_db {
         return Err(ApiError::bad_request(
             "The \"database\" role cannot be dropped at this time",
@@ -289,7 +295,7 @@ async fn update_once(
         ));
     }
     let mut roles = Vec::new();
-    for r in &put.roles {
+    for r in asked {
         if COMPUTED_ROLES.contains(&r.as_str()) {
             continue;
         }
