@@ -656,6 +656,16 @@ cluster:
     // As LXD's, the dump has no cluster section: it describes the server, not how it joined.
     want.cluster = None;
     assert_eq!(dumped, want);
+
+    eprintln!("The real lxc reads the network's keys on a member, as rxc does");
+    let lxc = "/usr/bin/lxc";
+    ok(&m[1].cmd(lxc, &["remote", "list"], None));
+    let got = ok(&m[1].cmd(lxc, &["network", "get", "lxdbr0", "ipv4.nat"], None));
+    assert_eq!(got, "true\n");
+    let ours = ok(&m[1].rxc(&["network", "get", "lxdbr0", "ipv4.address"]));
+    let theirs = ok(&m[1].cmd(lxc, &["network", "get", "lxdbr0", "ipv4.address"], None));
+    assert_eq!(ours, theirs);
+    assert!(ours.ends_with("/24\n"), "{ours}");
 }
 
 #[tokio::test]
