@@ -619,6 +619,53 @@ cluster:
     );
     let profile = ok(&m[2].rxc(&["profile", "show", "default"]));
     assert!(profile.contains("parent: lxdbr0"), "{profile}");
+
+    eprintln!("`rxd init --dump` of a member gives back the whole bootstrap preseed");
+    let dumped = ok(&m[0].cmd("rxd", &["init", "--dump"], None));
+    let dumped = rxd_api::InitPreseed::from_yaml(&dumped).unwrap();
+    let mut want = rxd_api::InitPreseed::from_yaml(bootstrap).unwrap();
+    // The password is hidden and so left out; the bootstrap sets the cluster address; values
+    // are strings once stored.
+    want.config.remove("core.trust_password");
+    want.config
+        .insert("cluster.https_address".into(), "192.0.2.1:8443".into());
+    for v in want.config.values_mut() {
+        if let serde_json::Value::Number(n) = v {
+            *v = n.to_string().into();
+        }
+    }
+    // What the daemon chose where the preseed left it to it: the bridge's subnets. (The pool's
+    // `source` is a member's own key, which the cluster-wide view leaves out, as LXD's does.)
+    let chosen = &dumped.networks[0].config;
+    for key in ["ipv4.address", "ipv4.nat", "ipv6.address", "ipv6.nat"] {
+        let value = chosen
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key}: {chosen:?}"));
+        want.networks[0].config.insert(key.into(), value.clone());
+    }
+    want.networks[0].project = "default".into();
+    want.profiles[0].description = "Default LXD profile".into();
+    // As LXD's, the dump lists the projects (rxd has only `default`).
+    let projects = m[0].client().projects().await.unwrap();
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    want.projects = vec![rxd_api::InitProject {
+        config: projects[0].config.clone(),
+        description: projects[0].description.clone(),
+        name: "default".into(),
+    }];
+    // As LXD's, the dump has no cluster section: it describes the server, not how it joined.
+    want.cluster = None;
+    assert_eq!(dumped, want);
+
+    eprintln!("The real lxc reads the network's keys on a member, as rxc does");
+    let lxc = "/usr/bin/lxc";
+    ok(&m[1].cmd(lxc, &["remote", "list"], None));
+    let got = ok(&m[1].cmd(lxc, &["network", "get", "lxdbr0", "ipv4.nat"], None));
+    assert_eq!(got, "true\n");
+    let ours = ok(&m[1].rxc(&["network", "get", "lxdbr0", "ipv4.address"]));
+    let theirs = ok(&m[1].cmd(lxc, &["network", "get", "lxdbr0", "ipv4.address"], None));
+    assert_eq!(ours, theirs);
+    assert!(ours.ends_with("/24\n"), "{ours}");
 }
 
 #[tokio::test]

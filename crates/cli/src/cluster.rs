@@ -155,9 +155,19 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
         ClusterCmd::Edit { member } => {
             let (client, _, name) = ctx.resolve_named(&member, "cluster member name")?;
             let (m, etag) = client.cluster_member(&name).await?;
-            let (put, etag): (ClusterMemberPut, _) =
-                crate::edit::edit(EDIT_TEMPLATE, &m.put, &etag)?;
-            Ok(client.update_cluster_member(&name, &put, etag).await?)
+            let (client, name) = (&client, &name);
+            crate::edit::edit(
+                EDIT_TEMPLATE,
+                &m.put,
+                &etag,
+                move |put: ClusterMemberPut, etag| async move {
+                    client
+                        .update_cluster_member(name, &put, etag.as_deref())
+                        .await
+                        .map_err(CliError::from)
+                },
+            )
+            .await
         }
         ClusterCmd::Evacuate { member, force } => {
             member_state(ctx, &member, "evacuate", force).await

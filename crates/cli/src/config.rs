@@ -123,8 +123,16 @@ pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<()> {
             let (client, _, _) = ctx.resolve_opt(&remote)?;
             let path = target_path(&client, &target).await?;
             let (current, etag) = server_config(&client, &path).await?;
-            let (put, etag): (ServerPut, _) = crate::edit::edit(EDIT_TEMPLATE, &current, &etag)?;
-            put_server_config(&client, &path, &put, etag).await
+            let (client, path) = (&client, &path);
+            crate::edit::edit(
+                EDIT_TEMPLATE,
+                &current,
+                &etag,
+                move |put: ServerPut, etag| async move {
+                    put_server_config(client, path, &put, etag.as_deref()).await
+                },
+            )
+            .await
         }
         ConfigCmd::Trust(cmd) => trust(ctx, cmd).await,
     }
@@ -164,9 +172,19 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
         TrustCmd::Edit { fingerprint } => {
             let (client, _, fp) = ctx.resolve_named(&fingerprint, "certificate fingerprint")?;
             let (cert, etag) = client.certificate(&fp).await?;
-            let (put, etag): (rxd_api::CertificatePut, _) =
-                crate::edit::edit(TRUST_EDIT_TEMPLATE, &cert.put, &etag)?;
-            Ok(client.update_certificate(&fp, &put, etag).await?)
+            let (client, fp) = (&client, &fp);
+            crate::edit::edit(
+                TRUST_EDIT_TEMPLATE,
+                &cert.put,
+                &etag,
+                move |put: rxd_api::CertificatePut, etag| async move {
+                    client
+                        .update_certificate(fp, &put, etag.as_deref())
+                        .await
+                        .map_err(CliError::from)
+                },
+            )
+            .await
         }
         TrustCmd::ListTokens { remote } => {
             let (client, _, _) = ctx.resolve_opt(&remote)?;
@@ -346,12 +364,7 @@ async fn add_certificate_file(
     })?;
     let der = rxd_tls::pem_to_der(&pem)?;
     use base64::Engine;
-    let name = name.unwrap_or_else(|| {
-        std::path::Path::new(path)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+    let name = name.unwrap_or_else(|| go_base(file));
     let post = CertificatesPost {
         name,
         cert_type: "client".into(),
@@ -362,6 +375,19 @@ async fn add_certificate_file(
     };
     client.add_certificate(&post).await?;
     Ok(())
+}
+
+/// The last element of `path` as Go's `filepath.Base` gives it, which lxc names a certificate
+/// file's entry after: the extension kept, trailing slashes dropped, `.` for an empty path.
+fn go_base(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/".into();
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed).to_string()
 }
 
 /// An I/O error as Go words it (lower case, without Rust's " (os error N)").
@@ -493,6 +519,22 @@ mod tests {
         assert_eq!(display_value(Some(&Value::String("a".into()))), "a");
         assert_eq!(display_value(None), "");
         assert_eq!(display_value(Some(&serde_json::json!(3))), "3");
+    }
+
+    #[test]
+    fn certificate_files_are_named_as_filepath_base_names_them() {
+        let cases = [
+            ("client.crt", "client.crt"),
+            ("/home/u/.config/lxc/client.crt", "client.crt"),
+            ("a/b.pem.crt", "b.pem.crt"),
+            ("dir/", "dir"),
+            ("/", "/"),
+            ("", "."),
+            ("/dev/stdin", "stdin"),
+        ];
+        for (path, name) in cases {
+            assert_eq!(go_base(path), name, "{path}");
+        }
     }
 
     #[test]

@@ -1,27 +1,32 @@
 //! YAML editing as `lxc ... edit` does it: piped stdin is the new content; on a terminal the
-//! current content goes through `$VISUAL`/`$EDITOR` (default `vi`).
+//! current content goes through `$VISUAL`/`$EDITOR` (default `vi`), and an edit that does not
+//! parse, or that the server refuses, is offered to the editor again.
+//!
+//! ```text
+//!  stdin piped ──> parse ──> apply (no ETag) ──> done, or the error
+//!  terminal ─────> editor ──> parse ──> apply (the ETag read) ──> done
+//!                     ^          └─ error ─┴─> "Config parsing error: ..." + enter ─┐
+//!                     └─────────────── the text as the user left it ─────────────────┘
+//! ```
 
+use std::future::Future;
 use std::io::{IsTerminal, Read};
 
 use serde::de::DeserializeOwned;
 
 use crate::{CliError, Result};
 
-/// `current` edited (as [`new_content`]) and parsed into `U`, with the ETag to send: lxc sends
-/// none for piped input, and the one it read for an editor session.
-pub fn edit<'e, T: serde::Serialize, U: DeserializeOwned>(
-    template: &str,
-    current: &T,
-    etag: &'e str,
-) -> Result<(U, Option<&'e str>)> {
-    let piped = !std::io::stdin().is_terminal();
-    let text = new_content(template, &crate::yaml::to_string(current)?)?;
-    Ok((parse(&text)?, (!piped).then_some(etag)))
-}
-
-/// The new YAML text: all of stdin when it is not a terminal, else what the user saved in the
-/// editor (lines starting with `#` are comments to YAML anyway).
-pub fn new_content(template: &str, current_yaml: &str) -> Result<String> {
+/// Edits `current` and hands the parsed result to `apply` with the ETag to send: none for
+/// piped input (as lxc), the one read for an editor session. In an editor session a parse error
+/// or a refusal from `apply` is printed and, after the user presses enter, the editor opens
+/// again on the text as they left it; ctrl+c aborts.
+pub async fn edit<T, U, F, Fut>(template: &str, current: &T, etag: &str, mut apply: F) -> Result<()>
+where
+    T: serde::Serialize,
+    U: DeserializeOwned,
+    F: FnMut(U, Option<String>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut text = String::new();
@@ -32,8 +37,44 @@ pub fn new_content(template: &str, current_yaml: &str) -> Result<String> {
                 context: "Cannot read from stdin",
                 source,
             })?;
-        return Ok(text);
+        return apply(parse(&text)?, None).await;
     }
+    let mut text = format!("{template}\n\n{}", crate::yaml::to_string(current)?);
+    loop {
+        text = run_editor(&text)?;
+        let outcome = match parse(&text) {
+            Ok(edited) => apply(edited, Some(etag.to_string())).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                eprintln!("Config parsing error: {e}");
+                crate::print("Press enter to open the editor again or ctrl+c to abort change\n")?;
+                wait_for_enter()?;
+            }
+        }
+    }
+}
+
+/// Reads one byte of stdin, as lxc does; end of input aborts the change.
+fn wait_for_enter() -> Result<()> {
+    let mut byte = [0u8; 1];
+    let read = std::io::stdin()
+        .lock()
+        .read(&mut byte)
+        .map_err(|source| CliError::Terminal {
+            context: "Cannot read from stdin",
+            source,
+        })?;
+    if read == 0 {
+        return Err(CliError::Aborted { message: "EOF" });
+    }
+    Ok(())
+}
+
+/// `text` after the user saved it in `$VISUAL`/`$EDITOR`.
+fn run_editor(text: &str) -> Result<String> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
@@ -42,7 +83,7 @@ pub fn new_content(template: &str, current_yaml: &str) -> Result<String> {
         path: path.clone(),
         source,
     };
-    std::fs::write(&path, format!("{template}\n\n{current_yaml}")).map_err(io)?;
+    std::fs::write(&path, text).map_err(io)?;
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))

@@ -225,13 +225,20 @@ pub async fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<()> {
                 config: current.config,
                 description: current.description,
             };
-            let (edited, etag): (NetworkEdit, _) =
-                crate::edit::edit(EDIT_TEMPLATE, &writable, &etag)?;
-            let body = NetworkPut {
-                config: crate::edit::stringify_config(edited.config),
-                description: edited.description,
-            };
-            put(&client, &name, &body, etag, target.as_deref()).await
+            let (client, name, target) = (&client, &name, target.as_deref());
+            crate::edit::edit(
+                EDIT_TEMPLATE,
+                &writable,
+                &etag,
+                move |edited: NetworkEdit, etag| async move {
+                    let body = NetworkPut {
+                        config: crate::edit::stringify_config(edited.config),
+                        description: edited.description,
+                    };
+                    put(client, name, &body, etag.as_deref(), target).await
+                },
+            )
+            .await
         }
         NetworkCmd::Set {
             network,

@@ -72,17 +72,28 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<()> {
         ProfileCmd::Edit { profile } => {
             let (client, _, name) = ctx.resolve(&profile)?;
             let (current, etag) = client.profile(&name).await?;
-            let (e, etag): (ProfileEdit, _) = crate::edit::edit(EDIT_TEMPLATE, &current, &etag)?;
-            let put = ProfilePut {
-                config: crate::edit::stringify_config(e.config),
-                description: e.description,
-                devices: e
-                    .devices
-                    .into_iter()
-                    .map(|(k, v)| (k, crate::edit::stringify_config(v)))
-                    .collect(),
-            };
-            Ok(client.update_profile(&name, &put, etag).await?)
+            let (client, name) = (&client, &name);
+            crate::edit::edit(
+                EDIT_TEMPLATE,
+                &current,
+                &etag,
+                move |e: ProfileEdit, etag| async move {
+                    let put = ProfilePut {
+                        config: crate::edit::stringify_config(e.config),
+                        description: e.description,
+                        devices: e
+                            .devices
+                            .into_iter()
+                            .map(|(k, v)| (k, crate::edit::stringify_config(v)))
+                            .collect(),
+                    };
+                    client
+                        .update_profile(name, &put, etag.as_deref())
+                        .await
+                        .map_err(CliError::from)
+                },
+            )
+            .await
         }
         ProfileCmd::Copy { source, target } => {
             let (src, _, src_name) = ctx.resolve(&source)?;

@@ -7,7 +7,7 @@ use rxd_api::{ResourcesStoragePool, StoragePool, StoragePoolPut, StoragePoolsPos
 
 use crate::args::StorageCmd;
 use crate::output::{self, bytes_iec, Format};
-use crate::{print, Ctx, Result};
+use crate::{print, CliError, Ctx, Result};
 
 /// The writable part of a pool as an edit may hold it, tolerating the read-only fields that
 /// `storage show` prints.
@@ -92,14 +92,23 @@ pub async fn run(ctx: &Ctx, cmd: StorageCmd) -> Result<()> {
                 config: current.config,
                 description: current.description,
             };
-            let (edited, etag): (PoolEdit, _) = crate::edit::edit(EDIT_TEMPLATE, &writable, &etag)?;
-            let put = StoragePoolPut {
-                config: crate::edit::stringify_config(edited.config),
-                description: edited.description,
-            };
-            Ok(client
-                .update_storage_pool(&name, &put, etag, target.as_deref())
-                .await?)
+            let (client, name, target) = (&client, &name, target.as_deref());
+            crate::edit::edit(
+                EDIT_TEMPLATE,
+                &writable,
+                &etag,
+                move |edited: PoolEdit, etag| async move {
+                    let put = StoragePoolPut {
+                        config: crate::edit::stringify_config(edited.config),
+                        description: edited.description,
+                    };
+                    client
+                        .update_storage_pool(name, &put, etag.as_deref(), target)
+                        .await
+                        .map_err(CliError::from)
+                },
+            )
+            .await
         }
         StorageCmd::Delete { pool } => {
             let (client, _, name) = ctx.resolve(&pool)?;

@@ -25,10 +25,22 @@ pub fn to_string<T: Serialize>(value: &T) -> Result<String, CliError> {
     Ok(requote(&text))
 }
 
-/// Parses YAML (stdin or the editor's buffer) into `T`.
+/// Parses YAML (stdin or the editor's buffer) into `T`. An error reads as lxc's do,
+/// `yaml: line L column C: <what>`, on one line: the parser's own rendering adds an `error:`
+/// prefix and a source excerpt, which `Error: ` before it would repeat.
 pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, CliError> {
-    serde_saphyr::from_str(text).map_err(|e| CliError::Yaml {
-        message: e.to_string(),
+    serde_saphyr::from_str(text).map_err(|e| {
+        let plain = e.without_snippet().to_string();
+        let message = match e.location().filter(|l| l.line() > 0) {
+            Some(l) => {
+                let (line, column) = (l.line(), l.column());
+                let at = format!(" at line {line}, column {column}");
+                let what = plain.strip_suffix(&at).unwrap_or(&plain);
+                format!("yaml: line {line} column {column}: {what}")
+            }
+            None => format!("yaml: {plain}"),
+        };
+        CliError::Yaml { message }
     })
 }
 
@@ -235,6 +247,17 @@ fn is_base60(s: &str) -> bool {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn parse_errors_are_one_line_with_one_prefix() {
+        for bad in ["config:\n  user.a: [\n", "config: x: y\n", "devices: 3\n"] {
+            let err = from_str::<BTreeMap<String, BTreeMap<String, String>>>(bad).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("yaml: line "), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+            assert!(!text.contains("error"), "{text}");
+        }
+    }
 
     #[test]
     fn member_yaml_matches_lxc_cluster_show() {

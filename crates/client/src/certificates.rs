@@ -51,6 +51,17 @@ impl Client {
         self.send("PUT", &path, put, etag).await.map(|_| ())
     }
 
+    /// `PATCH /1.0/certificates/{fingerprint}`: empty name and type keep the current ones.
+    pub async fn patch_certificate(
+        &self,
+        fingerprint: &str,
+        put: &CertificatePut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        let path = format!("/1.0/certificates/{}", encode(fingerprint));
+        self.send("PATCH", &path, put, etag).await.map(|_| ())
+    }
+
     /// `DELETE /1.0/certificates/{fingerprint}`.
     pub async fn delete_certificate(&self, fingerprint: &str) -> Result<()> {
         let path = format!("/1.0/certificates/{}", encode(fingerprint));

@@ -1,10 +1,12 @@
-//! Trust-password checks that an untrusted caller cannot turn into a denial of service.
+//! Trust-password and token checks that an untrusted caller cannot turn into a denial of
+//! service or a search.
 //!
 //! scrypt costs tens of milliseconds of CPU by design, so it runs on a blocking thread, one
 //! evaluation at a time in the whole process: async workers (raft, heartbeats, every other
 //! request) never wait behind it, and guesses use at most one core. A source address that keeps
-//! guessing wrong is refused, before any database read or scrypt, for a time that doubles with
-//! each further failure; the refusal is logged once per period, not per guess.
+//! guessing wrong, passwords and join or certificate-add tokens alike, is refused, before any
+//! database read or scrypt, for a time that doubles with each further failure; the refusal is
+//! logged once per period, not per guess.
 //!
 //! ```text
 //!  password ─> source blocked? ──yes──> 429, nothing evaluated
@@ -15,6 +17,12 @@
 //!                  v
 //!        scrypt on a blocking thread ─> right: forget the source's failures
 //!                                    └> wrong: count it; from the 5th on, block (and warn)
+//!
+//!  token ─> source blocked? ──yes──> 429, nothing read
+//!                  │ no
+//!                  v
+//!           stored token? ─> yes: forget the source's failures
+//!                         └> no: count it, as a wrong password
 //! ```
 
 use std::collections::HashMap;
@@ -29,7 +37,7 @@ use crate::access::Peer;
 use crate::config;
 use crate::error::{ApiError, ApiResult};
 
-/// Wrong passwords a source may send before it is blocked.
+/// Wrong passwords or tokens a source may send before it is blocked.
 const FREE_FAILURES: u32 = 5;
 /// The first block; each further failure doubles it.
 const FIRST_BLOCK: Duration = Duration::from_secs(1);
@@ -89,13 +97,14 @@ struct Failures {
     blocked_until: Instant,
 }
 
-/// Wrong trust passwords per source address.
+/// Wrong trust passwords and tokens per source address.
 #[derive(Debug, Default)]
 pub struct PasswordGuard {
     sources: Mutex<HashMap<IpAddr, Failures>>,
 }
 
-/// A password attempt from a source that is not blocked; [`Attempt::check`] decides it.
+/// A password or token attempt from a source that is not blocked; [`Attempt::check`] decides
+/// a password, [`Attempt::record`] the outcome of a token.
 pub struct Attempt<'a> {
     guard: &'a PasswordGuard,
     source: Option<IpAddr>,
@@ -124,7 +133,9 @@ impl PasswordGuard {
                 let secs = (f.blocked_until - now).as_secs() + 1;
                 Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    format!("Too many wrong trust passwords from {ip}, try again in {secs} s"),
+                    format!(
+                        "Too many wrong trust passwords or tokens from {ip}, try again in {secs} s"
+                    ),
                 ))
             }
             _ => Ok(()),
@@ -159,7 +170,7 @@ impl PasswordGuard {
         if !block.is_zero() {
             f.blocked_until = now + block;
             tracing::warn!(
-                "{} wrong trust passwords from {ip}: refusing its attempts for {} s",
+                "{} wrong trust passwords or tokens from {ip}: refusing its attempts for {} s",
                 f.count,
                 block.as_secs()
             );
@@ -168,6 +179,12 @@ impl PasswordGuard {
 }
 
 impl Attempt<'_> {
+    /// Counts a token presented by this source: a `right` one forgets its failures, a wrong
+    /// one counts as a wrong password does.
+    pub fn record(self, right: bool) {
+        self.guard.record(self.source, right);
+    }
+
     /// Checks `password` against the `stored` hash (none: no password is set, so it is
     /// wrong); a wrong one is 403 `not authorized`, as in LXD.
     pub async fn check(self, stored: Option<&String>, password: &str) -> ApiResult<()> {
@@ -232,5 +249,10 @@ mod tests {
         assert!(guard.admit(&peer("192.0.2.2:5000")).is_ok());
         guard.record(ip, true);
         assert!(guard.admit(&peer("192.0.2.1:5002")).is_ok());
+        for _ in 0..FREE_FAILURES {
+            guard.admit(&peer("192.0.2.1:5003")).unwrap().record(false);
+        }
+        let refused = guard.admit(&peer("192.0.2.1:5004")).err().unwrap();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     }
 }

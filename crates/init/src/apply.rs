@@ -285,7 +285,18 @@ pub async fn dump(client: &Client) -> Result<InitPreseed, InitError> {
             description: n.description,
             name: n.name,
             network_type: n.network_type,
-            project: String::new(),
+            // As lxd's dump: the preseed names the project of each network.
+            project: "default".into(),
+        })
+        .collect();
+    let projects = client
+        .projects()
+        .await?
+        .into_iter()
+        .map(|p| rxd_api::InitProject {
+            config: p.config,
+            description: p.description,
+            name: p.name,
         })
         .collect();
     Ok(InitPreseed {
@@ -293,6 +304,7 @@ pub async fn dump(client: &Client) -> Result<InitPreseed, InitError> {
         networks,
         storage_pools,
         profiles,
-        ..Default::default()
+        projects,
+        cluster: None,
     })
 }

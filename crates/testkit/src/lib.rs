@@ -142,18 +142,25 @@ impl Member {
     /// Runs a workspace binary (`rxd`, `rxc`) or any program with `RXD_DIR` and `LXD_DIR`
     /// pointing at this member.
     pub fn command(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.cmd(program);
+        cmd.args(args);
+        run_bounded(&mut cmd, stdin, COMMAND_LIMIT)
+    }
+
+    /// The command [`Member::command`] runs, before its arguments, for a caller that sets up
+    /// its own stdio (a terminal, say) and bounds the run itself.
+    pub fn cmd(&self, program: &str) -> Command {
         let path = if program == "rxd" || program == "rxc" {
             bin(program)
         } else {
             PathBuf::from(program)
         };
         let mut cmd = Command::new(path);
-        cmd.args(args)
-            .env("RXD_DIR", self.dir.path())
+        cmd.env("RXD_DIR", self.dir.path())
             .env("LXD_DIR", self.dir.path())
             .env("RXC_CONF", self.dir.path().join("rxc-conf"))
             .env("HOME", self.dir.path());
-        run_bounded(&mut cmd, stdin, COMMAND_LIMIT)
+        cmd
     }
 
     /// Stops the daemon cleanly and waits for it to exit.

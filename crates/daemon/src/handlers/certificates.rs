@@ -15,6 +15,7 @@ use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::cluster_members::{expires_at, new_secret, token_operation};
 use crate::handlers::{recursion, QueryMap};
+use crate::password::Attempt;
 use crate::response::{
     check_etag, created, empty, operation, sync, sync_etag, CompareAndSet, JsonBody,
 };
@@ -193,10 +194,20 @@ async fn token_exists(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiRe
     Ok(d.db().read(query(kind, name, secret)).await?.is_some())
 }
 
-async fn consume(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<Token> {
+/// Uses up the token of `kind` for `name` with `secret`. A secret that matches no token is a
+/// guess and counts against its source, as a wrong trust password does.
+async fn consume(
+    d: &Daemon,
+    attempt: Attempt<'_>,
+    kind: &str,
+    name: &str,
+    secret: &str,
+) -> ApiResult<Token> {
     // Anyone may offer a token, so a guess must not become a raft write: only a secret that
     // matches a stored token is consumed through the log.
-    if !token_exists(d, kind, name, secret).await? {
+    let exists = token_exists(d, kind, name, secret).await?;
+    attempt.record(exists);
+    if !exists {
         return Err(no_matching_token(kind));
     }
     let outcome = d
@@ -259,12 +270,21 @@ pub async fn certificates_post(
             ApiError::forbidden()
         });
     }
+    // A blocked source is refused before its secret is looked at, whatever its kind.
+    let attempt = d.passwords.admit(&caller.peer)?;
     if let Ok(token) = JoinToken::decode(&secret) {
-        consume(&d, "join", &token.server_name, &token.secret).await?;
+        consume(&d, attempt, "join", &token.server_name, &token.secret).await?;
         return add(&d, &caller, &post, &post.name).await;
     }
     if let Ok(token) = rxd_api::CertificateAddToken::decode(&secret) {
-        let stored = consume(&d, "certificate", &token.client_name, &token.secret).await?;
+        let stored = consume(
+            &d,
+            attempt,
+            "certificate",
+            &token.client_name,
+            &token.secret,
+        )
+        .await?;
         // The token's maker chose the restriction, not the client presenting it.
         let mut post = post;
         post.cert_type = "client".into();
@@ -272,7 +292,6 @@ pub async fn certificates_post(
         post.projects = stored.restricted_projects;
         return add(&d, &caller, &post, &token.client_name).await;
     }
-    let attempt = d.passwords.admit(&caller.peer)?;
     let stored = d.db().read(tables::config).await?;
     attempt
         .check(stored.get("core.trust_password"), &secret)
