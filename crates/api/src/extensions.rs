@@ -25,4 +25,5 @@ pub const API_EXTENSIONS: &[&str] = &[
     "server_supported_storage_drivers",
     "profile_usedby",
     "network",
+    "warnings",
 ];

@@ -17,6 +17,8 @@ pub enum Entity {
     Token,
     /// A managed network.
     Network,
+    /// A warning.
+    Warning,
 }
 
 impl std::fmt::Display for Entity {
@@ -29,6 +31,7 @@ impl std::fmt::Display for Entity {
             Entity::Project => "Project",
             Entity::Token => "Token",
             Entity::Network => "Network",
+            Entity::Warning => "Warning",
         })
     }
 }
