@@ -3,9 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `api.Warning`.
+/// `api.Warning`, its fields in LXD 5.0's order (the status of the embedded `WarningPut`
+/// first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
+    /// `new`, `acknowledged` or `resolved`.
+    pub status: String,
     /// UUID.
     pub uuid: String,
     /// The cluster member it occurred on (`none` on a standalone server).
@@ -25,8 +28,6 @@ pub struct Warning {
     pub last_message: String,
     /// `low`, `moderate` or `high`.
     pub severity: String,
-    /// `new`, `acknowledged` or `resolved`.
-    pub status: String,
     /// The object it concerns, such as `/1.0/cluster/members/node2`; empty for none.
     pub entity_url: String,
 }

@@ -12,6 +12,7 @@ pub mod profiles;
 pub mod projects;
 pub mod server;
 pub mod storage_pools;
+pub mod warnings;
 
 use std::collections::HashMap;
 
