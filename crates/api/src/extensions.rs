@@ -42,4 +42,5 @@ pub const API_EXTENSIONS: &[&str] = &[
     "resources_disk_address",
     "resources_gpu_usb",
     "project_usage",
+    "warnings",
 ];

@@ -1,6 +1,6 @@
 //! LXD's REST wire types, as rxd speaks them: the response envelope, servers, cluster members,
 //! operations, events, certificates, storage pools, networks, profiles, projects (and their usage),
-//! the host's hardware resources, the `lxd init` preseed,
+//! warnings, the host's hardware resources, the `lxd init` preseed,
 //! join tokens and the API extension list.
 //!
 //! This crate does no I/O and knows nothing of how the daemon stores or serves these types.
@@ -23,6 +23,7 @@ mod server;
 mod storage;
 mod token;
 mod units;
+mod warning;
 
 pub use certificate::{Certificate, CertificatePut, CertificatesPost};
 pub use cluster::{
@@ -55,6 +56,7 @@ pub use storage::{
 };
 pub use token::{CertificateAddToken, JoinToken, TokenError};
 pub use units::parse_size;
+pub use warning::{Warning, WarningPut, WarningType};
 
 /// String-to-string configuration, as LXD keeps it.
 pub type Config = std::collections::BTreeMap<String, String>;

@@ -68,6 +68,9 @@ pub enum Command {
     /// List, show and delete background operations.
     #[command(subcommand)]
     Operation(OperationCmd),
+    /// Manage warnings.
+    #[command(subcommand)]
+    Warning(crate::warning::WarningCmd),
     /// Monitor a local or remote server.
     Monitor(MonitorArgs),
     /// Manage the list of remote servers.
@@ -113,6 +116,7 @@ impl Command {
                 | Command::Project(crate::project::ProjectCmd::Info { .. })
                 | Command::Network(NetworkCmd::List { .. })
                 | Command::Operation(OperationCmd::List { .. })
+                | Command::Warning(crate::warning::WarningCmd::List { .. })
                 | Command::Monitor(_)
                 | Command::Remote(RemoteCmd::List)
         )

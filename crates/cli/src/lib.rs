@@ -30,6 +30,7 @@ mod project;
 mod query;
 mod remote;
 mod storage;
+mod warning;
 mod yaml;
 
 use std::io::Write;
@@ -254,6 +255,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         args::Command::Network(cmd) => network::run(&ctx, cmd).await,
         args::Command::Query(a) => query::run(&ctx, a).await,
         args::Command::Operation(cmd) => operation::run(&ctx, cmd).await,
+        args::Command::Warning(cmd) => warning::run(&ctx, cmd).await,
         args::Command::Monitor(a) => monitor::run(&ctx, a).await,
         args::Command::Remote(cmd) => remote::run(&mut ctx, cmd).await,
         args::Command::Version { remote } => version(&ctx, remote).await,

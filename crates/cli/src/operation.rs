@@ -86,19 +86,10 @@ pub fn show_text(op: &Operation) -> Result<String> {
         }
     }
     let text = crate::yaml::to_string(&op)?;
-    Ok(text
-        .lines()
-        .map(|l| {
-            for key in ["created_at: \"", "updated_at: \""] {
-                if let Some(rest) = l.strip_prefix(key) {
-                    return format!("{}{}", &key[..key.len() - 1], rest.trim_end_matches('"'));
-                }
-            }
-            l.to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n")
+    Ok(crate::yaml::bare_times(
+        &text,
+        &["created_at", "updated_at"],
+    ))
 }
 
 #[cfg(test)]

@@ -25,6 +25,24 @@ pub fn to_string<T: Serialize>(value: &T) -> Result<String, CliError> {
     Ok(requote(&text))
 }
 
+/// yaml.v2 prints Go's time values bare, where a string of the same text is double-quoted:
+/// unquotes the top-level `keys` of `text`.
+pub fn bare_times(text: &str, keys: &[&str]) -> String {
+    text.lines()
+        .map(|l| {
+            for key in keys {
+                let quoted = format!("{key}: \"");
+                if let Some(rest) = l.strip_prefix(&quoted) {
+                    return format!("{key}: {}", rest.trim_end_matches('"'));
+                }
+            }
+            l.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 /// Parses YAML (stdin or the editor's buffer) into `T`. An error reads as lxc's do,
 /// `yaml: line L column C: <what>`, on one line: the parser's own rendering adds an `error:`
 /// prefix and a source excerpt, which `Error: ` before it would repeat.

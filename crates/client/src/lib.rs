@@ -20,6 +20,7 @@ mod profiles;
 mod server;
 mod storage;
 mod transport;
+mod warnings;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,7 +6,8 @@
 //! ```text
 //!  leader: every threshold/2 ─> PUT /internal/heartbeat to each member (2 s timeout)
 //!            │                     └─> member replaces its liveness view with the leader's
-//!            └─> plan_voters ─> change_voters (promote stand-bys, replace offline voters)
+//!            ├─> plan_voters ─> change_voters (promote stand-bys, replace offline voters)
+//!            └─> a warning per offline member, resolved when it answers (`warnings.rs`)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -109,19 +110,21 @@ pub fn status_of(d: &Daemon, m: &Member, threshold: Duration) -> (String, String
         return ("Online".into(), "Fully operational".into());
     }
     if !answers_heartbeats(d, m.id, threshold) {
-        let last = d.liveness.last(m.id);
-        let since = (Utc::now() - last).to_std().unwrap_or_default();
-        (
-            "Offline".into(),
-            format!(
-                "No heartbeat for {:?} ({})",
-                since,
-                last.format("%Y-%m-%d %H:%M:%S%.9f +0000 UTC")
-            ),
-        )
+        ("Offline".into(), silence(d, m.id))
     } else {
         ("Online".into(), "Fully operational".into())
     }
+}
+
+/// LXD's message for a member not heard from: for how long, and since when.
+pub(crate) fn silence(d: &Daemon, id: u64) -> String {
+    let last = d.liveness.last(id);
+    let since = (Utc::now() - last).to_std().unwrap_or_default();
+    format!(
+        "No heartbeat for {:?} ({})",
+        since,
+        last.format("%Y-%m-%d %H:%M:%S%.9f +0000 UTC")
+    )
 }
 
 /// Whether a member counts as online.
@@ -162,7 +165,7 @@ pub(crate) fn candidates(d: &Daemon, members: &[Member], threshold: Duration) ->
         .collect()
 }
 
-fn answers_heartbeats(d: &Daemon, id: u64, threshold: Duration) -> bool {
+pub(crate) fn answers_heartbeats(d: &Daemon, id: u64, threshold: Duration) -> bool {
     let since = (Utc::now() - d.liveness.last(id))
         .to_std()
         .unwrap_or_default();
@@ -290,7 +293,9 @@ async fn round(d: &Arc<Daemon>) {
         }
     });
     futures_util::future::join_all(sends).await;
-    reap_pending(d, &members, threshold(d).await).await;
+    let t = threshold(d).await;
+    crate::warnings::offline_members(d, &members, t);
+    reap_pending(d, &members, t).await;
     // A join or removal in progress rebalances when it ends; heartbeats do not wait for it.
     if let Ok(_one_at_a_time) = d.membership.try_lock() {
         rebalance_locked(d).await;

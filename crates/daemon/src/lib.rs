@@ -30,6 +30,7 @@ pub mod response;
 pub mod router;
 pub mod shutdown;
 pub mod storage;
+pub mod warnings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -625,7 +626,8 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     // A pool's filesystem (a btrfs loop file, a device) is mounted again after a restart, before
     // the daemon answers.
     let pools = daemon.db().read_local(tables::storage_pools).await?;
-    storage::mount_all(dir.clone(), pools, daemon.node_id()).await;
+    let mounted = storage::mount_all(dir.clone(), pools, daemon.node_id()).await;
+    warnings::pools_at_start(&daemon, mounted);
     if let Some(addr) = local_config.get("core.https_address") {
         daemon
             .set_https_address(addr)

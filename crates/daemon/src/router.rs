@@ -107,6 +107,11 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
         Method::GET,
         Access::Authenticated,
     ),
+    ("/1.0/warnings", Method::GET, Access::Admin),
+    ("/1.0/warnings/{id}", Method::GET, Access::Admin),
+    ("/1.0/warnings/{id}", Method::PUT, Access::Admin),
+    ("/1.0/warnings/{id}", Method::PATCH, Access::Admin),
+    ("/1.0/warnings/{id}", Method::DELETE, Access::Admin),
     ("/internal/ready", Method::GET, Access::Member),
     ("/internal/shutdown", Method::PUT, Access::Member),
     ("/internal/raft/elect", Method::POST, Access::Member),
@@ -194,16 +199,6 @@ const UNSUPPORTED: &[(&str, &[Method], &str)] = &[
         "/1.0/storage-pools/{name}/volumes/{*rest}",
         ALL,
         "Storage volumes are not supported by rxd yet",
-    ),
-    (
-        "/1.0/warnings",
-        ALL,
-        "Warnings are not supported by rxd yet",
-    ),
-    (
-        "/1.0/warnings/{*rest}",
-        ALL,
-        "Warnings are not supported by rxd yet",
     ),
     ("/1.0/metrics", ALL, "Metrics are not supported by rxd yet"),
     (
@@ -345,6 +340,11 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/storage-pools/{name}/resources", "GET") => {
             on(f, storage_pools::storage_pool_resources_get)
         }
+        ("/1.0/warnings", "GET") => on(f, warnings::warnings_get),
+        ("/1.0/warnings/{id}", "GET") => on(f, warnings::warning_get),
+        ("/1.0/warnings/{id}", "PUT") => on(f, warnings::warning_put),
+        ("/1.0/warnings/{id}", "PATCH") => on(f, warnings::warning_patch),
+        ("/1.0/warnings/{id}", "DELETE") => on(f, warnings::warning_delete),
         ("/internal/ready", "GET") => on(f, internal::ready_get),
         ("/internal/shutdown", "PUT") => on(f, internal::shutdown_put),
         ("/internal/raft/elect", "POST") => on(f, internal::raft_elect_post),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::is_constraint;
 use crate::tables::{
     self, to_json, Certificate, Config, Devices, Member, MemberState, Network, Profile,
-    StoragePool, Token,
+    StoragePool, Token, WarningStatus,
 };
 use crate::{ApplyError, ApplyFailure, DbError, Entity};
 
@@ -314,6 +314,50 @@ pub enum Command {
     DeleteNetwork {
         /// Network name.
         name: String,
+    },
+    /// Records an occurrence of a warning on a member: a new row `uuid` counted once, or, when
+    /// the member already has one of this type for this project and entity, one more occurrence
+    /// of that row (a resolved one becomes new again; an acknowledged one stays acknowledged).
+    RaiseWarning {
+        /// The new row's UUID, used only when there is no row yet.
+        uuid: String,
+        /// The member it occurred on.
+        member_id: u64,
+        /// The project; empty for none.
+        project: String,
+        /// LXD's type code.
+        type_code: i64,
+        /// The object it concerns; empty for none.
+        entity_url: String,
+        /// What happened.
+        message: String,
+        /// The proposer's clock, RFC 3339.
+        now: String,
+    },
+    /// Resolves a member's warnings of a type about an entity, those not resolved yet.
+    ResolveWarnings {
+        /// The member.
+        member_id: u64,
+        /// LXD's type code.
+        type_code: i64,
+        /// The object.
+        entity_url: String,
+        /// The proposer's clock, RFC 3339.
+        now: String,
+    },
+    /// Sets a warning's status (a user acknowledging it, or marking it new again).
+    SetWarningStatus {
+        /// Its UUID.
+        uuid: String,
+        /// The new status.
+        status: WarningStatus,
+        /// The proposer's clock, RFC 3339.
+        now: String,
+    },
+    /// Deletes a warning.
+    DeleteWarning {
+        /// Its UUID.
+        uuid: String,
     },
 }
 
@@ -1024,6 +1068,83 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 name,
             )?;
         }
+        Command::RaiseWarning {
+            uuid,
+            member_id,
+            project,
+            type_code,
+            entity_url,
+            message,
+            now,
+        } => {
+            let counted = tx.execute(
+                "UPDATE warnings SET count = count + 1, last_seen = ?5, updated = ?5,
+                     last_message = ?6, status = CASE status WHEN ?7 THEN ?8 ELSE status END
+                 WHERE member_id = ?1 AND project = ?2 AND type_code = ?3 AND entity_url = ?4",
+                params![
+                    *member_id as i64,
+                    project,
+                    type_code,
+                    entity_url,
+                    now,
+                    message,
+                    WarningStatus::Resolved.as_i64(),
+                    WarningStatus::New.as_i64()
+                ],
+            )?;
+            if counted == 0 {
+                tx.execute(
+                    "INSERT INTO warnings (uuid, member_id, project, type_code, entity_url, status,
+                         first_seen, last_seen, updated, last_message, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, 1)",
+                    params![
+                        uuid,
+                        *member_id as i64,
+                        project,
+                        type_code,
+                        entity_url,
+                        WarningStatus::New.as_i64(),
+                        now,
+                        message
+                    ],
+                )?;
+            }
+        }
+        Command::ResolveWarnings {
+            member_id,
+            type_code,
+            entity_url,
+            now,
+        } => {
+            tx.execute(
+                "UPDATE warnings SET status = ?4, updated = ?5
+                 WHERE member_id = ?1 AND type_code = ?2 AND entity_url = ?3 AND status != ?4",
+                params![
+                    *member_id as i64,
+                    type_code,
+                    entity_url,
+                    WarningStatus::Resolved.as_i64(),
+                    now
+                ],
+            )?;
+        }
+        Command::SetWarningStatus { uuid, status, now } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE warnings SET status = ?2, updated = ?3 WHERE uuid = ?1",
+                    params![uuid, status.as_i64(), now],
+                )?,
+                Entity::Warning,
+                uuid,
+            )?;
+        }
+        Command::DeleteWarning { uuid } => {
+            expect_changed(
+                tx.execute("DELETE FROM warnings WHERE uuid = ?1", [uuid])?,
+                Entity::Warning,
+                uuid,
+            )?;
+        }
     }
     Ok(Response::Done)
 }
@@ -1520,6 +1641,124 @@ mod tests {
         migrate_cluster(&mut c).unwrap();
         assert!(tables::networks(&c).unwrap().is_empty());
         assert_eq!(tables::members(&c).unwrap()[0].name, "none");
+    }
+
+    fn raise(uuid: &str, member_id: u64, now: &str) -> Command {
+        Command::RaiseWarning {
+            uuid: uuid.into(),
+            member_id,
+            project: String::new(),
+            type_code: 21,
+            entity_url: "/1.0/cluster/members/b".into(),
+            message: format!("seen at {now}"),
+            now: now.into(),
+        }
+    }
+
+    #[test]
+    fn a_warning_that_occurs_again_is_counted_on_its_row() {
+        let mut c = db();
+        run(&mut c, &add_member("b")).unwrap();
+        run(&mut c, &raise("w1", 1, "2026-01-01T00:00:00Z")).unwrap();
+        eprintln!("the same member, type and entity: one row, counted twice");
+        run(&mut c, &raise("w2", 1, "2026-01-01T00:00:05Z")).unwrap();
+        let all = tables::warnings(&c).unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        let w = &all[0];
+        assert_eq!((w.uuid.as_str(), w.count), ("w1", 2));
+        assert_eq!(w.first_seen, "2026-01-01T00:00:00Z");
+        assert_eq!(w.last_seen, "2026-01-01T00:00:05Z");
+        assert_eq!(w.last_message, "seen at 2026-01-01T00:00:05Z");
+        assert_eq!(
+            (w.member_name.as_str(), w.status),
+            ("none", WarningStatus::New)
+        );
+
+        eprintln!("another member: a row of its own");
+        run(&mut c, &raise("w3", 2, "2026-01-01T00:00:06Z")).unwrap();
+        assert_eq!(tables::warnings(&c).unwrap().len(), 2);
+
+        eprintln!("acknowledged stays acknowledged when it occurs again");
+        let set = |status| Command::SetWarningStatus {
+            uuid: "w1".into(),
+            status,
+            now: "2026-01-01T00:00:07Z".into(),
+        };
+        run(&mut c, &set(WarningStatus::Acknowledged)).unwrap();
+        run(&mut c, &raise("w4", 1, "2026-01-01T00:00:08Z")).unwrap();
+        let w = tables::warning(&c, "w1").unwrap();
+        assert_eq!((w.status, w.count), (WarningStatus::Acknowledged, 3));
+
+        eprintln!("resolved, then occurring again: new, counted on the same row");
+        let resolve = Command::ResolveWarnings {
+            member_id: 1,
+            type_code: 21,
+            entity_url: "/1.0/cluster/members/b".into(),
+            now: "2026-01-01T00:00:09Z".into(),
+        };
+        run(&mut c, &resolve).unwrap();
+        assert_eq!(
+            tables::warning(&c, "w1").unwrap().status,
+            WarningStatus::Resolved
+        );
+        assert_eq!(
+            tables::warning(&c, "w3").unwrap().status,
+            WarningStatus::New,
+            "only that member's"
+        );
+        run(&mut c, &raise("w5", 1, "2026-01-01T00:00:10Z")).unwrap();
+        let w = tables::warning(&c, "w1").unwrap();
+        assert_eq!((w.status, w.count), (WarningStatus::New, 4));
+
+        eprintln!("unknown UUIDs are not found; a removed member's warnings go with it");
+        let missing = ApplyError::NotFound {
+            entity: Entity::Warning,
+            name: "nope".into(),
+        };
+        assert_eq!(
+            run(
+                &mut c,
+                &Command::DeleteWarning {
+                    uuid: "nope".into()
+                }
+            ),
+            Err(missing.clone())
+        );
+        assert_eq!(
+            run(
+                &mut c,
+                &Command::SetWarningStatus {
+                    uuid: "nope".into(),
+                    status: WarningStatus::New,
+                    now: String::new(),
+                }
+            ),
+            Err(missing)
+        );
+        assert_eq!(missing_warning_text(), "Warning not found");
+        run(&mut c, &Command::RemoveMember { id: 2 }).unwrap();
+        assert!(tables::warning(&c, "w3").is_err());
+        run(&mut c, &Command::DeleteWarning { uuid: "w1".into() }).unwrap();
+        assert!(tables::warnings(&c).unwrap().is_empty());
+    }
+
+    fn missing_warning_text() -> String {
+        ApplyError::NotFound {
+            entity: Entity::Warning,
+            name: "x".into(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn migration_five_upgrades_a_version_four_database() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for step in &crate::CLUSTER_MIGRATIONS[..4] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        migrate_cluster(&mut c).unwrap();
+        assert!(tables::warnings(&c).unwrap().is_empty());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Entity {
     Network,
     /// The cluster-wide configuration.
     Config,
+    /// A warning.
+    Warning,
 }
 
 impl std::fmt::Display for Entity {
@@ -32,6 +34,7 @@ impl std::fmt::Display for Entity {
             Entity::Token => "Token",
             Entity::Network => "Network",
             Entity::Config => "Server configuration",
+            Entity::Warning => "Warning",
         })
     }
 }

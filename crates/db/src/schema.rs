@@ -100,6 +100,23 @@ CREATE TABLE member_ids (high INTEGER NOT NULL);
 CREATE TABLE join_grants (fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL);
 ALTER TABLE tokens ADD COLUMN restricted_projects TEXT;
 "#,
+    // 5: warnings, one row per (member, project, type, entity), LXD's status and type codes.
+    r#"
+CREATE TABLE warnings (
+    uuid TEXT PRIMARY KEY,
+    member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+    project TEXT NOT NULL,
+    type_code INTEGER NOT NULL,
+    entity_url TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    last_message TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    UNIQUE (member_id, project, type_code, entity_url)
+);
+"#,
 ];
 
 /// The node-local database's migrations.

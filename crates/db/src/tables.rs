@@ -529,3 +529,128 @@ pub fn network(conn: &Connection, name: &str) -> Result<Network, DbError> {
         ..net
     })
 }
+
+/// A warning's status, with LXD's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WarningStatus {
+    /// Raised and not yet looked at.
+    New,
+    /// A user saw it; it stays so while it occurs again.
+    Acknowledged,
+    /// What caused it went away.
+    Resolved,
+}
+
+impl WarningStatus {
+    fn from_i64(v: i64) -> Self {
+        match v {
+            2 => WarningStatus::Acknowledged,
+            3 => WarningStatus::Resolved,
+            _ => WarningStatus::New,
+        }
+    }
+
+    pub(crate) fn as_i64(self) -> i64 {
+        match self {
+            WarningStatus::New => 1,
+            WarningStatus::Acknowledged => 2,
+            WarningStatus::Resolved => 3,
+        }
+    }
+
+    /// LXD's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WarningStatus::New => "new",
+            WarningStatus::Acknowledged => "acknowledged",
+            WarningStatus::Resolved => "resolved",
+        }
+    }
+
+    /// The status LXD calls `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            WarningStatus::New,
+            WarningStatus::Acknowledged,
+            WarningStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// A warning: one row per (member, project, type, entity), counting its occurrences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// UUID.
+    pub uuid: String,
+    /// The member it occurred on.
+    pub member_id: u64,
+    /// That member's name.
+    pub member_name: String,
+    /// The project it occurred in; empty for none.
+    pub project: String,
+    /// LXD's numeric type code.
+    pub type_code: i64,
+    /// The object it concerns; empty for none.
+    pub entity_url: String,
+    /// New, acknowledged or resolved.
+    pub status: WarningStatus,
+    /// RFC 3339, UTC.
+    pub first_seen: String,
+    /// RFC 3339, UTC.
+    pub last_seen: String,
+    /// RFC 3339, UTC: the last change of any kind.
+    pub updated: String,
+    /// The message of the last occurrence.
+    pub last_message: String,
+    /// How many times it occurred.
+    pub count: u64,
+}
+
+const WARNING_COLUMNS: &str = "w.uuid, w.member_id, m.name, w.project, w.type_code, w.entity_url, \
+     w.status, w.first_seen, w.last_seen, w.updated, w.last_message, w.count";
+
+fn warning_from_row(row: &Row) -> Result<Warning, rusqlite::Error> {
+    Ok(Warning {
+        uuid: row.get(0)?,
+        member_id: row.get::<_, i64>(1)? as u64,
+        member_name: row.get(2)?,
+        project: row.get(3)?,
+        type_code: row.get(4)?,
+        entity_url: row.get(5)?,
+        status: WarningStatus::from_i64(row.get(6)?),
+        first_seen: row.get(7)?,
+        last_seen: row.get(8)?,
+        updated: row.get(9)?,
+        last_message: row.get(10)?,
+        count: row.get::<_, i64>(11)? as u64,
+    })
+}
+
+/// All warnings, oldest first.
+pub fn warnings(conn: &Connection) -> Result<Vec<Warning>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {WARNING_COLUMNS} FROM warnings w JOIN members m ON m.id = w.member_id
+         ORDER BY w.first_seen, w.uuid"
+    ))?;
+    let rows = stmt.query_map([], warning_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One warning by UUID.
+pub fn warning(conn: &Connection, uuid: &str) -> Result<Warning, DbError> {
+    conn.query_row(
+        &format!(
+            "SELECT {WARNING_COLUMNS} FROM warnings w JOIN members m ON m.id = w.member_id
+             WHERE w.uuid = ?1"
+        ),
+        [uuid],
+        warning_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound {
+        entity: Entity::Warning,
+        name: uuid.to_string(),
+    })
+}

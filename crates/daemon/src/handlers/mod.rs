@@ -13,6 +13,7 @@ pub mod projects;
 pub mod resources;
 pub mod server;
 pub mod storage_pools;
+pub mod warnings;
 
 use std::collections::HashMap;
 

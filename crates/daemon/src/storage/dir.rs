@@ -74,6 +74,20 @@ impl Driver for Dir {
         Ok(config)
     }
 
+    /// Nothing to mount; the directory (or the `source` it links to) must still be there.
+    fn mount(
+        &self,
+        pool: PoolPaths<'_>,
+        _cluster: &Config,
+        _member: &Config,
+    ) -> Result<(), StorageError> {
+        let path = pool.mount_path();
+        if !path.is_dir() {
+            return Err(StorageError::SourceMissing(path));
+        }
+        Ok(())
+    }
+
     fn delete(&self, pool: PoolPaths<'_>, config: &Config) {
         let default = pool.mount_path();
         let given = config.get("source").map(PathBuf::from);

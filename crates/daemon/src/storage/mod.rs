@@ -299,11 +299,17 @@ pub fn delete(dir: &Path, name: &str, driver_name: &str, member: &Config) {
     }
 }
 
-/// Mounts every pool this member has, as the daemon starts. A pool that cannot be mounted is
-/// logged and left for the user; the daemon still starts.
-pub async fn mount_all(dir: PathBuf, pools: Vec<tables::StoragePool>, member_id: u64) {
+/// Mounts every pool this member has, as the daemon starts, and answers each pool's name with
+/// why it could not be mounted (`None` when it was). A pool that cannot be mounted is logged
+/// and left for the user; the daemon still starts.
+pub async fn mount_all(
+    dir: PathBuf,
+    pools: Vec<tables::StoragePool>,
+    member_id: u64,
+) -> Vec<(String, Option<String>)> {
     let result = tokio::task::spawn_blocking(move || {
         probe();
+        let mut outcomes = Vec::new();
         for pool in &pools {
             let Some(mine) = pool
                 .members
@@ -314,15 +320,20 @@ pub async fn mount_all(dir: PathBuf, pools: Vec<tables::StoragePool>, member_id:
             };
             let mounted = PoolPaths::new(&dir, &pool.name)
                 .and_then(|paths| driver(&pool.driver)?.mount(paths, &pool.config, &mine.config));
-            if let Err(e) = mounted {
-                tracing::error!("Failed to mount storage pool {}: {e}", pool.name);
-            }
+            let failure = mounted.err().map(|e| {
+                let message = format!("Failed to mount storage pool {:?}: {e}", pool.name);
+                tracing::error!("{message}");
+                message
+            });
+            outcomes.push((pool.name.clone(), failure));
         }
+        outcomes
     })
     .await;
-    if let Err(e) = result {
+    result.unwrap_or_else(|e| {
         tracing::error!("Mounting storage pools failed: {e}");
-    }
+        Vec::new()
+    })
 }
 
 /// Unmounts every pool this member has, as the daemon stops.
