@@ -25,4 +25,9 @@ pub const API_EXTENSIONS: &[&str] = &[
     "server_supported_storage_drivers",
     "profile_usedby",
     "network",
+    "network_leases",
+    "network_state",
+    "network_leases_location",
+    "network_state_bond_bridge",
+    "network_state_vlan",
 ];

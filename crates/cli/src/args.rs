@@ -96,7 +96,7 @@ impl Command {
                 ))
                 | Command::Storage(StorageCmd::List { .. })
                 | Command::Profile(ProfileCmd::List { .. })
-                | Command::Network(NetworkCmd::List { .. })
+                | Command::Network(NetworkCmd::List { .. } | NetworkCmd::ListLeases { .. })
                 | Command::Operation(OperationCmd::List { .. })
                 | Command::Monitor(_)
                 | Command::Remote(RemoteCmd::List)

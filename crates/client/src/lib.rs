@@ -15,6 +15,7 @@ mod certificates;
 mod cluster;
 mod error;
 mod events;
+mod networks;
 mod operations;
 mod profiles;
 mod server;
@@ -88,7 +89,7 @@ impl RawResponse {
 
 /// Percent-encodes one path segment or query value, so that names with spaces or slashes
 /// cannot change the URL's shape.
-pub(crate) fn encode(segment: &str) -> String {
+pub fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
