@@ -50,8 +50,15 @@ fn parse(content: &str, location: &str) -> Vec<NetworkLease> {
                 return None;
             }
             let mut hwaddr = mac(fields[1]);
-            if hwaddr.len() < 17 && fields[4].len() >= 17 {
-                hwaddr = fields[4][fields[4].len() - 17..].to_string();
+            let client_id = fields[4];
+            if hwaddr.len() < 17 {
+                if let Some(tail) = client_id
+                    .len()
+                    .checked_sub(17)
+                    .and_then(|i| client_id.get(i..))
+                {
+                    hwaddr = tail.to_string();
+                }
             }
             if fields[2].contains(':') {
                 hwaddr.clear();
