@@ -56,6 +56,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/1.0/networks/{name}", "PUT", Access::Admin),
     ("/1.0/networks/{name}", "PATCH", Access::Admin),
     ("/1.0/networks/{name}", "DELETE", Access::Admin),
+    ("/1.0/networks/{name}", "POST", Access::Admin),
+    ("/1.0/networks/{name}/leases", "GET", Access::Project),
     ("/1.0/networks/{name}/state", "GET", Access::Project),
     ("/1.0/operations", "GET", Access::Authenticated),
     ("/1.0/operations/{id}", "GET", Access::Authenticated),
@@ -101,6 +103,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/internal/storage-pools/delete", "POST", Access::Member),
     ("/internal/networks/create", "POST", Access::Member),
     ("/internal/networks/delete", "POST", Access::Member),
+    ("/internal/networks/{name}/leases", "GET", Access::Member),
 ];
 
 const ALL: &[&str] = &["GET", "PUT", "PATCH", "POST", "DELETE"];

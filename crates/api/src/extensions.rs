@@ -43,4 +43,9 @@ pub const API_EXTENSIONS: &[&str] = &[
     "resources_gpu_usb",
     "project_usage",
     "warnings",
+    "network_leases",
+    "network_state",
+    "network_leases_location",
+    "network_state_bond_bridge",
+    "network_state_vlan",
 ];

@@ -35,7 +35,8 @@ pub use envelope::{etag, Response, ResponseType};
 pub use event::{Event, EventLifecycle, EventLogging, Requestor};
 pub use extensions::API_EXTENSIONS;
 pub use network::{
-    Network, NetworkPut, NetworkState, NetworkStateAddress, NetworkStateCounters, NetworksPost,
+    Network, NetworkLease, NetworkPost, NetworkPut, NetworkState, NetworkStateAddress,
+    NetworkStateBond, NetworkStateBridge, NetworkStateCounters, NetworkStateVlan, NetworksPost,
 };
 pub use operation::{Operation, OperationStatus};
 pub use preseed::{InitClusterPreseed, InitNetwork, InitPreseed, InitProject};

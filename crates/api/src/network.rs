@@ -93,7 +93,87 @@ pub struct NetworkState {
     pub mtu: u32,
     /// `up` or `down`.
     pub state: String,
-    /// `broadcast`, `loopback`, ...
+    /// `broadcast`, `loopback`, `point-to-point` or `unknown`.
     #[serde(rename = "type")]
     pub state_type: String,
+    /// A bond's details; `null` for other interfaces (API extension
+    /// `network_state_bond_bridge`).
+    pub bond: Option<NetworkStateBond>,
+    /// A bridge's details; `null` for other interfaces (API extension
+    /// `network_state_bond_bridge`).
+    pub bridge: Option<NetworkStateBridge>,
+    /// A VLAN's details; `null` for other interfaces (API extension `network_state_vlan`).
+    pub vlan: Option<NetworkStateVlan>,
+}
+
+/// A bond interface's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NetworkStateBond {
+    /// Bonding mode, such as `802.3ad`.
+    pub mode: String,
+    /// Transmit hash policy, such as `layer3+4`.
+    pub transmit_policy: String,
+    /// Delay on link up (ms).
+    pub up_delay: u64,
+    /// Delay on link down (ms).
+    pub down_delay: u64,
+    /// How often the link state is checked (ms).
+    pub mii_frequency: u64,
+    /// The bond's link state.
+    pub mii_state: String,
+    /// The bonded devices.
+    pub lower_devices: Vec<String>,
+}
+
+/// A bridge interface's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NetworkStateBridge {
+    /// Bridge id, such as `8000.0a0f7c6edbd9`.
+    pub id: String,
+    /// Whether STP is on.
+    pub stp: bool,
+    /// Delay on port join (in the kernel's unit, as LXD shows it).
+    pub forward_delay: u64,
+    /// Default VLAN id.
+    pub vlan_default: u64,
+    /// Whether VLAN filtering is on.
+    pub vlan_filtering: bool,
+    /// The bridge's ports.
+    pub upper_devices: Vec<String>,
+}
+
+/// A VLAN interface's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NetworkStateVlan {
+    /// The parent device.
+    pub lower_device: String,
+    /// VLAN id.
+    pub vid: u64,
+}
+
+/// `POST /1.0/networks/{name}`: a rename.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NetworkPost {
+    /// The new name.
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub name: String,
+}
+
+/// One DHCP lease (or gateway address) of a network, in `GET /1.0/networks/{name}/leases`
+/// (API extension `network_leases`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NetworkLease {
+    /// Host name the client gave, `*` when none, or `<network>.gw` for the gateway.
+    pub hostname: String,
+    /// MAC address; empty for the gateway and for DHCPv6 leases.
+    pub hwaddr: String,
+    /// IP address.
+    pub address: String,
+    /// `dynamic`, `static` or `gateway`.
+    #[serde(rename = "type")]
+    pub lease_type: String,
+    /// The member the lease was found on; empty for the gateway (API extension
+    /// `network_leases_location`).
+    #[serde(default)]
+    pub location: String,
 }

@@ -114,7 +114,7 @@ impl Command {
                 | Command::Storage(StorageCmd::List { .. })
                 | Command::Profile(ProfileCmd::List { .. })
                 | Command::Project(crate::project::ProjectCmd::Info { .. })
-                | Command::Network(NetworkCmd::List { .. })
+                | Command::Network(NetworkCmd::List { .. } | NetworkCmd::ListLeases { .. })
                 | Command::Operation(OperationCmd::List { .. })
                 | Command::Warning(crate::warning::WarningCmd::List { .. })
                 | Command::Monitor(_)

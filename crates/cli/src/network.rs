@@ -1,10 +1,10 @@
-//! `rxc network create|list|show|edit|set|unset|delete|info`, with `--target` for
-//! member-specific keys and pending definitions.
+//! `rxc network create|list|show|edit|set|unset|delete|rename|info|list-leases`, with
+//! `--target` for member-specific keys, pending definitions and another member's interface.
 
 use std::collections::BTreeMap;
 
 use clap::Subcommand;
-use rxd_api::{Network, NetworkPut, NetworkState, NetworksPost};
+use rxd_api::{Network, NetworkLease, NetworkPut, NetworkState, NetworksPost};
 use rxd_client::Client;
 
 use crate::output::{self, Format};
@@ -95,6 +95,19 @@ pub enum NetworkCmd {
         /// Cluster member name.
         #[arg(long)]
         target: Option<String>,
+    },
+    /// Rename networks.
+    #[command(visible_alias = "mv")]
+    Rename {
+        /// `[<remote>:]<network>`
+        network: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// List DHCP leases.
+    ListLeases {
+        /// `[<remote>:]<network>`
+        network: String,
     },
 }
 
@@ -293,16 +306,63 @@ pub async fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<()> {
             Ok(())
         }
         NetworkCmd::Info { network, target } => {
-            let (client, _, name) = ctx.resolve(&network)?;
-            let state: NetworkState = client
-                .get(&format!(
-                    "/1.0/networks/{name}/state{}",
-                    query(target.as_deref())
-                ))
-                .await?;
+            let (client, _, name) = ctx.resolve_named(&network, "network name")?;
+            if target.as_deref().is_some_and(|t| !t.is_empty()) && !clustered(&client).await? {
+                return Err(CliError::BadArgument {
+                    message: "To use --target, the destination remote must be a cluster".into(),
+                });
+            }
+            let state = client.network_state(&name, target.as_deref()).await?;
             print(&info_text(&name, &state))
         }
+        NetworkCmd::Rename { network, new_name } => {
+            let (client, _, name) = ctx.resolve_named(&network, "network name")?;
+            client.rename_network(&name, &new_name).await?;
+            if !ctx.quiet {
+                print(&format!("Network {name} renamed to {new_name}\n"))?;
+            }
+            Ok(())
+        }
+        NetworkCmd::ListLeases { network } => {
+            let (client, _, name) = ctx.resolve_named(&network, "network name")?;
+            let leases = client.network_leases(&name).await?;
+            print(&leases_text(
+                ctx.format,
+                &leases,
+                clustered(&client).await?,
+            )?)
+        }
     }
+}
+
+async fn clustered(client: &Client) -> Result<bool> {
+    let (server, _) = client.server().await?;
+    Ok(server.environment.is_some_and(|e| e.server_clustered))
+}
+
+/// `network list-leases` in every format; the table has a LOCATION column on a cluster.
+pub fn leases_text(format: Format, leases: &[NetworkLease], clustered: bool) -> Result<String> {
+    let mut rows: Vec<Vec<String>> = leases
+        .iter()
+        .map(|l| {
+            let mut row = vec![
+                l.hostname.clone(),
+                l.hwaddr.clone(),
+                l.address.clone(),
+                l.lease_type.to_uppercase(),
+            ];
+            if clustered {
+                row.push(l.location.clone());
+            }
+            row
+        })
+        .collect();
+    output::sort_naturally(&mut rows);
+    let mut header = vec!["HOSTNAME", "MAC ADDRESS", "IP ADDRESS", "TYPE"];
+    if clustered {
+        header.push("LOCATION");
+    }
+    output::render(format, &header, &rows, leases)
 }
 
 fn bytes(n: u64) -> String {
@@ -342,6 +402,35 @@ pub fn info_text(name: &str, s: &NetworkState) -> String {
         s.counters.packets_received,
         s.counters.packets_sent
     );
+    if let Some(b) = &s.bond {
+        out += &format!(
+            "\nBond:\n  Mode: {}\n  Transmit policy: {}\n  Up delay: {}\n  Down delay: {}\n  MII Frequency: {}\n  MII state: {}\n  Lower devices: {}\n",
+            b.mode,
+            b.transmit_policy,
+            b.up_delay,
+            b.down_delay,
+            b.mii_frequency,
+            b.mii_state,
+            b.lower_devices.join(", ")
+        );
+    }
+    if let Some(b) = &s.bridge {
+        out += &format!(
+            "\nBridge:\n  ID: {}\n  STP: {}\n  Forward delay: {}\n  Default VLAN ID: {}\n  VLAN filtering: {}\n  Upper devices: {}\n",
+            b.id,
+            b.stp,
+            b.forward_delay,
+            b.vlan_default,
+            b.vlan_filtering,
+            b.upper_devices.join(", ")
+        );
+    }
+    if let Some(v) = &s.vlan {
+        out += &format!(
+            "\nVLAN:\n  Lower device: {}\n  VLAN ID: {}\n",
+            v.lower_device, v.vid
+        );
+    }
     out
 }
 
@@ -411,6 +500,48 @@ mod tests {
         assert_eq!(
             list_text(Format::Csv, &nets).unwrap(),
             "lxdbr0,bridge,YES,10.1.2.1/24,,,0,CREATED\n"
+        );
+    }
+
+    #[test]
+    fn leases_match_lxc() {
+        let leases: Vec<NetworkLease> = serde_json::from_str(
+            r#"[{"hostname":"br0.gw","hwaddr":"","address":"10.1.2.1","type":"gateway","location":""},
+                {"hostname":"c1","hwaddr":"00:16:3e:11:22:33","address":"10.1.2.20","type":"dynamic","location":"node2"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            leases_text(Format::Table, &leases, true).unwrap(),
+            "\
++----------+-------------------+------------+---------+----------+
+| HOSTNAME |    MAC ADDRESS    | IP ADDRESS |  TYPE   | LOCATION |
++----------+-------------------+------------+---------+----------+
+| br0.gw   |                   | 10.1.2.1   | GATEWAY |          |
++----------+-------------------+------------+---------+----------+
+| c1       | 00:16:3e:11:22:33 | 10.1.2.20  | DYNAMIC | node2    |
++----------+-------------------+------------+---------+----------+
+"
+        );
+        assert_eq!(
+            leases_text(Format::Csv, &leases, false).unwrap(),
+            "br0.gw,,10.1.2.1,GATEWAY\nc1,00:16:3e:11:22:33,10.1.2.20,DYNAMIC\n"
+        );
+    }
+
+    #[test]
+    fn info_shows_a_bridge_as_lxc_does() {
+        let state: NetworkState = serde_json::from_str(
+            r#"{"addresses":[],"counters":{"bytes_received":2500,"bytes_sent":0,"packets_received":3,"packets_sent":0},
+                "hwaddr":"0a:0b:0c:0d:0e:0f","mtu":1500,"state":"up","type":"broadcast","bond":null,
+                "bridge":{"id":"8000.0a0b0c0d0e0f","stp":false,"forward_delay":1500,"vlan_default":1,"vlan_filtering":false,"upper_devices":["veth1","veth2"]},
+                "vlan":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            info_text("br0", &state),
+            "Name: br0\nMAC address: 0a:0b:0c:0d:0e:0f\nMTU: 1500\nState: up\nType: broadcast\n\
+\nNetwork usage:\n  Bytes received: 2.50kB\n  Bytes sent: 0B\n  Packets received: 3\n  Packets sent: 0\n\
+\nBridge:\n  ID: 8000.0a0b0c0d0e0f\n  STP: false\n  Forward delay: 1500\n  Default VLAN ID: 1\n  VLAN filtering: false\n  Upper devices: veth1, veth2\n"
         );
     }
 

@@ -15,6 +15,7 @@ mod certificates;
 mod cluster;
 mod error;
 mod events;
+mod networks;
 mod operations;
 mod profiles;
 mod server;

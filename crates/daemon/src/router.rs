@@ -68,6 +68,8 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0/networks/{name}", Method::PUT, Access::Admin),
     ("/1.0/networks/{name}", Method::PATCH, Access::Admin),
     ("/1.0/networks/{name}", Method::DELETE, Access::Admin),
+    ("/1.0/networks/{name}", Method::POST, Access::Admin),
+    ("/1.0/networks/{name}/leases", Method::GET, Access::Project),
     ("/1.0/networks/{name}/state", Method::GET, Access::Project),
     ("/1.0/operations", Method::GET, Access::Authenticated),
     ("/1.0/operations/{id}", Method::GET, Access::Authenticated),
@@ -133,6 +135,11 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ),
     ("/internal/networks/create", Method::POST, Access::Member),
     ("/internal/networks/delete", Method::POST, Access::Member),
+    (
+        "/internal/networks/{name}/leases",
+        Method::GET,
+        Access::Member,
+    ),
 ];
 
 const ALL: &[Method] = &[
@@ -315,7 +322,9 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/networks/{name}", "PUT") => on(f, networks::network_put),
         ("/1.0/networks/{name}", "PATCH") => on(f, networks::network_patch),
         ("/1.0/networks/{name}", "DELETE") => on(f, networks::network_delete),
-        ("/1.0/networks/{name}/state", "GET") => on(f, networks::network_state_get),
+        ("/1.0/networks/{name}", "POST") => on(f, networks::network_post),
+        ("/1.0/networks/{name}/leases", "GET") => on(f, network_leases::network_leases_get),
+        ("/1.0/networks/{name}/state", "GET") => on(f, network_state::network_state_get),
         ("/1.0/operations", "GET") => on(f, operations::operations_get),
         ("/1.0/operations/{id}", "GET") => on(f, operations::operation_get),
         ("/1.0/operations/{id}", "DELETE") => on(f, operations::operation_delete),
@@ -358,6 +367,9 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/storage-pools/delete", "POST") => on(f, storage_pools::internal_pool_delete),
         ("/internal/networks/create", "POST") => on(f, networks::internal_network_create),
         ("/internal/networks/delete", "POST") => on(f, networks::internal_network_delete),
+        ("/internal/networks/{name}/leases", "GET") => {
+            on(f, network_leases::internal_network_leases_get)
+        }
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }

@@ -359,6 +359,13 @@ pub enum Command {
         /// Its UUID.
         uuid: String,
     },
+    /// Renames a network, with every member's entry.
+    RenameNetwork {
+        /// Current name.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
 }
 
 impl Command {
@@ -1145,6 +1152,23 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 uuid,
             )?;
         }
+        Command::RenameNetwork { name, new_name } => {
+            if exists(tx, "SELECT 1 FROM networks WHERE name = ?1", new_name)? {
+                return refuse(ApplyError::Exists {
+                    entity: Entity::Network,
+                    name: new_name.clone(),
+                });
+            }
+            // Member entries follow through the foreign key's ON UPDATE CASCADE.
+            expect_changed(
+                tx.execute(
+                    "UPDATE networks SET name = ?2 WHERE name = ?1",
+                    params![name, new_name],
+                )?,
+                Entity::Network,
+                name,
+            )?;
+        }
     }
     Ok(Response::Done)
 }
@@ -1631,6 +1655,39 @@ mod tests {
         )
         .unwrap();
         assert!(tables::networks(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn network_rename_carries_member_entries_and_refuses_a_taken_name() {
+        let mut c = db();
+        let create = |name: &str| Command::CreateNetwork {
+            name: name.into(),
+            network_type: "bridge".into(),
+            description: String::new(),
+            config: Config::new(),
+            member_id: 1,
+            member_config: Config::from([("bridge.external_interfaces".into(), "eth1".into())]),
+            state: "Created".into(),
+        };
+        run(&mut c, &create("br0")).unwrap();
+        run(&mut c, &create("br1")).unwrap();
+        let rename = |from: &str, to: &str| Command::RenameNetwork {
+            name: from.into(),
+            new_name: to.into(),
+        };
+        assert!(matches!(
+            run(&mut c, &rename("br0", "br1")),
+            Err(ApplyError::Exists { .. })
+        ));
+        assert!(matches!(
+            run(&mut c, &rename("nosuch", "br2")),
+            Err(ApplyError::NotFound { .. })
+        ));
+        run(&mut c, &rename("br0", "br2")).unwrap();
+        assert!(tables::network(&c, "br0").is_err());
+        let net = tables::network(&c, "br2").unwrap();
+        assert_eq!(net.members.len(), 1);
+        assert_eq!(net.members[0].config["bridge.external_interfaces"], "eth1");
     }
 
     #[test]

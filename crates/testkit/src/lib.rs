@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 mod load;
 mod net;
+pub mod netns;
 pub use load::{create_profiles, profile_count, profile_name, Bounded, WriteLoad};
 pub use net::Net;
 

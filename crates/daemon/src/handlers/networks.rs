@@ -15,9 +15,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use rxd_api::{
-    Network, NetworkPut, NetworkState, NetworkStateAddress, NetworkStateCounters, NetworksPost,
-};
+use rxd_api::{Network, NetworkPost, NetworkPut, NetworksPost};
 use rxd_db::tables::{self, Config};
 use rxd_db::Command;
 
@@ -189,52 +187,6 @@ pub async fn network_get(
     };
     let etag = rxd_api::etag(&writable(&net));
     Ok(sync_etag(net, &etag))
-}
-
-/// `GET /1.0/networks/{name}/state`: this member's interface.
-pub async fn network_state_get(
-    State(_d): State<Arc<Daemon>>,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let nl = Netlink::connect()?;
-    let link = nl
-        .link(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Network interface not found"))?;
-    let addresses = nl
-        .addresses()
-        .await?
-        .into_iter()
-        .filter(|a| a.index == link.index)
-        .map(|a| NetworkStateAddress {
-            family: if a.cidr.addr().is_ipv4() {
-                "inet".into()
-            } else {
-                "inet6".into()
-            },
-            address: a.cidr.addr().to_string(),
-            netmask: a.cidr.prefix().to_string(),
-            scope: a.scope.into(),
-        })
-        .collect();
-    let (rx_b, tx_b, rx_p, tx_p) = link.counters;
-    Ok(sync(NetworkState {
-        addresses,
-        counters: NetworkStateCounters {
-            bytes_received: rx_b,
-            bytes_sent: tx_b,
-            packets_received: rx_p,
-            packets_sent: tx_p,
-        },
-        hwaddr: link.hwaddr.clone(),
-        mtu: link.mtu,
-        state: if link.up { "up".into() } else { "down".into() },
-        state_type: if link.loopback {
-            "loopback".into()
-        } else {
-            "broadcast".into()
-        },
-    }))
 }
 
 /// `POST /1.0/networks`: on a standalone server or a one-member cluster the bridge is made at
@@ -739,4 +691,81 @@ pub async fn member_config(d: &Daemon) -> ApiResult<Vec<rxd_api::ClusterMemberCo
         }
     }
     Ok(out)
+}
+
+/// `POST /1.0/networks/{name}`: a rename, in LXD's order of checks. As in LXD, only a
+/// standalone server renames: the bridge goes down, its directory (dnsmasq's leases with it)
+/// moves, the database entry is renamed, and a bridge of the new name comes up.
+pub async fn network_post(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(post): JsonBody<NetworkPost>,
+) -> ApiResult<Response> {
+    if d.is_clustered().await? {
+        return Err(ApiError::bad_request(
+            "Renaming clustered network not supported",
+        ));
+    }
+    let (net, profiles) = load(&d, &name).await?;
+    let net =
+        net.ok_or_else(|| ApiError::not_found("Failed loading network: Network not found"))?;
+    if net.state != "Created" {
+        return Err(ApiError::bad_request(
+            "Cannot rename network when not in created state",
+        ));
+    }
+    let new_name = post.name;
+    if new_name.is_empty() {
+        return Err(ApiError::bad_request("New network name not provided"));
+    }
+    network::validate_name(&new_name)?;
+    if !used_by(&name, &profiles).is_empty() {
+        return Err(ApiError::bad_request("Network is currently in use"));
+    }
+    if exists(&d, &new_name).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "Network {new_name:?} already exists"
+        )));
+    }
+    if Netlink::connect()?.link(&new_name).await?.is_some() {
+        return Err(NetworkError::InterfaceExists(new_name).into());
+    }
+    let mut config = net.config.clone();
+    if let Some(mine) = net.members.iter().find(|m| m.member_id == d.node_id()) {
+        config.extend(mine.config.clone());
+    }
+    network::stop(&d.dir, &name).await?;
+    network::move_dir(&d.dir, &name, &new_name)?;
+    let renamed = d
+        .db()
+        .propose(Command::RenameNetwork {
+            name: name.clone(),
+            new_name: new_name.clone(),
+        })
+        .await;
+    let refused = match renamed {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(ApiError::from(e)),
+        Err(e) => Some(ApiError::from(e)),
+    };
+    if let Some(e) = refused {
+        // The old bridge comes back as it was.
+        if let Err(undo) = network::move_dir(&d.dir, &new_name, &name) {
+            tracing::warn!("Network {name}: {undo}");
+        }
+        if let Err(undo) = network::setup(&d.dir, &name, &config, true).await {
+            tracing::warn!("Network {name}: {undo}");
+        }
+        return Err(e);
+    }
+    network::setup(&d.dir, &new_name, &config, true).await?;
+    let url = format!("/1.0/networks/{new_name}");
+    d.events.lifecycle(
+        "network-renamed",
+        &url,
+        Some(serde_json::json!({ "old_name": name })),
+        Some(caller.requestor()),
+    );
+    Ok(created(&url))
 }

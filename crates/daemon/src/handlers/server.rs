@@ -179,24 +179,7 @@ async fn on_member(
     if_match: Option<&str>,
 ) -> ApiResult<rxd_client::RawResponse> {
     let m = d.db().read(move |c| tables::member(c, &name)).await?;
-    let c = crate::peer::member_client(d, &m.address)?;
-    c.request(method, "/1.0", body, if_match)
-        .await
-        .map_err(|e| {
-            let message = crate::handlers::internal_cluster::api_message(&e);
-            match e.status() {
-                // The member's own refusal (a bad key, a stale ETag) is passed on as it is.
-                Some(s) => ApiError::new(
-                    axum::http::StatusCode::from_u16(s)
-                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
-                    message,
-                ),
-                None => ApiError::new(
-                    axum::http::StatusCode::BAD_GATEWAY,
-                    format!("Failed to reach cluster member {:?}: {message}", m.name),
-                ),
-            }
-        })
+    crate::handlers::request_on_member(d, &m, method, "/1.0", body, if_match).await
 }
 
 /// A `PUT`/`PATCH /1.0?target=` for another member: that member applies it to its own keys.

@@ -134,24 +134,9 @@ pub async fn storage_pool_resources_get(
     q: QueryMap,
 ) -> ApiResult<Response> {
     let pool = load(&d, &name).await?.0;
-    if let Some(t) = target(&q).map(str::to_string) {
-        let own = d.own_member().await?;
-        if t != own.name {
-            let m = d.db().read(move |c| tables::member(c, &t)).await?;
-            let c = crate::peer::member_client(&d, &m.address)?;
-            let path = format!("/1.0/storage-pools/{}/resources", pool.name);
-            let raw = c.request("GET", &path, None, None).await.map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_GATEWAY,
-                    format!(
-                        "Failed to reach cluster member {:?}: {}",
-                        m.name,
-                        crate::handlers::internal_cluster::api_message(&e)
-                    ),
-                )
-            })?;
-            return Ok(sync(raw.envelope.metadata));
-        }
+    let path = format!("/1.0/storage-pools/{}/resources", pool.name);
+    if let Some(answer) = crate::handlers::get_on_target(&d, &q, &path).await? {
+        return Ok(sync(answer));
     }
     let usage = crate::storage::usage(&d.dir, &pool.name).map_err(|e| {
         ApiError::internal(format!(

@@ -22,6 +22,8 @@ pub struct Link {
     pub kind: String,
     /// Whether it is the loopback device.
     pub loopback: bool,
+    /// LXD's link type from the flags: `loopback`, `point-to-point`, `broadcast` or `unknown`.
+    pub link_type: &'static str,
     /// Administratively up.
     pub up: bool,
     /// MTU.
@@ -96,11 +98,22 @@ impl Netlink {
         Ok(msgs
             .into_iter()
             .map(|m| {
+                let flag = |f: LinkFlag| m.header.flags.contains(&f);
+                let link_type = if flag(LinkFlag::Loopback) {
+                    "loopback"
+                } else if flag(LinkFlag::Pointopoint) {
+                    "point-to-point"
+                } else if flag(LinkFlag::Broadcast) {
+                    "broadcast"
+                } else {
+                    "unknown"
+                };
                 let mut link = Link {
                     index: m.header.index,
                     name: String::new(),
                     kind: String::new(),
                     loopback: m.header.flags.contains(&LinkFlag::Loopback),
+                    link_type,
                     up: m.header.flags.contains(&LinkFlag::Up),
                     mtu: 0,
                     hwaddr: String::new(),

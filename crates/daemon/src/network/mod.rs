@@ -13,6 +13,8 @@
 pub mod bridge;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod leases;
+pub mod state;
 pub mod subnet;
 
 use std::path::{Path, PathBuf};
@@ -547,27 +549,53 @@ pub async fn teardown(dir: &Path, name: &str) {
         tracing::warn!("Cannot remove a network: {e}");
         return;
     }
-    dnsmasq::stop(name).await;
-    if let Err(e) = firewall::remove(name) {
+    if let Err(e) = stop(dir, name).await {
         tracing::warn!("Network {name}: {e}");
     }
-    match Netlink::connect() {
-        Ok(nl) => {
-            if let Ok(Some(link)) = nl.link(name).await {
-                if link.kind != "bridge" || recorded(dir, name) != Some(link.index) {
-                    tracing::warn!(
-                        "Network {name}: interface {name} was not created by rxd, left in place"
-                    );
-                } else {
-                    if let Err(e) = nl.delete(link.index).await {
-                        tracing::warn!("Network {name}: {e}");
-                    }
-                }
+    let _ = std::fs::remove_dir_all(net_dir(dir, name));
+}
+
+/// Takes this member's side of bridge `name` down and keeps its directory (dnsmasq's leases
+/// with it): dnsmasq, its chains, and the bridge rxd recorded making. An interface rxd did not
+/// make is left in place. Each step runs even when an earlier one failed; the first failure is
+/// returned.
+pub async fn stop(dir: &Path, name: &str) -> Result<(), NetworkError> {
+    validate_name(name)?;
+    dnsmasq::stop(name).await;
+    let mut first = firewall::remove(name).err();
+    let deleted = async {
+        let nl = Netlink::connect()?;
+        if let Some(link) = nl.link(name).await? {
+            if link.kind != "bridge" || recorded(dir, name) != Some(link.index) {
+                tracing::warn!(
+                    "Network {name}: interface {name} was not created by rxd, left in place"
+                );
+            } else {
+                nl.delete(link.index).await?;
             }
         }
-        Err(e) => tracing::warn!("Network {name}: {e}"),
+        Ok::<(), NetworkError>(())
     }
-    let _ = std::fs::remove_dir_all(net_dir(dir, name));
+    .await;
+    if let Err(e) = deleted {
+        first.get_or_insert(e);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Renames a stopped network's directory (a leftover of the new name is replaced, as LXD does).
+pub fn move_dir(dir: &Path, from: &str, to: &str) -> Result<(), NetworkError> {
+    validate_name(from)?;
+    validate_name(to)?;
+    let (old, new) = (net_dir(dir, from), net_dir(dir, to));
+    let _ = std::fs::remove_dir_all(&new);
+    if !old.exists() {
+        return Ok(());
+    }
+    std::fs::rename(&old, &new).map_err(|e| NetworkError::Io {
+        path: old.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
