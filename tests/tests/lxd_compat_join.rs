@@ -8,20 +8,10 @@
 use std::path::Path;
 use std::process::Output;
 
-use rxd_testkit::{Member, Net};
+use rxd_testkit::{system_tool, Member, Net};
 
 /// Seconds any one client command may take.
 const LIMIT: &str = "120";
-
-fn tool(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
-        let p = format!("{dir}/{name}");
-        if Path::new(&p).exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: .ci/run installs Debian's lxd and lxd-client");
-}
 
 /// Runs `program ARGS` against `m` (its `LXD_DIR`), killed after [`LIMIT`] seconds.
 fn run(m: &Member, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
@@ -76,7 +66,7 @@ fn token_seed(address: &str, token: &str) -> String {
 fn lxc_token(leader: &Member, name: &str) -> String {
     let out = run_ok(
         leader,
-        &tool("lxc"),
+        &system_tool("lxc"),
         &["cluster", "add", name, "--quiet"],
         None,
     );
@@ -93,7 +83,7 @@ fn lxc_token(leader: &Member, name: &str) -> String {
 fn lxc_members(m: &Member) -> Vec<(String, String, String)> {
     let csv = run_ok(
         m,
-        &tool("lxc"),
+        &system_tool("lxc"),
         &["cluster", "list", "--format", "csv"],
         None,
     );
@@ -148,7 +138,7 @@ fn assert_members(m: &Member, expected: &[(&str, &str)]) {
 fn lxc_tokens(m: &Member) -> Vec<(String, String)> {
     let csv = run_ok(
         m,
-        &tool("lxc"),
+        &system_tool("lxc"),
         &["cluster", "list-tokens", "--format", "csv"],
         None,
     );
@@ -200,7 +190,7 @@ fn lxc_cluster_add_token_joins_rxd_and_revoke_token_removes_it() {
     );
     let out = run_ok(
         &second,
-        &tool("lxc"),
+        &system_tool("lxc"),
         &["cluster", "revoke-token", "node3"],
         None,
     );
@@ -225,7 +215,7 @@ fn lxc_cluster_add_token_joins_rxd_and_revoke_token_removes_it() {
 #[test]
 fn debian_lxd_init_joins_rxd_by_token_and_by_trust_password() {
     let net = Net::lease();
-    let lxd = tool("lxd");
+    let lxd = system_tool("lxd");
     let (n1, n2, n3) = (&net.addr(1), &net.addr(2), &net.addr(3));
     let leader = Member::start();
     bootstrap(&leader, n1);
@@ -309,13 +299,13 @@ fn pylxd_over_https_lists_and_reads_members() {
     );
     run_ok(
         &leader,
-        &tool("lxc"),
+        &system_tool("lxc"),
         &["config", "trust", "add", &crt],
         None,
     );
     let trust = run_ok(
         &leader,
-        &tool("lxc"),
+        &system_tool("lxc"),
         &["config", "trust", "list", "--format", "csv"],
         None,
     );
@@ -408,7 +398,7 @@ fn issue_10_pylxd_authenticates_with_a_token_and_with_the_trust_password() {
 
 /// `lxc ARGS` on `m` that fails; answers its standard error.
 fn lxc_fails(m: &Member, args: &[&str]) -> String {
-    let out = run(m, &tool("lxc"), args, None);
+    let out = run(m, &system_tool("lxc"), args, None);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "lxc {args:?} succeeded: {err}");
     err
@@ -419,7 +409,7 @@ fn issue_10_lxc_unsets_member_keys_and_names_what_rxd_does_not_support() {
     let net = Net::lease();
     let leader = Member::start();
     bootstrap(&leader, &net.addr(10));
-    let lxc = tool("lxc");
+    let lxc = system_tool("lxc");
 
     eprintln!("lxc cluster unset clears a member key set before");
     run_ok(
@@ -488,7 +478,10 @@ fn issue_10_rxc_network_list_and_storage_info_print_what_lxc_prints() {
     let net = Net::lease();
     let m = Member::start();
     bootstrap(&m, &net.addr(20));
-    let (lxc, rxc) = (tool("lxc"), rxd_testkit::bin("rxc").display().to_string());
+    let (lxc, rxc) = (
+        system_tool("lxc"),
+        rxd_testkit::bin("rxc").display().to_string(),
+    );
 
     eprintln!("rxc network list hides loopback and unknown interfaces, as lxc does");
     for format in ["csv", "table"] {

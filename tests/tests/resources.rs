@@ -6,18 +6,8 @@
 use std::path::Path;
 use std::process::Output;
 
-use rxd_testkit::{Member, Net};
+use rxd_testkit::{system_tool, Member, Net};
 use serde_json::Value;
-
-fn tool(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
-        let p = format!("{dir}/{name}");
-        if Path::new(&p).exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: .ci/run installs Debian's lxd-client");
-}
 
 /// `lxc ARGS` (or `rxc ARGS`) against `m`, bounded in time by the testkit.
 fn run(m: &Member, program: &str, args: &[&str]) -> Output {
@@ -25,15 +15,7 @@ fn run(m: &Member, program: &str, args: &[&str]) -> Output {
 }
 
 fn ok(m: &Member, program: &str, args: &[&str]) -> String {
-    let out = run(m, program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}\n{}\ndaemon log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-        m.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    m.succeeds(program, args, None)
 }
 
 fn fails(m: &Member, program: &str, args: &[&str]) -> String {
@@ -106,7 +88,7 @@ fn steady(text: &str) -> String {
 async fn issue_10_lxc_and_rxc_show_each_members_resources() {
     let net = Net::lease();
     let mut members = Member::form(2, &net, &[]).await;
-    let (lxc, rxc) = (tool("lxc"), "rxc");
+    let (lxc, rxc) = (system_tool("lxc"), "rxc");
     let node1 = &members[0];
 
     eprintln!("GET /1.0/resources reports this machine's threads and memory as LXD counts them");

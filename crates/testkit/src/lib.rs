@@ -148,6 +148,20 @@ impl Member {
         run_bounded(&mut cmd, stdin, COMMAND_LIMIT)
     }
 
+    /// Runs [`Member::command`], asserts that it succeeded (naming its error and this
+    /// member's log otherwise) and returns its standard output.
+    pub fn succeeds(&self, program: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.command(program, args, stdin);
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            log_tail(&self.log(), 60)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The command [`Member::command`] runs, before its arguments, for a caller that sets up
     /// its own stdio (a terminal, say) and bounds the run itself.
     pub fn cmd(&self, program: &str) -> Command {
@@ -282,6 +296,18 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<&str>, limit: std::time::Dur
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The path of an installed system program (Debian's `lxc`, `lxd`); the test fails with what
+/// installs it when it is missing.
+pub fn system_tool(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        let p = format!("{dir}/{name}");
+        if Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: .ci/run installs Debian's lxd and lxd-client");
 }
 
 /// Asserts that a command succeeded and returns its standard output.
