@@ -661,40 +661,55 @@ fn gpu_card(device: &Path, ids: &IdsFile, kernel: &str, card: &mut ResourcesGpuC
 }
 
 fn gpu(ids: &IdsFile, kernel: &str) -> ResourcesGpu {
-    let mut known: Vec<String> = Vec::new();
-    let mut found: Vec<(PathBuf, ResourcesGpuCard)> = Vec::new();
-    for e in entries(Path::new(SYS_DRM)) {
-        let dir = Path::new(SYS_DRM).join(&e);
-        // Cards only, not their connectors nor the render nodes.
-        if !e.starts_with("card") || !exists(&dir.join("dev")) {
-            continue;
-        }
-        let device = dir.join("device");
-        let mut card = ResourcesGpuCard {
-            pci_address: pci_address(&device),
-            ..Default::default()
-        };
-        if !card.pci_address.is_empty() {
-            if known.contains(&card.pci_address) {
-                continue;
-            }
-            known.push(card.pci_address.clone());
-        }
-        gpu_card(&device, ids, kernel, &mut card);
-        found.push((device, card));
-    }
-    for (address, device) in pci_devices_of_class("0x03", &known) {
-        let mut card = ResourcesGpuCard {
-            pci_address: address,
-            ..Default::default()
-        };
-        gpu_card(&device, ids, kernel, &mut card);
-        found.push((device, card));
-    }
+    // Cards only, not their connectors nor the render nodes.
+    let listed = entries(Path::new(SYS_DRM))
+        .into_iter()
+        .map(|e| (Path::new(SYS_DRM).join(&e), e))
+        .filter(|(dir, e)| e.starts_with("card") && exists(&dir.join("dev")))
+        .map(|(dir, _)| dir.join("device"));
+    let found = cards_of(
+        listed,
+        "0x03",
+        |c: &mut ResourcesGpuCard| &mut c.pci_address,
+        |device, card| gpu_card(device, ids, kernel, card),
+    );
     let (cards, total) = with_vfs(found, |c| {
         (&c.pci_address, c.sriov.as_mut().map(|s| &mut s.vfs))
     });
     ResourcesGpu { cards, total }
+}
+
+/// The cards of one kind: the devices sysfs lists for it (a PCI device once however many
+/// entries lead to it), then the PCI devices of `class` it did not list; each is filled in by
+/// `fill`, its PCI address set through `address`.
+fn cards_of<C: Default>(
+    listed: impl Iterator<Item = PathBuf>,
+    class: &str,
+    address: fn(&mut C) -> &mut String,
+    fill: impl Fn(&Path, &mut C),
+) -> Vec<(PathBuf, C)> {
+    let mut known: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    let mut add = |device: PathBuf, pci: String| {
+        let mut card = C::default();
+        *address(&mut card) = pci;
+        fill(&device, &mut card);
+        found.push((device, card));
+    };
+    for device in listed {
+        let pci = pci_address(&device);
+        if !pci.is_empty() {
+            if known.contains(&pci) {
+                continue;
+            }
+            known.push(pci.clone());
+        }
+        add(device, pci);
+    }
+    for (pci, device) in pci_devices_of_class(class, &known) {
+        add(device, pci);
+    }
+    found
 }
 
 /// A port's protocol by its ARPHRD type.
@@ -753,35 +768,17 @@ fn network_card(device: &Path, ids: &IdsFile, kernel: &str, card: &mut Resources
 }
 
 fn network(ids: &IdsFile, kernel: &str) -> ResourcesNetwork {
-    let mut known: Vec<String> = Vec::new();
-    let mut found: Vec<(PathBuf, ResourcesNetworkCard)> = Vec::new();
-    for e in entries(Path::new(SYS_NET)) {
-        let device = Path::new(SYS_NET).join(&e).join("device");
-        // Physical devices only: bridges, veths and loopback have no device.
-        if !exists(&device) {
-            continue;
-        }
-        let mut card = ResourcesNetworkCard {
-            pci_address: pci_address(&device),
-            ..Default::default()
-        };
-        if !card.pci_address.is_empty() {
-            if known.contains(&card.pci_address) {
-                continue;
-            }
-            known.push(card.pci_address.clone());
-        }
-        network_card(&device, ids, kernel, &mut card);
-        found.push((device, card));
-    }
-    for (address, device) in pci_devices_of_class("0x02", &known) {
-        let mut card = ResourcesNetworkCard {
-            pci_address: address,
-            ..Default::default()
-        };
-        network_card(&device, ids, kernel, &mut card);
-        found.push((device, card));
-    }
+    // Physical devices only: bridges, veths and loopback have no device.
+    let listed = entries(Path::new(SYS_NET))
+        .into_iter()
+        .map(|e| Path::new(SYS_NET).join(e).join("device"))
+        .filter(|device| exists(device));
+    let found = cards_of(
+        listed,
+        "0x02",
+        |c: &mut ResourcesNetworkCard| &mut c.pci_address,
+        |device, card| network_card(device, ids, kernel, card),
+    );
     let (cards, total) = with_vfs(found, |c| {
         (&c.pci_address, c.sriov.as_mut().map(|s| &mut s.vfs))
     });
