@@ -279,6 +279,26 @@ fn editor_runs(m: &Member, name: &str) -> String {
 
 const REOPEN: &str = "Press enter to open the editor again or ctrl+c to abort change\n";
 
+/// `program ARGS` on a terminal whose editor (`name`) writes `first`, then, after the prompt
+/// and enter, `good`: asserts that it succeeded with the prompt once and two editor runs, and
+/// returns its standard error.
+fn reopened_once(
+    m: &Member,
+    program: &str,
+    args: &[&str],
+    name: &str,
+    first: &str,
+    good: &str,
+) -> String {
+    let editor = scripted_editor(m, name, &[first, good]);
+    let out = on_terminal(m, program, args, &editor, ENTER_THEN_EOF);
+    let (success, stdout, stderr) = text(&out);
+    assert!(success, "{program} {args:?}: {stderr}");
+    assert_eq!(stdout, REOPEN, "{program} {args:?}");
+    assert_eq!(editor_runs(m, name), "2\n", "{program} {args:?}");
+    stderr
+}
+
 /// Enter, then the end of input: a session that needs one more prompt than planned ends
 /// instead of waiting.
 const ENTER_THEN_EOF: &str = "\n\x04";
@@ -294,23 +314,19 @@ async fn a_bad_edit_reopens_the_editor_as_in_lxc() {
         eprintln!("{program}: YAML that does not parse, then a good edit, with enter between");
         let name = format!("{}-yaml", program.replace('/', "_"));
         let good = format!("description: by {name}\nconfig:\n  user.a: \"1\"\n");
-        let editor = scripted_editor(&m, &name, &[bad_yaml, &good]);
-        let out = on_terminal(
+        let stderr = reopened_once(
             &m,
             program,
             &["profile", "edit", "p1"],
-            &editor,
-            ENTER_THEN_EOF,
+            &name,
+            bad_yaml,
+            &good,
         );
-        let (success, stdout, stderr) = text(&out);
-        assert!(success, "{program}: {stderr}");
-        assert_eq!(stdout, REOPEN, "{program}");
         assert!(
             stderr.starts_with("Config parsing error: yaml: line ") && stderr.ends_with('\n'),
             "{program}: {stderr}"
         );
         assert_eq!(stderr.lines().count(), 1, "{program}: {stderr}");
-        assert_eq!(editor_runs(&m, &name), "2\n");
         let shown = ok(&rxc(&m, &["profile", "show", "p1"]));
         assert!(
             shown.contains(&format!("description: by {name}")),
@@ -320,22 +336,18 @@ async fn a_bad_edit_reopens_the_editor_as_in_lxc() {
         eprintln!("{program}: an edit the server refuses, then a good one");
         let name = format!("{}-refused", program.replace('/', "_"));
         let good = format!("description: by {name}\n");
-        let editor = scripted_editor(&m, &name, &[refused, &good]);
-        let out = on_terminal(
+        let stderr = reopened_once(
             &m,
             program,
             &["profile", "edit", "p1"],
-            &editor,
-            ENTER_THEN_EOF,
+            &name,
+            refused,
+            &good,
         );
-        let (success, stdout, stderr) = text(&out);
-        assert!(success, "{program}: {stderr}");
-        assert_eq!(stdout, REOPEN, "{program}");
         assert!(
             stderr.starts_with("Config parsing error: ") && stderr.contains("nonsense.key"),
             "{program}: {stderr}"
         );
-        assert_eq!(editor_runs(&m, &name), "2\n");
         let shown = ok(&rxc(&m, &["profile", "show", "p1"]));
         assert!(
             shown.contains(&format!("description: by {name}")),
@@ -381,12 +393,7 @@ async fn a_bad_edit_reopens_the_editor_as_in_lxc() {
             edited(&["storage", "show", "local"]),
         ),
     ] {
-        let editor = scripted_editor(&m, what, &[bad_yaml, &good]);
-        let out = on_terminal(&m, "rxc", &args, &editor, ENTER_THEN_EOF);
-        let (success, stdout, stderr) = text(&out);
-        assert!(success, "{what}: {stderr}");
-        assert_eq!(stdout, REOPEN, "{what}");
-        assert_eq!(editor_runs(&m, what), "2\n", "{what}");
+        reopened_once(&m, "rxc", &args, what, bad_yaml, &good);
     }
     let got = ok(&rxc(&m, &["config", "get", "images.auto_update_interval"]));
     assert_eq!(got, "7\n");
