@@ -3,14 +3,7 @@
 //! projects its certificate lists, as in LXD), a cluster member (its `server.crt` is in the trust
 //! store as type `server`), or untrusted (no certificate, an unknown one, or a `metrics` one).
 
-use std::sync::Arc;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use crate::error::ApiError;
-use crate::Daemon;
 
 /// How a connection reached us; attached to every request by the listener.
 #[derive(Debug, Clone)]
@@ -174,27 +167,6 @@ pub fn allows(access: Access, caller: &Caller, project: &str) -> bool {
         Access::Admin => caller.is_admin(),
         Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
     }
-}
-
-/// Middleware: decides the caller's trust and enforces the route's access rule.
-pub async fn enforce(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
-    // Every listener attaches the peer; a request without one is refused, never taken for local.
-    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
-        return ApiError::forbidden().into_response();
-    };
-    let trust = d.trust_of(&peer).await;
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let access = crate::router::access_of(req.method(), &path);
-    let caller = Caller { peer, trust };
-    if !allows(access, &caller, &project_of(req.uri())) {
-        return ApiError::forbidden().into_response();
-    }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -559,7 +559,6 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     )?));
     let transport = Arc::new(peer::PeerTransport::new(
         server_cert.clone(),
-        tls.clone(),
         cluster_cert.clone(),
     ));
     let db = ReplicatedDb::open(

@@ -7,7 +7,6 @@ use futures_util::future::BoxFuture;
 use rxd_raft::{Transport, TransportError};
 use rxd_tls::CertKey;
 
-use crate::listeners::TlsConfig;
 use crate::Daemon;
 
 /// Sends internal requests to other members.
@@ -20,7 +19,7 @@ pub struct PeerTransport {
 
 impl PeerTransport {
     /// A transport presenting `server_cert`.
-    pub fn new(server_cert: CertKey, _tls: TlsConfig, cluster_cert: Option<CertKey>) -> Self {
+    pub fn new(server_cert: CertKey, cluster_cert: Option<CertKey>) -> Self {
         PeerTransport {
             server_cert,
             daemon: OnceLock::new(),

@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
-use crate::access::Access;
+use crate::access::{allows, project_of, Access, Caller, Peer};
 use crate::error::ApiError;
 use crate::handlers::*;
 use crate::Daemon;
@@ -413,10 +416,32 @@ pub fn router(state: State) -> Router {
         router = router.route(path, mr.fallback(method_not_allowed));
     }
     router
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::access::enforce,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), enforce))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Middleware: decides the caller's trust and enforces the route's access rule.
+async fn enforce(
+    axum::extract::State(d): axum::extract::State<State>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    // Every listener attaches the peer; a request without one is refused, never taken for local.
+    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
+        return ApiError::forbidden().into_response();
+    };
+    let trust = d.trust_of(&peer).await;
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let access = access_of(req.method(), &path);
+    let caller = Caller { peer, trust };
+    if !allows(access, &caller, &project_of(req.uri())) {
+        return ApiError::forbidden().into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }

@@ -16,10 +16,10 @@ use std::time::Duration;
 use crate::Daemon;
 
 /// How long a stopping leader waits for a voter to catch up and for a new leader.
-const HANDOVER_LIMIT: Duration = Duration::from_secs(5);
+pub const HANDOVER_LIMIT: Duration = Duration::from_secs(5);
 
 /// How long one campaign may take before the voter is asked again.
-const ASK_AGAIN: Duration = Duration::from_millis(750);
+pub const ASK_AGAIN: Duration = Duration::from_millis(750);
 
 /// The path a member (or the trusted unix socket) asks a voter to campaign at once.
 pub const ELECT_PATH: &str = "/internal/raft/elect";
