@@ -318,7 +318,7 @@ async fn run(
         undo.pools_made
             .push((pool.name.clone(), pool.driver.clone(), values.clone()));
         save(&d.dir, undo)?;
-        let cfg = crate::storage::create(&d.dir, &pool.name, &pool.driver, &pool.config, values)
+        let cfg = rxd_storage::create(&d.dir, &pool.name, &pool.driver, &pool.config, values)
             .map_err(|e| {
                 undo.pools_made.pop();
                 fail(
@@ -628,10 +628,10 @@ async fn undo_files(dir: &Path, rec: &JoinRecord) {
         let _ = std::fs::remove_file(dir.join(f));
     }
     for (name, driver, cfg) in &rec.pools_made {
-        crate::storage::delete(dir, name, driver, cfg);
+        rxd_storage::delete(dir, name, driver, cfg);
     }
     for name in &rec.networks_made {
-        crate::network::teardown(dir, name).await;
+        rxd_network::teardown(dir, name).await;
     }
 }
 
@@ -701,16 +701,16 @@ async fn prepare_networks(
             .iter()
             .flatten()
             .filter(|k| k.entity == "network" && k.name == net.name && !k.value.is_empty())
-            .filter(|k| crate::network::MEMBER_KEYS.contains(&k.key.as_str()))
+            .filter(|k| rxd_network::MEMBER_KEYS.contains(&k.key.as_str()))
             .map(|k| (k.key.clone(), k.value.clone()))
             .collect();
         let mut all = net.config.clone();
         all.extend(mine.clone());
         undo.networks_made.push(net.name.clone());
         save(&d.dir, undo)?;
-        if let Err(e) = crate::network::setup(&d.dir, &net.name, &all, true).await {
+        if let Err(e) = rxd_network::setup(&d.dir, &net.name, &all, true).await {
             undo.networks_made.pop();
-            crate::network::teardown(&d.dir, &net.name).await;
+            rxd_network::teardown(&d.dir, &net.name).await;
             return Err(fail(
                 &format!("Failed to initialize network {:?}", net.name),
                 e,

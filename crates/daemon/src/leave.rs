@@ -147,7 +147,7 @@ pub async fn become_standalone(d: &Daemon) -> ApiResult<()> {
     d.db().shutdown().await?;
     for pool in pools {
         if let Some(mine) = pool.members.iter().find(|m| m.member_id == id) {
-            crate::storage::delete(&d.dir, &pool.name, &pool.driver, &mine.config);
+            rxd_storage::delete(&d.dir, &pool.name, &pool.driver, &mine.config);
         }
     }
     let database = d.dir.join("database");

@@ -21,7 +21,6 @@ mod join;
 mod leave;
 pub mod listeners;
 pub(crate) use rxd_api::names;
-pub mod network;
 pub mod operations;
 pub mod password;
 pub mod peer;
@@ -29,7 +28,6 @@ pub mod resources;
 pub mod response;
 pub mod router;
 pub mod shutdown;
-pub mod storage;
 pub mod warnings;
 
 use std::path::{Path, PathBuf};
@@ -625,7 +623,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     // A pool's filesystem (a btrfs loop file, a device) is mounted again after a restart, before
     // the daemon answers.
     let pools = daemon.db().read_local(tables::storage_pools).await?;
-    let mounted = storage::mount_all(dir.clone(), pools, daemon.node_id()).await;
+    let mounted = rxd_storage::mount_all(dir.clone(), pools, daemon.node_id()).await;
     warnings::pools_at_start(&daemon, mounted);
     if let Some(addr) = local_config.get("core.https_address") {
         daemon
@@ -659,9 +657,9 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     unix.abort();
     daemon.set_https_address("").await.ok();
     // dnsmasq processes are ours; bridges and their rules stay, as LXD leaves them.
-    network::dnsmasq::stop_all().await;
+    rxd_network::dnsmasq::stop_all().await;
     if let Ok(pools) = daemon.db().read_local(tables::storage_pools).await {
-        storage::unmount_all(dir.clone(), pools, daemon.node_id()).await;
+        rxd_storage::unmount_all(dir.clone(), pools, daemon.node_id()).await;
     }
     let _ = std::fs::remove_file(dir.join("unix.socket"));
     daemon.db().shutdown().await?;

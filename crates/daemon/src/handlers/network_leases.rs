@@ -18,7 +18,6 @@ use rxd_db::DbError;
 
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::get_on_member;
-use crate::network;
 use crate::response::sync;
 use crate::Daemon;
 
@@ -43,8 +42,8 @@ pub async fn network_leases_get(
     let net =
         net.ok_or_else(|| ApiError::not_found("Failed loading network: Network not found"))?;
     let own = d.own_member().await?;
-    let mut leases = network::leases::gateways(&net.name, &net.config);
-    leases.extend(network::leases::local(&d.dir, &net.name, &own.name)?);
+    let mut leases = rxd_network::leases::gateways(&net.name, &net.config);
+    leases.extend(rxd_network::leases::local(&d.dir, &net.name, &own.name)?);
     let path = format!(
         "/internal/networks/{}/leases",
         rxd_client::encode(&net.name)
@@ -75,5 +74,5 @@ pub async fn internal_network_leases_get(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let own = d.own_member().await?;
-    Ok(sync(network::leases::local(&d.dir, &name, &own.name)?))
+    Ok(sync(rxd_network::leases::local(&d.dir, &name, &own.name)?))
 }

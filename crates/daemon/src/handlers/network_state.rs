@@ -8,7 +8,6 @@ use axum::response::Response;
 
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{get_on_target, QueryMap};
-use crate::network;
 use crate::response::sync;
 use crate::Daemon;
 
@@ -22,7 +21,7 @@ pub async fn network_state_get(
     if let Some(answer) = get_on_target(&d, &q, &path).await? {
         return Ok(sync(answer));
     }
-    let state = network::state::read(&name)
+    let state = rxd_network::state::read(&name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Network interface {name:?} not found")))?;
     Ok(sync(state))

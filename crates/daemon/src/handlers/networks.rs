@@ -22,9 +22,9 @@ use rxd_db::Command;
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, target, QueryMap};
-use crate::network::{self, bridge::Netlink, NetworkError, MEMBER_KEYS};
 use crate::response::{check_etag, created, empty, sync, sync_etag, CompareAndSet, JsonBody};
 use crate::Daemon;
+use rxd_network::{bridge::Netlink, NetworkError, MEMBER_KEYS};
 
 impl From<NetworkError> for ApiError {
     fn from(e: NetworkError) -> Self {
@@ -82,7 +82,7 @@ fn to_api(
     }
 }
 
-fn unmanaged(link: &network::bridge::Link, clustered: bool) -> Network {
+fn unmanaged(link: &rxd_network::bridge::Link, clustered: bool) -> Network {
     Network {
         config: Config::new(),
         description: String::new(),
@@ -110,7 +110,7 @@ async fn member_for_view(d: &Daemon, target: Option<&str>) -> ApiResult<(Option<
     }
 }
 
-async fn host_links() -> ApiResult<Vec<network::bridge::Link>> {
+async fn host_links() -> ApiResult<Vec<rxd_network::bridge::Link>> {
     Ok(Netlink::connect()?.links().await?)
 }
 
@@ -201,9 +201,9 @@ pub async fn networks_post(
     if post.name.is_empty() {
         return Err(ApiError::bad_request("No name provided"));
     }
-    network::validate_name(&post.name)?;
-    post.network_type = network::validate_type(&post.network_type)?.to_string();
-    network::validate_config(&post.name, &post.config)?;
+    rxd_network::validate_name(&post.name)?;
+    post.network_type = rxd_network::validate_type(&post.network_type)?.to_string();
+    rxd_network::validate_config(&post.name, &post.config)?;
     let members = d.db().read(tables::members).await?;
     if let Some(t) = target(&q) {
         return define_on_member(&d, &post, t, &members).await;
@@ -271,9 +271,9 @@ async fn create_here(d: &Daemon, post: &NetworksPost) -> ApiResult<()> {
         )));
     }
     let mut config = post.config.clone();
-    network::fill_defaults(&mut config);
-    network::resolve_addresses(&post.name, &mut config).await?;
-    network::setup(&d.dir, &post.name, &config, true).await?;
+    rxd_network::fill_defaults(&mut config);
+    rxd_network::resolve_addresses(&post.name, &mut config).await?;
+    rxd_network::setup(&d.dir, &post.name, &config, true).await?;
     let (member_config, cluster_config) = split(config);
     let result = d
         .db()
@@ -294,7 +294,7 @@ async fn create_here(d: &Daemon, post: &NetworksPost) -> ApiResult<()> {
     };
     if let Some(e) = refused {
         // Nothing is left behind when the database refuses.
-        network::teardown(&d.dir, &post.name).await;
+        rxd_network::teardown(&d.dir, &post.name).await;
         return Err(e);
     }
     Ok(())
@@ -314,9 +314,9 @@ pub struct LocalNetwork {
 
 async fn local_action(d: &Daemon, action: &str, net: &LocalNetwork) -> ApiResult<()> {
     if action == "create" {
-        network::setup(&d.dir, &net.name, &net.config, !net.update).await?;
+        rxd_network::setup(&d.dir, &net.name, &net.config, !net.update).await?;
     } else {
-        network::teardown(&d.dir, &net.name).await;
+        rxd_network::teardown(&d.dir, &net.name).await;
     }
     Ok(())
 }
@@ -389,9 +389,9 @@ async fn create_everywhere(
         )));
     }
     let mut config = post.config.clone();
-    network::fill_defaults(&mut config);
+    rxd_network::fill_defaults(&mut config);
     // `auto` is resolved once, here, so that every member gets the same subnet.
-    network::resolve_addresses(&post.name, &mut config).await?;
+    rxd_network::resolve_addresses(&post.name, &mut config).await?;
     let mut made: Vec<(&tables::Member, LocalNetwork)> = Vec::new();
     let mut finished = BTreeMap::new();
     let mut failure = None;
@@ -468,7 +468,7 @@ async fn update(
             Config::new()
         };
         wanted.extend(put.config.clone());
-        network::validate_config(name, &wanted)?;
+        rxd_network::validate_config(name, &wanted)?;
         let (member_config, cluster_config) = split(wanted);
         if clustered && target_member.is_none() {
             if let Some(key) = member_config.keys().next() {
@@ -494,7 +494,7 @@ async fn update(
             member_config
         };
         let mut cluster_config = cluster_config;
-        network::resolve_addresses(name, &mut cluster_config).await?;
+        rxd_network::resolve_addresses(name, &mut cluster_config).await?;
         let description = if merge && put.description.is_empty() {
             net.description.clone()
         } else {
@@ -613,8 +613,8 @@ pub async fn internal_network_create(
     State(d): State<Arc<Daemon>>,
     JsonBody(net): JsonBody<LocalNetwork>,
 ) -> ApiResult<Response> {
-    network::validate_name(&net.name)?;
-    network::validate_config(&net.name, &net.config)?;
+    rxd_network::validate_name(&net.name)?;
+    rxd_network::validate_config(&net.name, &net.config)?;
     local_action(&d, "create", &net).await?;
     Ok(empty())
 }
@@ -626,7 +626,7 @@ pub async fn internal_network_delete(
     State(d): State<Arc<Daemon>>,
     JsonBody(net): JsonBody<LocalNetwork>,
 ) -> ApiResult<Response> {
-    network::validate_name(&net.name)?;
+    rxd_network::validate_name(&net.name)?;
     if exists(&d, &net.name)
         .await?
         .is_some_and(|n| n.state == "Created")
@@ -658,10 +658,10 @@ pub async fn restore(d: &Daemon) {
         all.extend(mine.config.clone());
         // The database says the bridge is this member's, so one made before rxd kept records
         // is recorded now.
-        if let Err(e) = network::adopt(&d.dir, &net.name).await {
+        if let Err(e) = rxd_network::adopt(&d.dir, &net.name).await {
             tracing::warn!("Failed to record network {}: {e}", net.name);
         }
-        if let Err(e) = network::setup(&d.dir, &net.name, &all, false).await {
+        if let Err(e) = rxd_network::setup(&d.dir, &net.name, &all, false).await {
             tracing::warn!("Failed to restore network {}: {e}", net.name);
         }
     }
@@ -719,7 +719,7 @@ pub async fn network_post(
     if new_name.is_empty() {
         return Err(ApiError::bad_request("New network name not provided"));
     }
-    network::validate_name(&new_name)?;
+    rxd_network::validate_name(&new_name)?;
     if !used_by(&name, &profiles).is_empty() {
         return Err(ApiError::bad_request("Network is currently in use"));
     }
@@ -735,8 +735,8 @@ pub async fn network_post(
     if let Some(mine) = net.members.iter().find(|m| m.member_id == d.node_id()) {
         config.extend(mine.config.clone());
     }
-    network::stop(&d.dir, &name).await?;
-    network::move_dir(&d.dir, &name, &new_name)?;
+    rxd_network::stop(&d.dir, &name).await?;
+    rxd_network::move_dir(&d.dir, &name, &new_name)?;
     let renamed = d
         .db()
         .propose(Command::RenameNetwork {
@@ -751,15 +751,15 @@ pub async fn network_post(
     };
     if let Some(e) = refused {
         // The old bridge comes back as it was.
-        if let Err(undo) = network::move_dir(&d.dir, &new_name, &name) {
+        if let Err(undo) = rxd_network::move_dir(&d.dir, &new_name, &name) {
             tracing::warn!("Network {name}: {undo}");
         }
-        if let Err(undo) = network::setup(&d.dir, &name, &config, true).await {
+        if let Err(undo) = rxd_network::setup(&d.dir, &name, &config, true).await {
             tracing::warn!("Network {name}: {undo}");
         }
         return Err(e);
     }
-    network::setup(&d.dir, &new_name, &config, true).await?;
+    rxd_network::setup(&d.dir, &new_name, &config, true).await?;
     let url = format!("/1.0/networks/{new_name}");
     d.events.lifecycle(
         "network-renamed",

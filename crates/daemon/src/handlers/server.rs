@@ -110,7 +110,7 @@ async fn environment(d: &Daemon) -> ApiResult<ServerEnvironment> {
         server_version: env!("CARGO_PKG_VERSION").into(),
         storage: drivers.join(" | "),
         storage_version: drivers.iter().map(|_| "1").collect::<Vec<_>>().join(" | "),
-        storage_supported_drivers: crate::storage::supported()
+        storage_supported_drivers: rxd_storage::supported()
             .into_iter()
             .map(|name| ServerStorageDriverInfo {
                 name: name.into(),

@@ -138,7 +138,7 @@ pub async fn storage_pool_resources_get(
     if let Some(answer) = crate::handlers::get_on_target(&d, &q, &path).await? {
         return Ok(sync(answer));
     }
-    let usage = crate::storage::usage(&d.dir, &pool.name).map_err(|e| {
+    let usage = rxd_storage::usage(&d.dir, &pool.name).map_err(|e| {
         ApiError::internal(format!(
             "Failed getting storage pool resources of {:?}: {e}",
             pool.name
@@ -164,7 +164,7 @@ pub async fn storage_pools_post(
     if post.driver.is_empty() {
         return Err(ApiError::bad_request("No driver provided"));
     }
-    crate::storage::validate(&post.driver, &post.config)
+    rxd_storage::validate(&post.driver, &post.config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let members = d.db().read(tables::members).await?;
     if let Some(t) = target(&q) {
@@ -256,7 +256,7 @@ async fn create_here(d: &Daemon, post: &StoragePoolsPost) -> ApiResult<()> {
     };
     if let Some(e) = refused {
         // Nothing is left behind when the database refuses.
-        crate::storage::delete(&d.dir, &post.name, &post.driver, &member_config);
+        rxd_storage::delete(&d.dir, &post.name, &post.driver, &member_config);
         return Err(e);
     }
     Ok(())
@@ -282,12 +282,10 @@ async fn create_local(d: &Daemon, pool: &LocalPool) -> ApiResult<Config> {
     let dir = d.dir.clone();
     let (name, driver) = (pool.name.clone(), pool.driver.clone());
     let (cluster, member) = (pool.cluster_config.clone(), pool.config.clone());
-    tokio::task::spawn_blocking(move || {
-        crate::storage::create(&dir, &name, &driver, &cluster, member)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("Storage pool creation failed: {e}")))?
-    .map_err(|e| ApiError::bad_request(e.to_string()))
+    tokio::task::spawn_blocking(move || rxd_storage::create(&dir, &name, &driver, &cluster, member))
+        .await
+        .map_err(|e| ApiError::internal(format!("Storage pool creation failed: {e}")))?
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 async fn on_member(
@@ -300,7 +298,7 @@ async fn on_member(
         return if action == "create" {
             create_local(d, pool).await
         } else {
-            crate::storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
+            rxd_storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
             Ok(pool.config.clone())
         };
     }
@@ -454,7 +452,7 @@ async fn update(
             Config::new()
         };
         wanted.extend(put.config.clone());
-        crate::storage::validate(&pool.driver, &wanted)
+        rxd_storage::validate(&pool.driver, &wanted)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let (member_config, cluster_config): (Config, Config) = wanted
             .into_iter()
@@ -591,6 +589,6 @@ pub async fn internal_pool_delete(
             pool.name
         )));
     }
-    crate::storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
+    rxd_storage::delete(&d.dir, &pool.name, &pool.driver, &pool.config);
     Ok(sync(pool.config))
 }

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The database side (which members have the network, pending or created) belongs to
-//! `handlers/networks.rs`; this module only changes the host.
+//! the daemon (`handlers/networks.rs`); this crate only changes the host, and can be tested
+//! without a daemon.
 
 pub mod bridge;
 pub mod dnsmasq;
