@@ -142,6 +142,30 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ),
 ];
 
+/// The endpoints whose answer depends on the member answering: `?target=<member>` on them is
+/// carried out by that member ([`crate::handlers::forward_to_target`]), as LXD forwards them
+/// (`ForwardedResponseIfTargetIsRemote`). Creating a pool or network with `?target=` is not
+/// among them: any member records the definition.
+const TARGETED: &[(&str, Method)] = &[
+    ("/1.0", Method::GET),
+    ("/1.0", Method::PUT),
+    ("/1.0", Method::PATCH),
+    ("/1.0/networks/{name}", Method::GET),
+    ("/1.0/networks/{name}", Method::PUT),
+    ("/1.0/networks/{name}", Method::PATCH),
+    ("/1.0/networks/{name}/state", Method::GET),
+    ("/1.0/resources", Method::GET),
+    ("/1.0/storage-pools/{name}", Method::GET),
+    ("/1.0/storage-pools/{name}", Method::PUT),
+    ("/1.0/storage-pools/{name}", Method::PATCH),
+    ("/1.0/storage-pools/{name}/resources", Method::GET),
+];
+
+/// Whether `?target=` on this route is carried out by the member it names.
+pub fn forwards_target(method: &Method, path: &str) -> bool {
+    TARGETED.iter().any(|(p, m)| *p == path && m == method)
+}
+
 const ALL: &[Method] = &[
     Method::GET,
     Method::PUT,
@@ -412,7 +436,12 @@ pub fn router(state: State) -> Router {
     for (path, mr) in paths {
         router = router.route(path, mr.fallback(method_not_allowed));
     }
+    // The access check runs first (the outer layer), then a targeted request is forwarded.
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::handlers::forward_to_target,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::access::enforce,
