@@ -7,7 +7,8 @@ use std::process::Output;
 
 use rxd_api::StoragePoolPut;
 use rxd_client::{Client, ClientError};
-use rxd_testkit::{system_tool, Member, Net};
+use rxd_testkit::netns::{cluster, NsMember};
+use rxd_testkit::{ok, system_tool, Member, Net};
 use serde_json::{json, Value};
 
 fn text(out: &Output) -> String {
@@ -272,4 +273,61 @@ async fn issue_11_bad_targets_get_clear_errors() {
         .await
         .unwrap();
     c.server().await.unwrap();
+}
+
+/// `GET /1.0/networks/{name}?target=` through `rxc query` on `m`.
+fn network_on(m: &NsMember, name: &str, target: &str) -> Value {
+    let url = format!("/1.0/networks/{name}?target={target}");
+    serde_json::from_str(&ok(&m.rxc(&["query", "-X", "GET", &url]))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_11_a_network_set_with_target_changes_that_members_keys() {
+    // Members in network namespaces of their own: the bridges never touch the host.
+    let (_hub, m) = cluster(2).await;
+    ok(&m[0].rxc(&["network", "create", "rxdbr0", "--target", "node1"]));
+    ok(&m[0].rxc(&["network", "create", "rxdbr0", "--target", "node2"]));
+    ok(&m[0].rxc(&[
+        "network",
+        "create",
+        "rxdbr0",
+        "ipv4.address=10.79.1.1/24",
+        "ipv6.address=none",
+    ]));
+    let key = "bridge.external_interfaces";
+    for (end, peer) in [("ext8", "ext8p"), ("ext9", "ext9p")] {
+        m[1].ns
+            .ip(&["link", "add", end, "type", "veth", "peer", "name", peer]);
+    }
+
+    eprintln!("rxc network set --target node2 on node1 changes node2's keys only");
+    ok(&m[0].rxc(&[
+        "network",
+        "set",
+        "rxdbr0",
+        &format!("{key}=ext9"),
+        "--target",
+        "node2",
+    ]));
+    assert_eq!(network_on(&m[1], "rxdbr0", "node2")["config"][key], "ext9");
+    assert_eq!(
+        network_on(&m[0], "rxdbr0", "node1")["config"][key],
+        Value::Null
+    );
+
+    eprintln!("the real lxc does the same");
+    let lxc = std::path::PathBuf::from(system_tool("lxc"));
+    let args = ["network", "set", "rxdbr0", key, "ext8", "--target", "node2"];
+    ok(&m[0].run_in(&lxc, &args, None));
+    assert_eq!(network_on(&m[1], "rxdbr0", "node2")["config"][key], "ext8");
+    assert_eq!(
+        network_on(&m[0], "rxdbr0", "node1")["config"][key],
+        Value::Null
+    );
+    let got = ok(&m[0].run_in(
+        &lxc,
+        &["network", "get", "rxdbr0", key, "--target", "node2"],
+        None,
+    ));
+    assert_eq!(got.lines().last(), Some("ext8"));
 }
