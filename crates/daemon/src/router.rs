@@ -145,6 +145,30 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ),
 ];
 
+/// The endpoints whose answer depends on the member answering: `?target=<member>` on them is
+/// carried out by that member ([`forward_to_target`]), as LXD forwards them
+/// (`ForwardedResponseIfTargetIsRemote`). Creating a pool or network with `?target=` is not
+/// among them: any member records the definition.
+const TARGETED: &[(&str, Method)] = &[
+    ("/1.0", Method::GET),
+    ("/1.0", Method::PUT),
+    ("/1.0", Method::PATCH),
+    ("/1.0/networks/{name}", Method::GET),
+    ("/1.0/networks/{name}", Method::PUT),
+    ("/1.0/networks/{name}", Method::PATCH),
+    ("/1.0/networks/{name}/state", Method::GET),
+    ("/1.0/resources", Method::GET),
+    ("/1.0/storage-pools/{name}", Method::GET),
+    ("/1.0/storage-pools/{name}", Method::PUT),
+    ("/1.0/storage-pools/{name}", Method::PATCH),
+    ("/1.0/storage-pools/{name}/resources", Method::GET),
+];
+
+/// Whether `?target=` on this route is carried out by the member it names.
+pub fn forwards_target(method: &Method, path: &str) -> bool {
+    TARGETED.iter().any(|(p, m)| *p == path && m == method)
+}
+
 const ALL: &[Method] = &[
     Method::GET,
     Method::PUT,
@@ -415,7 +439,12 @@ pub fn router(state: State) -> Router {
     for (path, mr) in paths {
         router = router.route(path, mr.fallback(method_not_allowed));
     }
+    // The access check runs first (the outer layer), then a targeted request is forwarded.
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward_to_target,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), enforce))
         .fallback(not_found)
         .with_state(state)
@@ -444,4 +473,105 @@ async fn enforce(
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Middleware: a request with `?target=` on an endpoint whose answer depends on the member
+/// ([`forwards_target`]) is carried out by that member, as LXD's
+/// `ForwardedResponseIfTargetIsRemote` does: the same method, path and query (the target
+/// answers for itself), body and `If-Match`; its status, body, `ETag` and `Location` come
+/// back as they are. It runs after the access check, so the member that was asked decides
+/// who may ask; on a public endpoint only a caller with full rights is forwarded, since the
+/// target sees its member certificate.
+pub async fn forward_to_target(
+    axum::extract::State(d): axum::extract::State<std::sync::Arc<Daemon>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    if !forwards_target(req.method(), &path) {
+        return next.run(req).await;
+    }
+    let Some(wanted) =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(req.uri())
+            .ok()
+            .and_then(|q| crate::handlers::target(&q).map(str::to_string))
+    else {
+        return next.run(req).await;
+    };
+    let full_rights = req
+        .extensions()
+        .get::<crate::access::Caller>()
+        .is_some_and(crate::access::Caller::is_admin);
+    if access_of(req.method(), &path) == crate::access::Access::Public && !full_rights {
+        return next.run(req).await;
+    }
+    let member = match crate::handlers::target_member(&d, &wanted).await {
+        Ok(Some(member)) => member,
+        Ok(None) => return next.run(req).await,
+        Err(e) => return e.into_response(),
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::response::MAX_BODY).await else {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+            .into_response();
+    };
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => Some(v),
+            // Not JSON: this member's handler refuses it with the usual sentence.
+            Err(_) => {
+                let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+                return next.run(req).await;
+            }
+        }
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string());
+    let if_match = parts
+        .headers
+        .get(axum::http::header::IF_MATCH)
+        .and_then(|v| v.to_str().ok());
+    match crate::handlers::request_on_member(
+        &d,
+        &member,
+        parts.method.as_str(),
+        &path_and_query,
+        body,
+        if_match,
+    )
+    .await
+    {
+        Ok(raw) => answer_of(raw),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A member's answer, passed on as it came: status, envelope, `ETag` and `Location`.
+fn answer_of(raw: rxd_client::RawResponse) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+
+    let status = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);
+    let mut r = (status, axum::Json(raw.envelope)).into_response();
+    if let Some(v) = raw
+        .etag
+        .and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok())
+    {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(v) = raw.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }

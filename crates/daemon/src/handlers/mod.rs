@@ -78,22 +78,34 @@ pub async fn request_on_member(
     })
 }
 
-/// The metadata of a `GET path` answered by the member `?target=` names, as LXD forwards a
-/// target; `None` without a target or when it names this member. The target's address is
-/// read from this member's copy of the member list: routing a read needs no quorum, so a
+/// The member a request's `?target=` names, when it is another one; `None` without a target
+/// or when it names this member. LXD's sentences: a target on a standalone server is a 400,
+/// an unknown member a 404. A member the heartbeats say is offline is named at once rather
+/// than waited for. The member list is this member's own copy: routing needs no quorum, so a
 /// member answers for itself while others are down.
-pub async fn get_on_target(
-    d: &Daemon,
-    q: &HashMap<String, String>,
-    path: &str,
-) -> ApiResult<Option<serde_json::Value>> {
-    let Some(t) = target(q).map(str::to_string) else {
-        return Ok(None);
-    };
-    if d.own_member().await?.name == t {
+pub async fn target_member(d: &Daemon, target: &str) -> ApiResult<Option<tables::Member>> {
+    let own = d.own_member().await?;
+    if own.name == "none" {
+        return Err(ApiError::bad_request("This server is not clustered"));
+    }
+    if own.name == target {
         return Ok(None);
     }
-    let member = d.db().read_local(move |c| tables::member(c, &t)).await?;
-    let raw = get_on_member(d, &member, path).await?;
-    Ok(Some(raw.envelope.metadata))
+    let members = d.db().read_local(tables::members).await?;
+    let member = members
+        .into_iter()
+        .find(|m| m.name == target)
+        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+    let threshold = crate::heartbeat::threshold(d).await;
+    if !crate::heartbeat::answers_heartbeats(d, member.id, threshold) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "Cluster member {:?} is offline: {}",
+                member.name,
+                crate::heartbeat::silence(d, member.id)
+            ),
+        ));
+    }
+    Ok(Some(member))
 }

@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 use crate::access::Caller;
 use crate::config::{self, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::handlers::{target, QueryMap};
 use crate::response::{check_etag, empty, sync, sync_etag, CompareAndSet, JsonBody};
 use crate::Daemon;
 
@@ -121,21 +120,8 @@ async fn environment(d: &Daemon) -> ApiResult<ServerEnvironment> {
     })
 }
 
-/// `GET /1.0`.
-pub async fn server_get(
-    State(d): State<Arc<Daemon>>,
-    caller: Caller,
-    q: QueryMap,
-) -> ApiResult<Response> {
-    if let Some(t) = target(&q).map(str::to_string) {
-        let own = d.own_member().await?;
-        if t != own.name && caller.is_admin() {
-            // That member's own view, fetched from it as LXD forwards `?target=`.
-            let raw = on_member(&d, t, "GET", None, None).await?;
-            let etag = raw.etag.clone().unwrap_or_default();
-            return Ok(sync_etag(raw.envelope.metadata, &etag));
-        }
-    }
+/// `GET /1.0` (another member's view with `?target=`, which the router hands to that member).
+pub async fn server_get(State(d): State<Arc<Daemon>>, caller: Caller) -> ApiResult<Response> {
     let untrusted = Server {
         config: None,
         api_extensions: rxd_api::API_EXTENSIONS
@@ -170,50 +156,13 @@ pub async fn server_get(
     Ok(sync_etag(server, &etag))
 }
 
-/// Sends a `/1.0` request to another member, as LXD forwards `?target=`.
-async fn on_member(
-    d: &Daemon,
-    name: String,
-    method: &str,
-    body: Option<Value>,
-    if_match: Option<&str>,
-) -> ApiResult<rxd_client::RawResponse> {
-    let m = d.db().read(move |c| tables::member(c, &name)).await?;
-    crate::handlers::request_on_member(d, &m, method, "/1.0", body, if_match).await
-}
-
-/// A `PUT`/`PATCH /1.0?target=` for another member: that member applies it to its own keys.
-async fn update_on_target(
-    d: &Daemon,
-    q: &QueryMap,
-    headers: &HeaderMap,
-    method: &str,
-    put: &ServerPut,
-) -> ApiResult<Option<Response>> {
-    let Some(t) = target(q).map(str::to_string) else {
-        return Ok(None);
-    };
-    if t == d.own_member().await?.name {
-        return Ok(None);
-    }
-    let if_match = headers
-        .get(axum::http::header::IF_MATCH)
-        .and_then(|v| v.to_str().ok());
-    let body = serde_json::to_value(put).expect("wire types always serialise");
-    on_member(d, t, method, Some(body), if_match).await?;
-    Ok(Some(empty()))
-}
-
-/// `PUT /1.0`: replaces the whole configuration.
+/// `PUT /1.0`: replaces the whole configuration (another member's with `?target=`, which the
+/// router hands to that member).
 pub async fn server_put(
     State(d): State<Arc<Daemon>>,
     headers: HeaderMap,
-    q: QueryMap,
     JsonBody(put): JsonBody<ServerPut>,
 ) -> ApiResult<Response> {
-    if let Some(done) = update_on_target(&d, &q, &headers, "PUT", &put).await? {
-        return Ok(done);
-    }
     update(&d, &headers, put, false).await
 }
 
@@ -221,12 +170,8 @@ pub async fn server_put(
 pub async fn server_patch(
     State(d): State<Arc<Daemon>>,
     headers: HeaderMap,
-    q: QueryMap,
     JsonBody(put): JsonBody<ServerPut>,
 ) -> ApiResult<Response> {
-    if let Some(done) = update_on_target(&d, &q, &headers, "PATCH", &put).await? {
-        return Ok(done);
-    }
     update(&d, &headers, put, true).await
 }
 

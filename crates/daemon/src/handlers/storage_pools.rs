@@ -127,17 +127,12 @@ pub async fn storage_pool_get(
 }
 
 /// `GET /1.0/storage-pools/{name}/resources[?target=]`: the pool's space and inodes on this
-/// member, or on the target, which answers for itself.
+/// member (the router hands a request for another member to it).
 pub async fn storage_pool_resources_get(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
-    q: QueryMap,
 ) -> ApiResult<Response> {
     let pool = load(&d, &name).await?.0;
-    let path = format!("/1.0/storage-pools/{}/resources", pool.name);
-    if let Some(answer) = crate::handlers::get_on_target(&d, &q, &path).await? {
-        return Ok(sync(answer));
-    }
     let usage = rxd_storage::usage(&d.dir, &pool.name).map_err(|e| {
         ApiError::internal(format!(
             "Failed getting storage pool resources of {:?}: {e}",
@@ -425,11 +420,15 @@ async fn create_everywhere(
     Ok(())
 }
 
+/// A `PUT`/`PATCH` of a pool, on this member. `targeted`: the request named this member with
+/// `?target=` (another member's is handed to it by the router), so it changes this member's
+/// keys and checks the ETag of this member's full view.
 async fn update(
     d: &Daemon,
     name: &str,
     headers: &HeaderMap,
     put: StoragePoolPut,
+    targeted: bool,
     merge: bool,
 ) -> ApiResult<Response> {
     let id = d.node_id();
@@ -438,14 +437,26 @@ async fn update(
     loop {
         let (pool, profiles) = load(d, name).await?;
         let current = to_api(pool.clone(), Some(id), clustered, &profiles);
-        // The ETag is the one a GET without target handed out: a cluster hides member keys there.
+        // The ETag is the one the matching GET handed out: without a target, a cluster hides
+        // member keys there.
         let shown = to_api(
             pool.clone(),
-            (!clustered).then_some(id),
+            (!clustered || targeted).then_some(id),
             clustered,
             &profiles,
         );
         check_etag(headers, &rxd_api::etag(&writable(&shown)))?;
+        if clustered && targeted {
+            // With a target only member keys change; the others may come back as they are.
+            if let Some(key) = put.config.iter().find_map(|(k, v)| {
+                (!POOL_MEMBER_KEYS.contains(&k.as_str()) && current.config.get(k) != Some(v))
+                    .then_some(k)
+            }) {
+                return Err(ApiError::bad_request(format!(
+                    "Config key {key:?} may not be used as member-specific key"
+                )));
+            }
+        }
         let mut wanted = if merge {
             current.config.clone()
         } else {
@@ -454,9 +465,12 @@ async fn update(
         wanted.extend(put.config.clone());
         rxd_storage::validate(&pool.driver, &wanted)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let (member_config, cluster_config): (Config, Config) = wanted
+        let (member_config, mut cluster_config): (Config, Config) = wanted
             .into_iter()
             .partition(|(k, _)| POOL_MEMBER_KEYS.contains(&k.as_str()));
+        if clustered && targeted {
+            cluster_config = pool.config.clone();
+        }
         let mine = pool
             .members
             .iter()
@@ -494,24 +508,26 @@ async fn update(
     Ok(empty())
 }
 
-/// `PUT /1.0/storage-pools/{name}`.
+/// `PUT /1.0/storage-pools/{name}[?target=]`.
 pub async fn storage_pool_put(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    q: QueryMap,
     JsonBody(put): JsonBody<StoragePoolPut>,
 ) -> ApiResult<Response> {
-    update(&d, &name, &headers, put, false).await
+    update(&d, &name, &headers, put, target(&q).is_some(), false).await
 }
 
-/// `PATCH /1.0/storage-pools/{name}`.
+/// `PATCH /1.0/storage-pools/{name}[?target=]`.
 pub async fn storage_pool_patch(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    q: QueryMap,
     JsonBody(put): JsonBody<StoragePoolPut>,
 ) -> ApiResult<Response> {
-    update(&d, &name, &headers, put, true).await
+    update(&d, &name, &headers, put, target(&q).is_some(), true).await
 }
 
 /// `DELETE /1.0/storage-pools/{name}`.
