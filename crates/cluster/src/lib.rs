@@ -8,7 +8,7 @@
 //!  heartbeat round / join ─> plan_roles(members, voters, limits) ─> Some(new voters) ─> raft
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The limits of `cluster.max_voters` and `cluster.max_standby`.
@@ -30,7 +30,7 @@ impl Default for RoleLimits {
 }
 
 /// One member as the planner sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     /// Member id, also its raft node id.
     pub id: u64,
@@ -38,6 +38,8 @@ pub struct Candidate {
     pub online: bool,
     /// Whether it is a full member (not pending or evacuated).
     pub eligible: bool,
+    /// Its failure domain (`default` unless set): members that can fail together.
+    pub domain: String,
 }
 
 /// How many voters a cluster of `online` eligible members should have: one until there are
@@ -58,24 +60,61 @@ pub fn wanted_voters(online: usize, limits: RoleLimits) -> usize {
 ///
 /// The wanted count follows the number of full members, online or not, so one member going
 /// offline does not shrink the voter set. Online voters stay; an offline voter is replaced by an
-/// online member (lowest id first) when there is one, and kept otherwise; voters beyond the
-/// wanted count are demoted, offline ones first, never the leader.
+/// online member when there is one, and kept otherwise; voters beyond the wanted count are
+/// demoted, offline ones first, never the leader.
+///
+/// Failure domains, as LXD spreads them: a member whose domain has no voter yet is promoted
+/// before one whose domain has (lowest id first among equals), a voter is demoted from the
+/// domain with the most voters first, and while one domain holds two voters and another domain
+/// has an online eligible member but no voter, one voter of the crowded domain (never the
+/// leader) hands its vote to that member.
 pub fn plan_voters(
     members: &[Candidate],
     voters: &BTreeSet<u64>,
     leader: u64,
     limits: RoleLimits,
 ) -> Option<BTreeSet<u64>> {
+    let next = plan(members, voters, leader, limits, true);
+    (next != *voters).then_some(next)
+}
+
+/// The voters that members of each domain hold in `set`, counting online members only.
+fn voters_per_domain<'a>(
+    eligible: &[&'a Candidate],
+    set: &BTreeSet<u64>,
+) -> BTreeMap<&'a str, usize> {
+    let mut per = BTreeMap::new();
+    for m in eligible.iter().filter(|m| m.online && set.contains(&m.id)) {
+        *per.entry(m.domain.as_str()).or_insert(0) += 1;
+    }
+    per
+}
+
+/// [`plan_voters`]' rule; without `spread` no voter that may stay is swapped for another
+/// domain's member (a removal changes one voter only, the next rebalance spreads).
+fn plan(
+    members: &[Candidate],
+    voters: &BTreeSet<u64>,
+    leader: u64,
+    limits: RoleLimits,
+    spread: bool,
+) -> BTreeSet<u64> {
     let eligible: Vec<&Candidate> = members.iter().filter(|m| m.eligible).collect();
-    let online = |id: &u64| eligible.iter().any(|m| m.id == *id && m.online);
+    let find = |id: &u64| eligible.iter().find(|m| m.id == *id);
+    let online = |id: &u64| find(id).is_some_and(|m| m.online);
     let want = wanted_voters(eligible.len(), limits);
     let mut next: BTreeSet<u64> = voters.iter().copied().filter(|v| online(v)).collect();
     next.insert(leader);
-    for m in eligible.iter().filter(|m| m.online) {
-        if next.len() >= want {
-            break;
-        }
-        next.insert(m.id);
+    while next.len() < want {
+        let covered = voters_per_domain(&eligible, &next);
+        let pick = eligible
+            .iter()
+            .filter(|m| m.online && !next.contains(&m.id))
+            .min_by_key(|m| (covered.contains_key(m.domain.as_str()), m.id));
+        match pick {
+            Some(m) => next.insert(m.id),
+            None => break,
+        };
     }
     for v in voters {
         if next.len() >= want {
@@ -84,30 +123,66 @@ pub fn plan_voters(
         next.insert(*v);
     }
     while next.len() > want {
+        let per = voters_per_domain(&eligible, &next);
+        let crowd = |id: &u64| {
+            find(id)
+                .and_then(|m| per.get(m.domain.as_str()))
+                .copied()
+                .unwrap_or(0)
+        };
         let drop = next
             .iter()
-            .rev()
             .copied()
             .filter(|v| *v != leader)
-            .min_by_key(|v| online(v))
+            .max_by_key(|v| (!online(v), crowd(v), *v))
             .expect("more voters than wanted means one is not the leader");
         next.remove(&drop);
     }
-    (next != *voters).then_some(next)
+    // Each swap gives a domain without a voter one, so this ends within the number of domains.
+    if spread {
+        loop {
+            let per = voters_per_domain(&eligible, &next);
+            let newcomer = eligible
+                .iter()
+                .filter(|m| m.online && !per.contains_key(m.domain.as_str()))
+                .map(|m| m.id)
+                .min();
+            let crowded = eligible
+                .iter()
+                .filter(|m| m.online && m.id != leader && next.contains(&m.id))
+                .filter(|m| per[m.domain.as_str()] > 1)
+                .max_by_key(|m| (per[m.domain.as_str()], m.id))
+                .map(|m| m.id);
+            let (Some(newcomer), Some(crowded)) = (newcomer, crowded) else {
+                break;
+            };
+            next.remove(&crowded);
+            next.insert(newcomer);
+        }
+    }
+    next
 }
 
-/// The stand-bys: online eligible non-voters, lowest id first, up to the limit.
+/// The stand-bys: online eligible non-voters, up to the limit; a member whose domain has no
+/// stand-by yet comes before one whose domain has, then the lowest id.
 pub fn standbys(
     members: &[Candidate],
     voters: &BTreeSet<u64>,
     limits: RoleLimits,
 ) -> BTreeSet<u64> {
-    members
-        .iter()
-        .filter(|m| m.online && m.eligible && !voters.contains(&m.id))
-        .map(|m| m.id)
-        .take(limits.max_standby)
-        .collect()
+    let mut chosen = BTreeSet::new();
+    let mut domains = BTreeSet::new();
+    while chosen.len() < limits.max_standby {
+        let pick = members
+            .iter()
+            .filter(|m| m.online && m.eligible)
+            .filter(|m| !voters.contains(&m.id) && !chosen.contains(&m.id))
+            .min_by_key(|m| (domains.contains(m.domain.as_str()), m.id));
+        let Some(m) = pick else { break };
+        chosen.insert(m.id);
+        domains.insert(m.domain.as_str());
+    }
+    chosen
 }
 
 /// What removing a member changes in the voter set, decided in one step.
@@ -181,7 +256,7 @@ pub fn plan_removal(
     let rest: Vec<Candidate> = members
         .iter()
         .filter(|m| m.id != removed)
-        .copied()
+        .cloned()
         .collect();
     let remaining: BTreeSet<u64> = voters.iter().copied().filter(|v| *v != removed).collect();
     let heir = if removed == leader {
@@ -198,7 +273,7 @@ pub fn plan_removal(
     let next_leader = heir.unwrap_or(leader);
     let mut start = remaining.clone();
     start.insert(next_leader);
-    let next = plan_voters(&rest, &start, next_leader, limits).unwrap_or(start);
+    let next = plan(&rest, &start, next_leader, limits, false);
     if voters.contains(&removed) || next != *voters {
         let (up, ok) = majority_online(voters, online);
         if !ok {
@@ -239,6 +314,7 @@ mod tests {
                 id: i as u64 + 1,
                 online: *o,
                 eligible: true,
+                domain: "default".into(),
             })
             .collect()
     }
@@ -397,6 +473,145 @@ mod tests {
             remove(&[true], &[1], 1, 1).unwrap_err(),
             RemovalRefusal::LastMember
         );
+    }
+
+    /// Members 1.. online, in the given domains.
+    fn spread(domains: &[&str]) -> Vec<Candidate> {
+        domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Candidate {
+                id: i as u64 + 1,
+                online: true,
+                eligible: true,
+                domain: (*d).into(),
+            })
+            .collect()
+    }
+
+    /// Plans until nothing changes (bounded), as heartbeat rounds would.
+    fn settle(m: &[Candidate], voters: &[u64], leader: u64) -> BTreeSet<u64> {
+        let mut now = set(voters);
+        for _ in 0..m.len() + 1 {
+            match plan_voters(m, &now, leader, RoleLimits::default()) {
+                Some(next) => now = next,
+                None => return now,
+            }
+        }
+        panic!("the plan does not settle: {now:?}");
+    }
+
+    #[test]
+    fn voters_spread_over_domains() {
+        let l = RoleLimits::default();
+        // Five members in three domains: one voter per domain, the lowest id of each.
+        let m = spread(&["a", "a", "b", "b", "c"]);
+        assert_eq!(plan_voters(&m, &set(&[1]), 1, l), Some(set(&[1, 3, 5])));
+        assert_eq!(plan_voters(&m, &set(&[1, 3, 5]), 1, l), None);
+        // Two voters in one domain while c has nobody voting: one hands over in one step.
+        assert_eq!(
+            plan_voters(&m, &set(&[1, 2, 3]), 1, l),
+            Some(set(&[1, 3, 5]))
+        );
+        // Never the leader: 2 leads, so 1 hands over.
+        assert_eq!(
+            plan_voters(&m, &set(&[1, 2, 3]), 2, l),
+            Some(set(&[2, 3, 5]))
+        );
+        // Two domains for three voters: two share one, whichever; nothing moves.
+        let two = spread(&["a", "a", "b", "b"]);
+        assert_eq!(plan_voters(&two, &set(&[1]), 1, l), Some(set(&[1, 2, 3])));
+        assert_eq!(plan_voters(&two, &set(&[1, 3, 4]), 1, l), None);
+        // Too many voters: demoted from the most crowded domain first.
+        let five = spread(&["a", "b", "b", "c", "c"]);
+        let m3 = RoleLimits {
+            max_voters: 3,
+            max_standby: 2,
+        };
+        assert_eq!(
+            plan_voters(&five, &set(&[1, 2, 3, 4, 5]), 1, m3),
+            Some(set(&[1, 2, 4]))
+        );
+    }
+
+    #[test]
+    fn one_domain_keeps_the_lowest_ids() {
+        let l = RoleLimits::default();
+        let m = spread(&["default"; 5]);
+        assert_eq!(plan_voters(&m, &set(&[1]), 1, l), Some(set(&[1, 2, 3])));
+        assert_eq!(plan_voters(&m, &set(&[1, 4, 5]), 1, l), None);
+        assert_eq!(standbys(&m, &set(&[1, 2, 3]), l), set(&[4, 5]));
+    }
+
+    #[test]
+    fn voters_follow_domain_changes() {
+        let mut m = spread(&["default"; 5]);
+        assert_eq!(settle(&m, &[1, 2, 3], 1), set(&[1, 2, 3]));
+        // Member 4 moves to rack x: it takes the vote of the highest voter in `default`.
+        m[3].domain = "x".into();
+        assert_eq!(settle(&m, &[1, 2, 3], 1), set(&[1, 2, 4]));
+        // Member 5 moves to rack y: three domains, three voters, one each.
+        m[4].domain = "y".into();
+        assert_eq!(settle(&m, &[1, 2, 4], 1), set(&[1, 4, 5]));
+        // Back to one domain: nothing to spread, and nobody is moved for it.
+        for c in &mut m {
+            c.domain = "default".into();
+        }
+        assert_eq!(settle(&m, &[1, 4, 5], 1), set(&[1, 4, 5]));
+    }
+
+    #[test]
+    fn offline_members_and_domains() {
+        let l = RoleLimits::default();
+        // The voter of domain c is offline and c has nobody else: the replacement comes from
+        // a domain that already votes, and the domains are spread as far as online members go.
+        let mut m = spread(&["a", "b", "c", "a"]);
+        m[2].online = false;
+        assert_eq!(
+            plan_voters(&m, &set(&[1, 2, 3]), 1, l),
+            Some(set(&[1, 2, 4]))
+        );
+        // An offline member never gets a vote for its domain.
+        let mut m = spread(&["a", "a", "b", "c"]);
+        m[3].online = false;
+        assert_eq!(plan_voters(&m, &set(&[1, 2, 3]), 1, l), None);
+        // It comes back: it takes the vote of the crowded domain.
+        m[3].online = true;
+        assert_eq!(
+            plan_voters(&m, &set(&[1, 2, 3]), 1, l),
+            Some(set(&[1, 3, 4]))
+        );
+        // An offline voter is replaced from the domain without a voter first.
+        let mut m = spread(&["a", "b", "c", "b", "c"]);
+        m[2].online = false;
+        assert_eq!(
+            plan_voters(&m, &set(&[1, 2, 3]), 1, l),
+            Some(set(&[1, 2, 5]))
+        );
+    }
+
+    #[test]
+    fn standbys_spread_over_domains() {
+        let l = RoleLimits::default();
+        let m = spread(&["a", "a", "b", "a", "c", "b"]);
+        // Voters 1, 3, 5; left are 2 (a), 4 (a), 6 (b): one stand-by per domain.
+        assert_eq!(standbys(&m, &set(&[1, 3, 5]), l), set(&[2, 6]));
+        // Offline members are never stand-bys.
+        let mut m = m;
+        m[5].online = false;
+        assert_eq!(standbys(&m, &set(&[1, 3, 5]), l), set(&[2, 4]));
+    }
+
+    #[test]
+    fn removal_replaces_from_the_domain_without_a_voter() {
+        let m = spread(&["a", "b", "c", "a", "c"]);
+        let r = plan_removal(&m, &set(&[1, 2, 3]), 1, 3, RoleLimits::default()).unwrap();
+        assert_eq!(r.voters, set(&[1, 2, 5]));
+        assert_eq!(r.promoted, set(&[5]));
+        // A removal changes one voter only, even when the others share a domain.
+        let m = spread(&["a", "a", "b", "c", "d"]);
+        let r = plan_removal(&m, &set(&[1, 2, 3]), 1, 3, RoleLimits::default()).unwrap();
+        assert_eq!(r.voters, set(&[1, 2, 4]));
     }
 
     #[test]

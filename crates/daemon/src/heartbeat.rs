@@ -1,12 +1,13 @@
 //! Liveness and role rebalancing. The raft leader sends every member a heartbeat each
 //! `cluster.offline_threshold / 2`; a member not heard from for longer than the threshold shows
 //! `Offline`. After each round the leader moves the voter set toward what
-//! [`rxd_cluster::plan_voters`] wants.
+//! [`rxd_cluster::plan_voters`] wants, given each member's failure domain (so a domain changed
+//! with `PUT /1.0/cluster/members/{name}` spreads the voters at the next round).
 //!
 //! ```text
 //!  leader: every threshold/2 ─> PUT /internal/heartbeat to each member (2 s timeout)
 //!            │                     └─> member replaces its liveness view with the leader's
-//!            ├─> plan_voters ─> change_voters (promote stand-bys, replace offline voters)
+//!            ├─> plan_voters ─> change_voters (promote, replace offline voters, spread domains)
 //!            └─> a warning per offline member, resolved when it answers (`warnings.rs`)
 //! ```
 
@@ -161,6 +162,7 @@ pub(crate) fn candidates(d: &Daemon, members: &[Member], threshold: Duration) ->
             // Evacuation moves workloads, not the database: an evacuated member still votes.
             online: m.id == d.node_id() || answers_heartbeats(d, m.id, threshold),
             eligible: m.state != MemberState::Pending,
+            domain: m.failure_domain.clone(),
         })
         .collect()
 }

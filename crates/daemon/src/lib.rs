@@ -13,6 +13,7 @@
 pub mod access;
 pub mod config;
 pub mod error;
+pub mod evacuation;
 pub mod events;
 mod fault_injection;
 mod handlers;

@@ -204,3 +204,11 @@ pub fn with_status(mut op: Operation, s: OperationStatus) -> Operation {
     op.set_status(s);
     op
 }
+
+impl Operations {
+    /// Replaces a running operation's metadata (a progress message), announced on the bus as
+    /// every other change; an operation already forgotten is left alone.
+    pub fn set_metadata(&self, id: &str, metadata: serde_json::Value) {
+        self.update(id, |o| o.metadata = Some(metadata));
+    }
+}

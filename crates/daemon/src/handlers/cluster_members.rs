@@ -430,66 +430,44 @@ pub async fn cluster_member_post(
 pub struct ClusterMemberStatePost {
     /// `evacuate` or `restore`.
     pub action: String,
-    /// Evacuation mode (no instances run here yet, so every mode does the same).
+    /// Evacuation mode, handed to the workloads (empty for the default).
     #[serde(default)]
     pub mode: String,
 }
 
-/// `POST /1.0/cluster/members/{name}/state`: evacuate or restore.
+/// `POST /1.0/cluster/members/{name}/state`: evacuate or restore, as a task operation
+/// (`crate::evacuation`).
 pub async fn cluster_member_state_post(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
     Path(name): Path<String>,
     JsonBody(post): JsonBody<ClusterMemberStatePost>,
 ) -> ApiResult<Response> {
+    use crate::evacuation::Action;
     let m = {
         let name = name.clone();
         d.db().read(move |c| tables::member(c, &name)).await?
     };
-    let (target, description, action) = match post.action.as_str() {
-        "evacuate" => (
-            rxd_db::tables::MemberState::Evacuated,
-            "Evacuating cluster member",
-            "cluster-member-evacuated",
-        ),
-        "restore" => (
-            rxd_db::tables::MemberState::Created,
-            "Restoring cluster member",
-            "cluster-member-restored",
-        ),
+    let action = match post.action.as_str() {
+        "evacuate" => Action::Evacuate,
+        "restore" => Action::Restore,
         other => return Err(ApiError::bad_request(format!("Unknown action {other:?}"))),
     };
-    let _ = post.mode;
-    match (m.state, target) {
+    match (m.state, action) {
         (rxd_db::tables::MemberState::Pending, _) => {
             return Err(ApiError::bad_request(
                 "Cannot evacuate or restore a pending cluster member",
             ))
         }
-        (rxd_db::tables::MemberState::Evacuated, rxd_db::tables::MemberState::Evacuated) => {
+        (rxd_db::tables::MemberState::Evacuated, Action::Evacuate) => {
             return Err(ApiError::bad_request("Cluster member is already evacuated"))
         }
-        (rxd_db::tables::MemberState::Created, rxd_db::tables::MemberState::Created) => {
+        (rxd_db::tables::MemberState::Created, Action::Restore) => {
             return Err(ApiError::bad_request("Cluster member is already restored"))
         }
         _ => {}
     }
-    let work = d.clone();
-    let source = format!("/1.0/cluster/members/{name}");
-    let requestor = caller.requestor();
-    let op = d.ops.start(description, None, &m.name, async move {
-        work.db()
-            .propose(Command::SetMemberState {
-                id: m.id,
-                state: target,
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        work.events
-            .lifecycle(action, &source, None, Some(requestor));
-        Ok(None)
-    });
+    let op = crate::evacuation::start(&d, m, action, post.mode, caller.requestor());
     Ok(operation(&op))
 }
 
