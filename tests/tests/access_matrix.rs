@@ -41,6 +41,13 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ),
     ("/1.0/cluster", "GET", Access::Authenticated),
     ("/1.0/cluster", "PUT", Access::Admin),
+    ("/1.0/cluster/groups", "GET", Access::Authenticated),
+    ("/1.0/cluster/groups", "POST", Access::Admin),
+    ("/1.0/cluster/groups/{name}", "GET", Access::Authenticated),
+    ("/1.0/cluster/groups/{name}", "PUT", Access::Admin),
+    ("/1.0/cluster/groups/{name}", "PATCH", Access::Admin),
+    ("/1.0/cluster/groups/{name}", "POST", Access::Admin),
+    ("/1.0/cluster/groups/{name}", "DELETE", Access::Admin),
     ("/1.0/cluster/members", "GET", Access::Authenticated),
     ("/1.0/cluster/members", "POST", Access::Admin),
     ("/1.0/cluster/members/{name}", "GET", Access::Authenticated),
@@ -132,8 +139,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
     ("/1.0/networks/{name}/forwards/{*rest}", ALL),
     ("/1.0/networks/{name}/peers", ALL),
     ("/1.0/networks/{name}/peers/{*rest}", ALL),
-    ("/1.0/cluster/groups", ALL),
-    ("/1.0/cluster/groups/{*rest}", ALL),
 ];
 
 fn is_unsupported(pattern: &str, method: &str) -> bool {

@@ -110,3 +110,43 @@ pub struct ClusterMembersPost {
     /// The name the new member will have.
     pub server_name: String,
 }
+
+/// The writable part of a cluster group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClusterGroupPut {
+    /// Free text.
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub description: String,
+    /// The names of its members.
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub members: Vec<String>,
+}
+
+/// `GET /1.0/cluster/groups/{name}`, in LXD 5.0's field order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterGroup {
+    /// Writable part.
+    #[serde(flatten)]
+    pub put: ClusterGroupPut,
+    /// Group name.
+    pub name: String,
+}
+
+/// `POST /1.0/cluster/groups`: a new group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClusterGroupsPost {
+    /// Writable part.
+    #[serde(flatten)]
+    pub put: ClusterGroupPut,
+    /// Group name.
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub name: String,
+}
+
+/// `POST /1.0/cluster/groups/{name}`: rename.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClusterGroupPost {
+    /// The new name.
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub name: String,
+}

@@ -16,6 +16,7 @@ pub const API_EXTENSIONS: &[&str] = &[
     "clustering_evacuation",
     "clustering_sizing",
     "clustering_description",
+    "clustering_groups",
     "projects",
     "operation_wait",
     "certificate_token",

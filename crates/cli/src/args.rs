@@ -107,11 +107,13 @@ impl Command {
         use crate::network::NetworkCmd;
         matches!(
             self,
-            Command::Cluster(ClusterCmd::List { .. } | ClusterCmd::ListTokens { .. })
-                | Command::Config(ConfigCmd::Trust(
-                    TrustCmd::List { .. } | TrustCmd::ListTokens { .. }
-                ))
-                | Command::Storage(StorageCmd::List { .. })
+            Command::Cluster(
+                ClusterCmd::List { .. }
+                    | ClusterCmd::ListTokens { .. }
+                    | ClusterCmd::Group(crate::cluster_group::GroupCmd::List { .. })
+            ) | Command::Config(ConfigCmd::Trust(
+                TrustCmd::List { .. } | TrustCmd::ListTokens { .. }
+            )) | Command::Storage(StorageCmd::List { .. })
                 | Command::Profile(ProfileCmd::List { .. })
                 | Command::Project(crate::project::ProjectCmd::Info { .. })
                 | Command::Network(NetworkCmd::List { .. } | NetworkCmd::ListLeases { .. })
@@ -227,6 +229,9 @@ pub enum ClusterCmd {
     /// Manage cluster roles.
     #[command(subcommand)]
     Role(RoleCmd),
+    /// Manage cluster groups.
+    #[command(subcommand)]
+    Group(crate::cluster_group::GroupCmd),
 }
 
 /// `rxc cluster role ...`

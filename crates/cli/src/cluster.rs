@@ -174,6 +174,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
         }
         ClusterCmd::Restore { member, force } => member_state(ctx, &member, "restore", force).await,
         ClusterCmd::Role(cmd) => role(ctx, cmd).await,
+        ClusterCmd::Group(cmd) => crate::cluster_group::run(ctx, cmd).await,
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod args;
 mod cluster;
+mod cluster_group;
 mod config;
 mod edit;
 mod info;

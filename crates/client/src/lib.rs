@@ -13,6 +13,7 @@
 
 mod certificates;
 mod cluster;
+mod cluster_groups;
 mod error;
 mod events;
 mod networks;

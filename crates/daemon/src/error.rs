@@ -75,7 +75,8 @@ impl From<ApplyError> for ApiError {
             | ApplyError::AlreadyDefined { .. }
             | ApplyError::NetworkNotPending { .. }
             | ApplyError::NetworkTypeMismatch { .. }
-            | ApplyError::NetworkAlreadyDefined { .. } => StatusCode::BAD_REQUEST,
+            | ApplyError::NetworkAlreadyDefined { .. }
+            | ApplyError::LastGroup { .. } => StatusCode::BAD_REQUEST,
             ApplyError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -48,6 +48,17 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ),
     ("/1.0/cluster", Method::GET, Access::Authenticated),
     ("/1.0/cluster", Method::PUT, Access::Admin),
+    ("/1.0/cluster/groups", Method::GET, Access::Authenticated),
+    ("/1.0/cluster/groups", Method::POST, Access::Admin),
+    (
+        "/1.0/cluster/groups/{name}",
+        Method::GET,
+        Access::Authenticated,
+    ),
+    ("/1.0/cluster/groups/{name}", Method::PUT, Access::Admin),
+    ("/1.0/cluster/groups/{name}", Method::PATCH, Access::Admin),
+    ("/1.0/cluster/groups/{name}", Method::POST, Access::Admin),
+    ("/1.0/cluster/groups/{name}", Method::DELETE, Access::Admin),
     ("/1.0/cluster/members", Method::GET, Access::Authenticated),
     ("/1.0/cluster/members", Method::POST, Access::Admin),
     (
@@ -275,16 +286,6 @@ const UNSUPPORTED: &[(&str, &[Method], &str)] = &[
         ALL,
         "Network peers are not supported by rxd yet",
     ),
-    (
-        "/1.0/cluster/groups",
-        ALL,
-        "Cluster groups are not supported by rxd yet",
-    ),
-    (
-        "/1.0/cluster/groups/{*rest}",
-        ALL,
-        "Cluster groups are not supported by rxd yet",
-    ),
 ];
 
 /// Every endpoint: its path pattern, method and access rule, the unsupported ones included.
@@ -332,6 +333,13 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/certificates/{fingerprint}", "DELETE") => on(f, certificates::certificate_delete),
         ("/1.0/cluster", "GET") => on(f, cluster::cluster_get),
         ("/1.0/cluster", "PUT") => on(f, cluster::cluster_put),
+        ("/1.0/cluster/groups", "GET") => on(f, cluster_groups::cluster_groups_get),
+        ("/1.0/cluster/groups", "POST") => on(f, cluster_groups::cluster_groups_post),
+        ("/1.0/cluster/groups/{name}", "GET") => on(f, cluster_groups::cluster_group_get),
+        ("/1.0/cluster/groups/{name}", "PUT") => on(f, cluster_groups::cluster_group_put),
+        ("/1.0/cluster/groups/{name}", "PATCH") => on(f, cluster_groups::cluster_group_patch),
+        ("/1.0/cluster/groups/{name}", "POST") => on(f, cluster_groups::cluster_group_post),
+        ("/1.0/cluster/groups/{name}", "DELETE") => on(f, cluster_groups::cluster_group_delete),
         ("/1.0/cluster/members", "GET") => on(f, cluster_members::cluster_members_get),
         ("/1.0/cluster/members", "POST") => on(f, cluster_members::cluster_members_post),
         ("/1.0/cluster/members/{name}", "GET") => on(f, cluster_members::cluster_member_get),

@@ -366,6 +366,37 @@ pub enum Command {
         /// New name.
         new_name: String,
     },
+    /// Creates a cluster group holding the named members.
+    CreateClusterGroup {
+        /// Group name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Member names.
+        members: Vec<String>,
+    },
+    /// Replaces a cluster group's description and members; refused with
+    /// [`ApplyError::LastGroup`] when a member would be left in no group.
+    UpdateClusterGroup {
+        /// Group name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Member names.
+        members: Vec<String>,
+    },
+    /// Renames a cluster group; its members follow.
+    RenameClusterGroup {
+        /// Current name.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Deletes a cluster group that has no members.
+    DeleteClusterGroup {
+        /// Group name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -394,6 +425,8 @@ pub enum Expected {
     Member(Member),
     /// The cluster-wide configuration.
     Config(Config),
+    /// A cluster group with its members.
+    ClusterGroup(tables::ClusterGroup),
 }
 
 /// Refuses with [`ApplyError::Changed`] unless the stored object is still `expected`.
@@ -421,6 +454,11 @@ fn check_unchanged(tx: &Transaction, expected: &Expected) -> Result<(), Stop> {
         ),
         Expected::Member(m) => (Entity::Member, &m.name, tables::member(tx, &m.name)? == *m),
         Expected::Config(c) => (Entity::Config, &String::new(), tables::config(tx)? == *c),
+        Expected::ClusterGroup(g) => (
+            Entity::ClusterGroup,
+            &g.name,
+            tables::cluster_group(tx, &g.name)? == *g,
+        ),
     };
     if same {
         Ok(())
@@ -530,6 +568,11 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 "UPDATE members SET name = ?1, address = ?2, architecture = ?3 WHERE id = 1",
                 params![name, address, architecture],
             )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO cluster_group_members (group_name, member_id)
+                 VALUES ('default', 1)",
+                [],
+            )?;
             insert_certificate(tx, certificate)?;
         }
         Command::AddMember {
@@ -556,6 +599,11 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             tx.execute(
                 "INSERT INTO members (id, name, address, architecture, state) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![*id as i64, name, address, architecture, state.as_i64()],
+            )?;
+            // A new member joins the `default` group, as in LXD.
+            tx.execute(
+                "INSERT INTO cluster_group_members (group_name, member_id) VALUES ('default', ?1)",
+                [*id as i64],
             )?;
             for (pool, config) in pools {
                 tx.execute(
@@ -594,19 +642,19 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             expect_changed(
                 tx.execute(
                     "UPDATE members SET description = ?2, failure_domain = ?3, config = ?4,
-                     roles = ?5, groups = ?6 WHERE id = ?1",
+                     roles = ?5 WHERE id = ?1",
                     params![
                         *id as i64,
                         description,
                         failure_domain,
                         to_json(config),
                         to_json(roles),
-                        to_json(groups)
                     ],
                 )?,
                 Entity::Member,
                 &id.to_string(),
             )?;
+            set_member_groups(tx, *id as i64, groups)?;
         }
         Command::RenameMember { id, new_name } => {
             if exists(tx, "SELECT 1 FROM members WHERE name = ?1", new_name)? {
@@ -1169,8 +1217,167 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 name,
             )?;
         }
+        Command::CreateClusterGroup {
+            name,
+            description,
+            members,
+        } => {
+            if exists(tx, "SELECT 1 FROM cluster_groups WHERE name = ?1", name)? {
+                return refuse(ApplyError::Exists {
+                    entity: Entity::ClusterGroup,
+                    name: name.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO cluster_groups (name, description) VALUES (?1, ?2)",
+                params![name, description],
+            )?;
+            set_group_members(tx, name, members)?;
+        }
+        Command::UpdateClusterGroup {
+            name,
+            description,
+            members,
+        } => {
+            expect_changed(
+                tx.execute(
+                    "UPDATE cluster_groups SET description = ?2 WHERE name = ?1",
+                    params![name, description],
+                )?,
+                Entity::ClusterGroup,
+                name,
+            )?;
+            set_group_members(tx, name, members)?;
+        }
+        Command::RenameClusterGroup { name, new_name } => {
+            if exists(tx, "SELECT 1 FROM cluster_groups WHERE name = ?1", new_name)? {
+                return refuse(ApplyError::Exists {
+                    entity: Entity::ClusterGroup,
+                    name: new_name.clone(),
+                });
+            }
+            // Memberships follow through the foreign key's ON UPDATE CASCADE.
+            expect_changed(
+                tx.execute(
+                    "UPDATE cluster_groups SET name = ?2 WHERE name = ?1",
+                    params![name, new_name],
+                )?,
+                Entity::ClusterGroup,
+                name,
+            )?;
+        }
+        Command::DeleteClusterGroup { name } => {
+            if exists(
+                tx,
+                "SELECT 1 FROM cluster_group_members WHERE group_name = ?1",
+                name,
+            )? {
+                return refuse(ApplyError::InUse {
+                    entity: Entity::ClusterGroup,
+                    name: name.clone(),
+                });
+            }
+            expect_changed(
+                tx.execute("DELETE FROM cluster_groups WHERE name = ?1", [name])?,
+                Entity::ClusterGroup,
+                name,
+            )?;
+        }
     }
     Ok(Response::Done)
+}
+
+/// Makes `groups` the member's groups: every one must exist and there must be at least one.
+/// Groups it keeps keep their place; new ones follow in the given order.
+fn set_member_groups(tx: &Transaction, member_id: i64, groups: &[String]) -> Result<(), Stop> {
+    let name: String = tx
+        .query_row("SELECT name FROM members WHERE id = ?1", [member_id], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .ok_or_else(|| ApplyError::NotFound {
+            entity: Entity::Member,
+            name: member_id.to_string(),
+        })?;
+    if groups.is_empty() {
+        return refuse(ApplyError::LastGroup { member: name });
+    }
+    for group in groups {
+        if !exists(tx, "SELECT 1 FROM cluster_groups WHERE name = ?1", group)? {
+            return refuse(ApplyError::NotFound {
+                entity: Entity::ClusterGroup,
+                name: group.clone(),
+            });
+        }
+    }
+    let current: Vec<String> = {
+        let mut stmt =
+            tx.prepare("SELECT group_name FROM cluster_group_members WHERE member_id = ?1")?;
+        let rows = stmt.query_map([member_id], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for group in current.iter().filter(|g| !groups.contains(g)) {
+        tx.execute(
+            "DELETE FROM cluster_group_members WHERE group_name = ?1 AND member_id = ?2",
+            params![group, member_id],
+        )?;
+    }
+    for group in groups {
+        tx.execute(
+            "INSERT OR IGNORE INTO cluster_group_members (group_name, member_id) VALUES (?1, ?2)",
+            params![group, member_id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes `members` the group's members: every one must exist, and a member leaving the group
+/// must stay in another.
+fn set_group_members(tx: &Transaction, group: &str, members: &[String]) -> Result<(), Stop> {
+    let mut wanted = Vec::new();
+    for name in members {
+        let id: i64 = tx
+            .query_row("SELECT id FROM members WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| ApplyError::NotFound {
+                entity: Entity::Member,
+                name: name.clone(),
+            })?;
+        wanted.push(id);
+    }
+    let current: Vec<(i64, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT members.id, members.name FROM cluster_group_members
+             JOIN members ON members.id = member_id WHERE group_name = ?1 ORDER BY members.id",
+        )?;
+        let rows = stmt.query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, name) in current.iter().filter(|(id, _)| !wanted.contains(id)) {
+        let groups: i64 = tx.query_row(
+            "SELECT count(*) FROM cluster_group_members WHERE member_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        if groups <= 1 {
+            return refuse(ApplyError::LastGroup {
+                member: name.clone(),
+            });
+        }
+        tx.execute(
+            "DELETE FROM cluster_group_members WHERE group_name = ?1 AND member_id = ?2",
+            params![group, id],
+        )?;
+    }
+    for id in wanted {
+        tx.execute(
+            "INSERT OR IGNORE INTO cluster_group_members (group_name, member_id) VALUES (?1, ?2)",
+            params![group, id],
+        )?;
+    }
+    Ok(())
 }
 
 fn consume_token(
@@ -1816,6 +2023,141 @@ mod tests {
         c.pragma_update(None, "user_version", 4).unwrap();
         migrate_cluster(&mut c).unwrap();
         assert!(tables::warnings(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn migration_six_moves_member_groups_into_their_tables() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for step in &crate::CLUSTER_MIGRATIONS[..5] {
+            c.execute_batch(step).unwrap();
+        }
+        c.execute_batch(
+            r#"INSERT INTO members (id, name, address, groups) VALUES (2, 'b', 'b:8443', '["default","fast"]');
+               INSERT INTO members (id, name, address, groups) VALUES (3, 'c', 'c:8443', '["fast"]');"#,
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 5).unwrap();
+        migrate_cluster(&mut c).unwrap();
+        let groups = tables::cluster_groups(&c).unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].name, "default");
+        assert_eq!(groups[0].description, "Default cluster group");
+        assert_eq!(groups[0].members, ["none", "b"]);
+        assert_eq!(groups[1].name, "fast");
+        assert_eq!(groups[1].members, ["b", "c"]);
+        let members = tables::members(&c).unwrap();
+        assert_eq!(members[1].groups, ["default", "fast"]);
+        assert_eq!(members[2].groups, ["fast"]);
+    }
+
+    fn group(name: &str, members: &[&str]) -> Command {
+        Command::CreateClusterGroup {
+            name: name.into(),
+            description: String::new(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn cluster_groups_keep_every_member_in_one_at_least() {
+        let mut c = db();
+        let b = match run(&mut c, &add_member("b")).unwrap() {
+            Response::Member(id) => id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(tables::member(&c, "b").unwrap().groups, ["default"]);
+        run(&mut c, &group("fast", &["b"])).unwrap();
+        assert!(matches!(
+            run(&mut c, &group("fast", &[])),
+            Err(ApplyError::Exists { .. })
+        ));
+        assert!(matches!(
+            run(&mut c, &group("slow", &["nosuch"])),
+            Err(ApplyError::NotFound {
+                entity: Entity::Member,
+                ..
+            })
+        ));
+        assert_eq!(tables::member(&c, "b").unwrap().groups, ["default", "fast"]);
+        // Out of `default`: still in `fast`.
+        run(
+            &mut c,
+            &Command::UpdateClusterGroup {
+                name: "default".into(),
+                description: "d".into(),
+                members: vec!["none".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(tables::member(&c, "b").unwrap().groups, ["fast"]);
+        // Out of `fast` too: refused.
+        let last = run(
+            &mut c,
+            &Command::UpdateClusterGroup {
+                name: "fast".into(),
+                description: String::new(),
+                members: vec![],
+            },
+        );
+        assert_eq!(last, Err(ApplyError::LastGroup { member: "b".into() }),);
+        assert!(matches!(
+            run(
+                &mut c,
+                &Command::DeleteClusterGroup {
+                    name: "fast".into()
+                }
+            ),
+            Err(ApplyError::InUse { .. })
+        ));
+        let update = |groups: &[&str]| Command::UpdateMember {
+            id: b,
+            description: String::new(),
+            failure_domain: "default".into(),
+            config: Default::default(),
+            roles: vec![],
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        assert!(matches!(
+            run(&mut c, &update(&["nosuch"])),
+            Err(ApplyError::NotFound {
+                entity: Entity::ClusterGroup,
+                ..
+            })
+        ));
+        assert!(matches!(
+            run(&mut c, &update(&[])),
+            Err(ApplyError::LastGroup { .. })
+        ));
+        run(&mut c, &update(&["fast", "default"])).unwrap();
+        assert_eq!(tables::member(&c, "b").unwrap().groups, ["fast", "default"]);
+        run(
+            &mut c,
+            &Command::RenameClusterGroup {
+                name: "fast".into(),
+                new_name: "quick".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            tables::member(&c, "b").unwrap().groups,
+            ["quick", "default"]
+        );
+        assert_eq!(tables::cluster_group(&c, "quick").unwrap().members, ["b"]);
+        run(&mut c, &update(&["default"])).unwrap();
+        run(
+            &mut c,
+            &Command::DeleteClusterGroup {
+                name: "quick".into(),
+            },
+        )
+        .unwrap();
+        assert!(tables::cluster_group(&c, "quick").is_err());
+        // A removed member leaves its groups.
+        run(&mut c, &Command::RemoveMember { id: b }).unwrap();
+        assert_eq!(
+            tables::cluster_group(&c, "default").unwrap().members,
+            ["none"]
+        );
     }
 
     #[test]

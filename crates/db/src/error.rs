@@ -21,6 +21,8 @@ pub enum Entity {
     Config,
     /// A warning.
     Warning,
+    /// A cluster group.
+    ClusterGroup,
 }
 
 impl std::fmt::Display for Entity {
@@ -35,6 +37,7 @@ impl std::fmt::Display for Entity {
             Entity::Network => "Network",
             Entity::Config => "Server configuration",
             Entity::Warning => "Warning",
+            Entity::ClusterGroup => "Cluster group",
         })
     }
 }
@@ -148,6 +151,12 @@ pub enum ApplyError {
     Storage {
         /// SQLite's message.
         message: String,
+    },
+    /// A change of groups would leave a member in none.
+    #[error("Cannot remove {member} from group as member needs to belong to at least one group")]
+    LastGroup {
+        /// The member.
+        member: String,
     },
 }
 

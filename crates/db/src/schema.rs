@@ -117,6 +117,23 @@ CREATE TABLE warnings (
     UNIQUE (member_id, project, type_code, entity_url)
 );
 "#,
+    // 6: cluster groups and their members. A member's groups move here from the JSON column
+    // of `members`: every group a member named becomes a group, and every member stays in the
+    // groups it had (`default` for all of them unless changed).
+    r#"
+CREATE TABLE cluster_groups (name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '');
+CREATE TABLE cluster_group_members (
+    group_name TEXT NOT NULL REFERENCES cluster_groups(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_name, member_id)
+);
+INSERT INTO cluster_groups (name, description) VALUES ('default', 'Default cluster group');
+INSERT OR IGNORE INTO cluster_groups (name)
+    SELECT DISTINCT g.value FROM members, json_each(members.groups) AS g;
+INSERT OR IGNORE INTO cluster_group_members (group_name, member_id)
+    SELECT g.value, members.id FROM members, json_each(members.groups) AS g ORDER BY members.id, g.key;
+ALTER TABLE members DROP COLUMN groups;
+"#,
 ];
 
 /// The node-local database's migrations.

@@ -78,8 +78,10 @@ pub struct Member {
     pub state: MemberState,
 }
 
-const MEMBER_COLUMNS: &str =
-    "id, name, address, description, failure_domain, config, roles, groups, architecture, state";
+/// A member's groups come from `cluster_group_members`, in the order it joined them.
+const MEMBER_COLUMNS: &str = "id, name, address, description, failure_domain, config, roles, \
+     (SELECT json_group_array(group_name ORDER BY rowid) FROM cluster_group_members \
+      WHERE member_id = members.id), architecture, state";
 
 fn member_from_row(row: &Row) -> Result<Member, rusqlite::Error> {
     Ok(Member {
@@ -652,5 +654,62 @@ pub fn warning(conn: &Connection, uuid: &str) -> Result<Warning, DbError> {
     .ok_or_else(|| DbError::NotFound {
         entity: Entity::Warning,
         name: uuid.to_string(),
+    })
+}
+
+/// A cluster group and the names of its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterGroup {
+    /// Group name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Its members' names, by member id.
+    pub members: Vec<String>,
+}
+
+fn group_members(conn: &Connection, name: &str) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT members.name FROM cluster_group_members JOIN members ON members.id = member_id
+         WHERE group_name = ?1 ORDER BY members.id",
+    )?;
+    let rows = stmt.query_map([name], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// All cluster groups, by name.
+pub fn cluster_groups(conn: &Connection) -> Result<Vec<ClusterGroup>, DbError> {
+    let mut stmt = conn.prepare("SELECT name, description FROM cluster_groups ORDER BY name")?;
+    let rows: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(name, description)| {
+            Ok(ClusterGroup {
+                members: group_members(conn, &name)?,
+                name,
+                description,
+            })
+        })
+        .collect()
+}
+
+/// One cluster group by name.
+pub fn cluster_group(conn: &Connection, name: &str) -> Result<ClusterGroup, DbError> {
+    let description: String = conn
+        .query_row(
+            "SELECT description FROM cluster_groups WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound {
+            entity: Entity::ClusterGroup,
+            name: name.to_string(),
+        })?;
+    Ok(ClusterGroup {
+        members: group_members(conn, name)?,
+        name: name.to_string(),
+        description,
     })
 }

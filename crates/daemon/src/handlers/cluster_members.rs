@@ -338,6 +338,14 @@ async fn update_once(
             "Cluster members need to belong to at least one group",
         ));
     }
+    let known = d.db().read(tables::cluster_groups).await?;
+    for group in &groups {
+        if !known.iter().any(|g| &g.name == group) {
+            return Err(ApiError::bad_request(format!(
+                "Cluster group {group:?} doesn't exist"
+            )));
+        }
+    }
     let failure_domain = if put.failure_domain.is_empty() {
         if merge {
             current.put.failure_domain.clone()
@@ -363,7 +371,16 @@ async fn update_once(
         groups,
     }
     .only_if(rxd_db::Expected::Member(row));
-    cas.outcome(d.db().propose(write).await?)
+    match d.db().propose(write).await? {
+        // A group deleted meanwhile.
+        Err(rxd_db::ApplyError::NotFound {
+            entity: rxd_db::Entity::ClusterGroup,
+            name,
+        }) => Err(ApiError::bad_request(format!(
+            "Cluster group {name:?} doesn't exist"
+        ))),
+        applied => cas.outcome(applied),
+    }
 }
 
 /// `PUT /1.0/cluster/members/{name}`.
