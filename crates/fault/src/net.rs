@@ -48,16 +48,50 @@ pub fn available() -> bool {
 }
 
 /// Removes every namespace a previous run of the suite left, killing what still runs in it.
+/// A namespace whose run belongs to another live process (a suite running beside this one)
+/// is left alone: each run records its process in [`owners_dir`] when it makes its network.
 pub fn sweep() -> Result<()> {
     let list = sh("ip", &["netns", "list"])?;
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        if name.starts_with(NS_PREFIX) {
-            kill_inside(name);
-            let _ = sh("ip", &["netns", "delete", name]);
+        let Some(run) = run_of(name) else {
+            continue;
+        };
+        if owned_by_another_live_process(run) {
+            continue;
         }
+        kill_inside(name);
+        let _ = sh("ip", &["netns", "delete", name]);
+        let _ = std::fs::remove_file(owners_dir().join(run));
     }
     Ok(())
+}
+
+/// Where each run records the process that made its namespaces (one file per run id).
+fn owners_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("rxd-fault-netns")
+}
+
+/// The run id of one of this suite's namespaces (`rxdf-<run>-hub`, `rxdf-<run>-m<i>`).
+fn run_of(ns: &str) -> Option<&str> {
+    let rest = ns.strip_prefix(NS_PREFIX)?;
+    let (run, slot) = rest.rsplit_once('-')?;
+    let is_slot = slot == "hub"
+        || slot
+            .strip_prefix('m')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    is_slot.then_some(run)
+}
+
+fn owned_by_another_live_process(run: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(owners_dir().join(run)) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return false;
+    };
+    pid != std::process::id() as i32
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
 fn kill_inside(ns: &str) {
@@ -89,6 +123,8 @@ impl Net {
             hub: format!("{NS_PREFIX}{run}-hub"),
             slots,
         };
+        std::fs::create_dir_all(owners_dir())?;
+        std::fs::write(owners_dir().join(run), std::process::id().to_string())?;
         sh("ip", &["netns", "add", &net.hub])?;
         in_ns(&net.hub, "ip", &["link", "set", "lo", "up"])?;
         in_ns(&net.hub, "ip", &["link", "add", "br0", "type", "bridge"])?;
@@ -211,5 +247,38 @@ impl Net {
         }
         kill_inside(&self.hub);
         let _ = sh("ip", &["netns", "delete", &self.hub]);
+        let _ = std::fs::remove_file(owners_dir().join(&self.run));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_of_a_namespace_is_read_back_from_its_name() {
+        let run = "ab12cd-sets-kill+pause-s7";
+        assert_eq!(run_of(&format!("{NS_PREFIX}{run}-hub")), Some(run));
+        assert_eq!(run_of(&format!("{NS_PREFIX}{run}-m12")), Some(run));
+        assert_eq!(run_of(&format!("{NS_PREFIX}{run}-mx")), None);
+        assert_eq!(run_of("other-ns"), None);
+    }
+
+    #[test]
+    fn a_run_of_another_live_process_is_left_alone() {
+        std::fs::create_dir_all(owners_dir()).unwrap();
+        let mine = format!("own-{}", std::process::id());
+        std::fs::write(owners_dir().join(&mine), std::process::id().to_string()).unwrap();
+        assert!(
+            !owned_by_another_live_process(&mine),
+            "this process's own runs are swept"
+        );
+        // PID 1 is always alive and never this test.
+        let other = format!("other-{}", std::process::id());
+        std::fs::write(owners_dir().join(&other), "1").unwrap();
+        assert!(owned_by_another_live_process(&other));
+        assert!(!owned_by_another_live_process("no-such-run"));
+        let _ = std::fs::remove_file(owners_dir().join(mine));
+        let _ = std::fs::remove_file(owners_dir().join(other));
     }
 }
