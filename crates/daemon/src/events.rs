@@ -1,13 +1,27 @@
 //! The events bus: every operation change, lifecycle action and log line is broadcast to the
-//! `/1.0/events` websockets that asked for its type.
+//! `/1.0/events` websockets that asked for its type. In a cluster, each member also relays the
+//! events the other members produced (`relay.rs`): an event on the bus is either made here
+//! (local) or relayed, and only local events are sent on to other members, so nothing loops or
+//! arrives twice.
+
+pub mod relay;
 
 use rxd_api::{Event, EventLifecycle, Requestor};
 use tokio::sync::broadcast;
 
+/// One event on the bus, and whether another member produced it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The event as clients see it; `location` names the member that produced it.
+    pub event: Event,
+    /// Relayed from another member (never sent on to members again).
+    pub relayed: bool,
+}
+
 /// A cheap handle to the bus.
 #[derive(Clone)]
 pub struct Events {
-    tx: broadcast::Sender<Event>,
+    tx: broadcast::Sender<Published>,
     location: std::sync::Arc<std::sync::RwLock<String>>,
 }
 
@@ -34,11 +48,11 @@ impl Events {
     }
 
     /// A new receiver of every later event.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
     }
 
-    /// Sends an event of `kind` with `metadata`.
+    /// Sends an event of `kind` with `metadata`, produced on this member.
     pub fn send(&self, kind: &str, metadata: serde_json::Value, project: &str) {
         let event = Event {
             kind: kind.to_string(),
@@ -48,7 +62,18 @@ impl Events {
             project: project.to_string(),
         };
         // No subscriber is not an error: events are fire and forget.
-        let _ = self.tx.send(event);
+        let _ = self.tx.send(Published {
+            event,
+            relayed: false,
+        });
+    }
+
+    /// Publishes an event another member produced, as it came.
+    pub fn relay(&self, event: Event) {
+        let _ = self.tx.send(Published {
+            event,
+            relayed: true,
+        });
     }
 
     /// Sends a lifecycle event.

@@ -637,6 +637,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
     heartbeat::spawn(daemon.clone());
+    let relay = events::relay::spawn(&daemon);
     if joining {
         tokio::spawn(join::resume(daemon.clone()));
     }
@@ -655,6 +656,9 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     tracing::info!("Shutting down");
     // While the listeners still serve: the new leader's election needs this member's vote.
     shutdown::hand_over_leadership(&daemon).await;
+    // The listeners to other members' events end with the relay.
+    relay.abort();
+    let _ = relay.await;
     unix.abort();
     daemon.set_https_address("").await.ok();
     // dnsmasq processes are ours; bridges and their rules stay, as LXD leaves them.

@@ -1,23 +1,70 @@
 //! `/1.0/events`: the websocket. The server pings first, then sends one JSON text frame per
-//! event of the requested types.
+//! event of the requested types. A member following this one (User-Agent
+//! `lxd-cluster-notifier`, a member certificate) gets only the events made here; everyone else
+//! gets this member's and those it relays from the others.
 
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 
-use crate::access::Caller;
+use crate::access::{Caller, DEFAULT_PROJECT};
+use crate::error::{ApiError, ApiResult};
+use crate::events::Published;
 use crate::handlers::QueryMap;
 use crate::Daemon;
 
-/// `GET /1.0/events?type=operation,logging,lifecycle`.
+/// The event types a client may ask for.
+const EVENT_TYPES: [&str; 3] = ["logging", "operation", "lifecycle"];
+
+/// What one websocket receives.
+struct Filter {
+    types: Vec<String>,
+    /// `None` for every project.
+    project: Option<String>,
+    /// A member following this one: only events made here.
+    local_only: bool,
+    caller: Caller,
+}
+
+impl Filter {
+    fn wants(&self, p: &Published) -> bool {
+        let e = &p.event;
+        if self.local_only && p.relayed {
+            return false;
+        }
+        if !self.types.is_empty() && !self.types.contains(&e.kind) {
+            return false;
+        }
+        // An event of no project (such as a log line) goes to every listener, as in LXD.
+        if let Some(project) = &self.project {
+            if !e.project.is_empty() && e.project != *project {
+                return false;
+            }
+        }
+        visible(&self.caller, e)
+    }
+}
+
+/// Whether a request comes from another member asking for this member's own answer only.
+pub fn from_member_notifier(caller: &Caller, headers: &HeaderMap) -> bool {
+    caller.trust == crate::access::Trust::Member
+        && headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            == Some(crate::events::relay::NOTIFIER_USER_AGENT)
+}
+
+/// `GET /1.0/events?type=operation,logging,lifecycle&project=P|all-projects=true`.
 pub async fn events_get(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
+    headers: HeaderMap,
     q: QueryMap,
     ws: WebSocketUpgrade,
-) -> Response {
+) -> ApiResult<Response> {
     let types: Vec<String> = q
         .get("type")
         .map(|t| {
@@ -27,8 +74,33 @@ pub async fn events_get(
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(bad) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "'{bad}' isn't a supported event type"
+        )));
+    }
+    let all_projects = matches!(
+        q.get("all-projects").map(String::as_str),
+        Some("true" | "1")
+    );
+    let project = q.get("project").filter(|p| !p.is_empty()).cloned();
+    if all_projects && project.is_some() {
+        return Err(ApiError::bad_request(
+            "Cannot specify a project when requesting all projects",
+        ));
+    }
+    let filter = Filter {
+        types,
+        project: if all_projects {
+            None
+        } else {
+            Some(project.unwrap_or_else(|| DEFAULT_PROJECT.to_string()))
+        },
+        local_only: from_member_notifier(&caller, &headers),
+        caller,
+    };
     let rx = d.events.subscribe();
-    ws.on_upgrade(move |socket| stream(socket, rx, types, caller))
+    Ok(ws.on_upgrade(move |socket| stream(socket, rx, filter)))
 }
 
 /// Whether the caller may see `e`. A restricted client sees, in its projects, the operations that
@@ -49,9 +121,8 @@ fn visible(caller: &Caller, e: &rxd_api::Event) -> bool {
 
 async fn stream(
     mut socket: WebSocket,
-    mut rx: tokio::sync::broadcast::Receiver<rxd_api::Event>,
-    types: Vec<String>,
-    caller: Caller,
+    mut rx: tokio::sync::broadcast::Receiver<Published>,
+    filter: Filter,
 ) {
     if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
         return;
@@ -59,11 +130,11 @@ async fn stream(
     loop {
         tokio::select! {
             event = rx.recv() => match event {
-                Ok(e) => {
-                    if (!types.is_empty() && !types.contains(&e.kind)) || !visible(&caller, &e) {
+                Ok(p) => {
+                    if !filter.wants(&p) {
                         continue;
                     }
-                    let text = serde_json::to_string(&e).expect("events serialise");
+                    let text = serde_json::to_string(&p.event).expect("events serialise");
                     if socket.send(Message::Text(text.into())).await.is_err() {
                         return;
                     }
