@@ -25,6 +25,7 @@ pub mod network;
 pub mod operations;
 pub mod password;
 pub mod peer;
+pub mod recovery;
 pub mod resources;
 pub mod response;
 pub mod router;
