@@ -25,6 +25,7 @@ pub(crate) use rxd_api::names;
 pub mod operations;
 pub mod password;
 pub mod peer;
+pub mod recovery;
 pub mod resources;
 pub mod response;
 pub mod router;

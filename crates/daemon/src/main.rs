@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         timeout: u64,
     },
+    /// Low-level cluster administration commands, with the daemon stopped.
+    #[command(
+        long_about = "Low level administration tools for inspecting and recovering rxd clusters."
+    )]
+    Cluster {
+        #[command(subcommand)]
+        command: rxd_daemon::recovery::ClusterCommand,
+    },
     /// Write the manual pages (one per command) into a directory.
     Manpage {
         /// The directory.
@@ -144,6 +152,7 @@ async fn main() {
             .map_err(anyhow::Error::from),
         Some(Command::Waitready { timeout }) => waitready(cli.dir, timeout).await,
         Some(Command::Shutdown { timeout }) => shutdown(cli.dir, timeout).await,
+        Some(Command::Cluster { command }) => rxd_daemon::recovery::run(&cli.dir, command),
         Some(Command::Manpage { dir }) => {
             use clap::CommandFactory;
             clap_mangen::generate_to(Cli::command(), &dir)

@@ -35,6 +35,7 @@ mod error;
 mod faults;
 mod log_store;
 mod network;
+pub mod offline;
 mod replicated;
 mod rpc;
 mod state_machine;
@@ -49,5 +50,7 @@ pub use rpc::{PATH_APPEND, PATH_PROPOSE, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VO
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod offline_tests;
 #[cfg(test)]
 mod recovery_tests;

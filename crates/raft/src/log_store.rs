@@ -98,7 +98,7 @@ impl LogStore {
         get_meta(&self.lock(), key)
     }
 
-    fn append_entries(
+    pub(crate) fn append_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> Result<(), StoreError> {

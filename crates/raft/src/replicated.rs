@@ -30,7 +30,7 @@ use crate::state_machine::{open_reader, SnapshotFiles, StateMachine, STATE_FILE}
 use crate::types::{Applied, Proposal, TypeConfig};
 use crate::RaftError;
 
-const LOG_FILE: &str = "log.db";
+use crate::offline::LOG_FILE;
 
 /// How many times a request follows a "not the leader" answer before giving up. Leadership
 /// moves rarely; more hops mean the cluster is electing and the caller had better retry later.

@@ -518,6 +518,13 @@ impl StateMachine {
         self.files.clone()
     }
 
+    /// The log id of the last applied entry and the membership it holds.
+    pub(crate) fn applied_with_membership(
+        &self,
+    ) -> Result<(Option<LogId<u64>>, Membership), StoreError> {
+        applied_state(&lock(&self.conn))
+    }
+
     /// The log id of the last applied entry.
     pub(crate) fn applied_log_id(&self) -> Result<Option<LogId<u64>>, StoreError> {
         Ok(applied_state(&lock(&self.conn))?.0)
