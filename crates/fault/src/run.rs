@@ -671,9 +671,11 @@ fn roles_within_limits(cluster: &Cluster, roles: Option<&nemesis::Roles>) -> Vec
 }
 
 /// Waits until every member applied the same index (read live from each state database), then
-/// stops them all gracefully and compares the replicated tables offline. (A stopping leader
-/// hands leadership over, and the new leader's first entry may reach only some members before
-/// they stop, so indexes are compared live and tables after the stop.)
+/// freezes them all (SIGSTOP) and compares their replicated tables at that one index, each read
+/// with its applied index in one read transaction; then lets them go and stops them gracefully.
+/// (Tables compared after a stop would differ by whatever the cluster wrote between the first
+/// stop and the last: an "offline member" warning the leader raises about the member stopped
+/// first, or the first entry of a leader elected during the stops.)
 async fn converge(cluster: &mut Cluster) -> Vec<Anomaly> {
     let members = cluster.members();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -686,11 +688,21 @@ async fn converge(cluster: &mut Cluster) -> Vec<Anomaly> {
                 (s.name.clone(), applied_index(&state_db(&s.dir)).ok())
             })
             .collect();
-        if applied
+        let same = applied
             .iter()
-            .all(|(_, a)| a.is_some() && *a == applied[0].1)
-        {
-            break;
+            .all(|(_, a)| a.is_some() && *a == applied[0].1);
+        if same {
+            match frozen_digests(cluster, &members) {
+                Ok(Some(digests)) => {
+                    out.extend(compare_digests(&digests));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    out.push(anomaly("convergence", format!("{e:#}")));
+                    break;
+                }
+            }
         }
         if Instant::now() > deadline {
             out.push(anomaly(
@@ -704,17 +716,47 @@ async fn converge(cluster: &mut Cluster) -> Vec<Anomaly> {
     for i in &members {
         cluster.stop(*i, Duration::from_secs(20)).await;
     }
-    let mut digests = Vec::new();
-    for i in &members {
-        let name = cluster.slots[*i].name.clone();
-        match digest(&state_db(&cluster.slots[*i].dir)) {
-            Ok(d) => digests.push((name, d)),
-            Err(e) => out.push(anomaly(
-                "convergence",
-                format!("cannot read {name}'s database: {e}"),
-            )),
+    out
+}
+
+/// Each member's (name, digest) read while every member is frozen, or `None` when their
+/// applied indexes were not all the same at that moment. Every member is resumed before this
+/// returns.
+fn frozen_digests(cluster: &mut Cluster, members: &[usize]) -> Result<Option<Vec<(String, u64)>>> {
+    let mut frozen = Vec::new();
+    let mut result = Ok(());
+    for i in members {
+        match cluster.signal(*i, nix::sys::signal::Signal::SIGSTOP) {
+            Ok(()) => frozen.push(*i),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
+    let read = result.and_then(|()| {
+        members
+            .iter()
+            .map(|i| {
+                let s = &cluster.slots[*i];
+                let (applied, d) = digest(&state_db(&s.dir))
+                    .with_context(|| format!("cannot read {}'s database", s.name))?;
+                Ok((s.name.clone(), applied, d))
+            })
+            .collect::<Result<Vec<_>>>()
+    });
+    for i in frozen {
+        let _ = cluster.signal(i, nix::sys::signal::Signal::SIGCONT);
+    }
+    let read = read?;
+    if read.iter().any(|(_, applied, _)| *applied != read[0].1) {
+        return Ok(None);
+    }
+    Ok(Some(read.into_iter().map(|(n, _, d)| (n, d)).collect()))
+}
+
+fn compare_digests(digests: &[(String, u64)]) -> Vec<Anomaly> {
+    let mut out = Vec::new();
     if let Some((first, d0)) = digests.first() {
         for (name, d) in &digests[1..] {
             if d != d0 {
@@ -748,11 +790,22 @@ fn applied_index(path: &Path) -> Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no applied index in {text}"))
 }
 
-/// A digest of every replicated table (all but the raft metadata), rows sorted.
-fn digest(path: &Path) -> Result<u64> {
+/// The applied index and a digest of every replicated table (all but the raft metadata), rows
+/// sorted, read in one transaction.
+fn digest(path: &Path) -> Result<(u64, u64)> {
     use std::hash::{Hash, Hasher};
-    let conn =
+    let mut conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let tx = conn.transaction()?;
+    let conn = &*tx;
+    let text: String = conn.query_row(
+        "SELECT value FROM raft_meta WHERE key = 'last_applied'",
+        [],
+        |r| r.get(0),
+    )?;
+    let applied = serde_json::from_str::<Value>(&text)?["index"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no applied index in {text}"))?;
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'raft_meta' ORDER BY name")?
         .query_map([], |r| r.get(0))?
@@ -776,7 +829,7 @@ fn digest(path: &Path) -> Result<u64> {
         t.hash(&mut h);
         rows.hash(&mut h);
     }
-    Ok(h.finish())
+    Ok((applied, h.finish()))
 }
 
 /// Panics and unexpected errors in the members' logs.
