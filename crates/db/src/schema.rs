@@ -117,6 +117,10 @@ CREATE TABLE warnings (
     UNIQUE (member_id, project, type_code, entity_url)
 );
 "#,
+    // 6: the fingerprint of the cluster certificate every member serves, once rotated.
+    r#"
+CREATE TABLE cluster_certificate (id INTEGER PRIMARY KEY CHECK (id = 1), fingerprint TEXT NOT NULL);
+"#,
 ];
 
 /// The node-local database's migrations.
