@@ -27,8 +27,8 @@ mod warning;
 
 pub use certificate::{Certificate, CertificatePut, CertificatesPost};
 pub use cluster::{
-    Cluster, ClusterMember, ClusterMemberConfigKey, ClusterMemberPut, ClusterMembersPost,
-    ClusterPut,
+    Cluster, ClusterCertificatePut, ClusterMember, ClusterMemberConfigKey, ClusterMemberPut,
+    ClusterMembersPost, ClusterPut,
 };
 pub use encoding::decode_base64;
 pub use envelope::{etag, Response, ResponseType};

@@ -45,6 +45,7 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ),
     ("/1.0/cluster", Method::GET, Access::Authenticated),
     ("/1.0/cluster", Method::PUT, Access::Admin),
+    ("/1.0/cluster/certificate", Method::PUT, Access::Admin),
     ("/1.0/cluster/members", Method::GET, Access::Authenticated),
     ("/1.0/cluster/members", Method::POST, Access::Admin),
     (
@@ -123,6 +124,21 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/cluster/abort", Method::POST, Access::Member),
     ("/internal/heartbeat", Method::PUT, Access::Member),
     ("/internal/cluster/left", Method::POST, Access::Member),
+    (
+        "/internal/cluster/certificate/stage",
+        Method::POST,
+        Access::Member,
+    ),
+    (
+        "/internal/cluster/certificate/unstage",
+        Method::POST,
+        Access::Member,
+    ),
+    (
+        "/internal/cluster/certificate/commit",
+        Method::POST,
+        Access::Member,
+    ),
     (
         "/internal/storage-pools/create",
         Method::POST,
@@ -305,6 +321,7 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/certificates/{fingerprint}", "DELETE") => on(f, certificates::certificate_delete),
         ("/1.0/cluster", "GET") => on(f, cluster::cluster_get),
         ("/1.0/cluster", "PUT") => on(f, cluster::cluster_put),
+        ("/1.0/cluster/certificate", "PUT") => on(f, cluster_certificate::cluster_certificate_put),
         ("/1.0/cluster/members", "GET") => on(f, cluster_members::cluster_members_get),
         ("/1.0/cluster/members", "POST") => on(f, cluster_members::cluster_members_post),
         ("/1.0/cluster/members/{name}", "GET") => on(f, cluster_members::cluster_member_get),
@@ -363,6 +380,11 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/cluster/abort", "POST") => on(f, internal_cluster::abort_post),
         ("/internal/heartbeat", "PUT") => on(f, internal_cluster::heartbeat_put),
         ("/internal/cluster/left", "POST") => on(f, internal_cluster::left_post),
+        ("/internal/cluster/certificate/stage", "POST") => on(f, cluster_certificate::stage_post),
+        ("/internal/cluster/certificate/unstage", "POST") => {
+            on(f, cluster_certificate::unstage_post)
+        }
+        ("/internal/cluster/certificate/commit", "POST") => on(f, cluster_certificate::commit_post),
         ("/internal/storage-pools/create", "POST") => on(f, storage_pools::internal_pool_create),
         ("/internal/storage-pools/delete", "POST") => on(f, storage_pools::internal_pool_delete),
         ("/internal/networks/create", "POST") => on(f, networks::internal_network_create),
