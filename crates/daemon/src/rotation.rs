@@ -123,6 +123,8 @@ pub async fn follow(d: &Daemon, linearizable: bool) -> ApiResult<bool> {
         return Ok(false);
     };
     if d.cluster_cert().map(|c| c.fingerprint()).as_deref() == Some(committed.as_str()) {
+        // Rotated to the certificate already served: nothing to swap, the staged copy goes.
+        unstage(d, &committed);
         return Ok(true);
     }
     match d.rotation.staged() {
