@@ -34,6 +34,17 @@ pub struct Cluster {
     pub member_config: Vec<ClusterMemberConfigKey>,
 }
 
+/// `PUT /1.0/cluster/certificate`: a new cluster certificate and its key, both PEM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClusterCertificatePut {
+    /// The certificate (PEM).
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub cluster_certificate: String,
+    /// Its private key (PEM).
+    #[serde(default, deserialize_with = "crate::nullable")]
+    pub cluster_certificate_key: String,
+}
+
 /// `PUT /1.0/cluster`: bootstrap, join or disable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -15,6 +15,7 @@ pub const API_EXTENSIONS: &[&str] = &[
     "clustering_edit_roles",
     "clustering_evacuation",
     "clustering_sizing",
+    "clustering_update_cert",
     "clustering_description",
     "clustering_groups",
     "projects",

@@ -27,8 +27,9 @@ mod warning;
 
 pub use certificate::{Certificate, CertificatePut, CertificatesPost};
 pub use cluster::{
-    Cluster, ClusterGroup, ClusterGroupPost, ClusterGroupPut, ClusterGroupsPost, ClusterMember,
-    ClusterMemberConfigKey, ClusterMemberPut, ClusterMembersPost, ClusterPut,
+    Cluster, ClusterCertificatePut, ClusterGroup, ClusterGroupPost, ClusterGroupPut,
+    ClusterGroupsPost, ClusterMember, ClusterMemberConfigKey, ClusterMemberPut, ClusterMembersPost,
+    ClusterPut,
 };
 pub use encoding::decode_base64;
 pub use envelope::{etag, Response, ResponseType};

@@ -226,6 +226,12 @@ pub enum ClusterCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Update cluster certificate with PEM certificate and key read from input files.
+    UpdateCertificate {
+        /// `[<remote>:] <cert.crt> <cert.key>`
+        #[arg(num_args = 2..=3, required = true)]
+        args: Vec<String>,
+    },
     /// Manage cluster roles.
     #[command(subcommand)]
     Role(RoleCmd),

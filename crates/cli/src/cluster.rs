@@ -1,6 +1,6 @@
-//! `rxc cluster list|show|add|list-tokens|revoke-token|enable|remove|rename`.
+//! `rxc cluster list|show|add|list-tokens|revoke-token|enable|remove|rename|update-certificate`.
 
-use rxd_api::{ClusterMemberPut, ClusterPut, JoinToken, Operation};
+use rxd_api::{ClusterCertificatePut, ClusterMemberPut, ClusterPut, JoinToken, Operation};
 use rxd_client::Client;
 use serde::Serialize;
 
@@ -175,6 +175,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
         ClusterCmd::Restore { member, force } => member_state(ctx, &member, "restore", force).await,
         ClusterCmd::Role(cmd) => role(ctx, cmd).await,
         ClusterCmd::Group(cmd) => crate::cluster_group::run(ctx, cmd).await,
+        ClusterCmd::UpdateCertificate { args } => update_certificate(ctx, &args).await,
     }
 }
 
@@ -182,6 +183,57 @@ const EDIT_TEMPLATE: &str = "### This is a yaml representation of the cluster me
 ### Any line starting with a '# will be ignored.";
 
 /// Reads a member, changes its writable part and puts it back.
+/// `rxc cluster update-certificate [<remote>:] <cert.crt> <cert.key>`: as lxc, a remote
+/// pinned to the old certificate is pinned to the new one afterwards.
+async fn update_certificate(ctx: &Ctx, args: &[String]) -> Result<()> {
+    let (remote, cert_file, key_file) = match args {
+        [cert, key] => ("", cert, key),
+        [remote, cert, key] => (remote.as_str(), cert, key),
+        _ => unreachable!("clap allows two or three arguments"),
+    };
+    let (client, remote, _) = ctx.resolve(remote)?;
+    let bad = |message: String| CliError::BadArgument { message };
+    if !std::path::Path::new(cert_file).exists() {
+        return Err(bad(format!(
+            "Could not find certificate file path: {cert_file}"
+        )));
+    }
+    if !std::path::Path::new(key_file).exists() {
+        return Err(bad(format!(
+            "Could not find certificate key file path: {key_file}"
+        )));
+    }
+    let cert = std::fs::read_to_string(cert_file).map_err(|e| {
+        bad(format!(
+            "Could not read certificate file: {cert_file} with error: {e}"
+        ))
+    })?;
+    let key = std::fs::read_to_string(key_file).map_err(|e| {
+        bad(format!(
+            "Could not read certificate key file: {key_file} with error: {e}"
+        ))
+    })?;
+    let put = ClusterCertificatePut {
+        cluster_certificate: cert.clone(),
+        cluster_certificate_key: key,
+    };
+    client.update_cluster_certificate(&put).await?;
+    let pinned = ctx.server_cert_path(&remote);
+    if pinned.exists() {
+        std::fs::write(&pinned, &cert).map_err(|e| {
+            bad(format!(
+                "Could not write new remote certificate for remote '{remote}' with error: {e}"
+            ))
+        })?;
+    }
+    if !ctx.quiet {
+        print(&format!(
+            "Successfully updated cluster certificates for remote {remote}\n"
+        ))?;
+    }
+    Ok(())
+}
+
 async fn update_member(
     ctx: &Ctx,
     member: &str,

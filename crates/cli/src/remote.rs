@@ -193,7 +193,8 @@ impl Ctx {
         Ok(Client::https(&entry.addr, &pem, Some(&client_cert))?)
     }
 
-    fn server_cert_path(&self, remote: &str) -> PathBuf {
+    /// `servercerts/REMOTE.crt`: the certificate a remote is pinned to.
+    pub fn server_cert_path(&self, remote: &str) -> PathBuf {
         self.conf_dir
             .join("servercerts")
             .join(format!("{remote}.crt"))

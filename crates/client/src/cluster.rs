@@ -1,7 +1,8 @@
 //! `/1.0/cluster` and `/1.0/cluster/members`: bootstrap, join, members and join tokens.
 
 use rxd_api::{
-    Cluster, ClusterMember, ClusterMemberPut, ClusterMembersPost, ClusterPut, Operation,
+    Cluster, ClusterCertificatePut, ClusterMember, ClusterMemberPut, ClusterMembersPost,
+    ClusterPut, Operation,
 };
 
 use crate::{encode, Client, Result};
@@ -21,6 +22,13 @@ impl Client {
         } else {
             Ok(None)
         }
+    }
+
+    /// `PUT /1.0/cluster/certificate`: replaces the cluster certificate on every member.
+    pub async fn update_cluster_certificate(&self, put: &ClusterCertificatePut) -> Result<()> {
+        self.send("PUT", "/1.0/cluster/certificate", put, None)
+            .await
+            .map(|_| ())
     }
 
     /// `GET /1.0/cluster/members?recursion=1`.

@@ -192,7 +192,7 @@ mod tests {
         );
         let mut announced = false;
         while let Ok(e) = bus.try_recv() {
-            announced |= e.kind == "operation" && e.metadata["metadata"] == want;
+            announced |= e.event.kind == "operation" && e.event.metadata["metadata"] == want;
         }
         assert!(announced, "each step is an operation event");
     }

@@ -28,6 +28,7 @@ pub mod peer;
 pub mod recovery;
 pub mod resources;
 pub mod response;
+pub mod rotation;
 pub mod router;
 pub mod shutdown;
 pub mod warnings;
@@ -139,6 +140,8 @@ pub struct Daemon {
     pub passwords: password::PasswordGuard,
     /// The HTTPS listeners' bound on unauthenticated connections.
     gate: Arc<listeners::Gate>,
+    /// A cluster certificate rotation's staged and replaced pairs.
+    pub rotation: rotation::Rotation,
 }
 
 /// The local key that records this member's raft node id.
@@ -186,6 +189,23 @@ impl Daemon {
             .read()
             .expect("lock is never poisoned")
             .clone()
+    }
+
+    /// The fingerprints a member-to-member call accepts from the other member: the cluster
+    /// certificate this member serves, and while a rotation is under way the staged one and the
+    /// one the last swap replaced (this member's own certificate before it is clustered).
+    pub fn peer_pins(&self) -> Vec<String> {
+        let mut pins = vec![self.served_cert().fingerprint()];
+        for extra in [self.rotation.staged(), self.rotation.previous()]
+            .into_iter()
+            .flatten()
+        {
+            let fp = extra.fingerprint();
+            if !pins.contains(&fp) {
+                pins.push(fp);
+            }
+        }
+        pins
     }
 
     /// Serves `cert` on HTTPS from the next connection on, and remembers it as the cluster's.
@@ -530,6 +550,10 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     let host = hostname();
     let server_cert =
         rxd_tls::load_or_generate(&dir.join("server.crt"), &dir.join("server.key"), &host)?;
+    io(
+        "Finish an interrupted cluster certificate swap",
+        rotation::recover_at_start(&dir),
+    )?;
     let cluster_cert = if dir.join("cluster.crt").exists() {
         Some(rxd_tls::load_or_generate(
             &dir.join("cluster.crt"),
@@ -615,8 +639,10 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         config_writes: tokio::sync::Mutex::new(()),
         passwords: Default::default(),
         gate: listeners::Gate::new(trust_check(this.clone())),
+        rotation: Default::default(),
     });
     transport.attach(Arc::downgrade(&daemon));
+    rotation::resume(&daemon);
     let router =
         router::router(daemon.clone()).layer(axum::middleware::from_fn(listeners::catch_panic));
     let _ = daemon.router.set(router.clone());

@@ -14,7 +14,7 @@ pub struct PeerTransport {
     server_cert: CertKey,
     daemon: OnceLock<Weak<Daemon>>,
     initial_cluster_cert: Option<CertKey>,
-    client: Mutex<Option<(String, reqwest::Client)>>,
+    client: Mutex<Option<(Vec<String>, reqwest::Client)>>,
 }
 
 impl PeerTransport {
@@ -33,26 +33,30 @@ impl PeerTransport {
         let _ = self.daemon.set(daemon);
     }
 
-    fn cluster_cert(&self) -> Option<CertKey> {
+    /// The fingerprints the other member may present: see [`Daemon::peer_pins`].
+    fn pins(&self) -> Vec<String> {
         self.daemon
             .get()
             .and_then(Weak::upgrade)
-            .map(|d| d.cluster_cert())
-            .unwrap_or_else(|| self.initial_cluster_cert.clone())
+            .map(|d| d.peer_pins())
+            .unwrap_or_else(|| {
+                vec![self
+                    .initial_cluster_cert
+                    .as_ref()
+                    .unwrap_or(&self.server_cert)
+                    .fingerprint()]
+            })
     }
 
     fn client(&self) -> Result<reqwest::Client, TransportError> {
-        let pinned = self
-            .cluster_cert()
-            .unwrap_or_else(|| self.server_cert.clone());
-        let fp = pinned.fingerprint();
+        let pins = self.pins();
         let mut cached = self.client.lock().expect("lock is never poisoned");
-        if let Some((cached_fp, c)) = cached.as_ref() {
-            if *cached_fp == fp {
+        if let Some((cached_pins, c)) = cached.as_ref() {
+            if *cached_pins == pins {
                 return Ok(c.clone());
             }
         }
-        let config = rxd_tls::pinned_client_config(&pinned.cert_pem, Some(&self.server_cert))
+        let config = rxd_tls::fingerprints_pinned_client_config(&pins, Some(&self.server_cert))
             .map_err(|e| TransportError::Connect(Box::new(e)))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(config)
@@ -60,7 +64,7 @@ impl PeerTransport {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| TransportError::Connect(Box::new(e)))?;
-        *cached = Some((fp, client.clone()));
+        *cached = Some((pins, client.clone()));
         Ok(client)
     }
 }
@@ -149,15 +153,20 @@ fn transport_error(e: reqwest::Error) -> TransportError {
 pub const MEMBER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// A client for another member: presents this member's `server.crt` and pins the cluster
-/// certificate; every request gives up after [`MEMBER_CALL_TIMEOUT`].
+/// certificates it may serve ([`Daemon::peer_pins`]); every request gives up after
+/// [`MEMBER_CALL_TIMEOUT`].
 pub fn member_client(
     d: &Daemon,
     address: &str,
 ) -> Result<rxd_client::Client, crate::error::ApiError> {
-    let cert = d
-        .cluster_cert()
-        .ok_or_else(|| crate::error::ApiError::bad_request("This server is not clustered"))?;
-    rxd_client::Client::https(address, &cert.cert_pem, Some(&d.server_cert))
+    if d.cluster_cert().is_none() {
+        return Err(crate::error::ApiError::bad_request(
+            "This server is not clustered",
+        ));
+    }
+    let config = rxd_tls::fingerprints_pinned_client_config(&d.peer_pins(), Some(&d.server_cert))
+        .map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
+    rxd_client::Client::https_with_config(address, config)
         .map(|c| c.with_timeout(MEMBER_CALL_TIMEOUT))
         .map_err(|e| crate::error::ApiError::internal(e.to_string()))
 }

@@ -59,6 +59,7 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0/cluster/groups/{name}", Method::PATCH, Access::Admin),
     ("/1.0/cluster/groups/{name}", Method::POST, Access::Admin),
     ("/1.0/cluster/groups/{name}", Method::DELETE, Access::Admin),
+    ("/1.0/cluster/certificate", Method::PUT, Access::Admin),
     ("/1.0/cluster/members", Method::GET, Access::Authenticated),
     ("/1.0/cluster/members", Method::POST, Access::Admin),
     (
@@ -137,6 +138,21 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/cluster/abort", Method::POST, Access::Member),
     ("/internal/heartbeat", Method::PUT, Access::Member),
     ("/internal/cluster/left", Method::POST, Access::Member),
+    (
+        "/internal/cluster/certificate/stage",
+        Method::POST,
+        Access::Member,
+    ),
+    (
+        "/internal/cluster/certificate/unstage",
+        Method::POST,
+        Access::Member,
+    ),
+    (
+        "/internal/cluster/certificate/commit",
+        Method::POST,
+        Access::Member,
+    ),
     (
         "/internal/storage-pools/create",
         Method::POST,
@@ -340,6 +356,7 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0/cluster/groups/{name}", "PATCH") => on(f, cluster_groups::cluster_group_patch),
         ("/1.0/cluster/groups/{name}", "POST") => on(f, cluster_groups::cluster_group_post),
         ("/1.0/cluster/groups/{name}", "DELETE") => on(f, cluster_groups::cluster_group_delete),
+        ("/1.0/cluster/certificate", "PUT") => on(f, cluster_certificate::cluster_certificate_put),
         ("/1.0/cluster/members", "GET") => on(f, cluster_members::cluster_members_get),
         ("/1.0/cluster/members", "POST") => on(f, cluster_members::cluster_members_post),
         ("/1.0/cluster/members/{name}", "GET") => on(f, cluster_members::cluster_member_get),
@@ -398,6 +415,11 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/cluster/abort", "POST") => on(f, internal_cluster::abort_post),
         ("/internal/heartbeat", "PUT") => on(f, internal_cluster::heartbeat_put),
         ("/internal/cluster/left", "POST") => on(f, internal_cluster::left_post),
+        ("/internal/cluster/certificate/stage", "POST") => on(f, cluster_certificate::stage_post),
+        ("/internal/cluster/certificate/unstage", "POST") => {
+            on(f, cluster_certificate::unstage_post)
+        }
+        ("/internal/cluster/certificate/commit", "POST") => on(f, cluster_certificate::commit_post),
         ("/internal/storage-pools/create", "POST") => on(f, storage_pools::internal_pool_create),
         ("/internal/storage-pools/delete", "POST") => on(f, storage_pools::internal_pool_delete),
         ("/internal/networks/create", "POST") => on(f, networks::internal_network_create),

@@ -397,6 +397,12 @@ pub enum Command {
         /// Group name.
         name: String,
     },
+    /// The commit point of a cluster certificate rotation: every member has staged the pair
+    /// with this fingerprint, and from this entry on each one serves it.
+    SetClusterCertificate {
+        /// Fingerprint of the new cluster certificate.
+        fingerprint: String,
+    },
 }
 
 impl Command {
@@ -1283,6 +1289,13 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 name,
             )?;
         }
+        Command::SetClusterCertificate { fingerprint } => {
+            tx.execute(
+                "INSERT INTO cluster_certificate (id, fingerprint) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
+                [fingerprint],
+            )?;
+        }
     }
     Ok(Response::Done)
 }
@@ -2004,6 +2017,22 @@ mod tests {
         assert!(tables::warning(&c, "w3").is_err());
         run(&mut c, &Command::DeleteWarning { uuid: "w1".into() }).unwrap();
         assert!(tables::warnings(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_cluster_certificate_fingerprint_is_replaced_by_each_rotation() {
+        let mut c = db();
+        assert_eq!(tables::cluster_certificate(&c).unwrap(), None);
+        for fp in ["aa", "bb"] {
+            let set = Command::SetClusterCertificate {
+                fingerprint: fp.into(),
+            };
+            run(&mut c, &set).unwrap();
+            assert_eq!(
+                tables::cluster_certificate(&c).unwrap().as_deref(),
+                Some(fp)
+            );
+        }
     }
 
     fn missing_warning_text() -> String {

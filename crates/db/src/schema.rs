@@ -134,6 +134,10 @@ INSERT OR IGNORE INTO cluster_group_members (group_name, member_id)
     SELECT g.value, members.id FROM members, json_each(members.groups) AS g ORDER BY members.id, g.key;
 ALTER TABLE members DROP COLUMN groups;
 "#,
+    // 7: the fingerprint of the cluster certificate every member serves, once rotated.
+    r#"
+CREATE TABLE cluster_certificate (id INTEGER PRIMARY KEY CHECK (id = 1), fingerprint TEXT NOT NULL);
+"#,
 ];
 
 /// The node-local database's migrations.

@@ -339,6 +339,18 @@ pub fn config(conn: &Connection) -> Result<Config, DbError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The fingerprint of the cluster certificate committed by the last rotation, if any.
+pub fn cluster_certificate(conn: &Connection) -> Result<Option<String>, DbError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row(
+            "SELECT fingerprint FROM cluster_certificate WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// A join token (`kind` `join`) or a certificate-add token (`kind` `certificate`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {

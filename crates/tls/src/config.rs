@@ -136,6 +136,22 @@ pub fn fingerprint_pinned_client_config(
     )
 }
 
+/// Like [`fingerprint_pinned_client_config`], accepting a server that presents any one of
+/// `fingerprints` (lower-case hex, as [`crate::fingerprint_der`] gives them). Members pin the
+/// cluster certificate this way while a rotation is under way: the one they serve, and the one
+/// staged or just replaced.
+pub fn fingerprints_pinned_client_config(
+    fingerprints: &[String],
+    client: Option<&CertKey>,
+) -> Result<ClientConfig, TlsError> {
+    client_config(
+        ServerCertCheck::AnyOf {
+            fingerprints: fingerprints.to_vec(),
+        },
+        client,
+    )
+}
+
 /// A client configuration that accepts any server certificate and records it
 /// in the returned [`CapturedCert`], so the caller can show its fingerprint
 /// before trusting it (as `lxc remote add` and `lxd init` do). The handshake
@@ -270,6 +286,8 @@ enum ServerCertCheck {
     Der { der: Vec<u8>, fingerprint: String },
     /// Must have this (normalised) fingerprint.
     Fingerprint { fingerprint: String },
+    /// Must have one of these fingerprints.
+    AnyOf { fingerprints: Vec<String> },
     /// Anything goes; remember it.
     Capture(Arc<CapturedCert>),
 }
@@ -310,6 +328,11 @@ impl ServerCertVerifier for ServerCertCheckVerifier {
             ServerCertCheck::Fingerprint { fingerprint } => {
                 if fingerprint_der(presented) != *fingerprint {
                     return Err(pin_mismatch(fingerprint, presented));
+                }
+            }
+            ServerCertCheck::AnyOf { fingerprints } => {
+                if !fingerprints.contains(&fingerprint_der(presented)) {
+                    return Err(pin_mismatch(&fingerprints.join(" or "), presented));
                 }
             }
             ServerCertCheck::Capture(captured) => captured.record(presented),

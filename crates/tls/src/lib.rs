@@ -27,8 +27,9 @@ pub use cert::{
     pem_to_der, write_atomic, CertKey, CERT_MODE, KEY_MODE,
 };
 pub use config::{
-    capture_client_config, fingerprint_pinned_client_config, peer_certificate, peer_fingerprint,
-    pinned_client_config, server_config, server_config_alpn, CapturedCert, ALPN_H2, ALPN_HTTP11,
+    capture_client_config, fingerprint_pinned_client_config, fingerprints_pinned_client_config,
+    peer_certificate, peer_fingerprint, pinned_client_config, server_config, server_config_alpn,
+    CapturedCert, ALPN_H2, ALPN_HTTP11,
 };
 pub use error::TlsError;
 pub use info::CertInfo;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 use rxd_tls::{
-    capture_client_config, fingerprint_pinned_client_config, generate, generate_client,
-    peer_certificate, peer_fingerprint, pinned_client_config, server_config, server_config_alpn,
-    CertKey, TlsError, ALPN_H2, ALPN_HTTP11,
+    capture_client_config, fingerprint_pinned_client_config, fingerprints_pinned_client_config,
+    generate, generate_client, peer_certificate, peer_fingerprint, pinned_client_config,
+    server_config, server_config_alpn, CertKey, TlsError, ALPN_H2, ALPN_HTTP11,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -174,6 +174,31 @@ async fn fingerprint_pin_accepts_the_right_server_only() {
         )
     );
     assert!(server_seen.is_err());
+}
+
+#[tokio::test]
+async fn a_set_of_pins_accepts_any_of_them_only() {
+    let old = member("old");
+    let new = member("new");
+    let other = member("other");
+    let both = [old.fingerprint(), new.fingerprint()];
+    for served in [&old, &new] {
+        let config = fingerprints_pinned_client_config(&both, None).unwrap();
+        let (_, client_seen) = connect(server_config(served).unwrap(), config).await;
+        assert_eq!(
+            client_seen.unwrap().peer_fingerprint.as_deref(),
+            Some(served.fingerprint().as_str())
+        );
+    }
+    let config = fingerprints_pinned_client_config(&both, None).unwrap();
+    let (_, client_seen) = connect(server_config(&other).unwrap(), config).await;
+    assert_eq!(
+        pin_mismatch(&client_seen.unwrap_err()),
+        (
+            format!("{} or {}", old.fingerprint(), new.fingerprint()),
+            other.fingerprint()
+        )
+    );
 }
 
 #[tokio::test]

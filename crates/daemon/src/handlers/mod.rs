@@ -2,6 +2,7 @@
 
 pub mod certificates;
 pub mod cluster;
+pub mod cluster_certificate;
 pub mod cluster_groups;
 pub mod cluster_members;
 pub mod events;
