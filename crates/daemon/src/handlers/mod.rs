@@ -65,19 +65,25 @@ pub async fn request_on_member(
     if_match: Option<&str>,
 ) -> ApiResult<rxd_client::RawResponse> {
     let c = crate::peer::member_client(d, &member.address)?;
-    c.request(method, path, body, if_match).await.map_err(|e| {
-        let message = internal_cluster::api_message(&e);
-        match e.status().and_then(|s| StatusCode::from_u16(s).ok()) {
-            Some(status) => ApiError::new(status, message),
-            None => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "Failed to reach cluster member {:?}: {message}",
-                    member.name
-                ),
+    c.request(method, path, body, if_match)
+        .await
+        .map_err(|e| member_error(member, &e))
+}
+
+/// A member's own error as it answered it (its status and sentence); a member that cannot be
+/// reached is a 502 naming it.
+pub fn member_error(member: &tables::Member, e: &rxd_client::ClientError) -> ApiError {
+    let message = internal_cluster::api_message(e);
+    match e.status().and_then(|s| StatusCode::from_u16(s).ok()) {
+        Some(status) => ApiError::new(status, message),
+        None => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "Failed to reach cluster member {:?}: {message}",
+                member.name
             ),
-        }
-    })
+        ),
+    }
 }
 
 /// The member a request's `?target=` names, when it is another one; `None` without a target

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use rxd_api::Operation;
 use rxd_db::tables::{self, Member, MemberState};
@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::relay::NOTIFIER_USER_AGENT;
 use crate::handlers::cluster_members::token_operation;
 use crate::handlers::events::from_member_notifier;
-use crate::handlers::internal_cluster::api_message;
+use crate::handlers::member_error;
 use crate::handlers::{recursion, QueryMap};
 use crate::response::{empty, sync};
 use crate::Daemon;
@@ -57,21 +57,6 @@ fn notifier(d: &Daemon, member: &Member, timeout: Duration) -> ApiResult<rxd_cli
     Ok(crate::peer::member_client(d, &member.address)?
         .with_user_agent(NOTIFIER_USER_AGENT)
         .with_timeout(timeout))
-}
-
-/// The member's own error as it answered it; a member that cannot be reached is a 502.
-fn member_error(member: &Member, e: &rxd_client::ClientError) -> ApiError {
-    let message = api_message(e);
-    match e.status().and_then(|s| StatusCode::from_u16(s).ok()) {
-        Some(status) => ApiError::new(status, message),
-        None => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "Failed to reach cluster member {:?}: {message}",
-                member.name
-            ),
-        ),
-    }
 }
 
 /// The operations of another member, as it lists its own.
