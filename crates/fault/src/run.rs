@@ -777,8 +777,14 @@ fn state_db(dir: &Path) -> PathBuf {
 }
 
 fn applied_index(path: &Path) -> Result<u64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    applied_in(&rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?)
+}
+
+/// The index a state database records as applied.
+fn applied_in(conn: &rusqlite::Connection) -> Result<u64> {
     let text: String = conn.query_row(
         "SELECT value FROM raft_meta WHERE key = 'last_applied'",
         [],
@@ -798,14 +804,7 @@ fn digest(path: &Path) -> Result<(u64, u64)> {
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let tx = conn.transaction()?;
     let conn = &*tx;
-    let text: String = conn.query_row(
-        "SELECT value FROM raft_meta WHERE key = 'last_applied'",
-        [],
-        |r| r.get(0),
-    )?;
-    let applied = serde_json::from_str::<Value>(&text)?["index"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no applied index in {text}"))?;
+    let applied = applied_in(conn)?;
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'raft_meta' ORDER BY name")?
         .query_map([], |r| r.get(0))?
