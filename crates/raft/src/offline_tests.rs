@@ -13,8 +13,9 @@ use tempfile::TempDir;
 
 use crate::log_store::LogStore;
 use crate::offline::{self, OfflineError, RaftNode};
+use crate::recovery_tests::set_entry as step;
 use crate::state_machine::StateMachine;
-use crate::types::{Proposal, TypeConfig};
+use crate::types::TypeConfig;
 use crate::{RaftSettings, ReplicatedDb, Transport, TransportError};
 
 /// The other members are gone for good.
@@ -42,19 +43,6 @@ fn three_voters() -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(0, 0, 0),
         payload: EntryPayload::Membership(Membership::new(vec![[1, 2, 3].into()], nodes)),
-    }
-}
-
-fn step(id: LogId<u64>, value: &str) -> Entry<TypeConfig> {
-    Entry {
-        log_id: id,
-        payload: EntryPayload::Normal(Proposal {
-            id: uuid::Uuid::new_v4(),
-            command: rxd_db::Command::SetConfig {
-                set: [("user.step".to_string(), value.to_string())].into(),
-                unset: vec![],
-            },
-        }),
     }
 }
 

@@ -55,8 +55,13 @@ fn membership_entry() -> Entry<TypeConfig> {
 }
 
 fn config_entry(index: u64, value: &str) -> Entry<TypeConfig> {
+    set_entry(log_id(index), value)
+}
+
+/// An entry at `id` that sets `user.step` to `value`.
+pub(crate) fn set_entry(id: LogId<u64>, value: &str) -> Entry<TypeConfig> {
     Entry {
-        log_id: log_id(index),
+        log_id: id,
         payload: EntryPayload::Normal(Proposal {
             id: uuid::Uuid::new_v4(),
             command: rxd_db::Command::SetConfig {
