@@ -1,0 +1,14 @@
+//! Cluster formation (`rxd form` / `rxd join`): the parts that need no daemon, each pure or
+//! close to it, so the daemon's formation endpoints and the front-ends only wire them up.
+//!
+//! - [`trust`]: the passphrase (generated from the EFF short word list, or from a preseed)
+//!   and SPAKE2 with key confirmation both ways, as a transport-agnostic state machine whose
+//!   messages are serde structs.
+//! - [`window`]: the window's phases, expiry, failure limit and per-source rate limits, with
+//!   time passed in.
+//!
+//! It does not know the daemon, HTTP, raft or the database: the daemon carries the trust
+//! messages over its HTTPS endpoints, keeps the window and runs the plan.
+
+pub mod trust;
+pub mod window;
