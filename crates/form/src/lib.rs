@@ -6,9 +6,14 @@
 //!   messages are serde structs.
 //! - [`window`]: the window's phases, expiry, failure limit and per-source rate limits, with
 //!   time passed in.
+//! - [`planner`]: from the servers' facts and the operator's answers to a plan or a list of
+//!   errors, and the `--dry-run` text.
+//! - [`preseed`]: the formation preseed and its validation.
 //!
 //! It does not know the daemon, HTTP, raft or the database: the daemon carries the trust
 //! messages over its HTTPS endpoints, keeps the window and runs the plan.
 
+pub mod planner;
+pub mod preseed;
 pub mod trust;
 pub mod window;

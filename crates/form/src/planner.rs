@@ -1,0 +1,1367 @@
+//! The formation plan: a pure function from what every server reported (its [`Facts`]) and
+//! what the operator answered ([`Answers`]) to a [`Plan`], or to every reason there cannot be
+//! one. It checks that names and addresses are unique, versions and API extensions equal,
+//! `member_config` complete and consistent, every member reaches every other, and clocks agree;
+//! [`Plan::dry_run_text`] is what `--dry-run` prints, the data that would be lost included.
+//!
+//! ```text
+//! facts (initiator, joiners) + existing members + answers ──plan()──> Plan ──> executor
+//!                                                                 └─> Vec<PlanError>
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rxd_api::{ClusterMemberConfigKey, InitNetwork, StoragePoolsPost};
+
+/// The port a member listens on unless the answers say otherwise.
+pub const DEFAULT_PORT: u16 = 8443;
+
+/// The most two clocks may differ by default.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// Member-specific storage pool keys (LXD's list).
+pub const POOL_MEMBER_KEYS: &[&str] = &[
+    "size",
+    "source",
+    "volatile.initial_source",
+    "zfs.pool_name",
+    "lvm.thinpool_name",
+    "lvm.vg_name",
+];
+
+/// Member-specific network keys (LXD's list).
+pub const NETWORK_MEMBER_KEYS: &[&str] = &[
+    "bgp.ipv4.nexthop",
+    "bgp.ipv6.nexthop",
+    "bridge.external_interfaces",
+    "parent",
+];
+
+/// Member-specific keys every member must be given: (entity, driver or type, key). A network
+/// of these types sits on a parent interface of each member's own, as in LXD.
+pub const REQUIRED_MEMBER_KEYS: &[(&str, &str, &str)] = &[
+    ("network", "macvlan", "parent"),
+    ("network", "sriov", "parent"),
+    ("network", "physical", "parent"),
+];
+
+/// An address with a prefix length: a subnet (`10.0.0.0/24`) or an interface's address
+/// (`10.0.0.2/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The address.
+    pub addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Its prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is in this subnet.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let bad = || {
+            format!("Invalid subnet {text:?}: expected an address and a prefix length, such as 10.0.0.0/24")
+        };
+        let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// One of a server's network interfaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Its name.
+    pub name: String,
+    /// Its addresses with their prefix lengths.
+    pub addresses: Vec<Cidr>,
+}
+
+/// One of a server's disks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// Its device path, such as `/dev/sdb`.
+    pub path: String,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Whether it holds partitions or a file system (that a pool on it would erase).
+    pub holds_data: bool,
+    /// Whether it is mounted or otherwise in use (no pool may take it).
+    pub in_use: bool,
+}
+
+/// What a server holds that joining a cluster throws away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalData {
+    /// Instance names.
+    pub instances: Vec<String>,
+    /// Image fingerprints.
+    pub images: Vec<String>,
+    /// Storage pool names.
+    pub storage_pools: Vec<String>,
+    /// Managed network names.
+    pub networks: Vec<String>,
+    /// Profiles other than `default`.
+    pub profiles: Vec<String>,
+}
+
+impl LocalData {
+    /// Whether the server is clean.
+    pub fn is_empty(&self) -> bool {
+        self == &LocalData::default()
+    }
+}
+
+/// What a server reported about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// Its name.
+    pub name: String,
+    /// Its certificate fingerprint (hexadecimal SHA-256).
+    pub fingerprint: String,
+    /// Its rxd version.
+    pub version: String,
+    /// Its API extensions.
+    pub api_extensions: Vec<String>,
+    /// What it holds.
+    pub local_data: LocalData,
+    /// Its clock when it reported, in milliseconds since the epoch.
+    pub clock_ms: i64,
+    /// The initiator's clock when the report arrived, in milliseconds since the epoch.
+    pub received_ms: i64,
+    /// Its interfaces and their addresses.
+    pub interfaces: Vec<Interface>,
+    /// Its disks.
+    pub disks: Vec<Disk>,
+    /// The addresses (`ip:port`) of the other servers it could connect to.
+    pub reaches: Vec<String>,
+}
+
+/// A member of the cluster being grown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    /// Its name.
+    pub name: String,
+    /// Its cluster address.
+    pub address: String,
+}
+
+/// A server the operator approved, by name and optionally by fingerprint (its first
+/// characters, at least 16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    /// Its name.
+    pub name: String,
+    /// The start of its certificate fingerprint, if given.
+    pub fingerprint: Option<String>,
+}
+
+/// Which joiners to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every server that joined the window.
+    All,
+    /// These.
+    Named(Vec<Approved>),
+}
+
+/// Where the members' cluster addresses are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressSource {
+    /// On the interface of this name on each server.
+    Interface(String),
+    /// In this subnet.
+    Subnet(Cidr),
+}
+
+impl std::fmt::Display for AddressSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddressSource::Interface(name) => write!(f, "on interface {name}"),
+            AddressSource::Subnet(net) => write!(f, "in subnet {net}"),
+        }
+    }
+}
+
+/// What the operator answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answers {
+    /// The servers to add.
+    pub servers: Selection,
+    /// Where their addresses are.
+    pub addresses: AddressSource,
+    /// The port every member listens on.
+    pub port: u16,
+    /// Storage pools to make on every member (#4's section).
+    pub storage_pools: Vec<StoragePoolsPost>,
+    /// Networks to make on every member (#4's section).
+    pub networks: Vec<InitNetwork>,
+    /// Member-specific values, by member name.
+    pub member_config: BTreeMap<String, Vec<ClusterMemberConfigKey>>,
+}
+
+/// The planner's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most a server's clock may differ from the initiator's.
+    pub max_clock_skew: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+        }
+    }
+}
+
+/// A reason there is no plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Nothing to add.
+    #[error("No server to add: no server joined the formation window")]
+    NoServers,
+    /// An approved name that did not join.
+    #[error("Server {0:?} did not join the formation window")]
+    NotJoined(String),
+    /// An approved fingerprint that does not match.
+    #[error("Server {name:?} has certificate fingerprint {got}, which does not start with the approved {expected}")]
+    Fingerprint {
+        /// The server.
+        name: String,
+        /// The approved start.
+        expected: String,
+        /// Its real fingerprint.
+        got: String,
+    },
+    /// Two servers with one name.
+    #[error("Server name {0:?} is used more than once")]
+    DuplicateName(String),
+    /// Two servers with one address.
+    #[error("Address {address} is used by more than one server: {}", .names.join(", "))]
+    DuplicateAddress {
+        /// The address.
+        address: String,
+        /// Who has it.
+        names: Vec<String>,
+    },
+    /// A server without an address where the answers put them.
+    #[error("Server {name:?} has no address {place}")]
+    NoAddress {
+        /// The server.
+        name: String,
+        /// Where it was looked for.
+        place: AddressSource,
+    },
+    /// Another version than the initiator's.
+    #[error("Server {name:?} runs version {version}, the initiator {expected}")]
+    Version {
+        /// The server.
+        name: String,
+        /// Its version.
+        version: String,
+        /// The initiator's.
+        expected: String,
+    },
+    /// Other API extensions than the initiator's.
+    #[error("Server {name:?} has other API extensions than the initiator (missing: {}; extra: {})", list(.missing), list(.extra))]
+    Extensions {
+        /// The server.
+        name: String,
+        /// The initiator's that it lacks.
+        missing: Vec<String>,
+        /// Its own that the initiator lacks.
+        extra: Vec<String>,
+    },
+    /// A member_config problem (its sentence).
+    #[error("{0}")]
+    MemberConfig(String),
+    /// A pair of members that cannot talk.
+    #[error("Server {from:?} cannot reach {to:?} at {address}")]
+    Unreachable {
+        /// Who tried.
+        from: String,
+        /// Whom.
+        to: String,
+        /// At which address.
+        address: String,
+    },
+    /// A clock too far off.
+    #[error(
+        "The clock of server {name:?} is {skew_ms} ms off the initiator's, more than {max_ms} ms"
+    )]
+    ClockSkew {
+        /// The server.
+        name: String,
+        /// How far off (absolute).
+        skew_ms: u64,
+        /// The most allowed.
+        max_ms: u64,
+    },
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// A member's part in the formation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It runs the formation (and keeps its data).
+    Initiator,
+    /// Already a member of the cluster being grown.
+    Existing,
+    /// It joins (and loses its local data).
+    Joiner,
+}
+
+/// One member in the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedMember {
+    /// Its name.
+    pub name: String,
+    /// Its cluster address (`ip:port`).
+    pub address: String,
+    /// Its certificate fingerprint (empty for an existing member, whose is trusted already).
+    pub fingerprint: String,
+    /// Its part.
+    pub role: Role,
+    /// Its member-specific values.
+    pub member_config: Vec<ClusterMemberConfigKey>,
+    /// What it loses, as phrases ("instances c1, c2").
+    pub data_lost: Vec<String>,
+}
+
+/// What the formation will do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Whether a new cluster is made (else the initiator's grows).
+    pub new_cluster: bool,
+    /// Every member after the formation: the initiator first, then existing members, then
+    /// joiners, each group by name.
+    pub members: Vec<PlannedMember>,
+    /// Storage pools made on every member.
+    pub storage_pools: Vec<StoragePoolsPost>,
+    /// Networks made on every member.
+    pub networks: Vec<InitNetwork>,
+}
+
+/// Makes the plan, or lists every reason there is none.
+pub fn plan(
+    initiator: &Facts,
+    existing: &[Existing],
+    joiners: &[Facts],
+    answers: &Answers,
+    limits: &Limits,
+) -> Result<Plan, Vec<PlanError>> {
+    let mut errors = Vec::new();
+    let selected = select(initiator, joiners, &answers.servers, &mut errors);
+    if selected.is_empty() && errors.is_empty() {
+        errors.push(PlanError::NoServers);
+    }
+
+    // Names: the initiator, the existing members and the joiners, each once.
+    let mut seen = BTreeSet::new();
+    let names = std::iter::once(initiator.name.as_str())
+        .chain(
+            existing
+                .iter()
+                .map(|e| e.name.as_str())
+                .filter(|n| *n != initiator.name),
+        )
+        .chain(selected.iter().map(|f| f.name.as_str()));
+    for name in names {
+        if !seen.insert(name) {
+            errors.push(PlanError::DuplicateName(name.to_string()));
+        }
+    }
+
+    // Addresses: an existing member keeps its own; others take theirs from the answers.
+    let own_existing = existing.iter().find(|e| e.name == initiator.name);
+    let mut members = Vec::new();
+    let initiator_address = match own_existing {
+        Some(e) => Some(e.address.clone()),
+        None => address_of(initiator, answers, &mut errors),
+    };
+    if let Some(address) = initiator_address {
+        members.push(member(initiator, address, Role::Initiator, answers));
+    }
+    let mut others: Vec<&Existing> = existing
+        .iter()
+        .filter(|e| e.name != initiator.name)
+        .collect();
+    others.sort_by(|a, b| a.name.cmp(&b.name));
+    for e in others {
+        members.push(PlannedMember {
+            name: e.name.clone(),
+            address: e.address.clone(),
+            fingerprint: String::new(),
+            role: Role::Existing,
+            member_config: Vec::new(),
+            data_lost: Vec::new(),
+        });
+    }
+    let mut sorted: Vec<&Facts> = selected.clone();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for f in &sorted {
+        if let Some(address) = address_of(f, answers, &mut errors) {
+            let mut m = member(f, address, Role::Joiner, answers);
+            m.data_lost = data_lost(f, &m.member_config);
+            members.push(m);
+        }
+    }
+    let mut by_address: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for m in &members {
+        by_address
+            .entry(m.address.as_str())
+            .or_default()
+            .push(m.name.clone());
+    }
+    for (address, names) in by_address {
+        if names.len() > 1 {
+            errors.push(PlanError::DuplicateAddress {
+                address: address.to_string(),
+                names,
+            });
+        }
+    }
+
+    // Versions and extensions: the initiator's.
+    for f in &sorted {
+        if f.version != initiator.version {
+            errors.push(PlanError::Version {
+                name: f.name.clone(),
+                version: f.version.clone(),
+                expected: initiator.version.clone(),
+            });
+        }
+        let theirs: BTreeSet<&String> = f.api_extensions.iter().collect();
+        let ours: BTreeSet<&String> = initiator.api_extensions.iter().collect();
+        if theirs != ours {
+            errors.push(PlanError::Extensions {
+                name: f.name.clone(),
+                missing: ours.difference(&theirs).map(|s| s.to_string()).collect(),
+                extra: theirs.difference(&ours).map(|s| s.to_string()).collect(),
+            });
+        }
+    }
+
+    // Clocks.
+    let max_ms = limits.max_clock_skew.as_millis() as u64;
+    for f in std::iter::once(initiator).chain(sorted.iter().copied()) {
+        let skew_ms = f.clock_ms.abs_diff(f.received_ms);
+        if skew_ms > max_ms {
+            errors.push(PlanError::ClockSkew {
+                name: f.name.clone(),
+                skew_ms,
+                max_ms,
+            });
+        }
+    }
+
+    check_member_config(&members, &sorted, answers, &mut errors);
+
+    // Reachability: every server that reported facts reaches every other member.
+    let reporters: Vec<&Facts> = std::iter::once(initiator)
+        .chain(sorted.iter().copied())
+        .collect();
+    for from in &reporters {
+        let reached: BTreeSet<&str> = from.reaches.iter().map(String::as_str).collect();
+        for to in members.iter().filter(|m| m.name != from.name) {
+            if !reached.contains(to.address.as_str()) {
+                errors.push(PlanError::Unreachable {
+                    from: from.name.clone(),
+                    to: to.name.clone(),
+                    address: to.address.clone(),
+                });
+            }
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Plan {
+            new_cluster: existing.is_empty(),
+            members,
+            storage_pools: answers.storage_pools.clone(),
+            networks: answers.networks.clone(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The joiners the answers select, approved names and fingerprints checked.
+fn select<'a>(
+    initiator: &Facts,
+    joiners: &'a [Facts],
+    selection: &Selection,
+    errors: &mut Vec<PlanError>,
+) -> Vec<&'a Facts> {
+    match selection {
+        Selection::All => joiners.iter().collect(),
+        Selection::Named(approved) => {
+            let mut out = Vec::new();
+            for a in approved {
+                let found: Option<&Facts> = if a.name == initiator.name {
+                    None
+                } else {
+                    joiners.iter().find(|f| f.name == a.name)
+                };
+                let fingerprint_of = if a.name == initiator.name {
+                    Some(initiator)
+                } else {
+                    found
+                };
+                let Some(f) = fingerprint_of else {
+                    errors.push(PlanError::NotJoined(a.name.clone()));
+                    continue;
+                };
+                if let Some(expected) = &a.fingerprint {
+                    if !f
+                        .fingerprint
+                        .to_ascii_lowercase()
+                        .starts_with(&expected.to_ascii_lowercase())
+                    {
+                        errors.push(PlanError::Fingerprint {
+                            name: a.name.clone(),
+                            expected: expected.clone(),
+                            got: f.fingerprint.clone(),
+                        });
+                        continue;
+                    }
+                }
+                if let Some(f) = found {
+                    out.push(f);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The server's address where the answers say, as `ip:port`.
+fn address_of(f: &Facts, answers: &Answers, errors: &mut Vec<PlanError>) -> Option<String> {
+    let candidates: Vec<IpAddr> = match &answers.addresses {
+        AddressSource::Interface(name) => f
+            .interfaces
+            .iter()
+            .filter(|i| &i.name == name)
+            .flat_map(|i| i.addresses.iter().map(|c| c.addr))
+            .filter(|ip| usable(*ip))
+            .collect(),
+        AddressSource::Subnet(net) => f
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter().map(|c| c.addr))
+            .filter(|ip| net.contains(*ip) && usable(*ip))
+            .collect(),
+    };
+    // IPv4 first, then IPv6, each in the order the server listed them.
+    let chosen = candidates
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or_else(|| candidates.first());
+    match chosen {
+        Some(IpAddr::V4(ip)) => Some(format!("{ip}:{}", answers.port)),
+        Some(IpAddr::V6(ip)) => Some(format!("[{ip}]:{}", answers.port)),
+        None => {
+            errors.push(PlanError::NoAddress {
+                name: f.name.clone(),
+                place: answers.addresses.clone(),
+            });
+            None
+        }
+    }
+}
+
+/// Loopback and IPv6 link-local addresses cannot be another server's way in.
+fn usable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
+        }
+    }
+}
+
+fn member(f: &Facts, address: String, role: Role, answers: &Answers) -> PlannedMember {
+    PlannedMember {
+        name: f.name.clone(),
+        address,
+        fingerprint: f.fingerprint.clone(),
+        role,
+        member_config: answers
+            .member_config
+            .get(&f.name)
+            .cloned()
+            .unwrap_or_default(),
+        data_lost: Vec::new(),
+    }
+}
+
+fn data_lost(f: &Facts, member_config: &[ClusterMemberConfigKey]) -> Vec<String> {
+    let d = &f.local_data;
+    let mut out = Vec::new();
+    for (what, items) in [
+        ("instances", &d.instances),
+        ("images", &d.images),
+        ("storage pools", &d.storage_pools),
+        ("networks", &d.networks),
+        ("profiles", &d.profiles),
+    ] {
+        if !items.is_empty() {
+            out.push(format!("{what} {}", items.join(", ")));
+        }
+    }
+    for k in member_config {
+        if k.entity == "storage-pool" && k.key == "source" {
+            if let Some(disk) = f.disks.iter().find(|d| d.path == k.value && d.holds_data) {
+                out.push(format!(
+                    "everything on disk {} (storage pool {})",
+                    disk.path, k.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn check_member_config(
+    members: &[PlannedMember],
+    joiners: &[&Facts],
+    answers: &Answers,
+    errors: &mut Vec<PlanError>,
+) {
+    let mut fail = |text: String| errors.push(PlanError::MemberConfig(text));
+    let pools: BTreeMap<&str, &StoragePoolsPost> = answers
+        .storage_pools
+        .iter()
+        .map(|p| (p.name.as_str(), p))
+        .collect();
+    let networks: BTreeMap<&str, &InitNetwork> = answers
+        .networks
+        .iter()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
+    for p in &answers.storage_pools {
+        for key in p.config.keys() {
+            if POOL_MEMBER_KEYS.contains(&key.as_str()) {
+                fail(format!("Config key {key:?} of storage pool {:?} is member-specific: give it for each server in member_config", p.name));
+            }
+        }
+    }
+    for n in &answers.networks {
+        for key in n.config.keys() {
+            if NETWORK_MEMBER_KEYS.contains(&key.as_str()) {
+                fail(format!("Config key {key:?} of network {:?} is member-specific: give it for each server in member_config", n.name));
+            }
+        }
+    }
+    for (name, entries) in &answers.member_config {
+        let Some(m) = members.iter().find(|m| &m.name == name) else {
+            fail(format!(
+                "member_config names server {name:?}, which is not a server to add"
+            ));
+            continue;
+        };
+        let disks = joiners
+            .iter()
+            .find(|f| &f.name == name)
+            .map(|f| f.disks.as_slice())
+            .unwrap_or_default();
+        let mut keys = BTreeSet::new();
+        for k in entries {
+            let (known, member_keys) = match k.entity.as_str() {
+                "storage-pool" => (pools.contains_key(k.name.as_str()), POOL_MEMBER_KEYS),
+                "network" => (networks.contains_key(k.name.as_str()), NETWORK_MEMBER_KEYS),
+                other => {
+                    fail(format!("member_config of {name:?}: unknown entity {other:?} (storage-pool or network)"));
+                    continue;
+                }
+            };
+            if !known {
+                fail(format!(
+                    "member_config of {name:?}: no {} named {:?} is to be made",
+                    k.entity, k.name
+                ));
+                continue;
+            }
+            if !member_keys.contains(&k.key.as_str()) {
+                fail(format!(
+                    "member_config of {name:?}: {:?} is not a member-specific key of a {}",
+                    k.key, k.entity
+                ));
+                continue;
+            }
+            if !keys.insert((&k.entity, &k.name, &k.key)) {
+                fail(format!(
+                    "member_config of {name:?}: {} {:?} key {:?} is given twice",
+                    k.entity, k.name, k.key
+                ));
+            }
+            if k.entity == "storage-pool" && k.key == "source" && k.value.starts_with("/dev/") {
+                match disks.iter().find(|d| d.path == k.value) {
+                    None if m.role == Role::Joiner => fail(format!(
+                        "member_config of {name:?}: server {name:?} has no disk {}",
+                        k.value
+                    )),
+                    Some(d) if d.in_use => fail(format!(
+                        "member_config of {name:?}: disk {} is in use",
+                        k.value
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    // Keys every member must be given.
+    for (entity, kind, key) in REQUIRED_MEMBER_KEYS {
+        let needing: Vec<&str> = match *entity {
+            "network" => answers
+                .networks
+                .iter()
+                .filter(|n| n.network_type == *kind)
+                .map(|n| n.name.as_str())
+                .collect(),
+            _ => answers
+                .storage_pools
+                .iter()
+                .filter(|p| p.driver == *kind)
+                .map(|p| p.name.as_str())
+                .collect(),
+        };
+        for object in needing {
+            for m in members.iter().filter(|m| m.role != Role::Existing) {
+                let given = answers.member_config.get(&m.name).is_some_and(|ks| {
+                    ks.iter().any(|k| {
+                        k.entity == *entity
+                            && k.name == object
+                            && k.key == *key
+                            && !k.value.is_empty()
+                    })
+                });
+                if !given {
+                    fail(format!(
+                        "member_config of {:?} lacks {key:?} for {entity} {object:?} ({kind} needs one per server)",
+                        m.name
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// What `--dry-run` prints: the members, the pools and networks, member-specific values
+    /// and the data that would be lost.
+    pub fn dry_run_text(&self) -> String {
+        let mut out = String::new();
+        let initiator = self
+            .members
+            .iter()
+            .find(|m| m.role == Role::Initiator)
+            .map(|m| m.name.as_str())
+            .unwrap_or_default();
+        let joining = self
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Joiner)
+            .count();
+        if self.new_cluster {
+            let _ = writeln!(
+                out,
+                "A new cluster of {} servers, formed by {initiator}",
+                self.members.len()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "The cluster of {initiator} grows by {joining} to {} servers",
+                self.members.len()
+            );
+        }
+        out.push('\n');
+        let rows: Vec<[String; 4]> = std::iter::once([
+            "NAME".to_string(),
+            "ADDRESS".into(),
+            "FINGERPRINT".into(),
+            "ROLE".into(),
+        ])
+        .chain(self.members.iter().map(|m| {
+            [
+                m.name.clone(),
+                m.address.clone(),
+                m.fingerprint.chars().take(16).collect(),
+                match m.role {
+                    Role::Initiator => "initiator",
+                    Role::Existing => "member",
+                    Role::Joiner => "joins",
+                }
+                .to_string(),
+            ]
+        }))
+        .collect();
+        let widths: Vec<usize> = (0..4)
+            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+            .collect();
+        for r in &rows {
+            let line = format!(
+                "{:w0$}  {:w1$}  {:w2$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        out.push('\n');
+        let pools: Vec<String> = self
+            .storage_pools
+            .iter()
+            .map(|p| format!("{} ({})", p.name, p.driver))
+            .collect();
+        let _ = writeln!(out, "Storage pools: {}", list(&pools));
+        let networks: Vec<String> = self
+            .networks
+            .iter()
+            .map(|n| {
+                let kind = if n.network_type.is_empty() {
+                    "bridge"
+                } else {
+                    &n.network_type
+                };
+                format!("{} ({kind})", n.name)
+            })
+            .collect();
+        let _ = writeln!(out, "Networks: {}", list(&networks));
+        let configured: Vec<&PlannedMember> = self
+            .members
+            .iter()
+            .filter(|m| !m.member_config.is_empty())
+            .collect();
+        if !configured.is_empty() {
+            out.push_str("Member configuration:\n");
+            for m in configured {
+                for k in &m.member_config {
+                    let _ = writeln!(
+                        out,
+                        "  {}: {} {} {}={}",
+                        m.name, k.entity, k.name, k.key, k.value
+                    );
+                }
+            }
+        }
+        out.push('\n');
+        let losing: Vec<&PlannedMember> = self
+            .members
+            .iter()
+            .filter(|m| !m.data_lost.is_empty())
+            .collect();
+        if losing.is_empty() {
+            out.push_str("No data is lost\n");
+        } else {
+            out.push_str("Data that is lost:\n");
+            for m in losing {
+                let _ = writeln!(out, "  {}: {}", m.name, m.data_lost.join("; "));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    fn facts(name: &str, n: u8) -> Facts {
+        Facts {
+            name: name.into(),
+            fingerprint: format!("{n:02x}").repeat(32),
+            version: "0.1.0".into(),
+            api_extensions: vec!["clustering".into(), "storage".into()],
+            local_data: LocalData::default(),
+            clock_ms: 1_000_000,
+            received_ms: 1_000_000,
+            interfaces: vec![
+                Interface {
+                    name: "lo".into(),
+                    addresses: vec![cidr("127.0.0.1/8")],
+                },
+                Interface {
+                    name: "eth1".into(),
+                    addresses: vec![
+                        cidr(&format!("fe80::{n}/64")),
+                        cidr(&format!("10.0.0.{n}/24")),
+                    ],
+                },
+            ],
+            disks: vec![Disk {
+                path: "/dev/sdb".into(),
+                size_bytes: 20 << 30,
+                holds_data: false,
+                in_use: false,
+            }],
+            reaches: (1..=9).map(|i| format!("10.0.0.{i}:8443")).collect(),
+        }
+    }
+
+    fn answers() -> Answers {
+        Answers {
+            servers: Selection::All,
+            addresses: AddressSource::Interface("eth1".into()),
+            port: DEFAULT_PORT,
+            storage_pools: vec![StoragePoolsPost {
+                name: "local".into(),
+                driver: "btrfs".into(),
+                ..Default::default()
+            }],
+            networks: vec![InitNetwork {
+                name: "rxdbr0".into(),
+                network_type: "bridge".into(),
+                ..Default::default()
+            }],
+            member_config: BTreeMap::new(),
+        }
+    }
+
+    fn key(entity: &str, name: &str, key: &str, value: &str) -> ClusterMemberConfigKey {
+        ClusterMemberConfigKey {
+            entity: entity.into(),
+            name: name.into(),
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        }
+    }
+
+    fn three() -> (Facts, Vec<Facts>) {
+        (
+            facts("node1", 1),
+            vec![facts("node3", 3), facts("node2", 2)],
+        )
+    }
+
+    fn errors(r: Result<Plan, Vec<PlanError>>) -> Vec<String> {
+        r.expect_err("a plan was made")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn cidrs_parse_and_contain() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("10.0.0.0/24", "10.0.0.7", true),
+            ("10.0.0.0/24", "10.0.1.7", false),
+            ("10.0.0.0/0", "192.0.2.1", true),
+            ("10.0.0.5/32", "10.0.0.5", true),
+            ("fd00::/64", "fd00::9", true),
+            ("fd00::/64", "fd01::9", false),
+            ("fd00::/64", "10.0.0.1", false),
+        ];
+        for (net, ip, want) in cases {
+            assert_eq!(cidr(net).contains(ip.parse().unwrap()), *want, "{net} {ip}");
+        }
+        for bad in ["10.0.0.0", "10.0.0.0/33", "x/24", "fd00::/129", ""] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn three_clean_servers_make_a_plan() {
+        let (initiator, joiners) = three();
+        let plan = plan(&initiator, &[], &joiners, &answers(), &Limits::default()).unwrap();
+        let got: Vec<(&str, &str, Role)> = plan
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.address.as_str(), m.role))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("node1", "10.0.0.1:8443", Role::Initiator),
+                ("node2", "10.0.0.2:8443", Role::Joiner),
+                ("node3", "10.0.0.3:8443", Role::Joiner),
+            ]
+        );
+        assert!(plan.new_cluster);
+        assert_eq!(
+            plan.dry_run_text(),
+            "A new cluster of 3 servers, formed by node1\n\
+             \n\
+             NAME   ADDRESS        FINGERPRINT       ROLE\n\
+             node1  10.0.0.1:8443  0101010101010101  initiator\n\
+             node2  10.0.0.2:8443  0202020202020202  joins\n\
+             node3  10.0.0.3:8443  0303030303030303  joins\n\
+             \n\
+             Storage pools: local (btrfs)\n\
+             Networks: rxdbr0 (bridge)\n\
+             \n\
+             No data is lost\n"
+        );
+    }
+
+    #[test]
+    fn the_dry_run_names_the_data_that_is_lost() {
+        let (initiator, mut joiners) = three();
+        joiners[0].local_data.instances = vec!["c1".into(), "c2".into()];
+        joiners[0].local_data.storage_pools = vec!["default".into()];
+        joiners[1].disks[0].holds_data = true;
+        // The initiator keeps what it has.
+        let mut initiator = initiator;
+        initiator.local_data.instances = vec!["web".into()];
+        let mut a = answers();
+        a.member_config.insert(
+            "node2".into(),
+            vec![key("storage-pool", "local", "source", "/dev/sdb")],
+        );
+        a.member_config.insert(
+            "node3".into(),
+            vec![key("storage-pool", "local", "size", "20GiB")],
+        );
+        let plan = plan(&initiator, &[], &joiners, &a, &Limits::default()).unwrap();
+        let text = plan.dry_run_text();
+        assert!(
+            text.ends_with(
+                "Member configuration:\n\
+                 \x20 node2: storage-pool local source=/dev/sdb\n\
+                 \x20 node3: storage-pool local size=20GiB\n\
+                 \n\
+                 Data that is lost:\n\
+                 \x20 node2: everything on disk /dev/sdb (storage pool local)\n\
+                 \x20 node3: instances c1, c2; storage pools default\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_and_addresses_are_unique() {
+        let (initiator, mut joiners) = three();
+        joiners[0].name = "node2".into();
+        assert_eq!(
+            errors(plan(
+                &initiator,
+                &[],
+                &joiners,
+                &answers(),
+                &Limits::default()
+            )),
+            vec!["Server name \"node2\" is used more than once"]
+        );
+        // Same address, different names.
+        let (initiator, mut joiners) = three();
+        joiners[0].interfaces[1].addresses = vec![cidr("10.0.0.2/24")];
+        assert_eq!(
+            errors(plan(
+                &initiator,
+                &[],
+                &joiners,
+                &answers(),
+                &Limits::default()
+            )),
+            vec!["Address 10.0.0.2:8443 is used by more than one server: node2, node3"]
+        );
+        // A grown cluster's members count too.
+        let (initiator, joiners) = three();
+        let existing = vec![
+            Existing {
+                name: "node1".into(),
+                address: "10.0.0.1:8443".into(),
+            },
+            Existing {
+                name: "node3".into(),
+                address: "10.0.0.9:8443".into(),
+            },
+        ];
+        assert_eq!(
+            errors(plan(
+                &initiator,
+                &existing,
+                &joiners,
+                &answers(),
+                &Limits::default()
+            )),
+            vec!["Server name \"node3\" is used more than once"]
+        );
+    }
+
+    #[test]
+    fn growing_keeps_the_members_addresses() {
+        let (initiator, joiners) = three();
+        let existing = vec![
+            Existing {
+                name: "node1".into(),
+                address: "10.0.0.1:8443".into(),
+            },
+            Existing {
+                name: "node0".into(),
+                address: "10.0.0.9:8443".into(),
+            },
+        ];
+        let plan = plan(
+            &initiator,
+            &existing,
+            &joiners,
+            &answers(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert!(!plan.new_cluster);
+        let roles: Vec<(&str, Role)> = plan
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.role))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("node1", Role::Initiator),
+                ("node0", Role::Existing),
+                ("node2", Role::Joiner),
+                ("node3", Role::Joiner),
+            ]
+        );
+        assert!(plan
+            .dry_run_text()
+            .starts_with("The cluster of node1 grows by 2 to 4 servers\n"));
+    }
+
+    #[test]
+    fn versions_and_extensions_must_equal_the_initiators() {
+        let (initiator, mut joiners) = three();
+        joiners[0].version = "0.2.0".into();
+        joiners[1].api_extensions = vec!["clustering".into(), "events".into()];
+        assert_eq!(
+            errors(plan(&initiator, &[], &joiners, &answers(), &Limits::default())),
+            vec![
+                "Server \"node2\" has other API extensions than the initiator (missing: storage; extra: events)",
+                "Server \"node3\" runs version 0.2.0, the initiator 0.1.0",
+            ]
+        );
+    }
+
+    #[test]
+    fn addresses_come_from_the_interface_or_the_subnet() {
+        let (initiator, mut joiners) = three();
+        let mut a = answers();
+        a.addresses = AddressSource::Subnet(cidr("10.0.0.0/24"));
+        a.port = 9443;
+        let p = plan(&initiator, &[], &joiners, &a, &Limits::default());
+        // Nobody reaches port 9443 in these facts.
+        assert!(errors(p.clone()).iter().all(|e| e.contains("cannot reach")));
+        for f in joiners.iter_mut() {
+            f.reaches = (1..=3).map(|i| format!("10.0.0.{i}:9443")).collect();
+        }
+        let mut initiator = initiator;
+        initiator.reaches = (1..=3).map(|i| format!("10.0.0.{i}:9443")).collect();
+        let p = plan(&initiator, &[], &joiners, &a, &Limits::default()).unwrap();
+        assert_eq!(p.members[2].address, "10.0.0.3:9443");
+
+        // IPv6 only: bracketed, link-local skipped.
+        joiners[1].interfaces[1].addresses = vec![cidr("fe80::2/64"), cidr("fd00::2/64")];
+        let a = answers();
+        let e = errors(plan(&initiator, &[], &joiners, &a, &Limits::default()));
+        assert!(
+            e.contains(&"Server \"node1\" cannot reach \"node2\" at [fd00::2]:8443".to_string()),
+            "{e:?}"
+        );
+
+        let (initiator, mut joiners) = three();
+        joiners[0].interfaces.retain(|i| i.name != "eth1");
+        assert_eq!(
+            errors(plan(
+                &initiator,
+                &[],
+                &joiners,
+                &answers(),
+                &Limits::default()
+            )),
+            vec!["Server \"node3\" has no address on interface eth1"]
+        );
+        let mut a = answers();
+        a.addresses = AddressSource::Subnet(cidr("192.0.2.0/24"));
+        assert_eq!(
+            errors(plan(&initiator, &[], &joiners, &a, &Limits::default())).len(),
+            3,
+            "nobody has an address there"
+        );
+    }
+
+    #[test]
+    fn every_member_must_reach_every_other() {
+        let (mut initiator, mut joiners) = three();
+        joiners[0].reaches.retain(|a| a != "10.0.0.2:8443");
+        initiator.reaches.retain(|a| a != "10.0.0.3:8443");
+        assert_eq!(
+            errors(plan(
+                &initiator,
+                &[],
+                &joiners,
+                &answers(),
+                &Limits::default()
+            )),
+            vec![
+                "Server \"node1\" cannot reach \"node3\" at 10.0.0.3:8443",
+                "Server \"node3\" cannot reach \"node2\" at 10.0.0.2:8443",
+            ]
+        );
+    }
+
+    #[test]
+    fn clocks_must_agree() {
+        let (initiator, mut joiners) = three();
+        joiners[0].clock_ms += 5_000;
+        joiners[1].clock_ms -= 5_001;
+        assert_eq!(
+            errors(plan(
+                &initiator,
+                &[],
+                &joiners,
+                &answers(),
+                &Limits::default()
+            )),
+            vec!["The clock of server \"node2\" is 5001 ms off the initiator's, more than 5000 ms"]
+        );
+    }
+
+    #[test]
+    fn approval_by_name_and_fingerprint() {
+        let (initiator, joiners) = three();
+        let mut a = answers();
+        a.servers = Selection::Named(vec![
+            Approved {
+                name: "node1".into(),
+                fingerprint: None,
+            },
+            Approved {
+                name: "node2".into(),
+                fingerprint: Some("0202020202020202".into()),
+            },
+        ]);
+        let p = plan(&initiator, &[], &joiners, &a, &Limits::default()).unwrap();
+        assert_eq!(p.members.len(), 2, "node3 joined but was not approved");
+        a.servers = Selection::Named(vec![
+            Approved {
+                name: "node2".into(),
+                fingerprint: Some("0303030303030303".into()),
+            },
+            Approved {
+                name: "node4".into(),
+                fingerprint: None,
+            },
+        ]);
+        assert_eq!(
+            errors(plan(&initiator, &[], &joiners, &a, &Limits::default())),
+            vec![
+                format!(
+                    "Server \"node2\" has certificate fingerprint {}, which does not start with the approved 0303030303030303",
+                    "02".repeat(32)
+                ),
+                "Server \"node4\" did not join the formation window".into(),
+            ]
+        );
+        assert_eq!(
+            errors(plan(&initiator, &[], &[], &answers(), &Limits::default())),
+            vec!["No server to add: no server joined the formation window"]
+        );
+    }
+
+    #[test]
+    fn member_config_must_be_complete_and_consistent() {
+        let (initiator, mut joiners) = three();
+        joiners[0].disks[0].in_use = true;
+        let mut a = answers();
+        a.networks.push(InitNetwork {
+            name: "uplink".into(),
+            network_type: "macvlan".into(),
+            ..Default::default()
+        });
+        a.storage_pools[0]
+            .config
+            .insert("source".into(), "/dev/sdb".into());
+        a.member_config.insert(
+            "node2".into(),
+            vec![
+                key("network", "uplink", "parent", "eth2"),
+                key("storage-pool", "local", "size", "1GiB"),
+                key("storage-pool", "local", "size", "2GiB"),
+                key("storage-pool", "other", "size", "1GiB"),
+                key("storage-pool", "local", "btrfs.mount_options", "x"),
+                key("profile", "default", "x", "y"),
+                key("storage-pool", "local", "source", "/dev/sdz"),
+            ],
+        );
+        a.member_config.insert(
+            "node3".into(),
+            vec![key("storage-pool", "local", "source", "/dev/sdb")],
+        );
+        a.member_config.insert("node9".into(), vec![]);
+        let e = errors(plan(&initiator, &[], &joiners, &a, &Limits::default()));
+        assert_eq!(
+            e,
+            vec![
+                "Config key \"source\" of storage pool \"local\" is member-specific: give it for each server in member_config",
+                "member_config of \"node2\": storage-pool \"local\" key \"size\" is given twice",
+                "member_config of \"node2\": no storage-pool named \"other\" is to be made",
+                "member_config of \"node2\": \"btrfs.mount_options\" is not a member-specific key of a storage-pool",
+                "member_config of \"node2\": unknown entity \"profile\" (storage-pool or network)",
+                "member_config of \"node2\": server \"node2\" has no disk /dev/sdz",
+                "member_config of \"node3\": disk /dev/sdb is in use",
+                "member_config names server \"node9\", which is not a server to add",
+                "member_config of \"node1\" lacks \"parent\" for network \"uplink\" (macvlan needs one per server)",
+                "member_config of \"node3\" lacks \"parent\" for network \"uplink\" (macvlan needs one per server)",
+            ]
+        );
+    }
+}
