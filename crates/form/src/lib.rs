@@ -1,6 +1,8 @@
 //! Cluster formation (`rxd form` / `rxd join`): the parts that need no daemon, each pure or
 //! close to it, so the daemon's formation endpoints and the front-ends only wire them up.
 //!
+//! - [`discovery`]: a formation window advertised and browsed with DNS-SD over mDNS
+//!   (`_rxd._tcp.local.`) on one interface; nothing secret is advertised.
 //! - [`trust`]: the passphrase (generated from the EFF short word list, or from a preseed)
 //!   and SPAKE2 with key confirmation both ways, as a transport-agnostic state machine whose
 //!   messages are serde structs.
@@ -13,6 +15,7 @@
 //! It does not know the daemon, HTTP, raft or the database: the daemon carries the trust
 //! messages over its HTTPS endpoints, keeps the window and runs the plan.
 
+pub mod discovery;
 pub mod planner;
 pub mod preseed;
 pub mod trust;
