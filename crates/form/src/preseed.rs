@@ -15,7 +15,7 @@
 //! ```
 //!
 //! [`FormPreseed::parse`] reads and checks it, reporting every problem at once; the result
-//! gives the planner its [`Answers`](crate::planner::Answers).
+//! gives the planner its [`Answers`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};

@@ -20,7 +20,9 @@
 //!                                                                  -> Trusted (pin the joiner)
 //! ```
 //!
-//! The passphrase lives in a [`Passphrase`], wiped when it is dropped.
+//! The passphrase lives in a [`Passphrase`], wiped when it is dropped. The `spake2` crate
+//! keeps copies of its own while an exchange runs (its `Password` and state are not wiped);
+//! they live only as long as one exchange.
 
 use std::sync::OnceLock;
 
@@ -32,10 +34,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The EFF short word list 1 ("eff_short_wordlist_1.txt", 1296 words for four dice,
-/// published by the Electronic Frontier Foundation in 2016 at
-/// <https://www.eff.org/deeplinks/2016/07/new-wordlists-random-passphrases>, CC-BY 3.0 US),
-/// unchanged: each line is the dice roll, a tab and the word.
+/// The EFF short word list 1, 1296 words for four dice, by the Electronic Frontier
+/// Foundation (2016), bundled unchanged: each line is the dice roll, a tab and the word.
+/// Source: <https://www.eff.org/files/2016/09/08/eff_short_wordlist_1.txt>, described at
+/// <https://www.eff.org/deeplinks/2016/07/new-wordlists-random-passphrases>; licensed under
+/// Creative Commons Attribution (<https://www.eff.org/copyright>).
 const EFF_SHORT_WORDLIST: &str = include_str!("eff_short_wordlist_1.txt");
 
 /// How many words a generated passphrase has: 4 × log2(1296) ≈ 41 bits.
@@ -792,6 +795,12 @@ mod tests {
             .collect();
         assert_eq!(rolls.first(), Some(&"1111"));
         assert_eq!(rolls.last(), Some(&"6666"));
+        // Byte for byte the published file.
+        use sha2::Digest;
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(EFF_SHORT_WORDLIST.as_bytes())),
+            "8f5ca830b8bffb6fe39c9736c024a00a6a6411adb3f83a9be8bfeeb6e067ae69"
+        );
     }
 
     #[test]
