@@ -9,103 +9,25 @@
 //!                                                                 └─> Vec<PlanError>
 //! ```
 
+mod cidr;
+mod dry_run;
+mod member_config;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use rxd_api::{ClusterMemberConfigKey, InitNetwork, StoragePoolsPost};
+
+pub use cidr::Cidr;
+use member_config::check_member_config;
+pub use member_config::{NETWORK_MEMBER_KEYS, POOL_MEMBER_KEYS, REQUIRED_MEMBER_KEYS};
 
 /// The port a member listens on unless the answers say otherwise.
 pub const DEFAULT_PORT: u16 = 8443;
 
 /// The most two clocks may differ by default.
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
-
-/// Member-specific storage pool keys (LXD's list).
-pub const POOL_MEMBER_KEYS: &[&str] = &[
-    "size",
-    "source",
-    "volatile.initial_source",
-    "zfs.pool_name",
-    "lvm.thinpool_name",
-    "lvm.vg_name",
-];
-
-/// Member-specific network keys (LXD's list).
-pub const NETWORK_MEMBER_KEYS: &[&str] = &[
-    "bgp.ipv4.nexthop",
-    "bgp.ipv6.nexthop",
-    "bridge.external_interfaces",
-    "parent",
-];
-
-/// Member-specific keys every member must be given: (entity, driver or type, key). A network
-/// of these types sits on a parent interface of each member's own, as in LXD.
-pub const REQUIRED_MEMBER_KEYS: &[(&str, &str, &str)] = &[
-    ("network", "macvlan", "parent"),
-    ("network", "sriov", "parent"),
-    ("network", "physical", "parent"),
-];
-
-/// An address with a prefix length: a subnet (`10.0.0.0/24`) or an interface's address
-/// (`10.0.0.2/24`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    /// The address.
-    pub addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Its prefix length.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Whether `ip` is in this subnet.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Cidr, String> {
-        let bad = || {
-            format!("Invalid subnet {text:?}: expected an address and a prefix length, such as 10.0.0.0/24")
-        };
-        let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
 
 /// One of a server's network interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -669,252 +591,6 @@ fn data_lost(f: &Facts, member_config: &[ClusterMemberConfigKey]) -> Vec<String>
     out
 }
 
-fn check_member_config(
-    members: &[PlannedMember],
-    joiners: &[&Facts],
-    answers: &Answers,
-    errors: &mut Vec<PlanError>,
-) {
-    let mut fail = |text: String| errors.push(PlanError::MemberConfig(text));
-    let pools: BTreeMap<&str, &StoragePoolsPost> = answers
-        .storage_pools
-        .iter()
-        .map(|p| (p.name.as_str(), p))
-        .collect();
-    let networks: BTreeMap<&str, &InitNetwork> = answers
-        .networks
-        .iter()
-        .map(|n| (n.name.as_str(), n))
-        .collect();
-    for p in &answers.storage_pools {
-        for key in p.config.keys() {
-            if POOL_MEMBER_KEYS.contains(&key.as_str()) {
-                fail(format!("Config key {key:?} of storage pool {:?} is member-specific: give it for each server in member_config", p.name));
-            }
-        }
-    }
-    for n in &answers.networks {
-        for key in n.config.keys() {
-            if NETWORK_MEMBER_KEYS.contains(&key.as_str()) {
-                fail(format!("Config key {key:?} of network {:?} is member-specific: give it for each server in member_config", n.name));
-            }
-        }
-    }
-    for (name, entries) in &answers.member_config {
-        let Some(m) = members.iter().find(|m| &m.name == name) else {
-            fail(format!(
-                "member_config names server {name:?}, which is not a server to add"
-            ));
-            continue;
-        };
-        let disks = joiners
-            .iter()
-            .find(|f| &f.name == name)
-            .map(|f| f.disks.as_slice())
-            .unwrap_or_default();
-        let mut keys = BTreeSet::new();
-        for k in entries {
-            let (known, member_keys) = match k.entity.as_str() {
-                "storage-pool" => (pools.contains_key(k.name.as_str()), POOL_MEMBER_KEYS),
-                "network" => (networks.contains_key(k.name.as_str()), NETWORK_MEMBER_KEYS),
-                other => {
-                    fail(format!("member_config of {name:?}: unknown entity {other:?} (storage-pool or network)"));
-                    continue;
-                }
-            };
-            if !known {
-                fail(format!(
-                    "member_config of {name:?}: no {} named {:?} is to be made",
-                    k.entity, k.name
-                ));
-                continue;
-            }
-            if !member_keys.contains(&k.key.as_str()) {
-                fail(format!(
-                    "member_config of {name:?}: {:?} is not a member-specific key of a {}",
-                    k.key, k.entity
-                ));
-                continue;
-            }
-            if !keys.insert((&k.entity, &k.name, &k.key)) {
-                fail(format!(
-                    "member_config of {name:?}: {} {:?} key {:?} is given twice",
-                    k.entity, k.name, k.key
-                ));
-            }
-            if k.entity == "storage-pool" && k.key == "source" && k.value.starts_with("/dev/") {
-                match disks.iter().find(|d| d.path == k.value) {
-                    None if m.role == Role::Joiner => fail(format!(
-                        "member_config of {name:?}: server {name:?} has no disk {}",
-                        k.value
-                    )),
-                    Some(d) if d.in_use => fail(format!(
-                        "member_config of {name:?}: disk {} is in use",
-                        k.value
-                    )),
-                    _ => {}
-                }
-            }
-        }
-    }
-    // Keys every member must be given.
-    for (entity, kind, key) in REQUIRED_MEMBER_KEYS {
-        let needing: Vec<&str> = match *entity {
-            "network" => answers
-                .networks
-                .iter()
-                .filter(|n| n.network_type == *kind)
-                .map(|n| n.name.as_str())
-                .collect(),
-            _ => answers
-                .storage_pools
-                .iter()
-                .filter(|p| p.driver == *kind)
-                .map(|p| p.name.as_str())
-                .collect(),
-        };
-        for object in needing {
-            for m in members.iter().filter(|m| m.role != Role::Existing) {
-                let given = answers.member_config.get(&m.name).is_some_and(|ks| {
-                    ks.iter().any(|k| {
-                        k.entity == *entity
-                            && k.name == object
-                            && k.key == *key
-                            && !k.value.is_empty()
-                    })
-                });
-                if !given {
-                    fail(format!(
-                        "member_config of {:?} lacks {key:?} for {entity} {object:?} ({kind} needs one per server)",
-                        m.name
-                    ));
-                }
-            }
-        }
-    }
-}
-
-impl Plan {
-    /// What `--dry-run` prints: the members, the pools and networks, member-specific values
-    /// and the data that would be lost.
-    pub fn dry_run_text(&self) -> String {
-        let mut out = String::new();
-        let initiator = self
-            .members
-            .iter()
-            .find(|m| m.role == Role::Initiator)
-            .map(|m| m.name.as_str())
-            .unwrap_or_default();
-        let joining = self
-            .members
-            .iter()
-            .filter(|m| m.role == Role::Joiner)
-            .count();
-        if self.new_cluster {
-            let _ = writeln!(
-                out,
-                "A new cluster of {} servers, formed by {initiator}",
-                self.members.len()
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "The cluster of {initiator} grows by {joining} to {} servers",
-                self.members.len()
-            );
-        }
-        out.push('\n');
-        let rows: Vec<[String; 4]> = std::iter::once([
-            "NAME".to_string(),
-            "ADDRESS".into(),
-            "FINGERPRINT".into(),
-            "ROLE".into(),
-        ])
-        .chain(self.members.iter().map(|m| {
-            [
-                m.name.clone(),
-                m.address.clone(),
-                m.fingerprint.chars().take(16).collect(),
-                match m.role {
-                    Role::Initiator => "initiator",
-                    Role::Existing => "member",
-                    Role::Joiner => "joins",
-                }
-                .to_string(),
-            ]
-        }))
-        .collect();
-        let widths: Vec<usize> = (0..4)
-            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-            .collect();
-        for r in &rows {
-            let line = format!(
-                "{:w0$}  {:w1$}  {:w2$}  {}",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2]
-            );
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-        out.push('\n');
-        let pools: Vec<String> = self
-            .storage_pools
-            .iter()
-            .map(|p| format!("{} ({})", p.name, p.driver))
-            .collect();
-        let _ = writeln!(out, "Storage pools: {}", list(&pools));
-        let networks: Vec<String> = self
-            .networks
-            .iter()
-            .map(|n| {
-                let kind = if n.network_type.is_empty() {
-                    "bridge"
-                } else {
-                    &n.network_type
-                };
-                format!("{} ({kind})", n.name)
-            })
-            .collect();
-        let _ = writeln!(out, "Networks: {}", list(&networks));
-        let configured: Vec<&PlannedMember> = self
-            .members
-            .iter()
-            .filter(|m| !m.member_config.is_empty())
-            .collect();
-        if !configured.is_empty() {
-            out.push_str("Member configuration:\n");
-            for m in configured {
-                for k in &m.member_config {
-                    let _ = writeln!(
-                        out,
-                        "  {}: {} {} {}={}",
-                        m.name, k.entity, k.name, k.key, k.value
-                    );
-                }
-            }
-        }
-        out.push('\n');
-        let losing: Vec<&PlannedMember> = self
-            .members
-            .iter()
-            .filter(|m| !m.data_lost.is_empty())
-            .collect();
-        if losing.is_empty() {
-            out.push_str("No data is lost\n");
-        } else {
-            out.push_str("Data that is lost:\n");
-            for m in losing {
-                let _ = writeln!(out, "  {}: {}", m.name, m.data_lost.join("; "));
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -996,25 +672,6 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
-    }
-
-    #[test]
-    fn cidrs_parse_and_contain() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("10.0.0.0/24", "10.0.0.7", true),
-            ("10.0.0.0/24", "10.0.1.7", false),
-            ("10.0.0.0/0", "192.0.2.1", true),
-            ("10.0.0.5/32", "10.0.0.5", true),
-            ("fd00::/64", "fd00::9", true),
-            ("fd00::/64", "fd01::9", false),
-            ("fd00::/64", "10.0.0.1", false),
-        ];
-        for (net, ip, want) in cases {
-            assert_eq!(cidr(net).contains(ip.parse().unwrap()), *want, "{net} {ip}");
-        }
-        for bad in ["10.0.0.0", "10.0.0.0/33", "x/24", "fd00::/129", ""] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
-        }
     }
 
     #[test]
