@@ -1,6 +1,7 @@
 //! Discovery across network namespaces this test makes: the initiator's namespace has two
 //! links, one to a joiner's namespace and one to a stranger's; nothing touches the host's own
-//! interfaces. The window is advertised on the joiner's link only.
+//! interfaces. The window is advertised on the joiner's link only. A second test has a link
+//! with IPv6 addresses alone.
 //!
 //! ```text
 //!   [joiner] j0 ─── a0 [initiator] a1 ─── s0 [stranger]
@@ -119,4 +120,45 @@ fn a_window_is_seen_only_on_its_interface_with_other_versions_listed() {
     );
     assert!(err.to_string().contains("UDP port 5353"));
     assert!(err.to_string().contains("--initiator-address"));
+}
+
+#[test]
+fn a_window_is_seen_over_ipv6_alone() {
+    let initiator = Netns::create();
+    let joiner = Netns::create();
+    initiator.ip(&[
+        "link",
+        "add",
+        "a0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "j0",
+        "netns",
+        &joiner.name,
+    ]);
+    for (ns, dev, addr) in [
+        (&initiator, "a0", "fd00::1/64"),
+        (&joiner, "j0", "fd00::2/64"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+
+    eprintln!("advertising on a link with no IPv4 address at all");
+    let fp = "0123456789abcdef".repeat(4);
+    let advert = Advert::new("node1", "0123456789abcdef", &fp, 8443).unwrap();
+    let _a = in_ns(&initiator, || Advertiser::start(&advert, "a0").unwrap());
+    let settings = BrowseSettings {
+        listen: Duration::from_secs(1),
+        silence: Duration::from_secs(20),
+    };
+    let seen = in_ns(&joiner, || browse("j0", settings)).unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].addresses.contains(&"fd00::1".parse().unwrap()),
+        "{seen:?}"
+    );
+    assert!(seen[0].addresses.iter().all(|a| a.is_ipv6()), "{seen:?}");
 }
