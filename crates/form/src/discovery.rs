@@ -423,6 +423,13 @@ mod tests {
 
     #[test]
     fn the_silence_error_names_the_interface_the_port_and_the_way_out() {
+        assert_eq!(
+            BrowseSettings::default(),
+            BrowseSettings {
+                listen: Duration::from_secs(2),
+                silence: Duration::from_secs(60)
+            }
+        );
         let e = DiscoveryError::Silence {
             interface: "eth1".into(),
             waited: Duration::from_secs(60),
