@@ -324,3 +324,31 @@ pub fn receive<H: Host + ?Sized>(d: &H, hb: Heartbeat) {
     liveness.seen_now(hb.leader);
     liveness.seen_now(d.node_id());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leaders_view_only_moves_times_forward() {
+        let live = Liveness::default();
+        let early = Utc::now() - chrono::TimeDelta::seconds(60);
+        let late = Utc::now() + chrono::TimeDelta::seconds(60);
+        live.replace(BTreeMap::from([(2, late), (3, early)]));
+        assert_eq!(live.last(2), late);
+        assert_eq!(live.last(3), early);
+        // An older report of member 2 keeps the newer time; a newer one of 3 replaces it.
+        live.replace(BTreeMap::from([(2, early), (3, late)]));
+        assert_eq!(live.last(2), late);
+        assert_eq!(live.last(3), late);
+        assert_eq!(live.view().len(), 2);
+    }
+
+    #[test]
+    fn members_never_heard_from_count_from_the_start() {
+        let live = Liveness::default();
+        assert_eq!(live.last(7), live.started);
+        live.seen_now(7);
+        assert!(live.last(7) >= live.started);
+    }
+}
