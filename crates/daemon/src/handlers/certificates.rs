@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rxd_api::{Certificate, CertificatePut, CertificatesPost, JoinToken};
+use rxd_cluster::tokens::{expires_at, new_secret};
 use rxd_db::tables::{self, Token};
 use rxd_db::{ApplyError, Command};
 
@@ -20,7 +21,6 @@ use crate::response::{
     check_etag, created, empty, operation, sync, sync_etag, CompareAndSet, JsonBody,
 };
 use crate::Daemon;
-use rxd_cluster::tokens::{expires_at, new_secret};
 
 fn to_api(c: tables::Certificate) -> Certificate {
     Certificate {

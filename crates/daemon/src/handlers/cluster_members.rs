@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use rxd_api::{ClusterMember, ClusterMemberPut, ClusterMembersPost, Operation};
+use rxd_cluster::heartbeat;
 use rxd_db::tables::{self, Member, Token};
 use rxd_db::Command;
 
@@ -13,7 +14,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, QueryMap};
 use crate::response::{operation, sync, sync_etag, JsonBody};
 use crate::Daemon;
-use rxd_cluster::heartbeat;
 
 fn member_to_api(
     m: Member,
