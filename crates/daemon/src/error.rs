@@ -1,5 +1,6 @@
-//! The daemon's API error: every failure a handler returns becomes LXD's error envelope here,
-//! in one place, with "not found", "exists" and "no leader" mapped to 404, 409 and 503.
+//! The daemon's API error: every failure a handler returns becomes LXD's error envelope here.
+//! "Not found", "exists" and "no leader" become 404, 409 and 503 in one place,
+//! `rxd_cluster::Error`, whose status and sentence pass through unchanged.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -61,44 +62,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+// Database and raft failures are classed in one place, `rxd_cluster::Error`.
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
-        let status = match &e {
-            ApplyError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApplyError::Exists { .. } | ApplyError::AddressTaken { .. } => StatusCode::CONFLICT,
-            ApplyError::Changed { .. } => StatusCode::PRECONDITION_FAILED,
-            ApplyError::NoMatchingToken => StatusCode::FORBIDDEN,
-            ApplyError::TokenExpired => StatusCode::FORBIDDEN,
-            ApplyError::InUse { .. }
-            | ApplyError::NotPending { .. }
-            | ApplyError::DriverMismatch { .. }
-            | ApplyError::AlreadyDefined { .. }
-            | ApplyError::NetworkNotPending { .. }
-            | ApplyError::NetworkTypeMismatch { .. }
-            | ApplyError::NetworkAlreadyDefined { .. }
-            | ApplyError::LastGroup { .. } => StatusCode::BAD_REQUEST,
-            ApplyError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
+        rxd_cluster::Error::from(e).into()
     }
 }
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound { entity, .. } => ApiError::not_found(format!("{entity} not found")),
-            other => ApiError::internal(other.to_string()),
-        }
+        rxd_cluster::Error::from(e).into()
     }
 }
 
 impl From<rxd_raft::RaftError> for ApiError {
     fn from(e: rxd_raft::RaftError) -> Self {
-        match e {
-            // A read that ran and found nothing is the caller's "not found", not an outage.
-            rxd_raft::RaftError::Read(db) => db.into(),
-            other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
-        }
+        rxd_cluster::Error::from(e).into()
+    }
+}
+
+/// Membership's errors keep their status and sentence; a status another member answered that
+/// is not one passes on as a 502.
+impl From<rxd_cluster::Error> for ApiError {
+    fn from(e: rxd_cluster::Error) -> Self {
+        let status = StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::BAD_GATEWAY);
+        ApiError::new(status, e.message)
+    }
+}
+
+/// The daemon's own failures inside a membership step keep their status and sentence.
+impl From<ApiError> for rxd_cluster::Error {
+    fn from(e: ApiError) -> Self {
+        rxd_cluster::Error::new(rxd_cluster::Status::Passed(e.status.as_u16()), e.message)
     }
 }
 

@@ -3,7 +3,8 @@
 //! them to the replicated database.
 //!
 //! It does not know how raft stores or replicates (that is `rxd-raft`), nor how membership
-//! decisions are made (that is `rxd-cluster`).
+//! works (that is `rxd-cluster`, which sees the daemon through `rxd_cluster::Host`,
+//! implemented here).
 //!
 //! ```text
 //!  start ─> data dir, server.crt ─> local.db ─> raft (one voter when standalone)
@@ -17,14 +18,13 @@ pub mod evacuation;
 pub mod events;
 mod fault_injection;
 mod handlers;
-pub mod heartbeat;
-mod join;
-mod leave;
 pub mod listeners;
+mod member_sides;
 pub(crate) use rxd_api::names;
 pub mod operations;
 pub mod password;
-pub mod peer;
+/// Member-to-member HTTPS (`rxd_cluster::peer`).
+pub use rxd_cluster::peer;
 pub mod recovery;
 pub mod resources;
 pub mod response;
@@ -54,48 +54,6 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// A test hook, compiled in only with the `failpoints` feature (the test builds enable it; the
-/// release binary has none): `RXD_FAILPOINT=<step>:crash` ends the process at that step of a
-/// join, removal or bootstrap, `<step>:error` fails the step, `<step>:panic` panics in it, and
-/// `<step>:delay=<seconds>` holds it, so tests can check that every crash point leaves both
-/// sides usable.
-#[cfg(feature = "failpoints")]
-pub(crate) async fn failpoint(step: &str) -> ApiResult<()> {
-    let Ok(spec) = std::env::var("RXD_FAILPOINT") else {
-        return Ok(());
-    };
-    for one in spec.split(',') {
-        match one.split_once(':') {
-            Some((s, "crash")) if s == step => {
-                tracing::error!("Failpoint {step}: exiting");
-                std::process::exit(137)
-            }
-            Some((s, "error")) if s == step => {
-                return Err(ApiError::internal(format!("Injected failure at {step}")));
-            }
-            Some((s, "panic")) if s == step => panic!("Failpoint {step}: panicking"),
-            Some((s, action)) if s == step => {
-                if let Some(secs) = action
-                    .strip_prefix("delay=")
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    tracing::warn!("Failpoint {step}: holding for {secs} s");
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Without the `failpoints` feature every step runs straight through.
-#[cfg(not(feature = "failpoints"))]
-#[inline(always)]
-pub(crate) async fn failpoint(_step: &str) -> ApiResult<()> {
-    Ok(())
-}
-
 /// Daemon options from the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -115,8 +73,8 @@ pub struct Daemon {
     /// Fingerprints of members' certificates trusted before this member's replica has them
     /// (while joining).
     pending_trust: std::sync::RwLock<std::collections::HashSet<String>>,
-    /// Liveness of the members, from heartbeats.
-    pub liveness: heartbeat::Liveness,
+    /// Membership's state: liveness from heartbeats, the lock of membership changes.
+    pub membership: rxd_cluster::Membership,
     /// This member's own certificate.
     pub server_cert: CertKey,
     cluster_cert: std::sync::RwLock<Option<CertKey>>,
@@ -129,10 +87,6 @@ pub struct Daemon {
     pub events: Events,
     /// Notified to stop the daemon.
     pub stop: Notify,
-    /// Notified to run a heartbeat round at once (after a membership change).
-    pub heartbeat_now: Notify,
-    /// Held by every raft membership change (join, removal, rebalancing), one at a time.
-    pub membership: tokio::sync::Mutex<()>,
     /// Held by every `PUT`/`PATCH /1.0` on this member, so its member-local keys are compared
     /// and set as one step (the cluster-wide keys are compared where they apply).
     pub config_writes: tokio::sync::Mutex<()>,
@@ -144,8 +98,7 @@ pub struct Daemon {
     pub rotation: rotation::Rotation,
 }
 
-/// The local key that records this member's raft node id.
-pub const NODE_ID_KEY: &str = "internal.raft_node_id";
+pub use rxd_cluster::host::NODE_ID_KEY;
 
 impl Daemon {
     /// The replicated cluster database.
@@ -240,12 +193,7 @@ impl Daemon {
 
     /// This member's row, by raft node id.
     pub async fn own_member(&self) -> ApiResult<tables::Member> {
-        let id = self.node_id();
-        let members = self.db().read_local(tables::members).await?;
-        members
-            .into_iter()
-            .find(|m| m.id == id)
-            .ok_or_else(|| ApiError::internal("This member has no row in the cluster database"))
+        Ok(rxd_cluster::host::own_member(self).await?)
     }
 
     /// Whether this server is part of a cluster.
@@ -524,7 +472,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     fault_injection::check_env().map_err(StartError::Api)?;
     raise_open_files_limit();
     // Tests start a daemon with this failpoint to learn that the binary has them.
-    failpoint("daemon-start")
+    rxd_cluster::failpoint("daemon-start")
         .await
         .map_err(|e| StartError::Api(e.message))?;
     io(
@@ -566,12 +514,15 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     let mut local = open_local(&dir)?;
     let interrupted = io(
         "Recover an interrupted join",
-        join::recover_at_start(&dir, &mut local).await,
+        rxd_cluster::join::recover_at_start(&dir, &mut local, async |sides| {
+            member_sides::undo(&dir, sides).await
+        })
+        .await,
     )?;
-    let joining = matches!(interrupted, join::Interrupted::Undecided);
+    let joining = matches!(interrupted, rxd_cluster::join::Interrupted::Undecided);
     io(
         "Recover an interrupted removal",
-        leave::recover_at_start(&dir, &mut local, joining),
+        rxd_cluster::leave::recover_at_start(&dir, &mut local, joining),
     )?;
     let local_config = rxd_db::local::config(&local)?;
     let node_id: u64 = local_config
@@ -625,7 +576,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         db: std::sync::RwLock::new(db),
         transport: transport.clone(),
         pending_trust: Default::default(),
-        liveness: heartbeat::Liveness::default(),
+        membership: Default::default(),
         server_cert,
         cluster_cert: std::sync::RwLock::new(cluster_cert),
         tls,
@@ -634,14 +585,13 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         ops: Operations::new(events.clone()),
         events,
         stop: Notify::new(),
-        heartbeat_now: Notify::new(),
-        membership: tokio::sync::Mutex::new(()),
         config_writes: tokio::sync::Mutex::new(()),
         passwords: Default::default(),
         gate: listeners::Gate::new(trust_check(this.clone())),
         rotation: Default::default(),
     });
-    transport.attach(Arc::downgrade(&daemon));
+    let pins = Arc::downgrade(&daemon);
+    transport.attach(Box::new(move || pins.upgrade().map(|d| d.peer_pins())));
     rotation::resume(&daemon);
     let router =
         router::router(daemon.clone()).layer(axum::middleware::from_fn(listeners::catch_panic));
@@ -663,10 +613,10 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         "Listen on unix socket",
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
-    heartbeat::spawn(daemon.clone());
+    rxd_cluster::heartbeat::spawn(daemon.clone());
     let relay = events::relay::spawn(&daemon);
     if joining {
-        tokio::spawn(join::resume(daemon.clone()));
+        tokio::spawn(rxd_cluster::join::resume(daemon.clone()));
     }
     // Bridges and their dnsmasq come back after a restart.
     handlers::networks::restore(&daemon).await;
@@ -696,4 +646,120 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     let _ = std::fs::remove_file(dir.join("unix.socket"));
     daemon.db().shutdown().await?;
     Ok(())
+}
+
+impl rxd_cluster::Host for Daemon {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    fn db(&self) -> ReplicatedDb {
+        Daemon::db(self)
+    }
+
+    async fn open_db(&self, id: u64) -> Result<ReplicatedDb, rxd_raft::RaftError> {
+        Daemon::open_db(self, id).await
+    }
+
+    fn replace_db(&self, db: ReplicatedDb) {
+        Daemon::replace_db(self, db)
+    }
+
+    fn server_cert(&self) -> &CertKey {
+        &self.server_cert
+    }
+
+    fn cluster_cert(&self) -> Option<CertKey> {
+        Daemon::cluster_cert(self)
+    }
+
+    fn set_cluster_cert(&self, cert: Option<CertKey>) -> rxd_cluster::Result<()> {
+        Ok(Daemon::set_cluster_cert(self, cert)?)
+    }
+
+    fn peer_pins(&self) -> Vec<String> {
+        Daemon::peer_pins(self)
+    }
+
+    fn set_pending_trust(&self, fingerprints: Vec<String>) {
+        Daemon::set_pending_trust(self, fingerprints)
+    }
+
+    fn local_config(&self) -> rxd_cluster::Result<Config> {
+        Ok(Daemon::local_config(self)?)
+    }
+
+    fn update_local(&self, changes: &[(&str, Option<&str>)]) -> rxd_cluster::Result<()> {
+        Ok(Daemon::update_local(self, changes.iter().copied())?)
+    }
+
+    async fn set_https_address(&self, address: &str) -> rxd_cluster::Result<()> {
+        Ok(Daemon::set_https_address(self, address).await?)
+    }
+
+    fn membership(&self) -> &rxd_cluster::Membership {
+        &self.membership
+    }
+
+    async fn settings(&self) -> rxd_cluster::Settings {
+        let config = self
+            .db()
+            .read_local(tables::config)
+            .await
+            .unwrap_or_default();
+        let get = |k: &'static str, default: u64| {
+            config::cluster_value(&config, k)
+                .parse::<u64>()
+                .unwrap_or(default)
+        };
+        rxd_cluster::Settings {
+            offline_threshold: Duration::from_secs(get("cluster.offline_threshold", 20)),
+            limits: rxd_cluster::RoleLimits {
+                max_voters: get("cluster.max_voters", 3) as usize,
+                max_standby: get("cluster.max_standby", 2) as usize,
+            },
+        }
+    }
+
+    fn architecture(&self) -> String {
+        handlers::server::architectures()
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
+
+    fn set_location(&self, name: &str) {
+        self.events.set_location(name)
+    }
+
+    fn heartbeats_sent(self: Arc<Self>, members: &[tables::Member], threshold: Duration) {
+        warnings::offline_members(&self, members, threshold)
+    }
+
+    async fn member_config(&self) -> rxd_cluster::Result<Vec<rxd_api::ClusterMemberConfigKey>> {
+        Ok(member_sides::member_config(self).await?)
+    }
+
+    fn prepare_member_sides<'a>(
+        &'a self,
+        cluster: &'a rxd_client::Client,
+        member_config: &'a [rxd_api::ClusterMemberConfigKey],
+        journal: &'a mut dyn rxd_cluster::host::SidesJournal,
+    ) -> impl std::future::Future<Output = rxd_cluster::Result<rxd_cluster::host::PreparedSides>>
+           + Send
+           + 'a {
+        member_sides::prepare(&self.dir, cluster, member_config, journal)
+    }
+
+    async fn own_sides(&self) -> rxd_cluster::host::MemberSides {
+        member_sides::own(self).await
+    }
+
+    async fn undo_member_sides(&self, sides: &rxd_cluster::host::MemberSides) {
+        member_sides::undo(&self.dir, sides).await
+    }
 }

@@ -51,7 +51,7 @@ pub async fn hand_over_leadership(d: &Daemon) {
         }
     }
     // The most recently heard from first: the likeliest to be up and answering.
-    voters.sort_by_key(|(id, _)| std::cmp::Reverse(d.liveness.last(*id)));
+    voters.sort_by_key(|(id, _)| std::cmp::Reverse(d.membership.liveness.last(*id)));
     for (id, address) in voters.iter().cycle() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {

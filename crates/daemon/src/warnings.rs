@@ -109,8 +109,8 @@ pub fn offline_members(d: &Arc<Daemon>, members: &[Member], threshold: Duration)
             member_id: m.id,
             kind: WarningType::OfflineClusterMember,
             entity_url: member_url(&m.name),
-            problem: (!crate::heartbeat::answers_heartbeats(d, m.id, threshold))
-                .then(|| crate::heartbeat::silence(d, m.id)),
+            problem: (!rxd_cluster::heartbeat::answers_heartbeats(&**d, m.id, threshold))
+                .then(|| rxd_cluster::heartbeat::silence(&**d, m.id)),
         })
         .collect();
     if RUNNING.swap(true, Ordering::AcqRel) {

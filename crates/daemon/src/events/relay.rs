@@ -112,7 +112,7 @@ async fn listen(daemon: Weak<Daemon>, address: String) {
         let connected = {
             let Some(d) = daemon.upgrade() else { return };
             let events = d.events.clone();
-            let client = crate::peer::member_client(&d, &address)
+            let client = crate::peer::member_client(&*d, &address)
                 .map(|c| c.with_user_agent(NOTIFIER_USER_AGENT));
             drop(d);
             match client {

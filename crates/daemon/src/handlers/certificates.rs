@@ -7,13 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rxd_api::{Certificate, CertificatePut, CertificatesPost, JoinToken};
+use rxd_cluster::tokens::{expires_at, new_secret};
 use rxd_db::tables::{self, Token};
 use rxd_db::{ApplyError, Command};
 
 use crate::access::{Caller, Peer};
 use crate::config;
 use crate::error::{ApiError, ApiResult};
-use crate::handlers::cluster_members::{expires_at, new_secret, token_operation};
+use crate::handlers::cluster_members::token_operation;
 use crate::handlers::{recursion, QueryMap};
 use crate::password::Attempt;
 use crate::response::{
@@ -168,32 +169,6 @@ async fn add(
 const SERVER_BY_JOIN: &str =
     "Server certificates are only added by a server joining the cluster, with a join token or the trust password";
 
-fn no_matching_token(kind: &str) -> ApiError {
-    if kind == "join" {
-        ApiError::forbidden_with("No matching cluster join operation found")
-    } else {
-        ApiError::forbidden_with("No matching certificate add operation found")
-    }
-}
-
-/// Whether a token of `kind` for `name` with `secret` exists: first on the local replica, then,
-/// for a token made a moment ago elsewhere that has not reached this member yet, through a
-/// linearizable read. Neither writes anything.
-async fn token_exists(d: &Daemon, kind: &str, name: &str, secret: &str) -> ApiResult<bool> {
-    let query = |kind: &str, name: &str, secret: &str| {
-        let (kind, name, secret) = (kind.to_string(), name.to_string(), secret.to_string());
-        move |c: &rusqlite::Connection| tables::matching_token(c, &kind, &name, &secret)
-    };
-    if d.db()
-        .read_local(query(kind, name, secret))
-        .await?
-        .is_some()
-    {
-        return Ok(true);
-    }
-    Ok(d.db().read(query(kind, name, secret)).await?.is_some())
-}
-
 /// Uses up the token of `kind` for `name` with `secret`. A secret that matches no token is a
 /// guess and counts against its source, as a wrong trust password does.
 async fn consume(
@@ -205,43 +180,21 @@ async fn consume(
 ) -> ApiResult<Token> {
     // Anyone may offer a token, so a guess must not become a raft write: only a secret that
     // matches a stored token is consumed through the log.
-    let exists = token_exists(d, kind, name, secret).await?;
+    let exists = rxd_cluster::tokens::exists(d, kind, name, secret).await?;
     attempt.record(exists);
     if !exists {
-        return Err(no_matching_token(kind));
+        return Err(rxd_cluster::tokens::no_matching(kind).into());
     }
-    let outcome = d
-        .db()
-        .propose(Command::ConsumeToken {
-            kind: kind.into(),
-            name: name.into(),
-            secret: secret.into(),
-            now: crate::now_rfc3339(),
-        })
-        .await?;
-    match outcome {
-        Ok(rxd_db::Response::Token(t)) => {
-            let mut op = token_operation(&t);
-            op.status = "Success".into();
-            op.status_code = 200;
-            d.events.send(
-                "operation",
-                serde_json::to_value(&op).expect("operations serialise"),
-                "default",
-            );
-            Ok(*t)
-        }
-        // The expired token was deleted all the same. LXD wraps this 403 in a 500; it is the
-        // caller's stale token, so rxd keeps the 403.
-        Ok(rxd_db::Response::TokenExpired) => Err(ApiError::forbidden_with(
-            "Failed during search for join token operation: Token has expired",
-        )),
-        Ok(rxd_db::Response::Done | rxd_db::Response::Member(_)) => {
-            Err(ApiError::internal("Token consumption returned no token"))
-        }
-        Err(ApplyError::NoMatchingToken) => Err(no_matching_token(kind)),
-        Err(e) => Err(e.into()),
-    }
+    let t = rxd_cluster::tokens::consume(d, kind, name, secret).await?;
+    let mut op = token_operation(&t);
+    op.status = "Success".into();
+    op.status_code = 200;
+    d.events.send(
+        "operation",
+        serde_json::to_value(&op).expect("operations serialise"),
+        "default",
+    );
+    Ok(t)
 }
 
 /// `POST /1.0/certificates`.

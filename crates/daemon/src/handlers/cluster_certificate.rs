@@ -36,7 +36,7 @@ pub async fn cluster_certificate_put(
     }
     let _one_rotation = d.rotation.coordinating.lock().await;
     // No member joins through this one meanwhile; it would miss the staged pair.
-    let _membership = d.membership.lock().await;
+    let _membership = d.membership.changes.lock().await;
     let fingerprint = pair.fingerprint();
     let own = d.node_id();
     let members = d.db().read(tables::members).await?;
@@ -133,7 +133,7 @@ pub async fn stage_post(
     JsonBody(put): JsonBody<ClusterCertificatePut>,
 ) -> ApiResult<Response> {
     let pair = rotation::parse_pair(&put.cluster_certificate, &put.cluster_certificate_key)?;
-    crate::failpoint("cluster-certificate-stage").await?;
+    rxd_cluster::failpoint("cluster-certificate-stage").await?;
     rotation::stage(&d, pair)?;
     Ok(empty())
 }

@@ -4,16 +4,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use rand::RngCore;
 use rxd_api::{ClusterMember, ClusterMemberPut, ClusterMembersPost, Operation};
+use rxd_cluster::heartbeat;
 use rxd_db::tables::{self, Member, Token};
 use rxd_db::Command;
 
 use crate::access::Caller;
-use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{recursion, QueryMap};
-use crate::heartbeat;
 use crate::response::{operation, sync, sync_etag, JsonBody};
 use crate::Daemon;
 
@@ -137,23 +135,6 @@ pub fn token_operation(t: &Token) -> Operation {
     }
 }
 
-/// A new 32-byte secret, hex.
-pub fn new_secret() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-/// The expiry instant `expiry` (LXD's expression) from now, RFC 3339.
-pub fn expires_at(expiry: &str) -> ApiResult<String> {
-    // A value stored before expiries were bounded is refused here rather than overflowing.
-    let secs = config::parse_expiry(expiry).map_err(ApiError::internal)?;
-    let at = chrono::TimeDelta::try_seconds(secs)
-        .and_then(|d| chrono::Utc::now().checked_add_signed(d))
-        .ok_or_else(|| ApiError::internal(format!("Invalid expiry expression {expiry:?}")))?;
-    Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
-}
-
 /// `POST /1.0/cluster/members`: a join token for a new member.
 pub async fn cluster_members_post(
     State(d): State<Arc<Daemon>>,
@@ -163,58 +144,7 @@ pub async fn cluster_members_post(
     if !d.is_clustered().await? {
         return Err(ApiError::bad_request("This server is not clustered"));
     }
-    crate::handlers::cluster::validate_member_name(&post.server_name)?;
-    let name = post.server_name.clone();
-    let (members, cluster_config, tokens) = d
-        .db()
-        .read(|c| Ok((tables::members(c)?, tables::config(c)?, tables::tokens(c)?)))
-        .await?;
-    // A member still `Pending` is a join that never finished: the same server may try again,
-    // and its new attempt replaces the old one (see the accept step).
-    if members
-        .iter()
-        .any(|m| m.name == name && m.state != tables::MemberState::Pending)
-    {
-        // LXD hands out a token that can never work; rxd says why at once.
-        return Err(ApiError::conflict(format!(
-            "The cluster already has a member with name: {name}"
-        )));
-    }
-    // A second token for the same name replaces the first, as in LXD.
-    for old in tokens.iter().filter(|t| t.kind == "join" && t.name == name) {
-        d.db()
-            .propose(Command::DeleteToken { id: old.id.clone() })
-            .await??;
-    }
-    let t = heartbeat::threshold(&d).await;
-    let addresses: Vec<String> = members
-        .iter()
-        .filter(|m| heartbeat::is_online(&d, m, t))
-        .map(|m| m.address.clone())
-        .collect();
-    if addresses.is_empty() {
-        return Err(ApiError::internal("There are no online cluster members"));
-    }
-    let fingerprint = d
-        .cluster_cert()
-        .map(|c| c.fingerprint())
-        .unwrap_or_else(|| d.server_cert.fingerprint());
-    let token = Token {
-        id: uuid::Uuid::new_v4().to_string(),
-        kind: "join".into(),
-        name: name.clone(),
-        secret: new_secret(),
-        fingerprint,
-        addresses,
-        created_at: crate::now_rfc3339(),
-        expires_at: expires_at(config::cluster_value(
-            &cluster_config,
-            "cluster.join_token_expiry",
-        ))?,
-        location: d.location().await,
-        restricted_projects: None,
-    };
-    d.db().propose(Command::AddToken(token.clone())).await??;
+    let token = rxd_cluster::tokens::issue_join(&*d, &post.server_name, d.location().await).await?;
     let op = token_operation(&token);
     d.events.send(
         "operation",
@@ -500,12 +430,10 @@ pub async fn cluster_member_delete(
         "/1.0/cluster/members/{name}{}",
         if force { "?force=1" } else { "" }
     );
-    if let Some(r) =
-        crate::handlers::internal_cluster::forward_to_leader(&d, "DELETE", &path, None).await?
-    {
-        return Ok(r);
+    if let Some(r) = rxd_cluster::accept::forward_to_leader(&*d, "DELETE", &path, None).await? {
+        return Ok(crate::response::sync(r));
     }
-    crate::leave::remove_member(&d, &name, force).await?;
+    rxd_cluster::leave::remove_member(&*d, &name, force).await?;
     d.events.lifecycle(
         "cluster-member-removed",
         &format!("/1.0/cluster/members/{name}"),
@@ -513,16 +441,4 @@ pub async fn cluster_member_delete(
         Some(caller.requestor()),
     );
     Ok(crate::response::empty())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn expiries_beyond_the_bound_are_errors_not_panics() {
-        assert!(super::expires_at("3H").is_ok());
-        assert!(super::expires_at("100y").is_ok());
-        for expiry in ["9223372036854775807S", "300000000y", "101y"] {
-            assert!(super::expires_at(expiry).is_err(), "{expiry}");
-        }
-    }
 }

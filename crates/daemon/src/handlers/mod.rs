@@ -104,14 +104,14 @@ pub async fn target_member(d: &Daemon, target: &str) -> ApiResult<Option<tables:
         .into_iter()
         .find(|m| m.name == target)
         .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
-    let threshold = crate::heartbeat::threshold(d).await;
-    if !crate::heartbeat::answers_heartbeats(d, member.id, threshold) {
+    let threshold = rxd_cluster::heartbeat::threshold(d).await;
+    if !rxd_cluster::heartbeat::answers_heartbeats(d, member.id, threshold) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "Cluster member {:?} is offline: {}",
                 member.name,
-                crate::heartbeat::silence(d, member.id)
+                rxd_cluster::heartbeat::silence(d, member.id)
             ),
         ));
     }

@@ -34,7 +34,7 @@ pub async fn projects_get(
     caller: Caller,
     q: QueryMap,
 ) -> ApiResult<Response> {
-    crate::failpoint("projects-get").await?;
+    rxd_cluster::failpoint("projects-get").await?;
     let (mut projects, profiles) = d
         .db()
         .read(|c| Ok((tables::projects(c)?, tables::profiles(c, "default")?)))

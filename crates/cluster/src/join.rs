@@ -6,7 +6,8 @@
 //!   sync: certificate given, server_address given, not clustered, bind server_address
 //!   op "Joining cluster":
 //!     untrusted GET /1.0 (version) ─> POST /1.0/certificates (token or password)
-//!     ─> own certificate name ─> member_config complete ─> prepare pool directories
+//!     ─> own certificate name ─> this member's side of every pool and network
+//!        (Host::prepare_member_sides, each recorded before it is made)
 //!     ─> accept on the leader (id, cluster key) ══ from here, failure = abort + undo ══
 //!     ─> cluster.crt/key ─> raft replaced (old kept aside) ─> joined (learner, caught up,
 //!        Created on the leader: THE commit point) ─> own row Created locally
@@ -24,22 +25,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::Response;
 use base64::Engine;
+use rxd_api::config_keys as config;
 use rxd_api::{CertificatesPost, ClusterPut};
 use rxd_client::Client;
 use rxd_db::tables::{self, Config, MemberState};
 use serde::{Deserialize, Serialize};
 
-use crate::access::Caller;
-use crate::config;
-use crate::error::{ApiError, ApiResult};
-use crate::handlers::cluster::POOL_MEMBER_KEYS;
-use crate::handlers::internal_cluster::{
-    api_message, AbortResponse, AcceptRequest, AcceptResponse, JoinProgress,
-};
-use crate::response::operation;
-use crate::{Daemon, NODE_ID_KEY};
+use crate::accept::{AbortResponse, AcceptRequest, AcceptResponse, JoinProgress};
+use crate::host::{MemberSides, SidesJournal, NODE_ID_KEY};
+use crate::peer::{api_message, MEMBER_CALL_TIMEOUT};
+use crate::{fired, sync_dir, Error, Host, Result};
 
 /// What the join has done so far, and so what to put back if it fails; kept on disk.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -52,10 +48,9 @@ pub(crate) struct JoinRecord {
     https: Option<(String, Config)>,
     /// Our certificate was added to the cluster's trust store by this join.
     trust_added: bool,
-    /// Pool sides made here: name, driver, member config.
-    pools_made: Vec<(String, String, Config)>,
-    /// Network sides made here.
-    networks_made: Vec<String>,
+    /// Pool and network sides made here.
+    #[serde(flatten)]
+    sides: MemberSides,
     /// The member id the cluster gave us.
     accepted: Option<u64>,
     /// Fingerprints of the members, trusted until the replica knows them.
@@ -74,12 +69,7 @@ fn record_path(dir: &Path) -> PathBuf {
     dir.join("database").join(RECORD)
 }
 
-/// Flushes a directory, so that the renames and removals in it survive a power loss.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-fn save(dir: &Path, rec: &JoinRecord) -> ApiResult<()> {
+fn save(dir: &Path, rec: &JoinRecord) -> Result<()> {
     let text = serde_json::to_vec(rec).expect("join records serialise");
     let path = record_path(dir);
     rxd_tls::write_atomic(&path, &text, 0o600)
@@ -89,7 +79,22 @@ fn save(dir: &Path, rec: &JoinRecord) -> ApiResult<()> {
                 cause: source,
             })
         })
-        .map_err(|e| ApiError::internal(format!("Failed to record the join's progress: {e}")))
+        .map_err(|e| Error::internal(format!("Failed to record the join's progress: {e}")))
+}
+
+/// The join record as the member-side step writes it.
+struct Journal<'a> {
+    dir: &'a Path,
+    rec: &'a mut JoinRecord,
+}
+
+impl SidesJournal for Journal<'_> {
+    fn sides(&mut self) -> &mut MemberSides {
+        &mut self.rec.sides
+    }
+    fn save(&self) -> Result<()> {
+        save(self.dir, self.rec)
+    }
 }
 
 fn load(dir: &Path) -> Option<JoinRecord> {
@@ -116,31 +121,50 @@ pub fn in_progress(dir: &Path) -> bool {
     record_path(dir).exists()
 }
 
-fn fail(context: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("{context}: {e}"))
+/// The `Failed ...: cause` error of a join step (a 400).
+pub fn fail(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::bad_request(format!("{context}: {e}"))
 }
 
-fn client_error(context: &str, e: rxd_client::ClientError) -> ApiError {
+/// [`fail`] with the other side's own sentence.
+pub fn client_error(context: &str, e: rxd_client::ClientError) -> Error {
     fail(context, api_message(&e))
 }
 
-/// Starts a join: the synchronous checks, then the operation.
-pub async fn start(d: Arc<Daemon>, caller: Caller, put: ClusterPut) -> ApiResult<Response> {
+/// A join whose synchronous checks passed: what [`carry_out`] runs.
+pub struct Started {
+    put: ClusterPut,
+    server_address: String,
+    cluster_address: String,
+    undo: JoinRecord,
+}
+
+/// How a join that did not fail ended.
+pub enum Joined {
+    /// It ran through: this server is a new member (the daemon announces it).
+    Joined,
+    /// It failed after the cluster had committed it, and this side finished it.
+    Finished,
+}
+
+/// Starts a join: the synchronous checks, and the HTTPS address the cluster will reach this
+/// server at. [`carry_out`] does the rest, in the daemon's operation.
+pub async fn start<H: Host + ?Sized>(d: &H, put: ClusterPut) -> Result<Started> {
     if put.cluster_certificate.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "No target cluster member certificate provided",
         ));
     }
     if put.server_address.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "No server address provided for this member",
         ));
     }
-    crate::handlers::cluster::validate_member_name(&put.server_name)?;
+    crate::bootstrap::validate_member_name(&put.server_name)?;
     let server_address = config::canonical_address(&put.server_address);
     let cluster_address = config::canonical_address(&put.cluster_address);
-    if in_progress(&d.dir) {
-        return Err(ApiError::bad_request(
+    if in_progress(d.dir()) {
+        return Err(Error::bad_request(
             "An earlier join is still being finished or undone; try again in a moment",
         ));
     }
@@ -157,8 +181,8 @@ pub async fn start(d: Arc<Daemon>, caller: Caller, put: ClusterPut) -> ApiResult
     if core.is_empty() {
         d.set_https_address(&server_address).await?;
         undo.https = Some((String::new(), local.clone()));
-        save(&d.dir, &undo)?;
-        d.update_local([
+        save(d.dir(), &undo)?;
+        d.update_local(&[
             ("core.https_address", Some(server_address.as_str())),
             ("cluster.https_address", Some(server_address.as_str())),
         ])?;
@@ -167,78 +191,73 @@ pub async fn start(d: Arc<Daemon>, caller: Caller, put: ClusterPut) -> ApiResult
             && core.rsplit(':').next() == server_address.rsplit(':').next())
     {
         undo.https = Some((core.clone(), local.clone()));
-        save(&d.dir, &undo)?;
-        d.update_local([("cluster.https_address", Some(server_address.as_str()))])?;
+        save(d.dir(), &undo)?;
+        d.update_local(&[("cluster.https_address", Some(server_address.as_str()))])?;
     } else {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "core.https_address {core:?} does not cover server_address {server_address:?}: set core.https_address to the server address or leave it empty"
         )));
     }
-    let work = d.clone();
+    Ok(Started {
+        put,
+        server_address,
+        cluster_address,
+        undo,
+    })
+}
+
+/// Runs a started join to its end: joined, or both sides put back (the error says why), or,
+/// when the cluster cannot be asked how it ended, left to [`resume`] (the error says so).
+pub async fn carry_out<H: Host>(
+    work: Arc<H>,
+    started: Started,
+) -> std::result::Result<Joined, String> {
+    let Started {
+        put,
+        server_address,
+        cluster_address,
+        mut undo,
+    } = started;
     let name = put.server_name.clone();
-    let op = d.ops.start(
-        "Joining cluster",
-        Some(serde_json::json!({"cluster": null})),
-        "none",
-        async move {
-            match run(&work, &put, &server_address, &cluster_address, &mut undo).await {
-                Ok(()) => {
-                    work.events.set_location(&name);
-                    work.events.lifecycle(
-                        "cluster-member-added",
-                        &format!("/1.0/cluster/members/{name}"),
-                        None,
-                        Some(caller.requestor()),
-                    );
-                    Ok(None)
+    match run(&*work, &put, &server_address, &cluster_address, &mut undo).await {
+        Ok(()) => {
+            work.set_location(&name);
+            Ok(Joined::Joined)
+        }
+        Err(e) => {
+            tracing::warn!("Join failed: {e}");
+            match settle(&*work, undo).await {
+                Settled::Member => {
+                    work.set_location(&name);
+                    Ok(Joined::Finished)
                 }
-                Err(e) => {
-                    tracing::warn!("Join failed: {e}");
-                    match settle(&work, undo).await {
-                        Settled::Member => {
-                            work.events.set_location(&name);
-                            Ok(None)
-                        }
-                        Settled::Undone => Err(format!("Failed to join cluster: {}", e.message)),
-                        Settled::Unknown => {
-                            tokio::spawn(resume(work.clone()));
-                            Err(format!(
-                            "Failed to join cluster: {}; the cluster cannot be reached to decide, so the join will be finished or undone once it answers",
-                            e.message
-                        ))
-                        }
-                    }
+                Settled::Undone => Err(format!("Failed to join cluster: {}", e.message)),
+                Settled::Unknown => {
+                    tokio::spawn(resume(work.clone()));
+                    Err(format!(
+                    "Failed to join cluster: {}; the cluster cannot be reached to decide, so the join will be finished or undone once it answers",
+                    e.message
+                ))
                 }
             }
-        },
-    );
-    Ok(operation(&op))
+        }
+    }
 }
 
-fn member_values(put: &ClusterPut, pool: &str) -> Config {
-    put.member_config
-        .iter()
-        .flatten()
-        .filter(|k| k.entity == "storage-pool" && k.name == pool)
-        .filter(|k| POOL_MEMBER_KEYS.contains(&k.key.as_str()) && !k.value.is_empty())
-        .map(|k| (k.key.clone(), k.value.clone()))
-        .collect()
-}
-
-async fn run(
-    d: &Daemon,
+async fn run<H: Host + ?Sized>(
+    d: &H,
     put: &ClusterPut,
     server_address: &str,
     cluster_address: &str,
     undo: &mut JoinRecord,
-) -> ApiResult<()> {
+) -> Result<()> {
     let c = Client::https(
         cluster_address,
         &put.cluster_certificate,
-        Some(&d.server_cert),
+        Some(d.server_cert()),
     )
     .map_err(|e| fail("Failed to setup cluster trust", e))?
-    .with_timeout(crate::peer::MEMBER_CALL_TIMEOUT);
+    .with_timeout(MEMBER_CALL_TIMEOUT);
     let (remote, _) = c.server().await.map_err(|e| {
         client_error(
             &format!("Failed to connect to target cluster node {cluster_address:?}"),
@@ -250,15 +269,15 @@ async fn run(
         .map(|s| s.to_string())
         .collect();
     if remote.api_extensions != ours {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "The joining server version doesn't match (expected {} API extensions, this server has {})",
             remote.api_extensions.len(),
             ours.len()
         )));
     }
-    let own_fp = d.server_cert.fingerprint();
+    let own_fp = d.server_cert().fingerprint();
     if !put.cluster_password.is_empty() {
-        let der = d.server_cert.cert_der().to_vec();
+        let der = d.server_cert().cert_der().to_vec();
         let post = CertificatesPost {
             name: put.server_name.clone(),
             cert_type: "server".into(),
@@ -267,12 +286,12 @@ async fn run(
             ..Default::default()
         };
         undo.trust_added = true;
-        save(&d.dir, undo)?;
+        save(d.dir(), undo)?;
         match c.add_certificate(&post).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(409) => {
                 undo.trust_added = false;
-                save(&d.dir, undo)?;
+                save(d.dir(), undo)?;
             }
             Err(e) => {
                 undo.trust_added = false;
@@ -290,7 +309,7 @@ async fn run(
         )
     })?;
     if cert.put.cert_type == "server" && cert.put.name != put.server_name {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "Existing server certificate with different name {:?} already in trust store",
             cert.put.name
         )));
@@ -298,52 +317,26 @@ async fn run(
     // No member-specific value is required, as in LXD: every driver makes a pool without a
     // `source` (a directory or a loop file under the data directory) and every network key
     // of a member is optional.
-    let pools = c
-        .storage_pools()
-        .await
-        .map_err(|e| client_error("Failed to read the cluster's storage pools", e))?;
-    let mut prepared = std::collections::BTreeMap::new();
-    for pool in pools.iter().filter(|p| p.status == "Created") {
-        let values = member_values(put, &pool.name);
-        let default_dir = d.dir.join("storage-pools").join(&pool.name);
-        if default_dir.exists() {
-            return Err(ApiError::bad_request(format!(
-                "Failed to initialize storage pool {:?}: {} already exists",
-                pool.name,
-                default_dir.display()
-            )));
-        }
-        // Recorded before it is made, with the values it is made from, so a crash in between
-        // still removes it.
-        undo.pools_made
-            .push((pool.name.clone(), pool.driver.clone(), values.clone()));
-        save(&d.dir, undo)?;
-        let cfg = rxd_storage::create(&d.dir, &pool.name, &pool.driver, &pool.config, values)
-            .map_err(|e| {
-                undo.pools_made.pop();
-                fail(
-                    &format!("Failed to initialize storage pool {:?}", pool.name),
-                    e,
-                )
-            })?;
-        if let Some(last) = undo.pools_made.last_mut() {
-            last.2 = cfg.clone();
-        }
-        save(&d.dir, undo)?;
-        prepared.insert(pool.name.clone(), cfg);
-    }
-    let prepared_networks = prepare_networks(d, &c, put, undo).await?;
+    let prepared = {
+        let mut journal = Journal {
+            dir: d.dir(),
+            rec: undo,
+        };
+        d.prepare_member_sides(
+            &c,
+            put.member_config.as_deref().unwrap_or_default(),
+            &mut journal,
+        )
+        .await?
+    };
     let req = AcceptRequest {
         name: put.server_name.clone(),
         address: server_address.to_string(),
         schema: rxd_db::cluster_schema_version(),
         api: rxd_api::API_EXTENSIONS.len(),
-        architecture: crate::handlers::server::architectures()
-            .into_iter()
-            .next()
-            .unwrap_or_default(),
-        storage_pools: prepared,
-        networks: prepared_networks,
+        architecture: d.architecture(),
+        storage_pools: prepared.storage_pools,
+        networks: prepared.networks,
         joiner_fingerprint: None,
     };
     let raw = c
@@ -360,25 +353,25 @@ async fn run(
         .map_err(|e| fail("Failed request to add member", e))?;
     undo.accepted = Some(accepted.id);
     undo.member_fingerprints = accepted.member_fingerprints.clone();
-    save(&d.dir, undo)?;
+    save(d.dir(), undo)?;
     crate::failpoint("join-after-accept").await?;
 
     let key = rxd_api::decode_base64(&accepted.private_key)
         .ok()
         .and_then(|k| String::from_utf8(k).ok())
-        .ok_or_else(|| ApiError::internal("The leader sent an unreadable cluster key"))?;
+        .ok_or_else(|| Error::internal("The leader sent an unreadable cluster key"))?;
     let cluster_cert = rxd_tls::CertKey::from_pem(put.cluster_certificate.clone(), key)
         .map_err(|e| fail("The cluster key does not match the cluster certificate", e))?;
     undo.cluster_cert_written = true;
-    save(&d.dir, undo)?;
-    crate::handlers::cluster::write_cluster_cert(d, &cluster_cert)?;
+    save(d.dir(), undo)?;
+    crate::bootstrap::write_cluster_cert(d.dir(), &cluster_cert)?;
     d.set_pending_trust(accepted.member_fingerprints.clone());
     d.set_cluster_cert(Some(cluster_cert))?;
 
     undo.raft_swapped = Some(d.node_id());
-    save(&d.dir, undo)?;
+    save(d.dir(), undo)?;
     swap_raft(d, accepted.id).await?;
-    d.update_local([(NODE_ID_KEY, Some(accepted.id.to_string().as_str()))])?;
+    d.update_local(&[(NODE_ID_KEY, Some(accepted.id.to_string().as_str()))])?;
     crate::failpoint("join-after-swap").await?;
 
     if fired("join-before-catch-up") {
@@ -411,29 +404,20 @@ async fn run(
     commit(d, undo).await
 }
 
-/// Whether the failpoint for `step` is set (always false without the `failpoints` feature).
-fn fired(step: &str) -> bool {
-    cfg!(feature = "failpoints")
-        && std::env::var("RXD_FAILPOINT")
-            .map(|v| v.split(',').any(|one| one.split(':').next() == Some(step)))
-            .unwrap_or(false)
-}
-
 /// Finishes this side of a committed join: the old database goes and the record with it.
-async fn commit(d: &Daemon, rec: &mut JoinRecord) -> ApiResult<()> {
-    let io =
-        |e: std::io::Error| ApiError::internal(format!("Failed to retire the old database: {e}"));
+async fn commit<H: Host + ?Sized>(d: &H, rec: &mut JoinRecord) -> Result<()> {
+    let io = |e: std::io::Error| Error::internal(format!("Failed to retire the old database: {e}"));
     rec.committed = true;
-    save(&d.dir, rec)?;
-    let discard = d.dir.join("database").join("global.discard");
+    save(d.dir(), rec)?;
+    let discard = d.dir().join("database").join("global.discard");
     if pre_join_dir(d).exists() {
         std::fs::rename(pre_join_dir(d), &discard).map_err(io)?;
-        sync_dir(&d.dir.join("database")).map_err(io)?;
+        sync_dir(&d.dir().join("database")).map_err(io)?;
     }
     crate::failpoint("join-after-rename").await?;
-    clear(&d.dir).map_err(io)?;
+    clear(d.dir()).map_err(io)?;
     let _ = std::fs::remove_dir_all(discard);
-    d.set_pending_trust([]);
+    d.set_pending_trust(vec![]);
     Ok(())
 }
 
@@ -449,16 +433,16 @@ enum Settled {
 
 /// Settles a join that failed after it started: asks the cluster whether it committed, then
 /// finishes or undoes this side.
-async fn settle(d: &Daemon, mut rec: JoinRecord) -> Settled {
+async fn settle<H: Host + ?Sized>(d: &H, mut rec: JoinRecord) -> Settled {
     let Some(id) = rec.accepted else {
         if rec.trust_added {
             if let Ok(c) = Client::https(
                 &rec.cluster_address,
                 &rec.cluster_certificate,
-                Some(&d.server_cert),
+                Some(d.server_cert()),
             ) {
                 let c = c.with_timeout(Duration::from_secs(10));
-                let _ = c.delete_certificate(&d.server_cert.fingerprint()).await;
+                let _ = c.delete_certificate(&d.server_cert().fingerprint()).await;
             }
         }
         undo_local(d, &rec).await;
@@ -497,7 +481,11 @@ async fn settle(d: &Daemon, mut rec: JoinRecord) -> Settled {
 }
 
 /// Asks the cluster to forget member `id` unless it is already a member; true when it is.
-async fn ask_abort(d: &Daemon, rec: &JoinRecord, id: u64) -> Result<bool, String> {
+async fn ask_abort<H: Host + ?Sized>(
+    d: &H,
+    rec: &JoinRecord,
+    id: u64,
+) -> std::result::Result<bool, String> {
     let mut addresses = Vec::new();
     if let Some(leader) = d.db().status().leader_address {
         addresses.push(leader);
@@ -506,8 +494,8 @@ async fn ask_abort(d: &Daemon, rec: &JoinRecord, id: u64) -> Result<bool, String
     let body = serde_json::to_value(JoinProgress { id }).expect("serialises");
     let mut last = String::from("no address to ask");
     for address in addresses {
-        let c = match Client::https(&address, &rec.cluster_certificate, Some(&d.server_cert)) {
-            Ok(c) => c.with_timeout(crate::peer::MEMBER_CALL_TIMEOUT),
+        let c = match Client::https(&address, &rec.cluster_certificate, Some(d.server_cert())) {
+            Ok(c) => c.with_timeout(MEMBER_CALL_TIMEOUT),
             Err(e) => {
                 last = e.to_string();
                 continue;
@@ -538,10 +526,13 @@ pub enum Interrupted {
 
 /// At start, before the database opens: finishes a committed join, undoes one that never
 /// replaced the database (this server's own files and keys; the leader forgets the pending
-/// member), and reports one that must ask the cluster.
+/// member), and reports one that must ask the cluster. `undo_sides` removes this member's
+/// sides of pools and networks the join had made ([`Host::undo_member_sides`], before there is
+/// a host).
 pub async fn recover_at_start(
     dir: &Path,
     local: &mut rusqlite::Connection,
+    undo_sides: impl AsyncFnOnce(&MemberSides),
 ) -> std::io::Result<Interrupted> {
     let db = dir.join("database");
     let discard = db.join("global.discard");
@@ -582,7 +573,8 @@ pub async fn recover_at_start(
             if pre.exists() {
                 restore_pre_join(dir)?;
             }
-            undo_files(dir, &rec).await;
+            remove_cluster_cert(dir);
+            undo_sides(&rec.sides).await;
             rxd_db::local::update_config(local, https_keys(&rec)).map_err(std::io::Error::other)?;
             rxd_db::local::update_config(local, [(NODE_ID_KEY, None)])
                 .map_err(std::io::Error::other)?;
@@ -622,23 +614,17 @@ fn restore_pre_join(dir: &Path) -> std::io::Result<()> {
     sync_dir(&db)
 }
 
-/// Removes what the join made on this host: the cluster certificate, pool and network sides.
-async fn undo_files(dir: &Path, rec: &JoinRecord) {
+/// Removes the cluster certificate the join wrote.
+fn remove_cluster_cert(dir: &Path) {
     for f in ["cluster.crt", "cluster.key"] {
         let _ = std::fs::remove_file(dir.join(f));
-    }
-    for (name, driver, cfg) in &rec.pools_made {
-        rxd_storage::delete(dir, name, driver, cfg);
-    }
-    for name in &rec.networks_made {
-        rxd_network::teardown(dir, name).await;
     }
 }
 
 /// On a daemon that restarted in the middle of a join: asks the cluster until it answers, then
 /// finishes (a member) or undoes (standalone again) this side.
-pub async fn resume(d: Arc<Daemon>) {
-    let Some(mut rec) = load(&d.dir) else {
+pub async fn resume<H: Host>(d: Arc<H>) {
+    let Some(mut rec) = load(d.dir()) else {
         return;
     };
     let Some(id) = rec.accepted else {
@@ -647,25 +633,28 @@ pub async fn resume(d: Arc<Daemon>) {
     d.set_pending_trust(rec.member_fingerprints.clone());
     let mut wait = Duration::from_millis(200);
     loop {
-        match ask_abort(&d, &rec, id).await {
+        match ask_abort(&*d, &rec, id).await {
             // The members stay trusted (pending trust) until the replica has caught up far
             // enough to know them, and this member as created.
             Ok(true) => match async {
-                wait_created(&d, id).await?;
-                commit(&d, &mut rec).await
+                wait_created(&*d, id).await?;
+                commit(&*d, &mut rec).await
             }
             .await
             {
                 Ok(()) => {
-                    let location = d.location().await;
-                    d.events.set_location(&location);
+                    let location = crate::host::own_member(&*d)
+                        .await
+                        .map(|m| m.name)
+                        .unwrap_or_else(|_| "none".into());
+                    d.set_location(&location);
                     tracing::info!("The interrupted join is finished: this server is a member");
                     return;
                 }
                 Err(e) => tracing::error!("Failed to finish the join: {}", e.message),
             },
             Ok(false) => {
-                undo_local(&d, &rec).await;
+                undo_local(&*d, &rec).await;
                 tracing::warn!("The interrupted join was undone: this server is standalone again");
                 return;
             }
@@ -676,73 +665,28 @@ pub async fn resume(d: Arc<Daemon>) {
     }
 }
 
-/// Brings up this member's side of every managed network the cluster has created, with the
-/// member-specific values from `member_config`; returns those values by network.
-async fn prepare_networks(
-    d: &Daemon,
-    c: &Client,
-    put: &ClusterPut,
-    undo: &mut JoinRecord,
-) -> ApiResult<std::collections::BTreeMap<String, Config>> {
-    let raw = c
-        .request("GET", "/1.0/networks?recursion=1", None, None)
-        .await
-        .map_err(|e| client_error("Failed to read the cluster's networks", e))?;
-    let networks: Vec<rxd_api::Network> = raw
-        .metadata()
-        .map_err(|e| fail("Failed to read the cluster's networks", e))?;
-    let mut prepared = std::collections::BTreeMap::new();
-    for net in networks
-        .iter()
-        .filter(|n| n.managed && n.status == "Created")
-    {
-        let mine: Config = put
-            .member_config
-            .iter()
-            .flatten()
-            .filter(|k| k.entity == "network" && k.name == net.name && !k.value.is_empty())
-            .filter(|k| rxd_network::MEMBER_KEYS.contains(&k.key.as_str()))
-            .map(|k| (k.key.clone(), k.value.clone()))
-            .collect();
-        let mut all = net.config.clone();
-        all.extend(mine.clone());
-        undo.networks_made.push(net.name.clone());
-        save(&d.dir, undo)?;
-        if let Err(e) = rxd_network::setup(&d.dir, &net.name, &all, true).await {
-            undo.networks_made.pop();
-            rxd_network::teardown(&d.dir, &net.name).await;
-            return Err(fail(
-                &format!("Failed to initialize network {:?}", net.name),
-                e,
-            ));
-        }
-        prepared.insert(net.name.clone(), mine);
-    }
-    Ok(prepared)
+fn global_dir<H: Host + ?Sized>(d: &H) -> PathBuf {
+    d.dir().join("database").join("global")
 }
 
-fn global_dir(d: &Daemon) -> PathBuf {
-    d.dir.join("database").join("global")
-}
-
-fn pre_join_dir(d: &Daemon) -> PathBuf {
-    d.dir.join("database").join("global.pre-join")
+fn pre_join_dir<H: Host + ?Sized>(d: &H) -> PathBuf {
+    d.dir().join("database").join("global.pre-join")
 }
 
 /// Keeps the standalone database aside and opens an empty one as node `id`.
-async fn swap_raft(d: &Daemon, id: u64) -> ApiResult<()> {
-    let io = |e: std::io::Error| ApiError::internal(format!("Failed to replace the database: {e}"));
+async fn swap_raft<H: Host + ?Sized>(d: &H, id: u64) -> Result<()> {
+    let io = |e: std::io::Error| Error::internal(format!("Failed to replace the database: {e}"));
     d.db().shutdown().await?;
     let _ = std::fs::remove_dir_all(pre_join_dir(d));
     std::fs::rename(global_dir(d), pre_join_dir(d)).map_err(io)?;
     std::fs::create_dir_all(global_dir(d)).map_err(io)?;
-    sync_dir(&d.dir.join("database")).map_err(io)?;
+    sync_dir(&d.dir().join("database")).map_err(io)?;
     let db = d.open_db(id).await?;
     d.replace_db(db);
     Ok(())
 }
 
-async fn wait_created(d: &Daemon, id: u64) -> ApiResult<()> {
+async fn wait_created<H: Host + ?Sized>(d: &H, id: u64) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let members = d.db().read_local(tables::members).await.unwrap_or_default();
@@ -753,7 +697,7 @@ async fn wait_created(d: &Daemon, id: u64) -> ApiResult<()> {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::internal(
+            return Err(Error::internal(
                 "The cluster database did not reach this member within 60 s",
             ));
         }
@@ -764,11 +708,11 @@ async fn wait_created(d: &Daemon, id: u64) -> ApiResult<()> {
 /// Puts this server back as it was before the join: its database, certificates, pool and
 /// network sides and addresses. Each step can run again, so a crash in the middle is undone by
 /// the next start.
-async fn undo_local(d: &Daemon, rec: &JoinRecord) {
+async fn undo_local<H: Host + ?Sized>(d: &H, rec: &JoinRecord) {
     if let Some(old_id) = rec.raft_swapped {
         if pre_join_dir(d).exists() {
             let _ = d.db().shutdown().await;
-            match restore_pre_join(&d.dir) {
+            match restore_pre_join(d.dir()) {
                 Ok(()) => match d.open_db(old_id).await {
                     Ok(db) => d.replace_db(db),
                     Err(e) => {
@@ -778,17 +722,45 @@ async fn undo_local(d: &Daemon, rec: &JoinRecord) {
                 Err(e) => tracing::error!("Failed to put the old database back: {e}"),
             }
         }
-        let _ = d.update_local([(NODE_ID_KEY, None)]);
+        let _ = d.update_local(&[(NODE_ID_KEY, None)]);
     }
-    undo_files(&d.dir, rec).await;
+    remove_cluster_cert(d.dir());
+    d.undo_member_sides(&rec.sides).await;
     let _ = d.set_cluster_cert(None);
-    d.set_pending_trust([]);
+    d.set_pending_trust(vec![]);
     if let Some((old_core, _)) = &rec.https {
         let _ = d.set_https_address(old_core).await;
-        let _ = d.update_local(https_keys(rec));
+        let _ = d.update_local(&https_keys(rec));
     }
-    if let Err(e) = clear(&d.dir) {
+    if let Err(e) = clear(d.dir()) {
         tracing::error!("Failed to remove the join record: {e}");
     }
-    d.events.set_location("none");
+    d.set_location("none");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_keeps_its_keys_on_disk() {
+        let mut rec = JoinRecord {
+            cluster_address: "10.0.0.1:8443".into(),
+            accepted: Some(4),
+            ..Default::default()
+        };
+        rec.sides
+            .pools_made
+            .push(("local".into(), "dir".into(), Config::new()));
+        rec.sides.networks_made.push("rxdbr0".into());
+        let text = serde_json::to_value(&rec).unwrap();
+        assert_eq!(
+            text["pools_made"],
+            serde_json::json!([["local", "dir", {}]])
+        );
+        assert_eq!(text["networks_made"], serde_json::json!(["rxdbr0"]));
+        let back: JoinRecord = serde_json::from_value(text).unwrap();
+        assert_eq!(back.sides, rec.sides);
+        assert_eq!(back.accepted, Some(4));
+    }
 }

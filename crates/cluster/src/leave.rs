@@ -17,17 +17,18 @@ use std::time::Duration;
 use rxd_db::tables;
 use rxd_db::Command;
 
-use crate::error::{ApiError, ApiResult};
-use crate::{Daemon, NODE_ID_KEY};
+use crate::host::NODE_ID_KEY;
+use crate::peer::api_message;
+use crate::{sync_dir, Error, Host, Result};
 
 /// On the leader: removes member `name` from the cluster.
 ///
-/// The decision is [`rxd_cluster::plan_removal`]'s, from this leader's liveness view: one voter
+/// The decision is [`crate::plan_removal`]'s, from this leader's liveness view: one voter
 /// change takes the member out and its replacement in, and a removal after which the cluster
 /// could not commit is refused before anything changes. `force` only skips telling the member
 /// (LXD's meaning: the member may be unreachable); it never overrides the quorum check.
-pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()> {
-    let one_at_a_time = d.membership.lock().await;
+pub async fn remove_member<H: Host + ?Sized>(d: &H, name: &str, force: bool) -> Result<()> {
+    let one_at_a_time = d.membership().changes.lock().await;
     let db = d.db();
     // The local replica: a leader that lost its quorum must refuse at once rather than wait for
     // a read index it cannot get.
@@ -36,9 +37,9 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
         .iter()
         .find(|m| m.name == name)
         .cloned()
-        .ok_or_else(|| ApiError::not_found("Cluster member not found"))?;
+        .ok_or_else(|| Error::not_found("Cluster member not found"))?;
     if members.len() == 1 {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "Member is the only member in the cluster",
         ));
     }
@@ -50,16 +51,16 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
     // Answers heartbeats (an evacuated member still does).
     let online = cands.iter().any(|c| c.id == m.id && c.online);
     cands.retain(|c| in_raft(c.id));
-    let plan = rxd_cluster::plan_removal(
+    let plan = crate::plan_removal(
         &cands,
         &voters,
         status.id,
         m.id,
         crate::heartbeat::limits(d).await,
     )
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    .map_err(|e| Error::bad_request(e.to_string()))?;
     if !force && !online && m.state != tables::MemberState::Pending {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "Member {name:?} is offline and cannot be told it was removed: use --force to remove it anyway"
         )));
     }
@@ -93,7 +94,7 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
             .await?;
         let address = leader
             .leader_address
-            .ok_or_else(|| ApiError::internal("The new leader has no address"))?;
+            .ok_or_else(|| Error::internal("The new leader has no address"))?;
         let c = crate::peer::member_client(d, &address)?;
         let path = format!(
             "/1.0/cluster/members/{name}{}",
@@ -103,10 +104,8 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
         c.request("DELETE", &path, None, None)
             .await
             .map_err(|e| match e.status() {
-                Some(s) if (400..500).contains(&s) => {
-                    ApiError::bad_request(crate::handlers::internal_cluster::api_message(&e))
-                }
-                _ => ApiError::internal(crate::handlers::internal_cluster::api_message(&e)),
+                Some(s) if (400..500).contains(&s) => Error::bad_request(api_message(&e)),
+                _ => Error::internal(api_message(&e)),
             })?;
         return Ok(());
     }
@@ -115,9 +114,9 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
         c.request("POST", "/internal/cluster/left", None, None)
             .await
             .map_err(|e| {
-                ApiError::bad_request(format!(
+                Error::bad_request(format!(
                     "Failed to tell {name:?} it was removed (use --force to remove an unreachable member): {}",
-                    crate::handlers::internal_cluster::api_message(&e)
+                    api_message(&e)
                 ))
             })?;
     }
@@ -137,42 +136,33 @@ pub async fn remove_member(d: &Daemon, name: &str, force: bool) -> ApiResult<()>
 /// of the cluster already), then the database is renamed to `global.removed` (the durable
 /// decision, fsynced), then the node id and certificates go, then a fresh database opens. A
 /// start that finds `global.removed` finishes the steps after it ([`recover_at_start`]).
-pub async fn become_standalone(d: &Daemon) -> ApiResult<()> {
-    let id = d.node_id();
-    let pools = d
-        .db()
-        .read_local(tables::storage_pools)
-        .await
-        .unwrap_or_default();
+pub async fn become_standalone<H: Host + ?Sized>(d: &H) -> Result<()> {
+    let sides = d.own_sides().await;
     d.db().shutdown().await?;
-    for pool in pools {
-        if let Some(mine) = pool.members.iter().find(|m| m.member_id == id) {
-            rxd_storage::delete(&d.dir, &pool.name, &pool.driver, &mine.config);
-        }
-    }
-    let database = d.dir.join("database");
+    d.undo_member_sides(&sides).await;
+    let database = d.dir().join("database");
     let global = database.join("global");
     let removed = database.join(REMOVED);
-    let io = |e: std::io::Error| ApiError::internal(format!("Failed to reset the database: {e}"));
+    let io = |e: std::io::Error| Error::internal(format!("Failed to reset the database: {e}"));
     if removed.exists() {
         std::fs::remove_dir_all(&removed).map_err(io)?;
     }
     std::fs::rename(&global, &removed).map_err(io)?;
     std::fs::create_dir_all(&global).map_err(io)?;
-    crate::join::sync_dir(&database).map_err(io)?;
+    sync_dir(&database).map_err(io)?;
     crate::failpoint("standalone-after-rename").await?;
-    d.update_local([(NODE_ID_KEY, None)])?;
+    d.update_local(&[(NODE_ID_KEY, None)])?;
     for f in ["cluster.crt", "cluster.key"] {
-        let _ = std::fs::remove_file(d.dir.join(f));
+        let _ = std::fs::remove_file(d.dir().join(f));
     }
-    crate::join::sync_dir(&d.dir).map_err(io)?;
+    sync_dir(d.dir()).map_err(io)?;
     d.set_cluster_cert(None)?;
     let db = d.open_db(1).await?;
     db.initialize(String::new()).await?;
     db.wait_for_leader(Duration::from_secs(30)).await?;
     d.replace_db(db);
     let _ = std::fs::remove_dir_all(&removed);
-    d.events.set_location("none");
+    d.set_location("none");
     tracing::info!("Removed from the cluster: this server is standalone again");
     Ok(())
 }
@@ -201,7 +191,7 @@ pub fn recover_at_start(
     if !global.exists() {
         std::fs::create_dir_all(&global)?;
     }
-    crate::join::sync_dir(dir)?;
+    sync_dir(dir)?;
     std::fs::remove_dir_all(&removed)?;
-    crate::join::sync_dir(&database)
+    sync_dir(&database)
 }

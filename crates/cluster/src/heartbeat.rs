@@ -1,14 +1,15 @@
 //! Liveness and role rebalancing. The raft leader sends every member a heartbeat each
 //! `cluster.offline_threshold / 2`; a member not heard from for longer than the threshold shows
 //! `Offline`. After each round the leader moves the voter set toward what
-//! [`rxd_cluster::plan_voters`] wants, given each member's failure domain (so a domain changed
+//! [`crate::plan_voters`] wants, given each member's failure domain (so a domain changed
 //! with `PUT /1.0/cluster/members/{name}` spreads the voters at the next round).
 //!
 //! ```text
 //!  leader: every threshold/2 ─> PUT /internal/heartbeat to each member (2 s timeout)
 //!            │                     └─> member replaces its liveness view with the leader's
 //!            ├─> plan_voters ─> change_voters (promote, replace offline voters, spread domains)
-//!            └─> a warning per offline member, resolved when it answers (`warnings.rs`)
+//!            ├─> the pending reaper: a member left Pending for twice the threshold is forgotten
+//!            └─> Host::heartbeats_sent (the daemon's offline-member warnings)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,11 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rxd_cluster::{Candidate, RoleLimits};
 use rxd_db::tables::{self, Member, MemberState};
 use serde::{Deserialize, Serialize};
 
-use crate::Daemon;
+use crate::{Candidate, Host, RoleLimits};
 
 /// When each member was last heard from, as this member knows it.
 pub struct Liveness {
@@ -90,16 +90,12 @@ pub struct Heartbeat {
 }
 
 /// The configured offline threshold.
-pub async fn threshold(d: &Daemon) -> Duration {
-    let config = d.db().read_local(tables::config).await.unwrap_or_default();
-    let secs = crate::config::cluster_value(&config, "cluster.offline_threshold")
-        .parse::<u64>()
-        .unwrap_or(20);
-    Duration::from_secs(secs)
+pub async fn threshold<H: Host + ?Sized>(d: &H) -> Duration {
+    d.settings().await.offline_threshold
 }
 
 /// A member's status and message, LXD's way.
-pub fn status_of(d: &Daemon, m: &Member, threshold: Duration) -> (String, String) {
+pub fn status_of<H: Host + ?Sized>(d: &H, m: &Member, threshold: Duration) -> (String, String) {
     match m.state {
         MemberState::Evacuated => {
             return ("Evacuated".into(), "Unavailable due to maintenance".into())
@@ -118,8 +114,8 @@ pub fn status_of(d: &Daemon, m: &Member, threshold: Duration) -> (String, String
 }
 
 /// LXD's message for a member not heard from: for how long, and since when.
-pub(crate) fn silence(d: &Daemon, id: u64) -> String {
-    let last = d.liveness.last(id);
+pub fn silence<H: Host + ?Sized>(d: &H, id: u64) -> String {
+    let last = d.membership().liveness.last(id);
     let since = (Utc::now() - last).to_std().unwrap_or_default();
     format!(
         "No heartbeat for {:?} ({})",
@@ -129,32 +125,31 @@ pub(crate) fn silence(d: &Daemon, id: u64) -> String {
 }
 
 /// Whether a member counts as online.
-pub fn is_online(d: &Daemon, m: &Member, threshold: Duration) -> bool {
+pub fn is_online<H: Host + ?Sized>(d: &H, m: &Member, threshold: Duration) -> bool {
     status_of(d, m, threshold).0 == "Online"
 }
 
 /// The role limits from the cluster configuration.
-pub(crate) async fn limits(d: &Daemon) -> RoleLimits {
-    let config = d.db().read_local(tables::config).await.unwrap_or_default();
-    let get = |k: &'static str, default: usize| {
-        crate::config::cluster_value(&config, k)
-            .parse::<usize>()
-            .unwrap_or(default)
-    };
-    RoleLimits {
-        max_voters: get("cluster.max_voters", 3),
-        max_standby: get("cluster.max_standby", 2),
-    }
+pub async fn limits<H: Host + ?Sized>(d: &H) -> RoleLimits {
+    d.settings().await.limits
 }
 
 /// The stand-by member ids, by the same rule the leader uses.
-pub async fn standbys(d: &Daemon, members: &[Member], threshold: Duration) -> BTreeSet<u64> {
+pub async fn standbys<H: Host + ?Sized>(
+    d: &H,
+    members: &[Member],
+    threshold: Duration,
+) -> BTreeSet<u64> {
     let voters: BTreeSet<u64> = d.db().status().voters.keys().copied().collect();
-    rxd_cluster::standbys(&candidates(d, members, threshold), &voters, limits(d).await)
+    crate::standbys(&candidates(d, members, threshold), &voters, limits(d).await)
 }
 
 /// The members as the planner sees them, from this member's liveness view.
-pub(crate) fn candidates(d: &Daemon, members: &[Member], threshold: Duration) -> Vec<Candidate> {
+pub fn candidates<H: Host + ?Sized>(
+    d: &H,
+    members: &[Member],
+    threshold: Duration,
+) -> Vec<Candidate> {
     members
         .iter()
         .map(|m| Candidate {
@@ -167,21 +162,22 @@ pub(crate) fn candidates(d: &Daemon, members: &[Member], threshold: Duration) ->
         .collect()
 }
 
-pub(crate) fn answers_heartbeats(d: &Daemon, id: u64, threshold: Duration) -> bool {
-    let since = (Utc::now() - d.liveness.last(id))
+/// Whether member `id` answered heartbeats within `threshold`.
+pub fn answers_heartbeats<H: Host + ?Sized>(d: &H, id: u64, threshold: Duration) -> bool {
+    let since = (Utc::now() - d.membership().liveness.last(id))
         .to_std()
         .unwrap_or_default();
-    !rxd_cluster::is_offline(since, threshold)
+    !crate::is_offline(since, threshold)
 }
 
 /// On the leader: moves the voter set toward the plan.
-pub async fn rebalance(d: &Daemon) {
-    let _one_at_a_time = d.membership.lock().await;
+pub async fn rebalance<H: Host + ?Sized>(d: &H) {
+    let _one_at_a_time = d.membership().changes.lock().await;
     rebalance_locked(d).await
 }
 
 /// [`rebalance`] for a caller that already holds the membership lock.
-pub async fn rebalance_locked(d: &Daemon) {
+pub async fn rebalance_locked<H: Host + ?Sized>(d: &H) {
     let db = d.db();
     let status = db.status();
     if status.leader_id != Some(status.id) {
@@ -196,7 +192,7 @@ pub async fn rebalance_locked(d: &Daemon) {
     let mut cands = candidates(d, &members, t);
     // Only raft members can vote: a member still catching up is not yet a learner.
     cands.retain(|c| voters.contains(&c.id) || learners.contains(&c.id));
-    if let Some(next) = rxd_cluster::plan_voters(&cands, &voters, status.id, limits(d).await) {
+    if let Some(next) = crate::plan_voters(&cands, &voters, status.id, limits(d).await) {
         tracing::info!("Rebalancing raft voters from {voters:?} to {next:?}");
         if let Err(e) = db.change_voters(next).await {
             tracing::warn!("Rebalancing failed: {e}");
@@ -206,7 +202,7 @@ pub async fn rebalance_locked(d: &Daemon) {
 
 /// On the leader: forgets members that were accepted but never finished joining (their joiner
 /// crashed or lost the cluster), once they have been pending for twice the offline threshold.
-async fn reap_pending(d: &Arc<Daemon>, members: &[Member], threshold: Duration) {
+async fn reap_pending<H: Host>(d: &Arc<H>, members: &[Member], threshold: Duration) {
     let pending: Vec<u64> = members
         .iter()
         .filter(|m| m.state == MemberState::Pending)
@@ -214,6 +210,7 @@ async fn reap_pending(d: &Arc<Daemon>, members: &[Member], threshold: Duration) 
         .collect();
     let expired: Vec<u64> = {
         let mut since = d
+            .membership()
             .liveness
             .pending_since
             .lock()
@@ -241,7 +238,7 @@ async fn reap_pending(d: &Arc<Daemon>, members: &[Member], threshold: Duration) 
         // that finished meanwhile is kept. It runs aside, so heartbeats go on meanwhile.
         let d = d.clone();
         tokio::spawn(async move {
-            match crate::handlers::internal_cluster::forget_pending(&d, id).await {
+            match crate::accept::forget_pending(&*d, id).await {
                 Ok(true) => tracing::info!("Member {id} finished joining meanwhile; keeping it"),
                 Ok(false) => {}
                 Err(e) => {
@@ -252,13 +249,13 @@ async fn reap_pending(d: &Arc<Daemon>, members: &[Member], threshold: Duration) 
     }
 }
 
-async fn round(d: &Arc<Daemon>) {
+async fn round<H: Host>(d: &Arc<H>) {
     let db = d.db();
     let status = db.status();
     if status.leader_id != Some(status.id) {
         return;
     }
-    d.liveness.seen_now(status.id);
+    d.membership().liveness.seen_now(status.id);
     let Ok(members) = db.read_local(tables::members).await else {
         return;
     };
@@ -267,7 +264,7 @@ async fn round(d: &Arc<Daemon>) {
     };
     let body = Heartbeat {
         leader: status.id,
-        members: d.liveness.view(),
+        members: d.membership().liveness.view(),
     };
     let body = serde_json::to_value(&body).expect("heartbeats serialise");
     let sends = members.iter().filter(|m| m.id != status.id).map(|m| {
@@ -277,7 +274,7 @@ async fn round(d: &Arc<Daemon>) {
         let (id, address) = (m.id, m.address.clone());
         async move {
             let ok = async {
-                let c = rxd_client::Client::https(&address, &cert.cert_pem, Some(&d.server_cert))
+                let c = rxd_client::Client::https(&address, &cert.cert_pem, Some(d.server_cert()))
                     .ok()?;
                 tokio::time::timeout(
                     Duration::from_secs(2),
@@ -290,32 +287,68 @@ async fn round(d: &Arc<Daemon>) {
             .await
             .is_some();
             if ok {
-                d.liveness.seen_now(id);
+                d.membership().liveness.seen_now(id);
             }
         }
     });
     futures_util::future::join_all(sends).await;
-    let t = threshold(d).await;
-    crate::warnings::offline_members(d, &members, t);
+    let t = threshold(&**d).await;
+    d.clone().heartbeats_sent(&members, t);
     reap_pending(d, &members, t).await;
     // A join or removal in progress rebalances when it ends; heartbeats do not wait for it.
-    if let Ok(_one_at_a_time) = d.membership.try_lock() {
-        rebalance_locked(d).await;
+    if let Ok(_one_at_a_time) = d.membership().changes.try_lock() {
+        rebalance_locked(&**d).await;
     }
 }
 
 /// Starts the heartbeat task.
-pub fn spawn(d: Arc<Daemon>) {
+pub fn spawn<H: Host>(d: Arc<H>) {
     tokio::spawn(async move {
         loop {
-            let t = threshold(&d).await;
-            if d.is_clustered().await.unwrap_or(false) {
+            let t = threshold(&*d).await;
+            if crate::host::is_clustered(&*d).await.unwrap_or(false) {
                 round(&d).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(t / 2) => {}
-                _ = d.heartbeat_now.notified() => {}
+                _ = d.membership().heartbeat_now.notified() => {}
             }
         }
     });
+}
+
+/// On a member, `PUT /internal/heartbeat`: takes the leader's liveness view.
+pub fn receive<H: Host + ?Sized>(d: &H, hb: Heartbeat) {
+    let liveness = &d.membership().liveness;
+    liveness.replace(hb.members);
+    liveness.seen_now(hb.leader);
+    liveness.seen_now(d.node_id());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leaders_view_only_moves_times_forward() {
+        let live = Liveness::default();
+        let early = Utc::now() - chrono::TimeDelta::seconds(60);
+        let late = Utc::now() + chrono::TimeDelta::seconds(60);
+        live.replace(BTreeMap::from([(2, late), (3, early)]));
+        assert_eq!(live.last(2), late);
+        assert_eq!(live.last(3), early);
+        // An older report of member 2 keeps the newer time; a newer one of 3 replaces it.
+        live.replace(BTreeMap::from([(2, early), (3, late)]));
+        assert_eq!(live.last(2), late);
+        assert_eq!(live.last(3), late);
+        assert_eq!(live.view().len(), 2);
+    }
+
+    #[test]
+    fn members_never_heard_from_count_from_the_start() {
+        let live = Liveness::default();
+        assert_eq!(live.last(7), live.started);
+        live.seen_now(7);
+        assert!(live.last(7) >= live.started);
+    }
 }

@@ -1,18 +1,22 @@
 //! Member-to-member HTTPS: the caller presents its own `server.crt` and pins the cluster
 //! certificate. The raft transport rides on it.
 
-use std::sync::{Mutex, OnceLock, Weak};
+use std::sync::{Mutex, OnceLock};
 
 use futures_util::future::BoxFuture;
 use rxd_raft::{Transport, TransportError};
 use rxd_tls::CertKey;
+use tokio_util::bytes::Bytes;
 
-use crate::Daemon;
+use crate::{Error, Host};
+
+/// Where the transport reads the pins from once the daemon runs: `None` once it stopped.
+pub type PinSource = Box<dyn Fn() -> Option<Vec<String>> + Send + Sync>;
 
 /// Sends internal requests to other members.
 pub struct PeerTransport {
     server_cert: CertKey,
-    daemon: OnceLock<Weak<Daemon>>,
+    pins: OnceLock<PinSource>,
     initial_cluster_cert: Option<CertKey>,
     client: Mutex<Option<(Vec<String>, reqwest::Client)>>,
 }
@@ -22,30 +26,26 @@ impl PeerTransport {
     pub fn new(server_cert: CertKey, cluster_cert: Option<CertKey>) -> Self {
         PeerTransport {
             server_cert,
-            daemon: OnceLock::new(),
+            pins: OnceLock::new(),
             initial_cluster_cert: cluster_cert,
             client: Mutex::new(None),
         }
     }
 
-    /// Lets the transport follow the daemon's cluster certificate.
-    pub fn attach(&self, daemon: Weak<Daemon>) {
-        let _ = self.daemon.set(daemon);
+    /// Lets the transport follow the cluster certificate: `pins` answers [`Host::peer_pins`].
+    pub fn attach(&self, pins: PinSource) {
+        let _ = self.pins.set(pins);
     }
 
-    /// The fingerprints the other member may present: see [`Daemon::peer_pins`].
+    /// The fingerprints the other member may present: see [`Host::peer_pins`].
     fn pins(&self) -> Vec<String> {
-        self.daemon
-            .get()
-            .and_then(Weak::upgrade)
-            .map(|d| d.peer_pins())
-            .unwrap_or_else(|| {
-                vec![self
-                    .initial_cluster_cert
-                    .as_ref()
-                    .unwrap_or(&self.server_cert)
-                    .fingerprint()]
-            })
+        self.pins.get().and_then(|pins| pins()).unwrap_or_else(|| {
+            vec![self
+                .initial_cluster_cert
+                .as_ref()
+                .unwrap_or(&self.server_cert)
+                .fingerprint()]
+        })
     }
 
     fn client(&self) -> Result<reqwest::Client, TransportError> {
@@ -101,10 +101,11 @@ impl Transport for PeerTransport {
                 tokio::fs::File::from_std(data),
                 64 * 1024,
             );
-            let body = futures_util::stream::once(async move {
-                Ok::<_, std::io::Error>(axum::body::Bytes::from(head))
-            })
-            .chain(file);
+            let body =
+                futures_util::stream::once(
+                    async move { Ok::<_, std::io::Error>(Bytes::from(head)) },
+                )
+                .chain(file);
             let resp = client
                 .post(&url)
                 .timeout(timeout)
@@ -153,20 +154,23 @@ fn transport_error(e: reqwest::Error) -> TransportError {
 pub const MEMBER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// A client for another member: presents this member's `server.crt` and pins the cluster
-/// certificates it may serve ([`Daemon::peer_pins`]); every request gives up after
+/// certificates it may serve ([`Host::peer_pins`]); every request gives up after
 /// [`MEMBER_CALL_TIMEOUT`].
-pub fn member_client(
-    d: &Daemon,
-    address: &str,
-) -> Result<rxd_client::Client, crate::error::ApiError> {
-    if d.cluster_cert().is_none() {
-        return Err(crate::error::ApiError::bad_request(
-            "This server is not clustered",
-        ));
+pub fn member_client<H: Host + ?Sized>(h: &H, address: &str) -> crate::Result<rxd_client::Client> {
+    if h.cluster_cert().is_none() {
+        return Err(Error::bad_request("This server is not clustered"));
     }
-    let config = rxd_tls::fingerprints_pinned_client_config(&d.peer_pins(), Some(&d.server_cert))
-        .map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
+    let config = rxd_tls::fingerprints_pinned_client_config(&h.peer_pins(), Some(h.server_cert()))
+        .map_err(|e| Error::internal(e.to_string()))?;
     rxd_client::Client::https_with_config(address, config)
         .map(|c| c.with_timeout(MEMBER_CALL_TIMEOUT))
-        .map_err(|e| crate::error::ApiError::internal(e.to_string()))
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+/// The server's own sentence from a client error.
+pub fn api_message(e: &rxd_client::ClientError) -> String {
+    match e {
+        rxd_client::ClientError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
 }
