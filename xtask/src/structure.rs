@@ -17,7 +17,6 @@ use anyhow::{bail, Context, Result};
 pub const KNOWN_DAEMON_CYCLES: &[&[&str]] = &[&[
     "handlers::cluster",
     "handlers::internal_cluster",
-    "handlers::networks",
     "heartbeat",
     "join",
     "leave",
