@@ -129,7 +129,8 @@ pub enum Command {
         /// New description.
         description: String,
     },
-    /// Creates a storage pool with an entry for one member.
+    /// Creates a storage pool with an entry for one member. Kept for log entries written before
+    /// [`Command::CreateMemberObject`]; it applies as that command does.
     CreateStoragePool {
         /// Pool name.
         name: String,
@@ -147,7 +148,8 @@ pub enum Command {
         state: String,
     },
     /// Defines a pool on one member ahead of the cluster-wide create (`?target=`): the pool is
-    /// made `Pending` if it does not exist yet.
+    /// made `Pending` if it does not exist yet. Kept for log entries written before
+    /// [`Command::DefineMemberObject`]; it applies as that command does.
     DefinePoolMember {
         /// Pool name.
         name: String,
@@ -159,7 +161,8 @@ pub enum Command {
         config: Config,
     },
     /// Records the outcome of a cluster-wide create: cluster keys, global state, and each
-    /// member's keys and state.
+    /// member's keys and state. Kept for log entries written before
+    /// [`Command::FinishMemberObject`]; it applies as that command does.
     FinishStoragePool {
         /// Pool name.
         name: String,
@@ -172,7 +175,8 @@ pub enum Command {
         /// Per member: keys and state.
         members: std::collections::BTreeMap<u64, (Config, String)>,
     },
-    /// Replaces a pool's description and cluster-wide keys, and one member's keys.
+    /// Replaces a pool's description and cluster-wide keys, and one member's keys. Kept for log
+    /// entries written before [`Command::UpdateMemberObject`]; it applies as that command does.
     UpdateStoragePool {
         /// Pool name.
         name: String,
@@ -185,7 +189,8 @@ pub enum Command {
         /// That member's keys.
         member_config: Config,
     },
-    /// Deletes a storage pool everywhere.
+    /// Deletes a storage pool everywhere. Kept for log entries written before
+    /// [`Command::DeleteMemberObject`]; it applies as that command does.
     DeleteStoragePool {
         /// Pool name.
         name: String,
@@ -247,7 +252,8 @@ pub enum Command {
         /// The proposer's clock, RFC 3339.
         now: String,
     },
-    /// Creates a network with an entry for one member (a standalone create).
+    /// Creates a network with an entry for one member (a standalone create). Kept for log entries
+    /// written before [`Command::CreateMemberObject`]; it applies as that command does.
     CreateNetwork {
         /// Network name.
         name: String,
@@ -265,7 +271,8 @@ pub enum Command {
         state: String,
     },
     /// Defines a network on one member ahead of the cluster-wide create (`?target=`): the
-    /// network is made `Pending` if it does not exist yet.
+    /// network is made `Pending` if it does not exist yet. Kept for log entries written before
+    /// [`Command::DefineMemberObject`]; it applies as that command does.
     DefineNetworkMember {
         /// Network name.
         name: String,
@@ -277,7 +284,8 @@ pub enum Command {
         config: Config,
     },
     /// Records the outcome of a cluster-wide network create: cluster keys, global state, and
-    /// each member's keys and state.
+    /// each member's keys and state. Kept for log entries written before
+    /// [`Command::FinishMemberObject`]; it applies as that command does.
     FinishNetwork {
         /// Network name.
         name: String,
@@ -290,7 +298,8 @@ pub enum Command {
         /// Per member: keys and state.
         members: std::collections::BTreeMap<u64, (Config, String)>,
     },
-    /// Replaces a network's description and cluster-wide keys, and one member's keys.
+    /// Replaces a network's description and cluster-wide keys, and one member's keys. Kept for log
+    /// entries written before [`Command::UpdateMemberObject`]; it applies as that command does.
     UpdateNetwork {
         /// Network name.
         name: String,
@@ -303,14 +312,16 @@ pub enum Command {
         /// That member's keys.
         member_config: Config,
     },
-    /// Adds a joined member's side of created networks, by network name.
+    /// Adds a joined member's side of created networks, by network name. Kept for log
+    /// entries: a join adds a member's sides with [`Command::AddMember`].
     AddNetworkMembers {
         /// The member.
         member_id: u64,
         /// Its member-specific keys for each network.
         networks: std::collections::BTreeMap<String, Config>,
     },
-    /// Deletes a network everywhere.
+    /// Deletes a network everywhere. Kept for log entries written before
+    /// [`Command::DeleteMemberObject`]; it applies as that command does.
     DeleteNetwork {
         /// Network name.
         name: String,
@@ -495,9 +506,11 @@ impl Command {
 pub enum Expected {
     /// A profile.
     Profile(Profile),
-    /// A storage pool with its member entries.
+    /// A storage pool with its member entries. Kept for log entries written before
+    /// [`Expected::MemberObject`].
     StoragePool(StoragePool),
-    /// A network with its member entries.
+    /// A network with its member entries. Kept for log entries written before
+    /// [`Expected::MemberObject`].
     Network(Network),
     /// A trusted certificate.
     Certificate(Certificate),
