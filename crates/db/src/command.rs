@@ -1342,6 +1342,25 @@ fn object_exists(tx: &Transaction, kind: ObjectKind, name: &str) -> Result<bool,
     )
 }
 
+/// Adds member `member_id`'s side of object `name`.
+fn insert_side(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    member_id: u64,
+    config: &Config,
+    state: &str,
+) -> Result<(), Stop> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {} (object, member_id, config, state) VALUES (?1, ?2, ?3, ?4)",
+            kind.member_table()
+        ),
+        params![name, member_id as i64, to_json(config), state],
+    )?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn create_object(
     tx: &Transaction,
@@ -1367,14 +1386,7 @@ fn create_object(
         ),
         params![name, object_type, description, to_json(config), state],
     )?;
-    tx.execute(
-        &format!(
-            "INSERT INTO {} (object, member_id, config, state) VALUES (?1, ?2, ?3, ?4)",
-            kind.member_table()
-        ),
-        params![name, member_id as i64, to_json(member_config), state],
-    )?;
-    Ok(())
+    insert_side(tx, kind, name, member_id, member_config, state)
 }
 
 fn define_side(
@@ -1408,14 +1420,7 @@ fn define_side(
         }
         Err(e) => return Err(e.into()),
     }
-    tx.execute(
-        &format!(
-            "INSERT INTO {} (object, member_id, config, state) VALUES (?1, ?2, ?3, 'Pending')",
-            kind.member_table()
-        ),
-        params![name, member_id as i64, to_json(config)],
-    )?;
-    Ok(())
+    insert_side(tx, kind, name, member_id, config, "Pending")
 }
 
 fn finish_object(
@@ -1542,15 +1547,8 @@ fn add_side(
     config: &Config,
     replace: bool,
 ) -> Result<(), Stop> {
-    let table = kind.member_table();
     if !replace {
-        tx.execute(
-            &format!(
-                "INSERT INTO {table} (object, member_id, config, state) VALUES (?1, ?2, ?3, 'Created')"
-            ),
-            params![name, member_id as i64, to_json(config)],
-        )?;
-        return Ok(());
+        return insert_side(tx, kind, name, member_id, config, "Created");
     }
     if !object_exists(tx, kind, name)? {
         return refuse(ApplyError::NotFound {
@@ -1560,9 +1558,10 @@ fn add_side(
     }
     tx.execute(
         &format!(
-            "INSERT INTO {table} (object, member_id, config, state) VALUES (?1, ?2, ?3, 'Created')
+            "INSERT INTO {} (object, member_id, config, state) VALUES (?1, ?2, ?3, 'Created')
              ON CONFLICT(object, member_id) DO UPDATE SET config = excluded.config,
-             state = 'Created'"
+             state = 'Created'",
+            kind.member_table()
         ),
         params![name, member_id as i64, to_json(config)],
     )?;
