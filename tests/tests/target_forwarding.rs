@@ -104,6 +104,29 @@ async fn issue_11_a_pool_put_with_target_changes_that_members_keys() {
         )
     );
 
+    eprintln!("without a target a cluster changes cluster-wide keys only, as in LXD");
+    let (global, global_etag) = ca.storage_pool("local", None).await.unwrap();
+    let mut member_key = StoragePoolPut {
+        config: global.config.clone(),
+        description: global.description.clone(),
+    };
+    member_key
+        .config
+        .insert("volatile.initial_source".into(), "/srv/everyone".into());
+    let (status, message) = api_error(
+        ca.update_storage_pool("local", &member_key, Some(&global_etag), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (
+            400,
+            "Config key \"volatile.initial_source\" is cluster member specific"
+        )
+    );
+    assert_eq!(initial_source(&ca, "node1").await, a_before);
+
     eprintln!("rxc storage set --target and the real lxc act on node2 as well");
     a.succeeds(
         "rxc",
@@ -160,6 +183,23 @@ async fn issue_11_a_pool_put_with_target_changes_that_members_keys() {
         shown.contains("volatile.initial_source: /srv/lxc"),
         "{shown}"
     );
+
+    eprintln!("a member key is unset with a target; the pool's source stays");
+    a.succeeds(
+        "rxc",
+        &[
+            "storage",
+            "unset",
+            "local",
+            "volatile.initial_source",
+            "--target",
+            "node2",
+        ],
+        None,
+    );
+    assert_eq!(initial_source(&cb, "node2").await, None);
+    let (after, _) = cb.storage_pool("local", Some("node2")).await.unwrap();
+    assert_eq!(after.config.get("source"), theirs.config.get("source"));
     assert_eq!(initial_source(&ca, "node1").await, a_before);
 }
 
@@ -330,4 +370,20 @@ async fn issue_11_a_network_set_with_target_changes_that_members_keys() {
         None,
     ));
     assert_eq!(got.lines().last(), Some("ext8"));
+
+    eprintln!("a cluster-wide key cannot be changed with a target, in LXD's words");
+    let args = [
+        "network",
+        "set",
+        "rxdbr0",
+        "ipv4.nat=false",
+        "--target",
+        "node2",
+    ];
+    let err = rxd_testkit::fails(&m[0].rxc(&args));
+    assert!(
+        err.contains("Config key \"ipv4.nat\" may not be used as member-specific key"),
+        "{err}"
+    );
+    assert_eq!(network_on(&m[1], "rxdbr0", "node2")["config"][key], "ext8");
 }

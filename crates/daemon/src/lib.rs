@@ -19,6 +19,7 @@ pub mod events;
 mod fault_injection;
 mod handlers;
 pub mod listeners;
+mod member_objects;
 mod member_sides;
 pub(crate) use rxd_api::names;
 pub mod operations;
@@ -600,8 +601,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     daemon.events.set_location(&location);
     // A pool's filesystem (a btrfs loop file, a device) is mounted again after a restart, before
     // the daemon answers.
-    let pools = daemon.db().read_local(tables::storage_pools).await?;
-    let mounted = rxd_storage::mount_all(dir.clone(), pools, daemon.node_id()).await;
+    let mounted = member_objects::restore::<handlers::storage_pools::Pools>(&daemon).await;
     warnings::pools_at_start(&daemon, mounted);
     if let Some(addr) = local_config.get("core.https_address") {
         daemon

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::is_constraint;
 use crate::tables::{
-    self, to_json, Certificate, Config, Devices, Member, MemberState, Network, Profile,
-    StoragePool, Token, WarningStatus,
+    self, to_json, Certificate, Config, Devices, Member, MemberObject, MemberState, Network,
+    ObjectKind, Profile, StoragePool, Token, WarningStatus,
 };
 use crate::{ApplyError, ApplyFailure, DbError, Entity};
 
@@ -129,7 +129,8 @@ pub enum Command {
         /// New description.
         description: String,
     },
-    /// Creates a storage pool with an entry for one member.
+    /// Creates a storage pool with an entry for one member. Kept for log entries written before
+    /// [`Command::CreateMemberObject`]; it applies as that command does.
     CreateStoragePool {
         /// Pool name.
         name: String,
@@ -147,7 +148,8 @@ pub enum Command {
         state: String,
     },
     /// Defines a pool on one member ahead of the cluster-wide create (`?target=`): the pool is
-    /// made `Pending` if it does not exist yet.
+    /// made `Pending` if it does not exist yet. Kept for log entries written before
+    /// [`Command::DefineMemberObject`]; it applies as that command does.
     DefinePoolMember {
         /// Pool name.
         name: String,
@@ -159,7 +161,8 @@ pub enum Command {
         config: Config,
     },
     /// Records the outcome of a cluster-wide create: cluster keys, global state, and each
-    /// member's keys and state.
+    /// member's keys and state. Kept for log entries written before
+    /// [`Command::FinishMemberObject`]; it applies as that command does.
     FinishStoragePool {
         /// Pool name.
         name: String,
@@ -172,7 +175,8 @@ pub enum Command {
         /// Per member: keys and state.
         members: std::collections::BTreeMap<u64, (Config, String)>,
     },
-    /// Replaces a pool's description and cluster-wide keys, and one member's keys.
+    /// Replaces a pool's description and cluster-wide keys, and one member's keys. Kept for log
+    /// entries written before [`Command::UpdateMemberObject`]; it applies as that command does.
     UpdateStoragePool {
         /// Pool name.
         name: String,
@@ -185,7 +189,8 @@ pub enum Command {
         /// That member's keys.
         member_config: Config,
     },
-    /// Deletes a storage pool everywhere.
+    /// Deletes a storage pool everywhere. Kept for log entries written before
+    /// [`Command::DeleteMemberObject`]; it applies as that command does.
     DeleteStoragePool {
         /// Pool name.
         name: String,
@@ -247,7 +252,8 @@ pub enum Command {
         /// The proposer's clock, RFC 3339.
         now: String,
     },
-    /// Creates a network with an entry for one member (a standalone create).
+    /// Creates a network with an entry for one member (a standalone create). Kept for log entries
+    /// written before [`Command::CreateMemberObject`]; it applies as that command does.
     CreateNetwork {
         /// Network name.
         name: String,
@@ -265,7 +271,8 @@ pub enum Command {
         state: String,
     },
     /// Defines a network on one member ahead of the cluster-wide create (`?target=`): the
-    /// network is made `Pending` if it does not exist yet.
+    /// network is made `Pending` if it does not exist yet. Kept for log entries written before
+    /// [`Command::DefineMemberObject`]; it applies as that command does.
     DefineNetworkMember {
         /// Network name.
         name: String,
@@ -277,7 +284,8 @@ pub enum Command {
         config: Config,
     },
     /// Records the outcome of a cluster-wide network create: cluster keys, global state, and
-    /// each member's keys and state.
+    /// each member's keys and state. Kept for log entries written before
+    /// [`Command::FinishMemberObject`]; it applies as that command does.
     FinishNetwork {
         /// Network name.
         name: String,
@@ -290,7 +298,8 @@ pub enum Command {
         /// Per member: keys and state.
         members: std::collections::BTreeMap<u64, (Config, String)>,
     },
-    /// Replaces a network's description and cluster-wide keys, and one member's keys.
+    /// Replaces a network's description and cluster-wide keys, and one member's keys. Kept for log
+    /// entries written before [`Command::UpdateMemberObject`]; it applies as that command does.
     UpdateNetwork {
         /// Network name.
         name: String,
@@ -303,14 +312,16 @@ pub enum Command {
         /// That member's keys.
         member_config: Config,
     },
-    /// Adds a joined member's side of created networks, by network name.
+    /// Adds a joined member's side of created networks, by network name. Kept for log
+    /// entries: a join adds a member's sides with [`Command::AddMember`].
     AddNetworkMembers {
         /// The member.
         member_id: u64,
         /// Its member-specific keys for each network.
         networks: std::collections::BTreeMap<String, Config>,
     },
-    /// Deletes a network everywhere.
+    /// Deletes a network everywhere. Kept for log entries written before
+    /// [`Command::DeleteMemberObject`]; it applies as that command does.
     DeleteNetwork {
         /// Network name.
         name: String,
@@ -403,6 +414,80 @@ pub enum Command {
         /// Fingerprint of the new cluster certificate.
         fingerprint: String,
     },
+    /// Defines an object's side on one member ahead of the cluster-wide create (`?target=`):
+    /// the object is made `Pending` if it does not exist yet. Refused when it is created
+    /// already, has another type, or has that member's side already.
+    DefineMemberObject {
+        /// Which kind of object.
+        kind: ObjectKind,
+        /// Its name.
+        name: String,
+        /// A pool's driver, a network's type.
+        object_type: String,
+        /// The member.
+        member_id: u64,
+        /// Its member-specific keys.
+        config: Config,
+    },
+    /// Creates an object with its side on one member (a standalone server, a one-member
+    /// cluster).
+    CreateMemberObject {
+        /// Which kind of object.
+        kind: ObjectKind,
+        /// Its name.
+        name: String,
+        /// A pool's driver, a network's type.
+        object_type: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// The member that holds it.
+        member_id: u64,
+        /// That member's keys.
+        member_config: Config,
+        /// Global and member state (`Created`, `Pending`).
+        state: String,
+    },
+    /// Records the outcome of a cluster-wide create: cluster keys, global state, and each
+    /// member's keys and state.
+    FinishMemberObject {
+        /// Which kind of object.
+        kind: ObjectKind,
+        /// Its name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// Global state.
+        state: String,
+        /// Per member: keys and state.
+        members: std::collections::BTreeMap<u64, (Config, String)>,
+    },
+    /// Replaces an object's description and cluster-wide keys, and one member's keys.
+    UpdateMemberObject {
+        /// Which kind of object.
+        kind: ObjectKind,
+        /// Its name.
+        name: String,
+        /// Free text.
+        description: String,
+        /// Cluster-wide keys.
+        config: Config,
+        /// The member whose keys change.
+        member_id: u64,
+        /// That member's keys.
+        member_config: Config,
+    },
+    /// Deletes an object everywhere, with every member's entry; a storage pool that a
+    /// profile's disk uses is refused.
+    DeleteMemberObject {
+        /// Which kind of object.
+        kind: ObjectKind,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -421,9 +506,11 @@ impl Command {
 pub enum Expected {
     /// A profile.
     Profile(Profile),
-    /// A storage pool with its member entries.
+    /// A storage pool with its member entries. Kept for log entries written before
+    /// [`Expected::MemberObject`].
     StoragePool(StoragePool),
-    /// A network with its member entries.
+    /// A network with its member entries. Kept for log entries written before
+    /// [`Expected::MemberObject`].
     Network(Network),
     /// A trusted certificate.
     Certificate(Certificate),
@@ -433,6 +520,8 @@ pub enum Expected {
     Config(Config),
     /// A cluster group with its members.
     ClusterGroup(tables::ClusterGroup),
+    /// An object with a side on each member, with its member entries.
+    MemberObject(MemberObject),
 }
 
 /// Refuses with [`ApplyError::Changed`] unless the stored object is still `expected`.
@@ -452,6 +541,11 @@ fn check_unchanged(tx: &Transaction, expected: &Expected) -> Result<(), Stop> {
             Entity::Network,
             &n.name,
             tables::network(tx, &n.name)? == *n,
+        ),
+        Expected::MemberObject(o) => (
+            o.kind.entity(),
+            &o.name,
+            tables::member_object(tx, o.kind, &o.name)? == *o,
         ),
         Expected::Certificate(c) => (
             Entity::Certificate,
@@ -612,18 +706,10 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 [*id as i64],
             )?;
             for (pool, config) in pools {
-                tx.execute(
-                    "INSERT INTO storage_pool_members (pool, member_id, config, state)
-                     VALUES (?1, ?2, ?3, 'Created')",
-                    params![pool, *id as i64, to_json(config)],
-                )?;
+                add_side(tx, ObjectKind::StoragePool, pool, *id, config, false)?;
             }
             for (network, config) in networks {
-                tx.execute(
-                    "INSERT INTO network_members (network, member_id, config, state)
-                     VALUES (?1, ?2, ?3, 'Created')",
-                    params![network, *id as i64, to_json(config)],
-                )?;
+                add_side(tx, ObjectKind::Network, network, *id, config, false)?;
             }
             return Ok(Response::Member(*id));
         }
@@ -777,6 +863,7 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 fingerprint,
             )?;
         }
+        // Kept for log entries written before one command served every kind of object.
         Command::CreateStoragePool {
             name,
             driver,
@@ -785,125 +872,61 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             member_id,
             member_config,
             state,
-        } => {
-            if exists(tx, "SELECT 1 FROM storage_pools WHERE name = ?1", name)? {
-                return refuse(ApplyError::Exists {
-                    entity: Entity::StoragePool,
-                    name: name.clone(),
-                });
-            }
-            tx.execute(
-                "INSERT INTO storage_pools (name, driver, description, config, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, driver, description, to_json(config), state],
-            )?;
-            tx.execute(
-                "INSERT INTO storage_pool_members (pool, member_id, config, state)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![name, *member_id as i64, to_json(member_config), state],
-            )?;
-        }
+        } => create_object(
+            tx,
+            ObjectKind::StoragePool,
+            name,
+            driver,
+            description,
+            config,
+            *member_id,
+            member_config,
+            state,
+        )?,
         Command::DefinePoolMember {
             name,
             driver,
             member_id,
             config,
-        } => {
-            match tables::storage_pool(tx, name) {
-                Ok(pool) => {
-                    if pool.state != "Pending" {
-                        return refuse(ApplyError::NotPending { name: name.clone() });
-                    }
-                    if pool.driver != *driver {
-                        return refuse(ApplyError::DriverMismatch {
-                            name: name.clone(),
-                            driver: pool.driver,
-                        });
-                    }
-                    if let Some(m) = pool.members.iter().find(|m| m.member_id == *member_id) {
-                        return refuse(ApplyError::AlreadyDefined {
-                            name: name.clone(),
-                            member: m.member_name.clone(),
-                        });
-                    }
-                }
-                Err(DbError::NotFound { .. }) => {
-                    tx.execute(
-                        "INSERT INTO storage_pools (name, driver, state) VALUES (?1, ?2, 'Pending')",
-                        params![name, driver],
-                    )?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            tx.execute(
-                "INSERT INTO storage_pool_members (pool, member_id, config, state)
-                 VALUES (?1, ?2, ?3, 'Pending')",
-                params![name, *member_id as i64, to_json(config)],
-            )?;
-        }
+        } => define_side(
+            tx,
+            ObjectKind::StoragePool,
+            name,
+            driver,
+            *member_id,
+            config,
+        )?,
         Command::FinishStoragePool {
             name,
             description,
             config,
             state,
             members,
-        } => {
-            expect_changed(
-                tx.execute(
-                    "UPDATE storage_pools SET description = ?2, config = ?3, state = ?4 WHERE name = ?1",
-                    params![name, description, to_json(config), state],
-                )?,
-                Entity::StoragePool,
-                name,
-            )?;
-            for (id, (cfg, st)) in members {
-                tx.execute(
-                    "UPDATE storage_pool_members SET config = ?3, state = ?4 WHERE pool = ?1 AND member_id = ?2",
-                    params![name, *id as i64, to_json(cfg), st],
-                )?;
-            }
-        }
+        } => finish_object(
+            tx,
+            ObjectKind::StoragePool,
+            name,
+            description,
+            config,
+            state,
+            members,
+        )?,
         Command::UpdateStoragePool {
             name,
             description,
             config,
             member_id,
             member_config,
-        } => {
-            expect_changed(
-                tx.execute(
-                    "UPDATE storage_pools SET description = ?2, config = ?3 WHERE name = ?1",
-                    params![name, description, to_json(config)],
-                )?,
-                Entity::StoragePool,
-                name,
-            )?;
-            tx.execute(
-                "UPDATE storage_pool_members SET config = ?3 WHERE pool = ?1 AND member_id = ?2",
-                params![name, *member_id as i64, to_json(member_config)],
-            )?;
-        }
-        Command::DeleteStoragePool { name } => {
-            let used: i64 = tx.query_row(
-                "SELECT count(*) FROM profiles WHERE EXISTS (
-                    SELECT 1 FROM json_each(profiles.devices) d
-                    WHERE json_extract(d.value, '$.type') = 'disk'
-                      AND json_extract(d.value, '$.pool') = ?1)",
-                [name],
-                |r| r.get(0),
-            )?;
-            if used > 0 {
-                return refuse(ApplyError::InUse {
-                    entity: Entity::StoragePool,
-                    name: name.clone(),
-                });
-            }
-            expect_changed(
-                tx.execute("DELETE FROM storage_pools WHERE name = ?1", [name])?,
-                Entity::StoragePool,
-                name,
-            )?;
-        }
+        } => update_object(
+            tx,
+            ObjectKind::StoragePool,
+            name,
+            description,
+            config,
+            *member_id,
+            member_config,
+        )?,
+        Command::DeleteStoragePool { name } => delete_object(tx, ObjectKind::StoragePool, name)?,
         Command::CreateProfile(p) => {
             if profile_exists(tx, &p.project, &p.name)? {
                 return refuse(ApplyError::Exists {
@@ -996,6 +1019,7 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             secret,
             now,
         } => return consume_token(tx, kind, name, secret, now),
+        // Kept for log entries written before one command served every kind of object.
         Command::CreateNetwork {
             name,
             network_type,
@@ -1004,131 +1028,70 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             member_id,
             member_config,
             state,
-        } => {
-            if exists(tx, "SELECT 1 FROM networks WHERE name = ?1", name)? {
-                return refuse(ApplyError::Exists {
-                    entity: Entity::Network,
-                    name: name.clone(),
-                });
-            }
-            tx.execute(
-                "INSERT INTO networks (name, type, description, config, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, network_type, description, to_json(config), state],
-            )?;
-            tx.execute(
-                "INSERT INTO network_members (network, member_id, config, state)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![name, *member_id as i64, to_json(member_config), state],
-            )?;
-        }
+        } => create_object(
+            tx,
+            ObjectKind::Network,
+            name,
+            network_type,
+            description,
+            config,
+            *member_id,
+            member_config,
+            state,
+        )?,
         Command::DefineNetworkMember {
             name,
             network_type,
             member_id,
             config,
-        } => {
-            match tables::network(tx, name) {
-                Ok(net) => {
-                    if net.state != "Pending" {
-                        return refuse(ApplyError::NetworkNotPending { name: name.clone() });
-                    }
-                    if net.network_type != *network_type {
-                        return refuse(ApplyError::NetworkTypeMismatch {
-                            name: name.clone(),
-                            network_type: net.network_type,
-                        });
-                    }
-                    if let Some(m) = net.members.iter().find(|m| m.member_id == *member_id) {
-                        return refuse(ApplyError::NetworkAlreadyDefined {
-                            name: name.clone(),
-                            member: m.member_name.clone(),
-                        });
-                    }
-                }
-                Err(DbError::NotFound { .. }) => {
-                    tx.execute(
-                        "INSERT INTO networks (name, type, state) VALUES (?1, ?2, 'Pending')",
-                        params![name, network_type],
-                    )?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            tx.execute(
-                "INSERT INTO network_members (network, member_id, config, state)
-                 VALUES (?1, ?2, ?3, 'Pending')",
-                params![name, *member_id as i64, to_json(config)],
-            )?;
-        }
+        } => define_side(
+            tx,
+            ObjectKind::Network,
+            name,
+            network_type,
+            *member_id,
+            config,
+        )?,
         Command::FinishNetwork {
             name,
             description,
             config,
             state,
             members,
-        } => {
-            expect_changed(
-                tx.execute(
-                    "UPDATE networks SET description = ?2, config = ?3, state = ?4 WHERE name = ?1",
-                    params![name, description, to_json(config), state],
-                )?,
-                Entity::Network,
-                name,
-            )?;
-            for (id, (cfg, st)) in members {
-                tx.execute(
-                    "UPDATE network_members SET config = ?3, state = ?4 WHERE network = ?1 AND member_id = ?2",
-                    params![name, *id as i64, to_json(cfg), st],
-                )?;
-            }
-        }
+        } => finish_object(
+            tx,
+            ObjectKind::Network,
+            name,
+            description,
+            config,
+            state,
+            members,
+        )?,
         Command::UpdateNetwork {
             name,
             description,
             config,
             member_id,
             member_config,
-        } => {
-            expect_changed(
-                tx.execute(
-                    "UPDATE networks SET description = ?2, config = ?3 WHERE name = ?1",
-                    params![name, description, to_json(config)],
-                )?,
-                Entity::Network,
-                name,
-            )?;
-            tx.execute(
-                "UPDATE network_members SET config = ?3 WHERE network = ?1 AND member_id = ?2",
-                params![name, *member_id as i64, to_json(member_config)],
-            )?;
-        }
+        } => update_object(
+            tx,
+            ObjectKind::Network,
+            name,
+            description,
+            config,
+            *member_id,
+            member_config,
+        )?,
+        // Kept for log entries: joins now add a member's sides with `AddMember`.
         Command::AddNetworkMembers {
             member_id,
             networks,
         } => {
             for (net, config) in networks {
-                if !exists(tx, "SELECT 1 FROM networks WHERE name = ?1", net)? {
-                    return refuse(ApplyError::NotFound {
-                        entity: Entity::Network,
-                        name: net.clone(),
-                    });
-                }
-                tx.execute(
-                    "INSERT INTO network_members (network, member_id, config, state)
-                     VALUES (?1, ?2, ?3, 'Created')
-                     ON CONFLICT(network, member_id) DO UPDATE SET config = excluded.config,
-                     state = 'Created'",
-                    params![net, *member_id as i64, to_json(config)],
-                )?;
+                add_side(tx, ObjectKind::Network, net, *member_id, config, true)?;
             }
         }
-        Command::DeleteNetwork { name } => {
-            expect_changed(
-                tx.execute("DELETE FROM networks WHERE name = ?1", [name])?,
-                Entity::Network,
-                name,
-            )?;
-        }
+        Command::DeleteNetwork { name } => delete_object(tx, ObjectKind::Network, name)?,
         Command::RaiseWarning {
             uuid,
             member_id,
@@ -1207,21 +1170,7 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             )?;
         }
         Command::RenameNetwork { name, new_name } => {
-            if exists(tx, "SELECT 1 FROM networks WHERE name = ?1", new_name)? {
-                return refuse(ApplyError::Exists {
-                    entity: Entity::Network,
-                    name: new_name.clone(),
-                });
-            }
-            // Member entries follow through the foreign key's ON UPDATE CASCADE.
-            expect_changed(
-                tx.execute(
-                    "UPDATE networks SET name = ?2 WHERE name = ?1",
-                    params![name, new_name],
-                )?,
-                Entity::Network,
-                name,
-            )?;
+            rename_object(tx, ObjectKind::Network, name, new_name)?
         }
         Command::CreateClusterGroup {
             name,
@@ -1296,8 +1245,327 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
                 [fingerprint],
             )?;
         }
+        Command::DefineMemberObject {
+            kind,
+            name,
+            object_type,
+            member_id,
+            config,
+        } => define_side(tx, *kind, name, object_type, *member_id, config)?,
+        Command::CreateMemberObject {
+            kind,
+            name,
+            object_type,
+            description,
+            config,
+            member_id,
+            member_config,
+            state,
+        } => create_object(
+            tx,
+            *kind,
+            name,
+            object_type,
+            description,
+            config,
+            *member_id,
+            member_config,
+            state,
+        )?,
+        Command::FinishMemberObject {
+            kind,
+            name,
+            description,
+            config,
+            state,
+            members,
+        } => finish_object(tx, *kind, name, description, config, state, members)?,
+        Command::UpdateMemberObject {
+            kind,
+            name,
+            description,
+            config,
+            member_id,
+            member_config,
+        } => update_object(
+            tx,
+            *kind,
+            name,
+            description,
+            config,
+            *member_id,
+            member_config,
+        )?,
+        Command::DeleteMemberObject { kind, name } => delete_object(tx, *kind, name)?,
     }
     Ok(Response::Done)
+}
+
+// Objects with a side on each member: one code path for every kind, over tables of one shape.
+
+/// The refusals of a `?target=` definition, in each kind's words.
+fn not_pending(kind: ObjectKind, name: &str) -> ApplyError {
+    let name = name.to_string();
+    match kind {
+        ObjectKind::StoragePool => ApplyError::NotPending { name },
+        ObjectKind::Network => ApplyError::NetworkNotPending { name },
+    }
+}
+
+fn type_mismatch(kind: ObjectKind, name: &str, pending: String) -> ApplyError {
+    let name = name.to_string();
+    match kind {
+        ObjectKind::StoragePool => ApplyError::DriverMismatch {
+            name,
+            driver: pending,
+        },
+        ObjectKind::Network => ApplyError::NetworkTypeMismatch {
+            name,
+            network_type: pending,
+        },
+    }
+}
+
+fn already_defined(kind: ObjectKind, name: &str, member: String) -> ApplyError {
+    let name = name.to_string();
+    match kind {
+        ObjectKind::StoragePool => ApplyError::AlreadyDefined { name, member },
+        ObjectKind::Network => ApplyError::NetworkAlreadyDefined { name, member },
+    }
+}
+
+fn object_exists(tx: &Transaction, kind: ObjectKind, name: &str) -> Result<bool, Stop> {
+    exists(
+        tx,
+        &format!("SELECT 1 FROM {} WHERE name = ?1", kind.table()),
+        name,
+    )
+}
+
+/// Adds member `member_id`'s side of object `name`.
+fn insert_side(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    member_id: u64,
+    config: &Config,
+    state: &str,
+) -> Result<(), Stop> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {} (object, member_id, config, state) VALUES (?1, ?2, ?3, ?4)",
+            kind.member_table()
+        ),
+        params![name, member_id as i64, to_json(config), state],
+    )?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_object(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    object_type: &str,
+    description: &str,
+    config: &Config,
+    member_id: u64,
+    member_config: &Config,
+    state: &str,
+) -> Result<(), Stop> {
+    if object_exists(tx, kind, name)? {
+        return refuse(ApplyError::Exists {
+            entity: kind.entity(),
+            name: name.to_string(),
+        });
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO {} (name, type, description, config, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+            kind.table()
+        ),
+        params![name, object_type, description, to_json(config), state],
+    )?;
+    insert_side(tx, kind, name, member_id, member_config, state)
+}
+
+fn define_side(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    object_type: &str,
+    member_id: u64,
+    config: &Config,
+) -> Result<(), Stop> {
+    match tables::member_object(tx, kind, name) {
+        Ok(object) => {
+            if object.state != "Pending" {
+                return refuse(not_pending(kind, name));
+            }
+            if object.object_type != object_type {
+                return refuse(type_mismatch(kind, name, object.object_type));
+            }
+            if let Some(m) = object.member(member_id) {
+                return refuse(already_defined(kind, name, m.member_name.clone()));
+            }
+        }
+        Err(DbError::NotFound { .. }) => {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (name, type, state) VALUES (?1, ?2, 'Pending')",
+                    kind.table()
+                ),
+                params![name, object_type],
+            )?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    insert_side(tx, kind, name, member_id, config, "Pending")
+}
+
+fn finish_object(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    description: &str,
+    config: &Config,
+    state: &str,
+    members: &std::collections::BTreeMap<u64, (Config, String)>,
+) -> Result<(), Stop> {
+    expect_changed(
+        tx.execute(
+            &format!(
+                "UPDATE {} SET description = ?2, config = ?3, state = ?4 WHERE name = ?1",
+                kind.table()
+            ),
+            params![name, description, to_json(config), state],
+        )?,
+        kind.entity(),
+        name,
+    )?;
+    for (id, (cfg, st)) in members {
+        tx.execute(
+            &format!(
+                "UPDATE {} SET config = ?3, state = ?4 WHERE object = ?1 AND member_id = ?2",
+                kind.member_table()
+            ),
+            params![name, *id as i64, to_json(cfg), st],
+        )?;
+    }
+    Ok(())
+}
+
+fn update_object(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    description: &str,
+    config: &Config,
+    member_id: u64,
+    member_config: &Config,
+) -> Result<(), Stop> {
+    expect_changed(
+        tx.execute(
+            &format!(
+                "UPDATE {} SET description = ?2, config = ?3 WHERE name = ?1",
+                kind.table()
+            ),
+            params![name, description, to_json(config)],
+        )?,
+        kind.entity(),
+        name,
+    )?;
+    tx.execute(
+        &format!(
+            "UPDATE {} SET config = ?3 WHERE object = ?1 AND member_id = ?2",
+            kind.member_table()
+        ),
+        params![name, member_id as i64, to_json(member_config)],
+    )?;
+    Ok(())
+}
+
+fn delete_object(tx: &Transaction, kind: ObjectKind, name: &str) -> Result<(), Stop> {
+    if kind == ObjectKind::StoragePool {
+        let used: i64 = tx.query_row(
+            "SELECT count(*) FROM profiles WHERE EXISTS (
+                SELECT 1 FROM json_each(profiles.devices) d
+                WHERE json_extract(d.value, '$.type') = 'disk'
+                  AND json_extract(d.value, '$.pool') = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if used > 0 {
+            return refuse(ApplyError::InUse {
+                entity: kind.entity(),
+                name: name.to_string(),
+            });
+        }
+    }
+    // Member entries go with it through the foreign key's ON DELETE CASCADE.
+    expect_changed(
+        tx.execute(
+            &format!("DELETE FROM {} WHERE name = ?1", kind.table()),
+            [name],
+        )?,
+        kind.entity(),
+        name,
+    )
+}
+
+fn rename_object(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    new_name: &str,
+) -> Result<(), Stop> {
+    if object_exists(tx, kind, new_name)? {
+        return refuse(ApplyError::Exists {
+            entity: kind.entity(),
+            name: new_name.to_string(),
+        });
+    }
+    // Member entries follow through the foreign key's ON UPDATE CASCADE.
+    expect_changed(
+        tx.execute(
+            &format!("UPDATE {} SET name = ?2 WHERE name = ?1", kind.table()),
+            params![name, new_name],
+        )?,
+        kind.entity(),
+        name,
+    )
+}
+
+/// Adds member `member_id`'s side of a created object (a join). `replace`: a side it has
+/// already takes the new keys instead of refusing, and a missing object is refused by name
+/// rather than by the foreign key.
+fn add_side(
+    tx: &Transaction,
+    kind: ObjectKind,
+    name: &str,
+    member_id: u64,
+    config: &Config,
+    replace: bool,
+) -> Result<(), Stop> {
+    if !replace {
+        return insert_side(tx, kind, name, member_id, config, "Created");
+    }
+    if !object_exists(tx, kind, name)? {
+        return refuse(ApplyError::NotFound {
+            entity: kind.entity(),
+            name: name.to_string(),
+        });
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO {} (object, member_id, config, state) VALUES (?1, ?2, ?3, 'Created')
+             ON CONFLICT(object, member_id) DO UPDATE SET config = excluded.config,
+             state = 'Created'",
+            kind.member_table()
+        ),
+        params![name, member_id as i64, to_json(config)],
+    )?;
+    Ok(())
 }
 
 /// Makes `groups` the member's groups: every one must exist and there must be at least one.
@@ -2187,6 +2455,291 @@ mod tests {
             tables::cluster_group(&c, "default").unwrap().members,
             ["none"]
         );
+    }
+
+    #[test]
+    fn every_kind_of_member_object_follows_one_protocol() {
+        for kind in [ObjectKind::StoragePool, ObjectKind::Network] {
+            let mut c = db();
+            run(&mut c, &add_member("node2")).unwrap();
+            let define = |member_id: u64, object_type: &str| Command::DefineMemberObject {
+                kind,
+                name: "o1".into(),
+                object_type: object_type.into(),
+                member_id,
+                config: Config::from([("source".into(), format!("/s{member_id}"))]),
+            };
+            run(&mut c, &define(1, "t")).unwrap();
+            let again = run(&mut c, &define(1, "t")).unwrap_err();
+            let other = run(&mut c, &define(2, "u")).unwrap_err();
+            match kind {
+                ObjectKind::StoragePool => {
+                    assert_eq!(
+                        again.to_string(),
+                        "The storage pool already defined on member \"none\""
+                    );
+                    assert_eq!(
+                        other.to_string(),
+                        "Storage pool \"o1\" is pending with driver \"t\""
+                    );
+                }
+                ObjectKind::Network => {
+                    assert_eq!(
+                        again.to_string(),
+                        "The network is already defined on member \"none\""
+                    );
+                    assert_eq!(
+                        other.to_string(),
+                        "Network \"o1\" is pending with type \"t\""
+                    );
+                }
+            }
+            run(&mut c, &define(2, "t")).unwrap();
+            let o = tables::member_object(&c, kind, "o1").unwrap();
+            assert_eq!((o.state.as_str(), o.members.len()), ("Pending", 2));
+            assert_eq!(o.member(2).unwrap().config["source"], "/s2");
+
+            let finish = Command::FinishMemberObject {
+                kind,
+                name: "o1".into(),
+                description: "d".into(),
+                config: Config::from([("k".into(), "v".into())]),
+                state: "Created".into(),
+                members: [
+                    (1, (Config::new(), "Created".to_string())),
+                    (2, (Config::new(), "Created".to_string())),
+                ]
+                .into(),
+            };
+            run(&mut c, &finish).unwrap();
+            let o = tables::member_object(&c, kind, "o1").unwrap();
+            assert_eq!((o.state.as_str(), o.description.as_str()), ("Created", "d"));
+            assert!(o.members.iter().all(|m| m.state == "Created"));
+            let refused = run(&mut c, &define(1, "t")).unwrap_err();
+            assert!(refused.to_string().ends_with("is not in pending state"));
+
+            let update = Command::UpdateMemberObject {
+                kind,
+                name: "o1".into(),
+                description: "e".into(),
+                config: Config::new(),
+                member_id: 2,
+                member_config: Config::from([("m".into(), "2".into())]),
+            }
+            .only_if(Expected::MemberObject(o.clone()));
+            run(&mut c, &update).unwrap();
+            assert!(matches!(
+                run(&mut c, &update),
+                Err(ApplyError::Changed { .. })
+            ));
+            let o = tables::member_object(&c, kind, "o1").unwrap();
+            assert_eq!(o.member(2).unwrap().config["m"], "2");
+            assert!(o.member(1).unwrap().config.is_empty());
+
+            let delete = Command::DeleteMemberObject {
+                kind,
+                name: "o1".into(),
+            };
+            run(&mut c, &delete).unwrap();
+            assert!(tables::member_objects(&c, kind).unwrap().is_empty());
+            assert!(matches!(
+                run(&mut c, &delete),
+                Err(ApplyError::NotFound { .. })
+            ));
+            let n: i64 = c
+                .query_row(
+                    &format!("SELECT count(*) FROM {}", kind.member_table()),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "member entries go with the object");
+        }
+    }
+
+    #[test]
+    fn the_first_commands_of_pools_and_networks_still_apply_as_the_generic_ones() {
+        let old = [
+            Command::DefinePoolMember {
+                name: "p".into(),
+                driver: "dir".into(),
+                member_id: 1,
+                config: Config::new(),
+            },
+            Command::FinishStoragePool {
+                name: "p".into(),
+                description: "d".into(),
+                config: Config::new(),
+                state: "Created".into(),
+                members: [(1, (Config::new(), "Created".to_string()))].into(),
+            },
+            Command::UpdateStoragePool {
+                name: "p".into(),
+                description: "e".into(),
+                config: Config::from([("k".into(), "v".into())]),
+                member_id: 1,
+                member_config: Config::from([("source".into(), "/x".into())]),
+            },
+            Command::CreateNetwork {
+                name: "n".into(),
+                network_type: "bridge".into(),
+                description: String::new(),
+                config: Config::new(),
+                member_id: 1,
+                member_config: Config::new(),
+                state: "Created".into(),
+            },
+            Command::UpdateNetwork {
+                name: "n".into(),
+                description: "e".into(),
+                config: Config::from([("k".into(), "v".into())]),
+                member_id: 1,
+                member_config: Config::from([("parent".into(), "eth0".into())]),
+            },
+        ];
+        let new = [
+            Command::DefineMemberObject {
+                kind: ObjectKind::StoragePool,
+                name: "p".into(),
+                object_type: "dir".into(),
+                member_id: 1,
+                config: Config::new(),
+            },
+            Command::FinishMemberObject {
+                kind: ObjectKind::StoragePool,
+                name: "p".into(),
+                description: "d".into(),
+                config: Config::new(),
+                state: "Created".into(),
+                members: [(1, (Config::new(), "Created".to_string()))].into(),
+            },
+            Command::UpdateMemberObject {
+                kind: ObjectKind::StoragePool,
+                name: "p".into(),
+                description: "e".into(),
+                config: Config::from([("k".into(), "v".into())]),
+                member_id: 1,
+                member_config: Config::from([("source".into(), "/x".into())]),
+            },
+            Command::CreateMemberObject {
+                kind: ObjectKind::Network,
+                name: "n".into(),
+                object_type: "bridge".into(),
+                description: String::new(),
+                config: Config::new(),
+                member_id: 1,
+                member_config: Config::new(),
+                state: "Created".into(),
+            },
+            Command::UpdateMemberObject {
+                kind: ObjectKind::Network,
+                name: "n".into(),
+                description: "e".into(),
+                config: Config::from([("k".into(), "v".into())]),
+                member_id: 1,
+                member_config: Config::from([("parent".into(), "eth0".into())]),
+            },
+        ];
+        let (mut a, mut b) = (db(), db());
+        for cmd in &old {
+            // An entry as the log holds it, decoded again.
+            let text = serde_json::to_string(cmd).unwrap();
+            run(&mut a, &serde_json::from_str(&text).unwrap()).unwrap();
+        }
+        for cmd in &new {
+            run(&mut b, cmd).unwrap();
+        }
+        assert_eq!(
+            tables::storage_pools(&a).unwrap(),
+            tables::storage_pools(&b).unwrap()
+        );
+        assert_eq!(tables::networks(&a).unwrap(), tables::networks(&b).unwrap());
+        assert_eq!(tables::storage_pool(&a, "p").unwrap().config["k"], "v");
+        for cmd in [
+            Command::DeleteStoragePool { name: "p".into() },
+            Command::DeleteNetwork { name: "n".into() },
+        ] {
+            run(&mut a, &cmd).unwrap();
+        }
+        assert!(tables::storage_pools(&a).unwrap().is_empty());
+        assert!(tables::networks(&a).unwrap().is_empty());
+    }
+
+    #[test]
+    fn migration_eight_keeps_pools_and_networks_made_by_the_old_schema() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        for step in &crate::CLUSTER_MIGRATIONS[..7] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 7).unwrap();
+        c.execute_batch(
+            r#"
+INSERT INTO members (id, name, address) VALUES (2, 'node2', '10.0.0.2:8443');
+INSERT INTO storage_pools (name, driver, description, config, state)
+    VALUES ('local', 'dir', 'pool', '{"rsync.bwlimit":"1"}', 'Created');
+INSERT INTO storage_pool_members (pool, member_id, config, state)
+    VALUES ('local', 1, '{"source":"/a"}', 'Created'), ('local', 2, '{"source":"/b"}', 'Created');
+INSERT INTO storage_pools (name, driver, state) VALUES ('later', 'btrfs', 'Pending');
+INSERT INTO storage_pool_members (pool, member_id, config, state)
+    VALUES ('later', 2, '{"size":"1GiB"}', 'Pending');
+INSERT INTO networks (name, type, description, config, state)
+    VALUES ('lxdbr0', 'bridge', 'net', '{"ipv4.address":"10.1.2.1/24"}', 'Created');
+INSERT INTO network_members (network, member_id, config, state)
+    VALUES ('lxdbr0', 1, '{}', 'Created'), ('lxdbr0', 2, '{"parent":"eth1"}', 'Created');
+"#,
+        )
+        .unwrap();
+        migrate_cluster(&mut c).unwrap();
+
+        let pool = tables::storage_pool(&c, "local").unwrap();
+        assert_eq!(
+            (pool.driver.as_str(), pool.description.as_str()),
+            ("dir", "pool")
+        );
+        assert_eq!(pool.config["rsync.bwlimit"], "1");
+        let sides: Vec<_> = pool
+            .members
+            .iter()
+            .map(|m| (m.member_name.as_str(), m.config["source"].as_str()))
+            .collect();
+        assert_eq!(sides, [("none", "/a"), ("node2", "/b")]);
+        let later = tables::storage_pool(&c, "later").unwrap();
+        assert_eq!(
+            (later.driver.as_str(), later.state.as_str()),
+            ("btrfs", "Pending")
+        );
+        assert_eq!(later.members[0].config["size"], "1GiB");
+        let net = tables::network(&c, "lxdbr0").unwrap();
+        assert_eq!(net.network_type, "bridge");
+        assert_eq!(net.members[1].config["parent"], "eth1");
+
+        eprintln!("the migrated rows take the generic commands");
+        run(
+            &mut c,
+            &Command::DefineMemberObject {
+                kind: ObjectKind::StoragePool,
+                name: "later".into(),
+                object_type: "btrfs".into(),
+                member_id: 1,
+                config: Config::new(),
+            },
+        )
+        .unwrap();
+        assert_eq!(tables::storage_pool(&c, "later").unwrap().members.len(), 2);
+        run(
+            &mut c,
+            &Command::DeleteMemberObject {
+                kind: ObjectKind::Network,
+                name: "lxdbr0".into(),
+            },
+        )
+        .unwrap();
+        assert!(tables::networks(&c).unwrap().is_empty());
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM network_members", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

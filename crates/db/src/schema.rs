@@ -138,6 +138,14 @@ ALTER TABLE members DROP COLUMN groups;
     r#"
 CREATE TABLE cluster_certificate (id INTEGER PRIMARY KEY CHECK (id = 1), fingerprint TEXT NOT NULL);
 "#,
+    // 8: objects with a side on each member share one table shape, so one code path reads
+    // and writes them all: the object row's `type` (a pool's driver) and the member row's
+    // `object` (its pool or network).
+    r#"
+ALTER TABLE storage_pools RENAME COLUMN driver TO type;
+ALTER TABLE storage_pool_members RENAME COLUMN pool TO object;
+ALTER TABLE network_members RENAME COLUMN network TO object;
+"#,
 ];
 
 /// The node-local database's migrations.

@@ -176,20 +176,156 @@ pub fn certificate(conn: &Connection, fingerprint: &str) -> Result<Certificate, 
     })
 }
 
-/// A storage pool's state on one member.
+/// The kinds of object that have a side on each member, kept in tables of one shape: an
+/// object row (`name`, `type`, `description`, cluster-wide `config`, `state`) and one row per
+/// member (`object`, `member_id`, the member's `config`, its `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ObjectKind {
+    /// A storage pool; its type is the driver.
+    StoragePool,
+    /// A managed network; its type is the network type (`bridge`).
+    Network,
+}
+
+impl ObjectKind {
+    /// What errors call it.
+    pub fn entity(self) -> Entity {
+        match self {
+            ObjectKind::StoragePool => Entity::StoragePool,
+            ObjectKind::Network => Entity::Network,
+        }
+    }
+
+    /// The table of its object rows.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            ObjectKind::StoragePool => "storage_pools",
+            ObjectKind::Network => "networks",
+        }
+    }
+
+    /// The table of its per-member rows.
+    pub(crate) fn member_table(self) -> &'static str {
+        match self {
+            ObjectKind::StoragePool => "storage_pool_members",
+            ObjectKind::Network => "network_members",
+        }
+    }
+}
+
+/// An object's side on one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolMember {
+pub struct ObjectMember {
     /// The member's id.
     pub member_id: u64,
     /// The member's name.
     pub member_name: String,
-    /// Member-specific keys (`source`, `size`, ...).
+    /// Member-specific keys (a pool's `source`, a network's `bridge.external_interfaces`, ...).
     pub config: Config,
     /// `Pending`, `Created` or `Errored`.
     pub state: String,
 }
 
-/// A storage pool with its per-member entries.
+/// A storage pool's side on one member.
+pub type PoolMember = ObjectMember;
+/// A network's side on one member.
+pub type NetworkMember = ObjectMember;
+
+/// An object with a side on each member, with its per-member entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberObject {
+    /// Which kind of object.
+    pub kind: ObjectKind,
+    /// Its name.
+    pub name: String,
+    /// A pool's driver, a network's type.
+    pub object_type: String,
+    /// Free text.
+    pub description: String,
+    /// Cluster-wide keys.
+    pub config: Config,
+    /// `Pending`, `Created` or `Errored`.
+    pub state: String,
+    /// Per-member entries, by member id.
+    pub members: Vec<ObjectMember>,
+}
+
+impl MemberObject {
+    /// The side of member `id`, if it has one.
+    pub fn member(&self, id: u64) -> Option<&ObjectMember> {
+        self.members.iter().find(|m| m.member_id == id)
+    }
+}
+
+fn object_members(
+    conn: &Connection,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<Vec<ObjectMember>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT o.member_id, m.name, o.config, o.state FROM {} o
+         JOIN members m ON m.id = o.member_id WHERE o.object = ?1 ORDER BY m.id",
+        kind.member_table()
+    ))?;
+    let rows = stmt.query_map([name], |row| {
+        Ok(ObjectMember {
+            member_id: row.get::<_, i64>(0)? as u64,
+            member_name: row.get(1)?,
+            config: json(row, 2)?,
+            state: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// All objects of `kind`, by name.
+pub fn member_objects(conn: &Connection, kind: ObjectKind) -> Result<Vec<MemberObject>, DbError> {
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare(&format!("SELECT name FROM {} ORDER BY name", kind.table()))?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    names.iter().map(|n| member_object(conn, kind, n)).collect()
+}
+
+/// One object of `kind` by name.
+pub fn member_object(
+    conn: &Connection,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<MemberObject, DbError> {
+    let object = conn
+        .query_row(
+            &format!(
+                "SELECT name, type, description, config, state FROM {} WHERE name = ?1",
+                kind.table()
+            ),
+            [name],
+            |row| {
+                Ok(MemberObject {
+                    kind,
+                    name: row.get(0)?,
+                    object_type: row.get(1)?,
+                    description: row.get(2)?,
+                    config: json(row, 3)?,
+                    state: row.get(4)?,
+                    members: Vec::new(),
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound {
+            entity: kind.entity(),
+            name: name.to_string(),
+        })?;
+    Ok(MemberObject {
+        members: object_members(conn, kind, name)?,
+        ..object
+    })
+}
+
+/// A storage pool with its per-member entries: the [`MemberObject`] of kind
+/// [`ObjectKind::StoragePool`] under the names pools had first (log entries carry it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoragePool {
     /// Pool name.
@@ -206,58 +342,42 @@ pub struct StoragePool {
     pub members: Vec<PoolMember>,
 }
 
-fn pool_members(conn: &Connection, pool: &str) -> Result<Vec<PoolMember>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT p.member_id, m.name, p.config, p.state FROM storage_pool_members p
-         JOIN members m ON m.id = p.member_id WHERE p.pool = ?1 ORDER BY m.id",
-    )?;
-    let rows = stmt.query_map([pool], |row| {
-        Ok(PoolMember {
-            member_id: row.get::<_, i64>(0)? as u64,
-            member_name: row.get(1)?,
-            config: json(row, 2)?,
-            state: row.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+impl From<MemberObject> for StoragePool {
+    fn from(o: MemberObject) -> Self {
+        StoragePool {
+            name: o.name,
+            driver: o.object_type,
+            description: o.description,
+            config: o.config,
+            state: o.state,
+            members: o.members,
+        }
+    }
+}
+
+impl From<StoragePool> for MemberObject {
+    fn from(p: StoragePool) -> Self {
+        MemberObject {
+            kind: ObjectKind::StoragePool,
+            name: p.name,
+            object_type: p.driver,
+            description: p.description,
+            config: p.config,
+            state: p.state,
+            members: p.members,
+        }
+    }
 }
 
 /// All storage pools, by name.
 pub fn storage_pools(conn: &Connection) -> Result<Vec<StoragePool>, DbError> {
-    let names: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT name FROM storage_pools ORDER BY name")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    names.iter().map(|n| storage_pool(conn, n)).collect()
+    let all = member_objects(conn, ObjectKind::StoragePool)?;
+    Ok(all.into_iter().map(StoragePool::from).collect())
 }
 
 /// One storage pool by name.
 pub fn storage_pool(conn: &Connection, name: &str) -> Result<StoragePool, DbError> {
-    let pool = conn
-        .query_row(
-            "SELECT name, driver, description, config, state FROM storage_pools WHERE name = ?1",
-            [name],
-            |row| {
-                Ok(StoragePool {
-                    name: row.get(0)?,
-                    driver: row.get(1)?,
-                    description: row.get(2)?,
-                    config: json(row, 3)?,
-                    state: row.get(4)?,
-                    members: Vec::new(),
-                })
-            },
-        )
-        .optional()?
-        .ok_or_else(|| DbError::NotFound {
-            entity: Entity::StoragePool,
-            name: name.to_string(),
-        })?;
-    Ok(StoragePool {
-        members: pool_members(conn, name)?,
-        ..pool
-    })
+    member_object(conn, ObjectKind::StoragePool, name).map(StoragePool::from)
 }
 
 /// A profile.
@@ -460,20 +580,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A network's state on one member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkMember {
-    /// The member's id.
-    pub member_id: u64,
-    /// The member's name.
-    pub member_name: String,
-    /// Member-specific keys (`bridge.external_interfaces`, `parent`, ...).
-    pub config: Config,
-    /// `Pending`, `Created` or `Errored`.
-    pub state: String,
-}
-
-/// A managed network with its per-member entries.
+/// A managed network with its per-member entries: the [`MemberObject`] of kind
+/// [`ObjectKind::Network`] under the names networks had first (log entries carry it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     /// Network name.
@@ -490,58 +598,42 @@ pub struct Network {
     pub members: Vec<NetworkMember>,
 }
 
-fn network_members(conn: &Connection, network: &str) -> Result<Vec<NetworkMember>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT n.member_id, m.name, n.config, n.state FROM network_members n
-         JOIN members m ON m.id = n.member_id WHERE n.network = ?1 ORDER BY m.id",
-    )?;
-    let rows = stmt.query_map([network], |row| {
-        Ok(NetworkMember {
-            member_id: row.get::<_, i64>(0)? as u64,
-            member_name: row.get(1)?,
-            config: json(row, 2)?,
-            state: row.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+impl From<MemberObject> for Network {
+    fn from(o: MemberObject) -> Self {
+        Network {
+            name: o.name,
+            network_type: o.object_type,
+            description: o.description,
+            config: o.config,
+            state: o.state,
+            members: o.members,
+        }
+    }
+}
+
+impl From<Network> for MemberObject {
+    fn from(n: Network) -> Self {
+        MemberObject {
+            kind: ObjectKind::Network,
+            name: n.name,
+            object_type: n.network_type,
+            description: n.description,
+            config: n.config,
+            state: n.state,
+            members: n.members,
+        }
+    }
 }
 
 /// All managed networks, by name.
 pub fn networks(conn: &Connection) -> Result<Vec<Network>, DbError> {
-    let names: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT name FROM networks ORDER BY name")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    names.iter().map(|n| network(conn, n)).collect()
+    let all = member_objects(conn, ObjectKind::Network)?;
+    Ok(all.into_iter().map(Network::from).collect())
 }
 
 /// One managed network by name.
 pub fn network(conn: &Connection, name: &str) -> Result<Network, DbError> {
-    let net = conn
-        .query_row(
-            "SELECT name, type, description, config, state FROM networks WHERE name = ?1",
-            [name],
-            |row| {
-                Ok(Network {
-                    name: row.get(0)?,
-                    network_type: row.get(1)?,
-                    description: row.get(2)?,
-                    config: json(row, 3)?,
-                    state: row.get(4)?,
-                    members: Vec::new(),
-                })
-            },
-        )
-        .optional()?
-        .ok_or_else(|| DbError::NotFound {
-            entity: Entity::Network,
-            name: name.to_string(),
-        })?;
-    Ok(Network {
-        members: network_members(conn, name)?,
-        ..net
-    })
+    member_object(conn, ObjectKind::Network, name).map(Network::from)
 }
 
 /// A warning's status, with LXD's codes.
