@@ -35,6 +35,7 @@ pub use encoding::decode_base64;
 pub use envelope::{etag, Response, ResponseType};
 pub use event::{Event, EventLifecycle, EventLogging, Requestor};
 pub use extensions::API_EXTENSIONS;
+pub use network::NETWORK_MEMBER_KEYS;
 pub use network::{
     Network, NetworkLease, NetworkPost, NetworkPut, NetworkState, NetworkStateAddress,
     NetworkStateBond, NetworkStateBridge, NetworkStateCounters, NetworkStateVlan, NetworksPost,
@@ -53,6 +54,7 @@ pub use resources::{
     ResourcesUsbDeviceInterface,
 };
 pub use server::{Server, ServerEnvironment, ServerPut, ServerStorageDriverInfo};
+pub use storage::POOL_MEMBER_KEYS;
 pub use storage::{
     ResourcesStoragePool, ResourcesStoragePoolUsage, StoragePool, StoragePoolPut, StoragePoolsPost,
 };

@@ -2,6 +2,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Config;
 
+/// Member-specific network keys (LXD's list).
+pub const NETWORK_MEMBER_KEYS: &[&str] = &[
+    "bgp.ipv4.nexthop",
+    "bgp.ipv6.nexthop",
+    "bridge.external_interfaces",
+    "parent",
+];
+
 /// The writable part of a network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 // Clients may send back a whole object; like LXD, only the writable part is read.

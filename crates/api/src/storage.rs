@@ -2,6 +2,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::Config;
 
+/// Member-specific storage pool keys (LXD's list).
+pub const POOL_MEMBER_KEYS: &[&str] = &[
+    "size",
+    "source",
+    "volatile.initial_source",
+    "zfs.pool_name",
+    "lvm.thinpool_name",
+    "lvm.vg_name",
+];
+
 /// The writable part of a storage pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 // Clients may send back a whole object; like LXD, only the writable part is read.

@@ -19,49 +19,24 @@ use rxd_cluster::join::{client_error, fail};
 use rxd_db::tables::{self, Config};
 
 use crate::error::ApiResult;
+use crate::handlers::networks::Networks;
+use crate::handlers::storage_pools::Pools;
+use crate::member_objects::{self, MemberKind};
 use crate::Daemon;
-
-/// Member-specific storage pool keys (LXD's list).
-pub const POOL_MEMBER_KEYS: &[&str] = &[
-    "size",
-    "source",
-    "volatile.initial_source",
-    "zfs.pool_name",
-    "lvm.thinpool_name",
-    "lvm.vg_name",
-];
 
 /// The member-specific keys this member holds for its pools and networks.
 pub async fn member_config(d: &Daemon) -> ApiResult<Vec<ClusterMemberConfigKey>> {
-    let id = d.node_id();
-    let pools = d.db().read(tables::storage_pools).await?;
-    let mut out = Vec::new();
-    for pool in pools {
-        let Some(mine) = pool.members.iter().find(|m| m.member_id == id) else {
-            continue;
-        };
-        for key in mine.config.keys() {
-            if key.starts_with("volatile.") || !POOL_MEMBER_KEYS.contains(&key.as_str()) {
-                continue;
-            }
-            out.push(ClusterMemberConfigKey {
-                entity: "storage-pool".into(),
-                name: pool.name.clone(),
-                key: key.clone(),
-                value: String::new(),
-                description: format!("\"{key}\" property for storage pool \"{}\"", pool.name),
-            });
-        }
-    }
-    out.extend(crate::handlers::networks::member_config(d).await?);
+    let mut out = member_objects::member_config::<Pools>(d).await?;
+    out.extend(member_objects::member_config::<Networks>(d).await?);
     Ok(out)
 }
 
-fn member_values(member_config: &[ClusterMemberConfigKey], pool: &str) -> Config {
+/// The values `member_config` gives this member's side of object `name` of kind `K`.
+fn member_values<K: MemberKind>(member_config: &[ClusterMemberConfigKey], name: &str) -> Config {
     member_config
         .iter()
-        .filter(|k| k.entity == "storage-pool" && k.name == pool)
-        .filter(|k| POOL_MEMBER_KEYS.contains(&k.key.as_str()) && !k.value.is_empty())
+        .filter(|k| k.entity == K::EVENT && k.name == name && !k.value.is_empty())
+        .filter(|k| K::member_keys().contains(&k.key.as_str()))
         .map(|k| (k.key.clone(), k.value.clone()))
         .collect()
 }
@@ -80,7 +55,7 @@ pub async fn prepare(
         .map_err(|e| client_error("Failed to read the cluster's storage pools", e))?;
     let mut prepared = BTreeMap::new();
     for pool in pools.iter().filter(|p| p.status == "Created") {
-        let values = member_values(member_config, &pool.name);
+        let values = member_values::<Pools>(member_config, &pool.name);
         let default_dir = dir.join("storage-pools").join(&pool.name);
         if default_dir.exists() {
             return Err(rxd_cluster::Error::bad_request(format!(
@@ -137,12 +112,7 @@ async fn prepare_networks(
         .iter()
         .filter(|n| n.managed && n.status == "Created")
     {
-        let mine: Config = member_config
-            .iter()
-            .filter(|k| k.entity == "network" && k.name == net.name && !k.value.is_empty())
-            .filter(|k| rxd_network::MEMBER_KEYS.contains(&k.key.as_str()))
-            .map(|k| (k.key.clone(), k.value.clone()))
-            .collect();
+        let mine = member_values::<Networks>(member_config, &net.name);
         let mut all = net.config.clone();
         all.extend(mine.clone());
         journal.sides().networks_made.push(net.name.clone());

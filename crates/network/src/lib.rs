@@ -25,13 +25,8 @@ use rxd_db::tables::Config;
 use bridge::Netlink;
 use subnet::Cidr;
 
-/// Member-specific network keys (LXD's list).
-pub const MEMBER_KEYS: &[&str] = &[
-    "bgp.ipv4.nexthop",
-    "bgp.ipv6.nexthop",
-    "bridge.external_interfaces",
-    "parent",
-];
+/// Member-specific network keys (LXD's list, kept in `rxd-api`).
+pub use rxd_api::NETWORK_MEMBER_KEYS as MEMBER_KEYS;
 
 /// Why a network could not be made, changed or checked.
 #[derive(Debug, thiserror::Error)]

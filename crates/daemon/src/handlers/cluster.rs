@@ -18,7 +18,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::response::{operation, sync_etag, JsonBody};
 use crate::Daemon;
 
-pub use crate::member_sides::POOL_MEMBER_KEYS;
 pub use rxd_cluster::bootstrap::validate_member_name;
 
 /// `GET /1.0/cluster`.

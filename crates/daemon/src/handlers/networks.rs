@@ -299,12 +299,6 @@ pub async fn restore(d: &Daemon) {
     objects::restore::<Networks>(d).await;
 }
 
-/// The member-specific keys this member holds for its networks, as `GET /1.0/cluster` lists
-/// them.
-pub async fn member_config(d: &Daemon) -> ApiResult<Vec<rxd_api::ClusterMemberConfigKey>> {
-    objects::member_config::<Networks>(d).await
-}
-
 /// `POST /1.0/networks/{name}`: a rename, in LXD's order of checks. As in LXD, only a
 /// standalone server renames: the bridge goes down, its directory (dnsmasq's leases with it)
 /// moves, the database entry is renamed, and a bridge of the new name comes up.

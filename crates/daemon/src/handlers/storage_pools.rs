@@ -12,11 +12,11 @@ use rxd_db::tables::{self, Config, MemberObject, ObjectKind};
 
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::handlers::cluster::POOL_MEMBER_KEYS;
 use crate::handlers::{recursion, target, QueryMap};
 use crate::member_objects::{self as objects, MemberKind, ObjectPost, Side};
 use crate::response::{sync, sync_etag, JsonBody};
 use crate::Daemon;
+use rxd_api::POOL_MEMBER_KEYS;
 
 /// Storage pools as objects with a side on each member.
 pub struct Pools;

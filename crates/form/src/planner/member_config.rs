@@ -8,23 +8,7 @@ use rxd_api::{InitNetwork, StoragePoolsPost};
 
 use super::{Answers, Facts, PlanError, PlannedMember, Role};
 
-/// Member-specific storage pool keys (LXD's list).
-pub const POOL_MEMBER_KEYS: &[&str] = &[
-    "size",
-    "source",
-    "volatile.initial_source",
-    "zfs.pool_name",
-    "lvm.thinpool_name",
-    "lvm.vg_name",
-];
-
-/// Member-specific network keys (LXD's list).
-pub const NETWORK_MEMBER_KEYS: &[&str] = &[
-    "bgp.ipv4.nexthop",
-    "bgp.ipv6.nexthop",
-    "bridge.external_interfaces",
-    "parent",
-];
+use rxd_api::{NETWORK_MEMBER_KEYS, POOL_MEMBER_KEYS};
 
 /// Member-specific keys every member must be given: (entity, driver or type, key). A network
 /// of these types sits on a parent interface of each member's own, as in LXD.

@@ -21,7 +21,7 @@ use rxd_api::{ClusterMemberConfigKey, InitNetwork, StoragePoolsPost};
 
 pub use cidr::Cidr;
 use member_config::check_member_config;
-pub use member_config::{NETWORK_MEMBER_KEYS, POOL_MEMBER_KEYS, REQUIRED_MEMBER_KEYS};
+pub use member_config::REQUIRED_MEMBER_KEYS;
 
 /// The port a member listens on unless the answers say otherwise.
 pub const DEFAULT_PORT: u16 = 8443;
