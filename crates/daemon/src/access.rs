@@ -39,6 +39,9 @@ pub struct Caller {
     pub peer: Peer,
     /// What it may do.
     pub trust: Trust,
+    /// The original caller a member forwarded this request for (LXD's `X-LXD-forwarded-*`
+    /// headers), believed only from a member.
+    pub forwarded: Option<rxd_api::Requestor>,
 }
 
 /// The trust a certificate of the trust store gives its holder.
@@ -53,6 +56,31 @@ pub fn trust_of_certificate(cert: &rxd_db::tables::Certificate) -> Trust {
 }
 
 impl Caller {
+    /// The caller of a request from `peer` with `trust`; a member's request may name the caller
+    /// it forwards for in `headers`.
+    pub fn new(peer: Peer, trust: Trust, headers: &axum::http::HeaderMap) -> Caller {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let forwarded = if trust == Trust::Member {
+            header(rxd_client::FORWARDED_USERNAME).map(|username| rxd_api::Requestor {
+                username,
+                protocol: header(rxd_client::FORWARDED_PROTOCOL).unwrap_or_default(),
+                address: header(rxd_client::FORWARDED_ADDRESS).unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        Caller {
+            peer,
+            trust,
+            forwarded,
+        }
+    }
+
     /// Whether it may use the public API at all (a restricted client included).
     pub fn is_trusted(&self) -> bool {
         self.trust != Trust::Untrusted
@@ -95,6 +123,9 @@ impl Caller {
 
     /// The requestor block of lifecycle events.
     pub fn requestor(&self) -> rxd_api::Requestor {
+        if let Some(original) = &self.forwarded {
+            return original.clone();
+        }
         match &self.peer {
             Peer::Unix => rxd_api::Requestor {
                 username: "root".into(),
@@ -174,7 +205,11 @@ mod tests {
     use super::*;
 
     fn caller(peer: Peer, trust: Trust) -> Caller {
-        Caller { peer, trust }
+        Caller {
+            peer,
+            trust,
+            forwarded: None,
+        }
     }
 
     fn tls(trust: Trust) -> Caller {

@@ -76,7 +76,8 @@ impl From<ApplyError> for ApiError {
             | ApplyError::NetworkNotPending { .. }
             | ApplyError::NetworkTypeMismatch { .. }
             | ApplyError::NetworkAlreadyDefined { .. }
-            | ApplyError::LastGroup { .. } => StatusCode::BAD_REQUEST,
+            | ApplyError::LastGroup { .. }
+            | ApplyError::MemberState { .. } => StatusCode::BAD_REQUEST,
             ApplyError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
