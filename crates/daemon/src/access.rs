@@ -223,6 +223,37 @@ mod tests {
     }
 
     #[test]
+    fn only_a_member_names_the_caller_it_forwards_for() {
+        let peer = Peer::Tls {
+            address: "127.0.0.1:1".into(),
+            cert_der: Some(vec![1]),
+        };
+        let mut headers = axum::http::HeaderMap::new();
+        for (name, value) in [
+            (rxd_client::FORWARDED_USERNAME, "root"),
+            (rxd_client::FORWARDED_PROTOCOL, "unix"),
+            (rxd_client::FORWARDED_ADDRESS, "@"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let member = Caller::new(peer.clone(), Trust::Member, &headers);
+        assert_eq!(member.requestor().username, "root");
+        assert_eq!(member.requestor().protocol, "unix");
+        assert_eq!(member.requestor().address, "@");
+        for trust in [Trust::Trusted, Trust::Untrusted] {
+            let client = Caller::new(peer.clone(), trust, &headers);
+            assert_eq!(
+                client.requestor().protocol,
+                "tls",
+                "not believed from a client"
+            );
+            assert_eq!(client.requestor().address, "127.0.0.1:1");
+        }
+        let plain = Caller::new(peer, Trust::Member, &axum::http::HeaderMap::new());
+        assert_eq!(plain.requestor().protocol, "cluster");
+    }
+
+    #[test]
     fn each_rule_lets_in_exactly_its_callers() {
         let unix = caller(Peer::Unix, Trust::Trusted);
         let trusted = tls(Trust::Trusted);
