@@ -15,6 +15,13 @@ Two commands, each printing one JSON object on stdout:
         Connects untrusted, calls client.authenticate(SECRET) (a trust token or
         the trust password), then lists the member names and creates PROFILE.
 
+    members.py cluster ENDPOINT CRT KEY PASSWORD MEMBER
+        Connects untrusted, calls client.authenticate(PASSWORD), then lists and
+        reads the members, reads the cluster groups raw (client.api), listens
+        to lifecycle events with client.events() while it evacuates and
+        restores MEMBER (raw POST .../members/MEMBER/state and the operation
+        waited on through pylxd), and prints what it saw.
+
 A pylxd or HTTP failure exits 1 with the failing request on stderr, so the Rust
 test can report which request rxd did not serve.
 """
@@ -149,6 +156,88 @@ def members(endpoint, crt, key, name):
     return out
 
 
+def member_state(client, name, action):
+    """POST /1.0/cluster/members/NAME/state and wait on its operation: the
+    operation's location and final status."""
+    response = client.api.cluster.members[name].state.post(
+        json={"action": action, "mode": ""}
+    )
+    metadata = response.json()["metadata"]
+    done = client.operations.wait_for_operation(response.json()["operation"])
+    return {
+        "code": response.status_code,
+        "location": metadata["location"],
+        "description": metadata["description"],
+        "status": done.status,
+    }
+
+
+def cluster(endpoint, crt, key, password, name):
+    import threading
+    import time
+
+    from pylxd.client import EventType
+    from pylxd.exceptions import LXDAPIException
+
+    client = connect(endpoint, crt, key)
+    out = {"before": client.trusted}
+    try:
+        client.authenticate(password)
+        out["trusted"] = client.trusted
+        out["names"] = sorted(m.server_name for m in client.cluster.members.all())
+        out["status"] = client.cluster.members.get(name).status
+        out["groups"] = client.api.cluster.groups.get().json()["metadata"]
+        out["default"] = client.api.cluster.groups["default"].get().json()["metadata"]
+
+        events = client.events(event_types={EventType.Lifecycle})
+        events.connect()
+        listener = threading.Thread(target=events.run, daemon=True)
+        listener.start()
+        # The events of MEMBER reach this member once it follows MEMBER's events;
+        # profiles made on MEMBER show when that is.
+        # MEMBER trusts the certificate once its replica has the trust entry.
+        url = client.cluster.members.get(name).url
+        other = connect(url, crt, key)
+        deadline = time.monotonic() + 30
+        while not other.trusted and time.monotonic() < deadline:
+            time.sleep(0.1)
+            other = connect(url, crt, key)
+        out["relayed"] = False
+        for i in range(30):
+            source = f"/1.0/profiles/probe-{i}"
+            other.profiles.create(f"probe-{i}", config={}, devices={})
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline and not out["relayed"]:
+                out["relayed"] = any(
+                    m.get("metadata", {}).get("source") == source
+                    for m in list(events.messages)
+                )
+                time.sleep(0.05)
+            if out["relayed"]:
+                break
+        out["evacuate"] = member_state(client, name, "evacuate")
+        out["evacuated"] = client.cluster.members.get(name).status
+        out["restore"] = member_state(client, name, "restore")
+        out["restored"] = client.cluster.members.get(name).status
+        wanted = {"cluster-member-evacuated", "cluster-member-restored"}
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = [
+                (m["metadata"]["action"], m["location"])
+                for m in list(events.messages)
+                if m.get("metadata", {}).get("action") in wanted
+            ]
+            if len(seen) >= 2:
+                break
+            time.sleep(0.1)
+        events.close()
+        out["events"] = seen
+    except LXDAPIException as e:
+        report(e)
+    return out
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "cert":
         result = make_cert(argv[2], argv[3])
@@ -156,6 +245,8 @@ def main(argv):
         result = members(argv[2], argv[3], argv[4], argv[5])
     elif len(argv) == 7 and argv[1] == "authenticate":
         result = authenticate(*argv[2:7])
+    elif len(argv) == 7 and argv[1] == "cluster":
+        result = cluster(*argv[2:7])
     else:
         sys.stderr.write(__doc__)
         return 2

@@ -4,8 +4,11 @@
 //! members keep talking to each other, joins with new tokens work, a restarted member comes back
 //! on it, and a client pinned to the old one is told both fingerprints. A rotation that cannot
 //! reach every member leaves every member on the old certificate; bad input is a 400 sentence.
+//! A coordinator that dies between staging and the commit point leaves every member on the old
+//! certificate (and a new rotation works); one that dies just after it leaves every member on
+//! the new one once it is back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rxd_api::ClusterCertificatePut;
 use rxd_client::Client;
@@ -213,5 +216,115 @@ async fn a_failed_rotation_leaves_every_member_on_the_old_certificate() {
             );
         }
         other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
+/// Forms node1 and node2, then node3 started with `failpoint`: it coordinates the rotation.
+async fn cluster_with_failing_coordinator(net: &Net, failpoint: &str) -> Vec<Member> {
+    let mut members = Member::form(2, net, &[]).await;
+    let third = Member::start_with_env(&[("RXD_FAILPOINT", failpoint)]);
+    third.join(&members[0], "node3", &net.addr(3)).await;
+    members.push(third);
+    members
+}
+
+/// Runs `rxc cluster update-certificate` on `m`, which the failpoint makes die in the middle;
+/// waits until its process is gone, then starts it again without the failpoint.
+async fn rotation_dies_on(m: &mut Member, crt: &str, key: &str) {
+    fails(&m.command("rxc", &["cluster", "update-certificate", crt, key], None));
+    let start = Instant::now();
+    while !m.has_exited() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the coordinator did not die"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        m.log().contains("Failpoint cluster-certificate-"),
+        "{}",
+        m.log()
+    );
+    m.clear_env();
+    m.start_again();
+}
+
+/// Waits until every member (each asked for its own row) says all three are online.
+async fn all_online(members: &[Member]) {
+    for m in members {
+        let c = m.client();
+        until(Duration::from_secs(30), "every member online", || {
+            let c = c.clone();
+            async move {
+                c.cluster_members()
+                    .await
+                    .is_ok_and(|ms| ms.len() == 3 && ms.iter().all(|m| m.status == "Online"))
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_crash_before_the_commit_point_keeps_the_old_certificate_everywhere() {
+    let net = Net::lease();
+    let mut members =
+        cluster_with_failing_coordinator(&net, "cluster-certificate-before-commit:crash").await;
+    let old_pem = cluster_pem(&members[0]);
+    let old = rxd_tls::fingerprint_pem(&old_pem).unwrap();
+
+    eprintln!("node3 stages the pair on every member, then dies before the commit point");
+    let (_, crt, key) = new_pair(&members[2], "never");
+    rotation_dies_on(&mut members[2], &crt, &key).await;
+    all_online(&members).await;
+    eprintln!("every member serves the one old certificate, in its handshake and on disk");
+    assert_eq!(served(&net, 3).await, vec![Some(old.clone()); 3]);
+    for m in &members {
+        assert_eq!(cluster_pem(m), old_pem);
+    }
+    ok(&members[2].command("rxc", &["profile", "create", "after-crash"], None));
+
+    eprintln!("a new rotation, from another member, reaches every member");
+    let (next, crt, key) = new_pair(&members[0], "next");
+    ok(&members[0].command("rxc", &["cluster", "update-certificate", &crt, &key], None));
+    assert_eq!(served(&net, 3).await, vec![Some(next.fingerprint()); 3]);
+    for m in &members {
+        assert_eq!(cluster_pem(m), next.cert_pem);
+        assert!(!m.dir().join("cluster.crt.new").exists());
+    }
+    for (i, m) in members.iter().enumerate() {
+        ok(&m.command("rxc", &["profile", "create", &format!("p{i}")], None));
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_the_commit_point_brings_every_member_to_the_new_certificate() {
+    let net = Net::lease();
+    let mut members =
+        cluster_with_failing_coordinator(&net, "cluster-certificate-after-commit:crash").await;
+    let old = rxd_tls::fingerprint_pem(&cluster_pem(&members[0])).unwrap();
+
+    eprintln!("node3 stages the pair everywhere, commits it, then dies before it swaps");
+    let (next, crt, key) = new_pair(&members[2], "next");
+    rotation_dies_on(&mut members[2], &crt, &key).await;
+    eprintln!("after its restart every member serves the new certificate");
+    until(
+        Duration::from_secs(30),
+        "every member on the new certificate",
+        || {
+            let net = &net;
+            let want = next.fingerprint();
+            async move { served(net, 3).await == vec![Some(want); 3] }
+        },
+    )
+    .await;
+    for m in &members {
+        assert_eq!(cluster_pem(m), next.cert_pem);
+        assert!(!m.dir().join("cluster.crt.new").exists());
+    }
+    assert!(served_fingerprint(&net.addr(3)).await != Some(old));
+    all_online(&members).await;
+    for (i, m) in members.iter().enumerate() {
+        ok(&m.command("rxc", &["profile", "create", &format!("p{i}")], None));
     }
 }

@@ -58,6 +58,27 @@ async fn cluster_groups_through_the_api() {
     );
     let (default, _) = a.cluster_group("default").await.unwrap();
     assert_eq!(default.put.description, "Default cluster group");
+    eprintln!("a group has LXD 5.0.2's fields and no others (`used_by` came with a later LXD)");
+    for path in [
+        "/1.0/cluster/groups/default",
+        "/1.0/cluster/groups?recursion=1",
+    ] {
+        let raw = a.request("GET", path, None, None).await.unwrap();
+        let metadata = raw.envelope.metadata;
+        let group = metadata.as_array().map_or(&metadata, |all| &all[0]);
+        let mut keys: Vec<&str> = group
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: {metadata}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["description", "members", "name"],
+            "{path}: {metadata}"
+        );
+    }
     assert_eq!(default.put.members, ["node1", "node2", "node3"]);
     for m in ["node1", "node2", "node3"] {
         assert_eq!(groups_of(&a, m).await, ["default"]);

@@ -396,6 +396,66 @@ fn issue_10_pylxd_authenticates_with_a_token_and_with_the_trust_password() {
     }
 }
 
+#[test]
+fn pylxd_authenticates_with_the_password_and_drives_the_cluster() {
+    let net = Net::lease();
+    let (n1, n2) = (&net.addr(1), &net.addr(2));
+    let (leader, _second) = two_members(n1, n2);
+    let crt = leader.dir().join("py.crt").display().to_string();
+    let key = leader.dir().join("py.key").display().to_string();
+    python(&leader, &["cert", &crt, &key]);
+
+    eprintln!("pylxd on node1, trusted by the password, evacuates and restores node2");
+    let endpoint = format!("https://{n1}");
+    let seen = python(
+        &leader,
+        &["cluster", &endpoint, &crt, &key, "sekret", "node2"],
+    );
+    assert_eq!(seen["before"], false, "{seen}");
+    assert_eq!(seen["trusted"], true, "{seen}");
+    assert_eq!(
+        seen["names"],
+        serde_json::json!(["node1", "node2"]),
+        "{seen}"
+    );
+    assert_eq!(seen["status"], "Online", "{seen}");
+    assert_eq!(
+        seen["groups"],
+        serde_json::json!(["/1.0/cluster/groups/default"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["default"],
+        serde_json::json!({
+            "name": "default",
+            "description": "Default cluster group",
+            "members": ["node1", "node2"],
+        }),
+        "{seen}"
+    );
+    for (step, description) in [
+        ("evacuate", "Evacuating cluster member"),
+        ("restore", "Restoring cluster member"),
+    ] {
+        let op = &seen[step];
+        assert_eq!(op["code"], 202, "{seen}");
+        assert_eq!(op["location"], "node2", "{seen}");
+        assert_eq!(op["description"], description, "{seen}");
+        assert_eq!(op["status"], "Success", "{seen}");
+    }
+    assert_eq!(seen["relayed"], true, "{seen}");
+    assert_eq!(seen["evacuated"], "Evacuated", "{seen}");
+    assert_eq!(seen["restored"], "Online", "{seen}");
+    assert_eq!(
+        seen["events"],
+        serde_json::json!([
+            ["cluster-member-evacuated", "node2"],
+            ["cluster-member-restored", "node2"],
+        ]),
+        "{seen}"
+    );
+}
+
 /// `lxc ARGS` on `m` that fails; answers its standard error.
 fn lxc_fails(m: &Member, args: &[&str]) -> String {
     let out = run(m, &system_tool("lxc"), args, None);

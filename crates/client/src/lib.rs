@@ -47,7 +47,16 @@ pub struct Client {
     transport: Arc<Transport>,
     user_agent: String,
     timeout: Option<Duration>,
+    headers: Arc<[(&'static str, String)]>,
 }
+
+/// The headers with which a member forwarding a request names the original caller, as LXD's
+/// members do (`X-LXD-forwarded-*`); the receiving member believes them only from a member.
+pub const FORWARDED_USERNAME: &str = "X-LXD-forwarded-username";
+/// See [`FORWARDED_USERNAME`].
+pub const FORWARDED_PROTOCOL: &str = "X-LXD-forwarded-protocol";
+/// See [`FORWARDED_USERNAME`].
+pub const FORWARDED_ADDRESS: &str = "X-LXD-forwarded-address";
 
 /// A decoded reply: the HTTP facts plus the envelope.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +128,7 @@ impl Client {
             transport: Arc::new(Transport::Unix { path: path.into() }),
             user_agent: DEFAULT_USER_AGENT.to_string(),
             timeout: None,
+            headers: Arc::new([]),
         }
     }
 
@@ -165,7 +175,19 @@ impl Client {
             }),
             user_agent: DEFAULT_USER_AGENT.to_string(),
             timeout: None,
+            headers: Arc::new([]),
         })
+    }
+
+    /// The same client naming, on every request, the caller it forwards for (a member passing
+    /// a request on to another member: [`FORWARDED_USERNAME`] and its siblings).
+    pub fn forwarding_for(mut self, username: &str, protocol: &str, address: &str) -> Client {
+        self.headers = Arc::new([
+            (FORWARDED_USERNAME, username.to_string()),
+            (FORWARDED_PROTOCOL, protocol.to_string()),
+            (FORWARDED_ADDRESS, address.to_string()),
+        ]);
+        self
     }
 
     /// The same client sending `user_agent` (members use `lxd-cluster-notifier` for
@@ -208,6 +230,7 @@ impl Client {
             body,
             if_match,
             user_agent: &self.user_agent,
+            headers: &self.headers,
         });
         let reply =
             match self.timeout {

@@ -29,6 +29,8 @@ pub(crate) struct HttpRequest<'a> {
     pub body: Option<Vec<u8>>,
     pub if_match: Option<&'a str>,
     pub user_agent: &'a str,
+    /// Further headers, such as the requestor a member forwards for.
+    pub headers: &'a [(&'static str, String)],
 }
 
 pub(crate) enum Transport {
@@ -105,6 +107,9 @@ async fn send_unix(socket: &PathBuf, req: HttpRequest<'_>) -> Result<HttpReply> 
         .uri(req.path)
         .header(hyper::header::HOST, "unix.socket")
         .header(hyper::header::USER_AGENT, req.user_agent);
+    for (name, value) in req.headers {
+        builder = builder.header(*name, value);
+    }
     if req.body.is_some() {
         builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
     }
@@ -173,6 +178,9 @@ async fn send_https(
     let mut builder = http
         .request(method, format!("{base}{}", req.path))
         .header(reqwest::header::USER_AGENT, req.user_agent);
+    for (name, value) in req.headers {
+        builder = builder.header(*name, value);
+    }
     if let Some(body) = req.body.clone() {
         builder = builder
             .header(reqwest::header::CONTENT_TYPE, "application/json")

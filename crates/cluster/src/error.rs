@@ -97,7 +97,8 @@ impl From<ApplyError> for Error {
             | ApplyError::NetworkNotPending { .. }
             | ApplyError::NetworkTypeMismatch { .. }
             | ApplyError::NetworkAlreadyDefined { .. }
-            | ApplyError::LastGroup { .. } => Status::BadRequest,
+            | ApplyError::LastGroup { .. }
+            | ApplyError::MemberState { .. } => Status::BadRequest,
             ApplyError::Storage { .. } => Status::Internal,
         };
         Error::new(status, e.to_string())

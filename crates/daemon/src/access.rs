@@ -39,6 +39,9 @@ pub struct Caller {
     pub peer: Peer,
     /// What it may do.
     pub trust: Trust,
+    /// The original caller a member forwarded this request for (LXD's `X-LXD-forwarded-*`
+    /// headers), believed only from a member.
+    pub forwarded: Option<rxd_api::Requestor>,
 }
 
 /// The trust a certificate of the trust store gives its holder.
@@ -53,6 +56,31 @@ pub fn trust_of_certificate(cert: &rxd_db::tables::Certificate) -> Trust {
 }
 
 impl Caller {
+    /// The caller of a request from `peer` with `trust`; a member's request may name the caller
+    /// it forwards for in `headers`.
+    pub fn new(peer: Peer, trust: Trust, headers: &axum::http::HeaderMap) -> Caller {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let forwarded = if trust == Trust::Member {
+            header(rxd_client::FORWARDED_USERNAME).map(|username| rxd_api::Requestor {
+                username,
+                protocol: header(rxd_client::FORWARDED_PROTOCOL).unwrap_or_default(),
+                address: header(rxd_client::FORWARDED_ADDRESS).unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        Caller {
+            peer,
+            trust,
+            forwarded,
+        }
+    }
+
     /// Whether it may use the public API at all (a restricted client included).
     pub fn is_trusted(&self) -> bool {
         self.trust != Trust::Untrusted
@@ -95,6 +123,9 @@ impl Caller {
 
     /// The requestor block of lifecycle events.
     pub fn requestor(&self) -> rxd_api::Requestor {
+        if let Some(original) = &self.forwarded {
+            return original.clone();
+        }
         match &self.peer {
             Peer::Unix => rxd_api::Requestor {
                 username: "root".into(),
@@ -174,7 +205,11 @@ mod tests {
     use super::*;
 
     fn caller(peer: Peer, trust: Trust) -> Caller {
-        Caller { peer, trust }
+        Caller {
+            peer,
+            trust,
+            forwarded: None,
+        }
     }
 
     fn tls(trust: Trust) -> Caller {
@@ -185,6 +220,37 @@ mod tests {
             },
             trust,
         )
+    }
+
+    #[test]
+    fn only_a_member_names_the_caller_it_forwards_for() {
+        let peer = Peer::Tls {
+            address: "127.0.0.1:1".into(),
+            cert_der: Some(vec![1]),
+        };
+        let mut headers = axum::http::HeaderMap::new();
+        for (name, value) in [
+            (rxd_client::FORWARDED_USERNAME, "root"),
+            (rxd_client::FORWARDED_PROTOCOL, "unix"),
+            (rxd_client::FORWARDED_ADDRESS, "@"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let member = Caller::new(peer.clone(), Trust::Member, &headers);
+        assert_eq!(member.requestor().username, "root");
+        assert_eq!(member.requestor().protocol, "unix");
+        assert_eq!(member.requestor().address, "@");
+        for trust in [Trust::Trusted, Trust::Untrusted] {
+            let client = Caller::new(peer.clone(), trust, &headers);
+            assert_eq!(
+                client.requestor().protocol,
+                "tls",
+                "not believed from a client"
+            );
+            assert_eq!(client.requestor().address, "127.0.0.1:1");
+        }
+        let plain = Caller::new(peer, Trust::Member, &axum::http::HeaderMap::new());
+        assert_eq!(plain.requestor().protocol, "cluster");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Evacuating and restoring a member, as LXD 5.0.2 does (`POST /1.0/cluster/members/{name}/state`).
 //!
 //! ```text
+//!  POST .../members/X/state on another member ─> sent on to X, which runs the task
 //!  evacuate: task "Evacuating cluster member" ─> state Evacuated ─> workloads::evacuate
+//!              ├─ pending or already evacuated: the state change is refused, the task fails
 //!              ├─ each step: operation metadata {"evacuation_progress": "..."}
 //!              ├─ a failure: state Created again, the operation fails with the cause
 //!              └─ success: lifecycle `cluster-member-evacuated`
@@ -105,17 +107,18 @@ pub mod workloads {
     }
 }
 
-async fn set_state(d: &Daemon, id: u64, state: MemberState) -> Result<(), String> {
+async fn set_state(d: &Daemon, command: Command) -> Result<(), String> {
     d.db()
-        .propose(Command::SetMemberState { id, state })
+        .propose(command)
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     Ok(())
 }
 
-/// Starts the task operation of `action` on `member` (already checked to be in the other
-/// state); the operation's `location` is the member, as LXD's.
+/// Starts the task operation of `action` on `member`, this member; the operation's
+/// `location` is the member, as LXD's. It fails, with LXD's sentence, for a member pending or
+/// already in the state asked for.
 pub fn start(
     d: &Arc<Daemon>,
     member: Member,
@@ -134,14 +137,33 @@ pub fn start(
             ops: work.ops.clone(),
             id,
         };
-        let before = member.state;
-        set_state(&work, member.id, action.target()).await?;
+        rxd_cluster::failpoint("evacuation-before-state")
+            .await
+            .map_err(|e| e.message)?;
+        // LXD's check and change in one write: a member pending or already in the state is
+        // refused with LXD's sentence, and of two requests that race only one changes it.
+        set_state(
+            &work,
+            Command::ChangeMemberState {
+                id: member.id,
+                state: action.target(),
+            },
+        )
+        .await?;
+        let before = match action {
+            Action::Evacuate => MemberState::Created,
+            Action::Restore => MemberState::Evacuated,
+        };
         let moved = match action {
             Action::Evacuate => workloads::evacuate(&work, &member, &mode, &progress).await,
             Action::Restore => workloads::restore(&work, &member, &progress).await,
         };
         if let Err(e) = moved {
-            if let Err(undo) = set_state(&work, member.id, before).await {
+            let undo = Command::SetMemberState {
+                id: member.id,
+                state: before,
+            };
+            if let Err(undo) = set_state(&work, undo).await {
                 tracing::warn!("Failed to put member {:?} back: {undo}", member.name);
             }
             return Err(e);

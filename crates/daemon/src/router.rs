@@ -497,7 +497,7 @@ async fn enforce(
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let access = access_of(req.method(), &path);
-    let caller = Caller { peer, trust };
+    let caller = Caller::new(peer, trust, req.headers());
     if !allows(access, &caller, &project_of(req.uri())) {
         return ApiError::forbidden().into_response();
     }
@@ -572,9 +572,11 @@ pub async fn forward_to_target(
         .headers
         .get(axum::http::header::IF_MATCH)
         .and_then(|v| v.to_str().ok());
+    let caller = parts.extensions.get::<crate::access::Caller>();
     match crate::handlers::request_on_member(
         &d,
         &member,
+        caller,
         parts.method.as_str(),
         &path_and_query,
         body,
@@ -582,26 +584,7 @@ pub async fn forward_to_target(
     )
     .await
     {
-        Ok(raw) => answer_of(raw),
+        Ok(raw) => crate::handlers::passed_on(raw),
         Err(e) => e.into_response(),
     }
-}
-
-/// A member's answer, passed on as it came: status, envelope, `ETag` and `Location`.
-fn answer_of(raw: rxd_client::RawResponse) -> axum::response::Response {
-    use axum::http::{header, HeaderValue};
-    use axum::response::IntoResponse;
-
-    let status = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);
-    let mut r = (status, axum::Json(raw.envelope)).into_response();
-    if let Some(v) = raw
-        .etag
-        .and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok())
-    {
-        r.headers_mut().insert(header::ETAG, v);
-    }
-    if let Some(v) = raw.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
 }

@@ -488,6 +488,15 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// Evacuates or restores a member: sets its state unless it is pending or already in that
+    /// state ([`ApplyError::MemberState`]). Decided where the write applies, so of two requests
+    /// that race one changes the state and the other is refused.
+    ChangeMemberState {
+        /// Member id.
+        id: u64,
+        /// `Evacuated` or `Created`.
+        state: MemberState,
+    },
 }
 
 impl Command {
@@ -1297,6 +1306,33 @@ fn apply_command(tx: &Transaction, cmd: &Command) -> Result<Response, Stop> {
             member_config,
         )?,
         Command::DeleteMemberObject { kind, name } => delete_object(tx, *kind, name)?,
+        Command::ChangeMemberState { id, state } => {
+            let now = tx
+                .query_row(
+                    "SELECT state FROM members WHERE id = ?1",
+                    [*id as i64],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(MemberState::from_i64);
+            match now {
+                None => {
+                    return refuse(ApplyError::NotFound {
+                        entity: Entity::Member,
+                        name: id.to_string(),
+                    })
+                }
+                Some(now) if now == MemberState::Pending || now == *state => {
+                    return refuse(ApplyError::MemberState { state: now })
+                }
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE members SET state = ?2 WHERE id = ?1",
+                        params![*id as i64, state.as_i64()],
+                    )?;
+                }
+            }
+        }
     }
     Ok(Response::Done)
 }
@@ -1813,6 +1849,54 @@ mod tests {
         run(&mut c, &Command::RemoveMember { id: b }).unwrap();
         let third = id(run(&mut c, &add_member("c")));
         assert_eq!(third, b + 1, "the removed id is not given again");
+    }
+
+    #[test]
+    fn an_evacuation_changes_the_state_once() {
+        let mut c = db();
+        let Response::Member(id) = run(&mut c, &add_member("b")).unwrap() else {
+            panic!("no id")
+        };
+        let change = |state| Command::ChangeMemberState { id, state };
+        let refused = |state| Err(ApplyError::MemberState { state });
+        assert_eq!(
+            run(&mut c, &change(MemberState::Evacuated)),
+            refused(MemberState::Pending)
+        );
+        run(
+            &mut c,
+            &Command::SetMemberState {
+                id,
+                state: MemberState::Created,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            run(&mut c, &change(MemberState::Created)),
+            refused(MemberState::Created)
+        );
+        run(&mut c, &change(MemberState::Evacuated)).unwrap();
+        assert_eq!(
+            tables::member(&c, "b").unwrap().state,
+            MemberState::Evacuated
+        );
+        let again = run(&mut c, &change(MemberState::Evacuated));
+        assert_eq!(again, refused(MemberState::Evacuated));
+        assert_eq!(
+            again.unwrap_err().to_string(),
+            "Cluster member is already evacuated"
+        );
+        run(&mut c, &change(MemberState::Created)).unwrap();
+        assert!(matches!(
+            run(
+                &mut c,
+                &Command::ChangeMemberState {
+                    id: id + 7,
+                    state: MemberState::Created
+                }
+            ),
+            Err(ApplyError::NotFound { .. })
+        ));
     }
 
     fn token(id: &str, secret: &str, expires_at: &str) -> Token {

@@ -158,6 +158,23 @@ pub enum ApplyError {
         /// The member.
         member: String,
     },
+    /// An evacuation or restore of a member that is pending, or already in the state asked
+    /// for (LXD's sentences).
+    #[error("{}", member_state_refusal(*state))]
+    MemberState {
+        /// The member's state when the write applied.
+        state: crate::tables::MemberState,
+    },
+}
+
+fn member_state_refusal(state: crate::tables::MemberState) -> &'static str {
+    match state {
+        crate::tables::MemberState::Pending => {
+            "Cannot evacuate or restore a pending cluster member"
+        }
+        crate::tables::MemberState::Evacuated => "Cluster member is already evacuated",
+        crate::tables::MemberState::Created => "Cluster member is already restored",
+    }
 }
 
 /// A failure of the local database while applying a command: an I/O error, a full disk, out of

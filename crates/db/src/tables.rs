@@ -36,7 +36,7 @@ pub enum MemberState {
 }
 
 impl MemberState {
-    fn from_i64(v: i64) -> Self {
+    pub(crate) fn from_i64(v: i64) -> Self {
         match v {
             1 => MemberState::Evacuated,
             2 => MemberState::Pending,

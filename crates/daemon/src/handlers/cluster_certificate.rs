@@ -80,11 +80,13 @@ pub async fn cluster_certificate_put(
     }
 
     // Phase 2: the commit point. Past it every member swaps, now or when it next runs.
+    rxd_cluster::failpoint("cluster-certificate-before-commit").await?;
     d.db()
         .propose(Command::SetClusterCertificate {
             fingerprint: fingerprint.clone(),
         })
         .await??;
+    rxd_cluster::failpoint("cluster-certificate-after-commit").await?;
     rotation::follow(&d, true).await?;
     let step = serde_json::to_value(RotationStep {
         fingerprint: fingerprint.clone(),

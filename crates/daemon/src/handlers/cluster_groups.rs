@@ -1,5 +1,6 @@
 //! `/1.0/cluster/groups`: cluster groups. The `default` group always exists and every member
 //! joins it; a member always belongs to one group at least (checked where the write applies).
+//! A group has LXD 5.0.2's fields only: no `used_by`, which a later LXD added.
 
 use std::sync::Arc;
 

@@ -382,38 +382,39 @@ pub struct ClusterMemberStatePost {
     pub mode: String,
 }
 
-/// `POST /1.0/cluster/members/{name}/state`: evacuate or restore, as a task operation
+/// `POST /1.0/cluster/members/{name}/state`: evacuate or restore, carried out by the member
+/// named (sent on to it as LXD's `clusterNodeStatePost` does) as a task operation
 /// (`crate::evacuation`).
 pub async fn cluster_member_state_post(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
     Path(name): Path<String>,
+    uri: axum::http::Uri,
     JsonBody(post): JsonBody<ClusterMemberStatePost>,
 ) -> ApiResult<Response> {
     use crate::evacuation::Action;
-    let m = {
-        let name = name.clone();
-        d.db().read(move |c| tables::member(c, &name)).await?
-    };
+    if let Some(member) = crate::handlers::target_member(&d, &name).await? {
+        let path = uri.path();
+        let body = serde_json::json!({ "action": post.action, "mode": post.mode });
+        let raw = crate::handlers::request_on_member(
+            &d,
+            &member,
+            Some(&caller),
+            "POST",
+            path,
+            Some(body),
+            None,
+        )
+        .await?;
+        return Ok(crate::handlers::passed_on(raw));
+    }
     let action = match post.action.as_str() {
         "evacuate" => Action::Evacuate,
         "restore" => Action::Restore,
         other => return Err(ApiError::bad_request(format!("Unknown action {other:?}"))),
     };
-    match (m.state, action) {
-        (rxd_db::tables::MemberState::Pending, _) => {
-            return Err(ApiError::bad_request(
-                "Cannot evacuate or restore a pending cluster member",
-            ))
-        }
-        (rxd_db::tables::MemberState::Evacuated, Action::Evacuate) => {
-            return Err(ApiError::bad_request("Cluster member is already evacuated"))
-        }
-        (rxd_db::tables::MemberState::Created, Action::Restore) => {
-            return Err(ApiError::bad_request("Cluster member is already restored"))
-        }
-        _ => {}
-    }
+    // Whether it is pending or already in that state is decided where the change applies.
+    let m = d.own_member().await?;
     let op = crate::evacuation::start(&d, m, action, post.mode, caller.requestor());
     Ok(operation(&op))
 }

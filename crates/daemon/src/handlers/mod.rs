@@ -50,24 +50,49 @@ pub async fn get_on_member(
     member: &tables::Member,
     path: &str,
 ) -> ApiResult<rxd_client::RawResponse> {
-    request_on_member(d, member, "GET", path, None, None).await
+    request_on_member(d, member, None, "GET", path, None, None).await
 }
 
 /// Sends a request to `member`, as LXD forwards `?target=`: the member's own refusal (a bad
 /// key, a stale ETag) passes through as it is; a member that cannot be reached is a 502
-/// naming it.
+/// naming it. With `for_caller`, the member is told whom it acts for (the requestor of its
+/// lifecycle events).
 pub async fn request_on_member(
     d: &Daemon,
     member: &tables::Member,
+    for_caller: Option<&crate::access::Caller>,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
     if_match: Option<&str>,
 ) -> ApiResult<rxd_client::RawResponse> {
-    let c = crate::peer::member_client(d, &member.address)?;
+    let mut c = crate::peer::member_client(d, &member.address)?;
+    if let Some(caller) = for_caller {
+        let r = caller.requestor();
+        c = c.forwarding_for(&r.username, &r.protocol, &r.address);
+    }
     c.request(method, path, body, if_match)
         .await
         .map_err(|e| member_error(member, &e))
+}
+
+/// A member's answer, passed on as it came: status, envelope, `ETag` and `Location`.
+pub fn passed_on(raw: rxd_client::RawResponse) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+
+    let status = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);
+    let mut r = (status, axum::Json(raw.envelope)).into_response();
+    if let Some(v) = raw
+        .etag
+        .and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok())
+    {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(v) = raw.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 /// A member's own error as it answered it (its status and sentence); a member that cannot be
