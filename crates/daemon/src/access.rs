@@ -150,8 +150,8 @@ pub enum Access {
     /// Local root on the unix socket only (the formation window's own endpoint).
     Local,
     /// Anyone on HTTPS, untrusted callers included, and only while this server's formation
-    /// window named in the path takes servers (the router checks the window; the exchange
-    /// itself decides the rest). Never the unix socket.
+    /// window named in the path is open, neither aborted nor committed (the router checks the
+    /// window; the exchange itself decides the rest). Never the unix socket.
     Formation,
 }
 

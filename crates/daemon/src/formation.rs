@@ -135,7 +135,8 @@ impl Formation {
         Ok(())
     }
 
-    /// Whether `/internal/form/<id>/…` may be reached: a window of that id takes servers.
+    /// Whether `/internal/form/<id>/…` may be reached: a window of that id is open (neither
+    /// aborted nor committed).
     pub fn admits(&self, id: &str) -> bool {
         let now = Instant::now();
         let mut slot = self.lock();
@@ -156,6 +157,12 @@ impl Formation {
         let now = Instant::now();
         let mut slot = self.lock();
         let open = window_of(&mut slot, id)?;
+        if hello.joiner_name == open.name {
+            return Err(ApiError::conflict(format!(
+                "{:?} is the name of the initiator: each server needs a name of its own",
+                open.name
+            )));
+        }
         let own = Own::new(open.window.id(), &open.name, &open.fingerprint)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let passphrase = open.window.begin_exchange(source, now).map_err(refusal)?;
@@ -321,6 +328,10 @@ mod tests {
         let (f, id) = opened();
         let ip: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(f.admits(&id) && !f.admits("0123456789abcdef"));
+        let view = View::new(&id, "node1", "node1", JOINER, SERVED).unwrap();
+        let (_, hello) = Joiner::start(&Passphrase::entered(PASS).unwrap(), view);
+        let e = f.hello(&id, ip, JOINER, &hello).unwrap_err();
+        assert_eq!(e.status, StatusCode::CONFLICT, "the initiator's own name");
         exchange(&f, &id, ip, PASS, SERVED).unwrap();
         let e = f.facts(&id, OTHER, facts("node2")).unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);

@@ -1,6 +1,6 @@
 //! `/internal/form`: this server's formation window (root on the unix socket) and the joiners'
 //! exchange on `/internal/form/{id}/{hello,confirm,facts}` (HTTPS, untrusted callers included,
-//! while the window takes servers). Thin: `crate::formation` holds the window.
+//! while the window is open). Thin: `crate::formation` holds the window.
 
 use std::net::IpAddr;
 use std::sync::Arc;
