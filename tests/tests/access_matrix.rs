@@ -127,6 +127,13 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/internal/networks/create", "POST", Access::Member),
     ("/internal/networks/delete", "POST", Access::Member),
     ("/internal/networks/{name}/leases", "GET", Access::Member),
+    ("/internal/form", "GET", Access::Local),
+    ("/internal/form", "POST", Access::Local),
+    ("/internal/form", "DELETE", Access::Local),
+    // No formation window is open here: its paths are closed to everyone.
+    ("/internal/form/{id}/hello", "POST", Access::Formation),
+    ("/internal/form/{id}/confirm", "POST", Access::Formation),
+    ("/internal/form/{id}/facts", "POST", Access::Formation),
 ];
 
 const ALL: &[&str] = &["GET", "PUT", "PATCH", "POST", "DELETE"];
@@ -208,6 +215,9 @@ fn allowed(rule: Access, class: Class) -> bool {
         Access::Project => matches!(class, Unix | Trusted | RestrictedDefault | Member),
         Access::Admin => matches!(class, Unix | Trusted | Member),
         Access::Member => matches!(class, Unix | Member),
+        Access::Local => matches!(class, Unix),
+        // Only while a window of that id is open, and none is in this test.
+        Access::Formation => false,
     }
 }
 

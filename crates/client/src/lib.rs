@@ -152,6 +152,16 @@ impl Client {
     /// A client for the daemon at `address` with a ready TLS configuration, such as the
     /// capturing one used to learn a server's certificate before trusting it.
     pub fn https_with_config(address: &str, config: rustls::ClientConfig) -> Result<Client> {
+        Client::https_with_config_from(address, config, None)
+    }
+
+    /// Like [`Client::https_with_config`], with the connections made from `source` when given
+    /// (the address of one interface, so the server sees which one asks).
+    pub fn https_with_config_from(
+        address: &str,
+        config: rustls::ClientConfig,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Client> {
         // reqwest panics at build time without a process-wide provider; installing twice is
         // harmless and the second call's error only says one is already there.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -159,6 +169,7 @@ impl Client {
         let tls = Arc::new(config.clone());
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config)
+            .local_address(source)
             .tcp_nodelay(true)
             .no_proxy()
             .build()

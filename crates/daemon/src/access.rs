@@ -178,6 +178,12 @@ pub enum Access {
     Admin,
     /// Other members only (the internal API), or local root.
     Member,
+    /// Local root on the unix socket only (the formation window's own endpoint).
+    Local,
+    /// Anyone on HTTPS, untrusted callers included, and only while this server's formation
+    /// window named in the path is open, neither aborted nor committed (the router checks the
+    /// window; the exchange itself decides the rest). Never the unix socket.
+    Formation,
 }
 
 /// The project a request is in: `?project=`, else `default`.
@@ -197,6 +203,8 @@ pub fn allows(access: Access, caller: &Caller, project: &str) -> bool {
         Access::Project => caller.may_use_project(project),
         Access::Admin => caller.is_admin(),
         Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
+        Access::Local => matches!(caller.peer, Peer::Unix),
+        Access::Formation => matches!(caller.peer, Peer::Tls { .. }),
     }
 }
 
@@ -289,6 +297,14 @@ mod tests {
             (
                 Access::Member,
                 [true, false, false, false, false, true, false],
+            ),
+            (
+                Access::Local,
+                [true, false, false, false, false, false, false],
+            ),
+            (
+                Access::Formation,
+                [false, true, true, true, true, true, true],
             ),
         ];
         for (access, expected) in cases {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod evacuation;
 pub mod events;
 mod fault_injection;
+pub mod formation;
 mod handlers;
 pub mod listeners;
 mod member_objects;
@@ -97,6 +98,8 @@ pub struct Daemon {
     gate: Arc<listeners::Gate>,
     /// A cluster certificate rotation's staged and replaced pairs.
     pub rotation: rotation::Rotation,
+    /// This server's formation window, when one is open.
+    pub formation: formation::Formation,
 }
 
 pub use rxd_cluster::host::NODE_ID_KEY;
@@ -590,6 +593,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         passwords: Default::default(),
         gate: listeners::Gate::new(trust_check(this.clone())),
         rotation: Default::default(),
+        formation: Default::default(),
     });
     let pins = Arc::downgrade(&daemon);
     transport.attach(Box::new(move || pins.upgrade().map(|d| d.peer_pins())));

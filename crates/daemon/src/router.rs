@@ -170,6 +170,16 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
         Method::GET,
         Access::Member,
     ),
+    ("/internal/form", Method::GET, Access::Local),
+    ("/internal/form", Method::POST, Access::Local),
+    ("/internal/form", Method::DELETE, Access::Local),
+    ("/internal/form/{id}/hello", Method::POST, Access::Formation),
+    (
+        "/internal/form/{id}/confirm",
+        Method::POST,
+        Access::Formation,
+    ),
+    ("/internal/form/{id}/facts", Method::POST, Access::Formation),
 ];
 
 /// The endpoints whose answer depends on the member answering: `?target=<member>` on them is
@@ -427,6 +437,12 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/networks/{name}/leases", "GET") => {
             on(f, network_leases::internal_network_leases_get)
         }
+        ("/internal/form", "GET") => on(f, formation::form_get),
+        ("/internal/form", "POST") => on(f, formation::form_post),
+        ("/internal/form", "DELETE") => on(f, formation::form_delete),
+        ("/internal/form/{id}/hello", "POST") => on(f, formation::hello_post),
+        ("/internal/form/{id}/confirm", "POST") => on(f, formation::confirm_post),
+        ("/internal/form/{id}/facts", "POST") => on(f, formation::facts_post),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }
@@ -500,6 +516,13 @@ async fn enforce(
     let caller = Caller::new(peer, trust, req.headers());
     if !allows(access, &caller, &project_of(req.uri())) {
         return ApiError::forbidden().into_response();
+    }
+    // The formation paths exist for callers only while their window takes servers.
+    if access == Access::Formation {
+        let id = req.uri().path().split('/').nth(3).unwrap_or_default();
+        if !d.formation.admits(id) {
+            return ApiError::forbidden().into_response();
+        }
     }
     req.extensions_mut().insert(caller);
     next.run(req).await

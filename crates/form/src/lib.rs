@@ -11,12 +11,17 @@
 //! - [`planner`]: from the servers' facts and the operator's answers to a plan or a list of
 //!   errors, and the `--dry-run` text.
 //! - [`preseed`]: the formation preseed and its validation.
+//! - [`wire`]: the bodies of the daemon's formation endpoints.
+//! - [`joiner`]: the joiner's side of the exchange over HTTPS and its report of facts.
 //!
-//! It does not know the daemon, HTTP, raft or the database: the daemon carries the trust
-//! messages over its HTTPS endpoints, keeps the window and runs the plan.
+//! It does not know the daemon, raft or the database: the daemon carries the trust messages
+//! over its HTTPS endpoints, keeps the window and runs the plan; the joiner's side speaks to
+//! them through `rxd-client`.
 
 pub mod discovery;
+pub mod joiner;
 pub mod planner;
 pub mod preseed;
 pub mod trust;
 pub mod window;
+pub mod wire;

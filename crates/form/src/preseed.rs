@@ -315,8 +315,8 @@ fn parse_address(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
-/// `90s`, `30m` or `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// `90s`, `30m` or `1h` (a window's length, here and in the request opening one).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("window: {text:?} is not a duration (such as 90s, 30m or 1h)");
     let unit = text.chars().last().ok_or_else(bad)?;
     let n: u64 = text[..text.len() - unit.len_utf8()]

@@ -6,6 +6,7 @@ pub mod cluster_certificate;
 pub mod cluster_groups;
 pub mod cluster_members;
 pub mod events;
+pub mod formation;
 pub mod internal;
 pub mod internal_cluster;
 pub mod network_leases;

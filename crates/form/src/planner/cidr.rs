@@ -4,7 +4,8 @@ use std::net::IpAddr;
 
 /// An address with a prefix length: a subnet (`10.0.0.0/24`) or an interface's address
 /// (`10.0.0.2/24`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Cidr {
     /// The address.
     pub addr: IpAddr,
@@ -52,6 +53,20 @@ impl std::str::FromStr for Cidr {
             return Err(bad());
         }
         Ok(Cidr { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Cidr, String> {
+        text.parse()
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(cidr: Cidr) -> String {
+        cidr.to_string()
     }
 }
 

@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rxd_api::{ClusterMemberConfigKey, InitNetwork, StoragePoolsPost};
+use serde::{Deserialize, Serialize};
 
 pub use cidr::Cidr;
 use member_config::check_member_config;
@@ -30,7 +31,7 @@ pub const DEFAULT_PORT: u16 = 8443;
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
 
 /// One of a server's network interfaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     /// Its name.
     pub name: String,
@@ -39,7 +40,7 @@ pub struct Interface {
 }
 
 /// One of a server's disks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disk {
     /// Its device path, such as `/dev/sdb`.
     pub path: String,
@@ -52,7 +53,8 @@ pub struct Disk {
 }
 
 /// What a server holds that joining a cluster throws away.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LocalData {
     /// Instance names.
     pub instances: Vec<String>,
@@ -74,7 +76,7 @@ impl LocalData {
 }
 
 /// What a server reported about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     /// Its name.
     pub name: String,

@@ -1,0 +1,378 @@
+//! Issue 12: the formation window and the passphrase exchange over HTTPS, with real rxd
+//! processes. A joiner with the passphrase is confirmed and reports its facts; a wrong
+//! passphrase or a TLS relay fails on both sides and trusts nothing; ten failures close the
+//! window naming their sources; the window opens nothing of the LXD API; once aborted, its
+//! paths are closed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rxd_client::Client;
+use rxd_form::joiner::{self, Me, Target};
+use rxd_form::planner::{Facts, Interface, LocalData};
+use rxd_form::trust::Passphrase;
+use rxd_form::wire::{WindowOpened, WindowState, WINDOW_PATH};
+use rxd_testkit::{Member, Net};
+use serde_json::json;
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A standalone initiator listening on `net.addr(1)` with a window open as `node1`.
+async fn initiator(net: &Net) -> (Member, WindowOpened) {
+    let m = Member::start();
+    m.set_config("core.https_address", &net.addr(1)).await;
+    let opened: WindowOpened = m
+        .client()
+        .request(
+            "POST",
+            WINDOW_PATH,
+            Some(json!({"name": "node1", "passphrase": PASSPHRASE, "window": "5m"})),
+            None,
+        )
+        .await
+        .unwrap()
+        .metadata()
+        .unwrap();
+    (m, opened)
+}
+
+fn cert_of(m: &Member) -> rxd_tls::CertKey {
+    let read = |f: &str| std::fs::read_to_string(m.dir().join(f)).unwrap();
+    rxd_tls::CertKey::from_pem(read("server.crt"), read("server.key")).unwrap()
+}
+
+fn target(address: &str, opened: &WindowOpened) -> Target {
+    Target {
+        address: address.to_string(),
+        window_id: opened.id.clone(),
+        initiator_name: "node1".into(),
+    }
+}
+
+fn facts(name: &str) -> Facts {
+    Facts {
+        name: name.into(),
+        fingerprint: String::new(),
+        version: "5.0.2".into(),
+        api_extensions: vec!["clustering".into()],
+        local_data: LocalData::default(),
+        clock_ms: 1_700_000_000_000,
+        received_ms: 0,
+        interfaces: vec![Interface {
+            name: "lo".into(),
+            addresses: vec!["127.0.0.1/8".parse().unwrap()],
+        }],
+        disks: vec![],
+        reaches: vec![],
+    }
+}
+
+async fn state(m: &Member) -> WindowState {
+    m.client().get(WINDOW_PATH).await.unwrap()
+}
+
+/// The status of `method path` over HTTPS to `address` with `cert` (if any) as the client
+/// certificate.
+async fn status(
+    address: &str,
+    served: &str,
+    cert: Option<&rxd_tls::CertKey>,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let c = Client::https(address, served, cert)
+        .unwrap()
+        .with_timeout(Duration::from_secs(20));
+    match c.request(method, path, body, None).await {
+        Ok(_) => (200, String::new()),
+        Err(e) => (
+            e.status()
+                .unwrap_or_else(|| panic!("{method} {path}: no HTTP answer: {e}")),
+            e.to_string(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_joiner_with_the_passphrase_is_confirmed_and_reports_its_facts() {
+    let net = Net::lease();
+    let (init, opened) = initiator(&net).await;
+    let served = std::fs::read_to_string(init.dir().join("server.crt")).unwrap();
+    assert_eq!(opened.fingerprint, cert_of(&init).fingerprint());
+    assert!(
+        opened.passphrase.is_none(),
+        "a given passphrase is not echoed"
+    );
+    let s = state(&init).await;
+    assert_eq!((s.phase.as_str(), s.joiners.len()), ("Open", 0));
+
+    eprintln!("phase: an untrusted caller reaches no LXD API while the window is open");
+    let stranger = rxd_tls::generate_client("stranger", "host").unwrap();
+    for cert in [None, Some(&stranger)] {
+        let (code, _) = status(&net.addr(1), &served, cert, "GET", "/1.0/cluster", None).await;
+        assert_eq!(code, 403);
+    }
+
+    eprintln!("phase: node2 runs the exchange and reports its facts");
+    let node2 = Member::start();
+    let cert = cert_of(&node2);
+    let me = Me {
+        name: "node2",
+        cert: &cert,
+        source: None,
+    };
+    let passphrase = Passphrase::entered(PASSPHRASE).unwrap();
+    let trusted = joiner::join_window(
+        &target(&net.addr(1), &opened),
+        &me,
+        &passphrase,
+        &facts("node2"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(trusted.peer_name, "node1");
+    assert_eq!(trusted.peer_fingerprint, opened.fingerprint);
+
+    let s = state(&init).await;
+    assert_eq!(s.phase, "Collecting");
+    assert_eq!(s.joiners.len(), 1);
+    let j = &s.joiners[0];
+    assert_eq!(
+        (j.name.as_str(), j.fingerprint.as_str()),
+        ("node2", &*cert.fingerprint())
+    );
+    let reported = j.facts.as_ref().expect("the facts are listed");
+    assert_eq!(reported.version, "5.0.2");
+    assert_eq!(reported.fingerprint, cert.fingerprint());
+    assert!(reported.received_ms > 0);
+
+    eprintln!("phase: confirmed in the window is not trusted by the LXD API");
+    let (code, _) = status(
+        &net.addr(1),
+        &served,
+        Some(&cert),
+        "GET",
+        "/1.0/cluster",
+        None,
+    )
+    .await;
+    assert_eq!(code, 403);
+
+    eprintln!("phase: facts from another certificate are refused");
+    let (code, message) = status(
+        &net.addr(1),
+        &served,
+        Some(&stranger),
+        "POST",
+        &rxd_form::wire::facts_path(&opened.id),
+        Some(serde_json::to_value(facts("node2")).unwrap()),
+    )
+    .await;
+    assert_eq!(code, 403, "{message}");
+
+    eprintln!("phase: another window id is closed");
+    let (code, _) = status(
+        &net.addr(1),
+        &served,
+        Some(&stranger),
+        "POST",
+        "/internal/form/0123456789abcdef/hello",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(code, 403);
+
+    eprintln!("phase: after DELETE the window and its paths are gone");
+    init.client()
+        .request("DELETE", WINDOW_PATH, None, None)
+        .await
+        .unwrap();
+    let e = init
+        .client()
+        .get::<WindowState>(WINDOW_PATH)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+    for path in ["hello", "confirm", "facts"] {
+        let (code, _) = status(
+            &net.addr(1),
+            &served,
+            Some(&cert),
+            "POST",
+            &format!("/internal/form/{}/{path}", opened.id),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(code, 403, "{path}");
+    }
+    let e = joiner::exchange(&target(&net.addr(1), &opened), &me, &passphrase)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+}
+
+#[tokio::test]
+async fn a_wrong_passphrase_fails_on_both_sides_and_trusts_nothing() {
+    let net = Net::lease();
+    let (init, opened) = initiator(&net).await;
+    let served = std::fs::read_to_string(init.dir().join("server.crt")).unwrap();
+    let node2 = Member::start();
+    let cert = cert_of(&node2);
+    let me = Me {
+        name: "node2",
+        cert: &cert,
+        source: None,
+    };
+    let wrong = Passphrase::entered("correct horse battery stapler").unwrap();
+    let target = target(&net.addr(1), &opened);
+    let e = joiner::join_window(&target, &me, &wrong, &facts("node2"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Cannot confirm"), "{e}");
+
+    let s = state(&init).await;
+    assert_eq!(s.phase, "Open", "nothing was trusted");
+    assert!(s.joiners.is_empty());
+    let (code, _) = status(
+        &net.addr(1),
+        &served,
+        Some(&cert),
+        "GET",
+        "/1.0/cluster",
+        None,
+    )
+    .await;
+    assert_eq!(code, 403, "the joiner's certificate is not trusted");
+    let (code, message) = status(
+        &net.addr(1),
+        &served,
+        Some(&cert),
+        "POST",
+        &rxd_form::wire::facts_path(&opened.id),
+        Some(serde_json::to_value(facts("node2")).unwrap()),
+    )
+    .await;
+    assert_eq!(code, 403, "{message}");
+    assert!(rxd_testkit::trusted_fingerprints(&init.client())
+        .await
+        .iter()
+        .all(|fp| *fp != cert.fingerprint()));
+
+    eprintln!("phase: the failure cost its source a second, then the right passphrase works");
+    let right = Passphrase::entered(PASSPHRASE).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let trusted = loop {
+        match joiner::exchange(&target, &me, &right).await {
+            Ok(t) => break t,
+            Err(e) if e.status() == Some(429) && std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("Too soon"), "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(trusted.peer_fingerprint, opened.fingerprint);
+}
+
+/// A relay between joiner and initiator: it ends the joiner's TLS with a certificate of its
+/// own and makes a connection of its own to the initiator, presenting that same certificate.
+async fn relay(listen: &str, upstream: String) -> tokio::task::JoinHandle<()> {
+    let relay_cert = rxd_tls::generate("relay").unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(
+        rxd_tls::server_config_alpn(&relay_cert, &[b"http/1.1"]).unwrap(),
+    );
+    let (client_config, _) = rxd_tls::capture_client_config(Some(&relay_cert)).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, connector, upstream) =
+                (acceptor.clone(), connector.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let Ok(mut down) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(up_tcp) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let name = rustls::pki_types::ServerName::try_from("rxd").unwrap();
+                let Ok(mut up) = connector.connect(name, up_tcp).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_relay_fails_on_both_sides() {
+    let net = Net::lease();
+    let (init, opened) = initiator(&net).await;
+    let relay_task = relay(&net.addr(9), net.addr(1)).await;
+    let node2 = Member::start();
+    let cert = cert_of(&node2);
+    let me = Me {
+        name: "node2",
+        cert: &cert,
+        source: None,
+    };
+    let right = Passphrase::entered(PASSPHRASE).unwrap();
+    let e = joiner::join_window(&target(&net.addr(9), &opened), &me, &right, &facts("node2"))
+        .await
+        .unwrap_err();
+    relay_task.abort();
+    assert!(e.to_string().contains("Cannot confirm"), "{e}");
+    let s = state(&init).await;
+    assert_eq!(s.phase, "Open");
+    assert!(
+        s.joiners.is_empty(),
+        "the relay's certificate was not pinned"
+    );
+}
+
+#[tokio::test]
+async fn ten_failures_close_the_window_naming_the_sources() {
+    let net = Net::lease();
+    let (init, opened) = initiator(&net).await;
+    let node2 = Member::start();
+    let cert = cert_of(&node2);
+    let wrong = Passphrase::entered("not the passphrase at all").unwrap();
+    let target = target(&net.addr(1), &opened);
+    let sources: Vec<IpAddr> = (20..30).map(|h| net.ip(h).parse().unwrap()).collect();
+    let mut last = None;
+    for source in &sources {
+        let me = Me {
+            name: "node2",
+            cert: &cert,
+            source: Some(*source),
+        };
+        let e = joiner::exchange(&target, &me, &wrong).await.unwrap_err();
+        last = Some(e);
+    }
+    let last = last.unwrap().to_string();
+    let s = state(&init).await;
+    assert_eq!(s.phase, "Aborted");
+    let reason = s.abort_reason.expect("the reason is shown");
+    for source in &sources {
+        assert!(reason.contains(&format!("{source} (1)")), "{reason}");
+        assert!(last.contains(&source.to_string()), "{last}");
+    }
+    assert!(reason.starts_with("10 trust exchanges failed"), "{reason}");
+
+    eprintln!("phase: the right passphrase gets nowhere now");
+    let me = Me {
+        name: "node2",
+        cert: &cert,
+        source: Some(net.ip(31).parse().unwrap()),
+    };
+    let right = Passphrase::entered(PASSPHRASE).unwrap();
+    let e = joiner::exchange(&target, &me, &right).await.unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    assert!(state(&init).await.joiners.is_empty());
+}
