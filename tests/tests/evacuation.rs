@@ -266,3 +266,49 @@ async fn evacuations_that_race_change_the_state_once() {
         .count();
     assert_eq!(extra, 0, "a second evacuated event: {seen:#?}");
 }
+
+/// `lxc` waits for an operation on the events of the member it asked. An evacuation of a
+/// member that has just joined, sent through a member that does not yet follow its events
+/// (held here for 2 s before it connects), still ends for `lxc`: the request is sent on only
+/// once the named member's events are relayed. Asking again, through any member and with
+/// `lxc` or `rxc`, fails with LXD's sentence and never hangs.
+#[tokio::test]
+async fn an_evacuation_sent_on_right_after_a_join_ends_for_lxc() {
+    let net = Net::lease();
+    let a = Member::start_with_env(&[("RXD_FAILPOINT", "events-relay-before-connect:delay=2")]);
+    a.bootstrap(&net.addr(1), "node1", &[]);
+    let b = Member::start();
+    b.join(&a, "node2", &net.addr(2)).await;
+    let c = Member::start();
+    c.join(&a, "node3", &net.addr(3)).await;
+    let bounded = |m: &Member, program: &str, args: &[&str]| {
+        let mut cmd = m.cmd(program);
+        cmd.args(args);
+        rxd_testkit::run_bounded(&mut cmd, None, Duration::from_secs(30))
+    };
+    rxd_testkit::ok(&bounded(
+        &a,
+        LXC,
+        &["cluster", "evacuate", "node3", "--force"],
+    ));
+    for m in [&a, &b, &c] {
+        for program in [LXC, "rxc"] {
+            let err = fails(&bounded(
+                m,
+                program,
+                &["cluster", "evacuate", "node3", "--force"],
+            ));
+            assert!(
+                err.contains("Cluster member is already evacuated"),
+                "{program}: {err}"
+            );
+        }
+    }
+    rxd_testkit::ok(&bounded(
+        &b,
+        LXC,
+        &["cluster", "restore", "node3", "--force"],
+    ));
+    let list = rxd_testkit::ok(&bounded(&c, LXC, &["cluster", "list", "--format", "csv"]));
+    assert!(!list.contains("EVACUATED"), "{list}");
+}

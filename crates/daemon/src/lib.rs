@@ -87,6 +87,8 @@ pub struct Daemon {
     pub ops: Operations,
     /// The events bus.
     pub events: Events,
+    /// Whose events this member relays now.
+    pub relayed: Arc<events::relay::Relayed>,
     /// Notified to stop the daemon.
     pub stop: Notify,
     /// Held by every `PUT`/`PATCH /1.0` on this member, so its member-local keys are compared
@@ -588,6 +590,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         router: std::sync::OnceLock::new(),
         ops: Operations::new(events.clone()),
         events,
+        relayed: Default::default(),
         stop: Notify::new(),
         config_writes: tokio::sync::Mutex::new(()),
         passwords: Default::default(),

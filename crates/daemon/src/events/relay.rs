@@ -8,9 +8,11 @@
 //!        └─> stream ends or fails ─> again after 250 ms, doubling up to 5 s
 //!  a member gone from the rows, or a new address ─> its listener is aborted
 //!  the relay stopped (daemon shutdown) ─> every listener is aborted with it
+//!  a request sent on to a member ─> Relayed::wait_for(address): the member's events are
+//!     relayed before it acts, so a client waiting here on the events sees its operation end
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -31,23 +33,71 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 /// The longest wait before reconnecting.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Which members' events are relayed now, for the requests sent on to them.
+pub struct Relayed {
+    /// The addresses whose event streams are open.
+    open: tokio::sync::watch::Sender<HashSet<String>>,
+    /// Wakes the relay to read the member rows now rather than at its next tick.
+    refresh: tokio::sync::Notify,
+}
+
+impl Default for Relayed {
+    fn default() -> Self {
+        Relayed {
+            open: tokio::sync::watch::Sender::new(HashSet::new()),
+            refresh: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl Relayed {
+    /// Waits, at most `limit`, until the events of the member at `address` are relayed here;
+    /// whether they are. Its stream is open once the member has subscribed it to its bus, so
+    /// every event it makes from then on reaches this member's listeners.
+    pub async fn wait_for(&self, address: &str, limit: Duration) -> bool {
+        let mut open = self.open.subscribe();
+        if open.borrow().contains(address) {
+            return true;
+        }
+        // A member that has just joined is not followed before the next reading of the rows.
+        self.refresh.notify_one();
+        tokio::time::timeout(limit, open.wait_for(|o| o.contains(address)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn set(&self, address: &str, open: bool) {
+        self.open.send_if_modified(|o| {
+            if open {
+                o.insert(address.to_string())
+            } else {
+                o.remove(address)
+            }
+        });
+    }
+}
+
 /// The listeners by member id, with the address each listens to. Dropping it aborts them all.
-#[derive(Default)]
-struct Listeners(HashMap<u64, (String, JoinHandle<()>)>);
+struct Listeners {
+    running: HashMap<u64, (String, JoinHandle<()>)>,
+    relayed: Arc<Relayed>,
+}
 
 impl Listeners {
     fn stop(&mut self, id: u64) {
-        if let Some((address, task)) = self.0.remove(&id) {
+        if let Some((address, task)) = self.running.remove(&id) {
             tracing::info!("Stopped relaying the events of member at {address}");
             task.abort();
+            self.relayed.set(&address, false);
         }
     }
 }
 
 impl Drop for Listeners {
     fn drop(&mut self) {
-        for (_, (_, task)) in self.0.drain() {
-            task.abort();
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        for id in ids {
+            self.stop(id);
         }
     }
 }
@@ -55,18 +105,25 @@ impl Drop for Listeners {
 /// Starts the relay; aborting the returned task stops it and every listener.
 pub fn spawn(d: &Arc<Daemon>) -> JoinHandle<()> {
     let weak = Arc::downgrade(d);
+    let relayed = d.relayed.clone();
     tokio::spawn(async move {
-        let mut listeners = Listeners::default();
+        let mut listeners = Listeners {
+            running: HashMap::new(),
+            relayed: relayed.clone(),
+        };
         let mut tick = tokio::time::interval(REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = relayed.refresh.notified() => {}
+            }
             let Some(d) = weak.upgrade() else { return };
             let wanted = members_to_follow(&d).await;
             drop(d);
             let Some(wanted) = wanted else { continue };
             let gone: Vec<u64> = listeners
-                .0
+                .running
                 .iter()
                 .filter(|(id, (address, _))| wanted.get(id) != Some(address))
                 .map(|(id, _)| *id)
@@ -75,8 +132,8 @@ pub fn spawn(d: &Arc<Daemon>) -> JoinHandle<()> {
                 listeners.stop(id);
             }
             for (id, address) in wanted {
-                if let std::collections::hash_map::Entry::Vacant(e) = listeners.0.entry(id) {
-                    let task = tokio::spawn(listen(weak.clone(), address.clone()));
+                if let std::collections::hash_map::Entry::Vacant(e) = listeners.running.entry(id) {
+                    let task = tokio::spawn(listen(weak.clone(), relayed.clone(), address.clone()));
                     e.insert((address, task));
                 }
             }
@@ -106,9 +163,11 @@ async fn members_to_follow(d: &Daemon) -> Option<HashMap<u64, String>> {
 }
 
 /// Follows one member's events until aborted, reconnecting with a bounded backoff.
-async fn listen(daemon: Weak<Daemon>, address: String) {
+async fn listen(daemon: Weak<Daemon>, relayed: Arc<Relayed>, address: String) {
     let mut backoff = BACKOFF_FIRST;
     loop {
+        // A test holds the connection here to show what a member not yet followed does.
+        let _ = rxd_cluster::failpoint("events-relay-before-connect").await;
         let connected = {
             let Some(d) = daemon.upgrade() else { return };
             let events = d.events.clone();
@@ -131,10 +190,12 @@ async fn listen(daemon: Weak<Daemon>, address: String) {
         };
         if let Some((mut stream, events)) = connected {
             tracing::info!("Relaying the events of member at {address}");
+            relayed.set(&address, true);
             backoff = BACKOFF_FIRST;
             while let Some(Ok(event)) = stream.next().await {
                 events.relay(event);
             }
+            relayed.set(&address, false);
             tracing::info!("Lost the events of member at {address}");
         }
         tokio::time::sleep(backoff).await;

@@ -37,6 +37,9 @@ pub fn recursion(q: &HashMap<String, String>) -> bool {
         .is_some_and(|v| v != "0" && !v.is_empty())
 }
 
+/// How long a change sent on to a member waits for that member's events to be relayed here.
+pub const RELAY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `?target=`, when given and not empty.
 pub fn target(q: &HashMap<String, String>) -> Option<&str> {
     q.get("target")
@@ -58,6 +61,11 @@ pub async fn get_on_member(
 /// key, a stale ETag) passes through as it is; a member that cannot be reached is a 502
 /// naming it. With `for_caller`, the member is told whom it acts for (the requestor of its
 /// lifecycle events).
+///
+/// A change is sent only once this member relays the member's events (waiting at most
+/// [`RELAY_WAIT`], for a member that has just joined): `lxc` waits for an operation on the
+/// events of the member it asked, and an operation that ended before them would never end
+/// for it.
 pub async fn request_on_member(
     d: &Daemon,
     member: &tables::Member,
@@ -67,6 +75,12 @@ pub async fn request_on_member(
     body: Option<serde_json::Value>,
     if_match: Option<&str>,
 ) -> ApiResult<rxd_client::RawResponse> {
+    if method != "GET" && !d.relayed.wait_for(&member.address, RELAY_WAIT).await {
+        tracing::warn!(
+            "Sending a request on to member {:?} before its events are relayed here",
+            member.name
+        );
+    }
     let mut c = crate::peer::member_client(d, &member.address)?;
     if let Some(caller) = for_caller {
         let r = caller.requestor();
