@@ -184,17 +184,17 @@ async fn a_joiner_with_the_passphrase_is_confirmed_and_reports_its_facts() {
     .await;
     assert_eq!(code, 403);
 
-    eprintln!("phase: after DELETE the window and its paths are gone");
+    eprintln!("phase: after DELETE the window is aborted and its exchange paths are closed");
     init.client()
         .request("DELETE", WINDOW_PATH, None, None)
         .await
         .unwrap();
-    let e = init
-        .client()
-        .get::<WindowState>(WINDOW_PATH)
-        .await
-        .unwrap_err();
-    assert_eq!(e.status(), Some(404), "{e}");
+    let s = state(&init).await;
+    assert_eq!(s.phase, "Aborted");
+    assert_eq!(
+        s.abort_reason.as_deref(),
+        Some("the operator aborted the formation")
+    );
     for path in ["hello", "confirm", "facts"] {
         let (code, _) = status(
             &net.addr(1),
@@ -211,6 +211,23 @@ async fn a_joiner_with_the_passphrase_is_confirmed_and_reports_its_facts() {
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(403), "{e}");
+    eprintln!("phase: the confirmed joiner learns the end; a second DELETE removes the window");
+    let pinned = joiner::pinned_client(&target(&net.addr(1), &opened), &me, &trusted).unwrap();
+    let told = joiner::next_instruction(&pinned, &opened.id).await.unwrap();
+    assert!(
+        matches!(told, rxd_form::wire::Instruction::Abort { .. }),
+        "{told:?}"
+    );
+    init.client()
+        .request("DELETE", WINDOW_PATH, None, None)
+        .await
+        .unwrap();
+    let e = init
+        .client()
+        .get::<WindowState>(WINDOW_PATH)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
 }
 
 #[tokio::test]
@@ -375,4 +392,172 @@ async fn ten_failures_close_the_window_naming_the_sources() {
     let e = joiner::exchange(&target, &me, &right).await.unwrap_err();
     assert_eq!(e.status(), Some(403), "{e}");
     assert!(state(&init).await.joiners.is_empty());
+}
+
+/// The formation preseed of `n` servers in a hub on 192.0.2.0/24 (eth0), node1 initiating,
+/// with a `dir` pool on every member.
+fn form_preseed(n: usize, pass_file: &std::path::Path) -> String {
+    let members: String = (1..=n).map(|i| format!("- name: node{i}\n")).collect();
+    format!(
+        "initiator: node1\ninitiator_address: 192.0.2.1\ninterface: eth0\npassphrase_file: {}\nwindow: 5m\nmembers:\n{members}storage_pools:\n- name: local\n  driver: dir\n",
+        pass_file.display()
+    )
+}
+
+/// Three servers, each in its own network namespace, form a cluster from one preseed run on
+/// all of them at once: `rxd form` on node1, `rxd join` on the others, each returning once
+/// the cluster is formed; the members then list each other ONLINE at their eth0 addresses,
+/// with the preseed's pool created on each.
+#[tokio::test]
+async fn three_servers_form_a_cluster_from_one_preseed() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = form_preseed(3, &pass_file);
+    let limit = Duration::from_secs(120);
+    let results: Vec<std::thread::Result<std::process::Output>> = std::thread::scope(|s| {
+        let runs: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let preseed = &preseed;
+                s.spawn(move || {
+                    let name = format!("node{}", i + 1);
+                    let command = if i == 0 { "form" } else { "join" };
+                    m.bounded(
+                        "rxd",
+                        &[command, "--name", &name, "--preseed"],
+                        Some(preseed),
+                        limit,
+                    )
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join()).collect()
+    });
+    // Every server's side, shown together when one of them failed or was killed.
+    let said: Vec<String> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            Ok(out) => format!(
+                "node{} ({}): {}\n{}",
+                i + 1,
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            ),
+            Err(_) => format!("node{}: killed after {limit:?}", i + 1),
+        })
+        .collect();
+    let outputs: Vec<&std::process::Output> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().filter(|o| o.status.success()))
+        .collect();
+    assert_eq!(outputs.len(), 3, "{}", said.join("\n"));
+    let formed = String::from_utf8_lossy(&outputs[0].stdout);
+    assert!(
+        formed.contains("A new cluster of 3 servers, formed by node1"),
+        "{formed}"
+    );
+    assert!(formed.contains("The cluster is formed"), "{formed}");
+    for out in &outputs[1..] {
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("This server is a member of the cluster"),
+            "{said}"
+        );
+    }
+    for m in &members {
+        let list = rxd_testkit::ok(&m.rxc(&["cluster", "list", "--format", "csv"]));
+        for i in 1..=3 {
+            assert!(
+                list.contains(&format!("node{i},https://192.0.2.{i}:8443")),
+                "{list}"
+            );
+        }
+        assert_eq!(list.matches("ONLINE").count(), 3, "{list}");
+        let pools = rxd_testkit::ok(&m.rxc(&["storage", "list", "--format", "csv"]));
+        assert!(pools.contains("local,dir"), "{pools}");
+    }
+}
+
+/// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned
+/// address (its own firewall drops it), so the plan made after probing fails, every server
+/// says why, and each is left as it was: standalone, listening where it did before.
+#[tokio::test]
+async fn a_formation_that_cannot_go_ahead_leaves_every_server_as_it_was() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    members[1].ns.exec("nft", &["add", "table", "inet", "cut"]);
+    members[1].ns.exec(
+        "nft",
+        &[
+            "add",
+            "chain",
+            "inet",
+            "cut",
+            "out",
+            "{ type filter hook output priority 0 ; }",
+        ],
+    );
+    let drop = members[1].ns.exec(
+        "nft",
+        &[
+            "add",
+            "rule",
+            "inet",
+            "cut",
+            "out",
+            "ip",
+            "daddr",
+            "192.0.2.3",
+            "tcp",
+            "dport",
+            "8443",
+            "drop",
+        ],
+    );
+    assert!(
+        drop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drop.stderr)
+    );
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = form_preseed(3, &pass_file);
+    let limit = Duration::from_secs(120);
+    let outputs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let preseed = &preseed;
+                s.spawn(move || {
+                    let name = format!("node{}", i + 1);
+                    let command = if i == 0 { "form" } else { "join" };
+                    m.bounded(
+                        "rxd",
+                        &[command, "--name", &name, "--preseed"],
+                        Some(preseed),
+                        limit,
+                    )
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for out in &outputs {
+        let err = rxd_testkit::fails(out);
+        assert!(
+            err.contains("Server \"node2\" cannot reach \"node3\" at 192.0.2.3:8443"),
+            "{err}"
+        );
+    }
+    for m in &members {
+        let (server, _) = m.client().server().await.unwrap();
+        let config = server.config.unwrap_or_default();
+        assert_eq!(config.get("core.https_address"), None, "{config:?}");
+        let cluster: serde_json::Value = m.client().get("/1.0/cluster").await.unwrap();
+        assert_eq!(cluster["enabled"], false);
+    }
 }

@@ -51,8 +51,11 @@ pub fn address<H: Host + ?Sized>(d: &H) -> Result<String> {
 /// Makes this server the first member `name` of a new cluster reached at `address`; a failure
 /// leaves it standalone, serving its own certificate.
 pub async fn run<H: Host + ?Sized>(d: &H, name: &str, address: &str) -> Result<()> {
-    let cluster_cert = rxd_tls::generate(d.hostname())
-        .map_err(|e| Error::internal(format!("Failed to generate cluster certificate: {e}")))?;
+    let cluster_cert = match d.staged_cluster_cert() {
+        Some(cert) => cert,
+        None => rxd_tls::generate(d.hostname())
+            .map_err(|e| Error::internal(format!("Failed to generate cluster certificate: {e}")))?,
+    };
     let undo = |d: &H| {
         let _ = std::fs::remove_file(d.dir().join("cluster.crt"));
         let _ = std::fs::remove_file(d.dir().join("cluster.key"));

@@ -97,6 +97,12 @@ pub trait Host: Send + Sync + 'static {
     /// Serves `cert` on HTTPS from the next connection on, and remembers it as the cluster's
     /// (`None`: this member's own certificate again).
     fn set_cluster_cert(&self, cert: Option<CertKey>) -> Result<()>;
+    /// The cluster certificate a bootstrap is to use when one was made ahead of it (a
+    /// formation tells its joiners the fingerprint before the cluster exists); `None`: the
+    /// bootstrap makes a new one.
+    fn staged_cluster_cert(&self) -> Option<CertKey> {
+        None
+    }
     /// The fingerprints a member-to-member call accepts from the other member.
     fn peer_pins(&self) -> Vec<String>;
     /// Trusts these member fingerprints until the replica knows them (while joining).

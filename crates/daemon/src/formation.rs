@@ -9,20 +9,37 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use rxd_form::planner::Facts;
 use rxd_form::trust::{self, AwaitingConfirm, Challenge, Confirm, Hello, Own, Passphrase};
 use rxd_form::window::{Phase, Settings, Window, WindowError};
-use rxd_form::wire::{JoinerState, WindowOpened, WindowPost, WindowState};
+use rxd_form::wire::{
+    AdvertBody, Instruction, JoinerState, StepReport, WindowOpened, WindowPost, WindowState,
+};
 
 use crate::error::ApiError;
 
 /// The window, when one is open (or was closed and not yet removed).
-#[derive(Default)]
 pub struct Formation {
     inner: Mutex<Option<Open>>,
+    /// The cluster certificate a formation's bootstrap will use, made before the joiners
+    /// are told its fingerprint.
+    cluster_cert: Mutex<Option<rxd_tls::CertKey>>,
+    /// Counts every change of an instruction, a report or the phase, for the joiners and the
+    /// executor that wait on them.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Formation {
+    fn default() -> Self {
+        Formation {
+            inner: Mutex::new(None),
+            cluster_cert: Mutex::new(None),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 struct Open {
@@ -32,6 +49,10 @@ struct Open {
     /// The initiator's half of each exchange between its hello and its confirmation.
     pending: HashMap<IpAddr, AwaitingConfirm>,
     facts: BTreeMap<String, Facts>,
+    /// What each joiner is told to do next, by name (none: wait).
+    instructions: BTreeMap<String, Instruction>,
+    /// Each joiner's report of the step it was told to take, by name.
+    reports: BTreeMap<String, StepReport>,
 }
 
 impl Formation {
@@ -85,7 +106,10 @@ impl Formation {
             fingerprint: fingerprint.to_string(),
             pending: HashMap::new(),
             facts: BTreeMap::new(),
+            instructions: BTreeMap::new(),
+            reports: BTreeMap::new(),
         });
+        self.bump();
         Ok(opened)
     }
 
@@ -124,26 +148,257 @@ impl Formation {
         })
     }
 
-    /// Aborts and removes the window: its paths are closed at once.
+    /// Aborts the window: its exchange paths close at once and its passphrase is wiped; it is
+    /// kept, aborted, so its joiners learn the end. A window already aborted or committed is
+    /// removed.
     pub fn abort(&self) -> Result<(), ApiError> {
-        let mut slot = self.lock();
-        let mut open = slot.take().ok_or_else(no_window)?;
-        // Removing it drops the passphrase (wiped); the abort records why for nobody else.
-        let _ = open
-            .window
-            .abort(rxd_form::window::AbortReason::Operator, Instant::now());
+        {
+            let mut slot = self.lock();
+            let open = slot.as_mut().ok_or_else(no_window)?;
+            if matches!(
+                open.window.phase(Instant::now()),
+                Phase::Aborted | Phase::Committed
+            ) {
+                *slot = None;
+                return Ok(());
+            }
+        }
+        self.fail_with(rxd_form::window::AbortReason::Operator);
         Ok(())
     }
 
-    /// Whether `/internal/form/<id>/…` may be reached: a window of that id is open (neither
-    /// aborted nor committed).
-    pub fn admits(&self, id: &str) -> bool {
+    /// Whether `/internal/form/<id>/<step>` may be reached: the exchange (`hello`, `confirm`,
+    /// `facts`) while a window of that id is open (neither aborted nor committed); a joiner's
+    /// `instruction` and `report` while the window is kept, so it learns how it ended.
+    pub fn admits(&self, id: &str, step: &str) -> bool {
         let now = Instant::now();
         let mut slot = self.lock();
         slot.as_mut().is_some_and(|open| {
             open.window.id() == id
-                && !matches!(open.window.phase(now), Phase::Aborted | Phase::Committed)
+                && (matches!(step, "instruction" | "report")
+                    || !matches!(open.window.phase(now), Phase::Aborted | Phase::Committed))
         })
+    }
+
+    /// The open window's advertisement, when a window takes servers.
+    pub fn advert(&self) -> Option<AdvertBody> {
+        let now = Instant::now();
+        let mut slot = self.lock();
+        let open = slot.as_mut()?;
+        if !matches!(open.window.phase(now), Phase::Open | Phase::Collecting) {
+            return None;
+        }
+        Some(AdvertBody {
+            name: open.name.clone(),
+            version: rxd_form::discovery::PROTOCOL_VERSION.to_string(),
+            id: open.window.id().to_string(),
+            fingerprint: open.fingerprint.get(..16).unwrap_or_default().to_string(),
+        })
+    }
+
+    /// Stages (or, with `None`, drops) the cluster certificate of the coming bootstrap.
+    pub fn stage_cluster_cert(&self, cert: Option<rxd_tls::CertKey>) {
+        *self.cluster_cert.lock().unwrap_or_else(|e| e.into_inner()) = cert;
+    }
+
+    /// The staged cluster certificate, if any.
+    pub fn staged_cluster_cert(&self) -> Option<rxd_tls::CertKey> {
+        self.cluster_cert
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Waits, at most `limit`, for the next change of an instruction, a report or the window.
+    pub async fn changed(&self, seen: &mut tokio::sync::watch::Receiver<u64>, limit: Duration) {
+        let _ = tokio::time::timeout(limit, seen.changed()).await;
+    }
+
+    /// A receiver of the changes, for [`Formation::changed`].
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The name a confirmed joiner's certificate was pinned under.
+    fn joiner<'a>(open: &'a Open, caller_fp: &str) -> Result<&'a str, ApiError> {
+        open.window
+            .joiners()
+            .iter()
+            .find(|(_, a)| a.fingerprint == caller_fp)
+            .map(|(name, _)| name.as_str())
+            .ok_or_else(|| {
+                ApiError::forbidden_with(
+                    "Only a server confirmed in the formation window may take part in it",
+                )
+            })
+    }
+
+    /// What the joiner with certificate `caller_fp` is to do now: its instruction until it
+    /// reports having taken it, then to wait for the next.
+    pub fn instruction(&self, id: &str, caller_fp: &str) -> Result<Instruction, ApiError> {
+        let now = Instant::now();
+        let mut slot = self.lock();
+        let open = window_of(&mut slot, id)?;
+        let phase = open.window.phase(now);
+        let name = Self::joiner(open, caller_fp)?.to_string();
+        Ok(match open.instructions.get(&name) {
+            // Reported: nothing new until the next instruction.
+            Some(_) if open.reports.contains_key(&name) => Instruction::Wait,
+            Some(i) => i.clone(),
+            None if phase == Phase::Aborted => Instruction::Abort {
+                reason: open
+                    .window
+                    .abort_reason()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            },
+            None if phase == Phase::Committed => Instruction::Done,
+            None => Instruction::Wait,
+        })
+    }
+
+    /// The joiner with certificate `caller_fp` reports the step it took.
+    pub fn report(&self, id: &str, caller_fp: &str, report: StepReport) -> Result<(), ApiError> {
+        {
+            let mut slot = self.lock();
+            let open = window_of(&mut slot, id)?;
+            let name = Self::joiner(open, caller_fp)?.to_string();
+            let expected = match open.instructions.get(&name) {
+                Some(Instruction::Prepare { .. }) => "prepare",
+                Some(Instruction::Join { .. }) => "join",
+                _ => "",
+            };
+            if report.step != expected {
+                return Err(ApiError::bad_request(format!(
+                    "{name:?} was not told to {:?}",
+                    report.step
+                )));
+            }
+            open.reports.insert(name, report);
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// For the executor: the window's id and name and the facts of every confirmed joiner
+    /// that reported them, with the window moved to Planning.
+    pub fn begin_planning(&self) -> Result<(String, String, Vec<Facts>), ApiError> {
+        let now = Instant::now();
+        let mut slot = self.lock();
+        let open = slot.as_mut().ok_or_else(no_window)?;
+        let missing: Vec<String> = open
+            .window
+            .joiners()
+            .keys()
+            .filter(|n| !open.facts.contains_key(*n))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "Still waiting for the facts of {}",
+                missing.join(", ")
+            )));
+        }
+        open.window.plan(now).map_err(refusal)?;
+        let out = (
+            open.window.id().to_string(),
+            open.name.clone(),
+            open.facts.values().cloned().collect(),
+        );
+        drop(slot);
+        self.bump();
+        Ok(out)
+    }
+
+    /// For the executor: moves the window on (`step` is one of the window's transitions).
+    pub fn advance(
+        &self,
+        step: fn(&mut Window, Instant) -> Result<(), WindowError>,
+    ) -> Result<(), ApiError> {
+        {
+            let mut slot = self.lock();
+            let open = slot.as_mut().ok_or_else(no_window)?;
+            step(&mut open.window, Instant::now()).map_err(refusal)?;
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// For the executor: aborts the window with `reason` and tells every joiner so.
+    pub fn fail(&self, reason: &str) {
+        self.fail_with(rxd_form::window::AbortReason::Failed(reason.to_string()));
+    }
+
+    fn fail_with(&self, reason: rxd_form::window::AbortReason) {
+        {
+            let mut slot = self.lock();
+            let Some(open) = slot.as_mut() else { return };
+            let said = reason.to_string();
+            let _ = open.window.abort(reason, Instant::now());
+            let names: Vec<String> = open.window.joiners().keys().cloned().collect();
+            for name in names {
+                open.reports.remove(&name);
+                open.instructions.insert(
+                    name,
+                    Instruction::Abort {
+                        reason: said.clone(),
+                    },
+                );
+            }
+        }
+        self.bump();
+    }
+
+    /// For the executor: tells `name` what to do next, and forgets its last report.
+    pub fn instruct(&self, name: &str, instruction: Instruction) {
+        {
+            let mut slot = self.lock();
+            let Some(open) = slot.as_mut() else { return };
+            open.reports.remove(name);
+            open.instructions.insert(name.to_string(), instruction);
+        }
+        self.bump();
+    }
+
+    /// For the executor: the reports of `names` once every one of them reported, waiting at
+    /// most `limit`; `Err` names those that did not.
+    pub async fn reports_of(
+        &self,
+        names: &[String],
+        limit: Duration,
+    ) -> Result<BTreeMap<String, StepReport>, Vec<String>> {
+        let mut seen = self.watch();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let missing: Vec<String> = {
+                let slot = self.lock();
+                let Some(open) = slot.as_ref() else {
+                    return Err(names.to_vec());
+                };
+                let missing: Vec<String> = names
+                    .iter()
+                    .filter(|n| !open.reports.contains_key(*n))
+                    .cloned()
+                    .collect();
+                if missing.is_empty() {
+                    return Ok(names
+                        .iter()
+                        .map(|n| (n.clone(), open.reports[n].clone()))
+                        .collect());
+                }
+                missing
+            };
+            if tokio::time::timeout_at(deadline, seen.changed())
+                .await
+                .is_err()
+            {
+                return Err(missing);
+            }
+        }
     }
 
     /// A joiner's hello from `source`, whose TLS connection showed `joiner_fp`.
@@ -327,7 +582,7 @@ mod tests {
     fn a_confirmed_joiner_is_pinned_and_only_it_reports_facts() {
         let (f, id) = opened();
         let ip: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(f.admits(&id) && !f.admits("0123456789abcdef"));
+        assert!(f.admits(&id, "hello") && !f.admits("0123456789abcdef", "hello"));
         let view = View::new(&id, "node1", "node1", JOINER, SERVED).unwrap();
         let (_, hello) = Joiner::start(&Passphrase::entered(PASS).unwrap(), view);
         let e = f.hello(&id, ip, JOINER, &hello).unwrap_err();
@@ -352,7 +607,17 @@ mod tests {
         );
         assert_eq!(again.unwrap_err().status, StatusCode::CONFLICT);
         f.abort().unwrap();
-        assert!(!f.admits(&id));
+        assert!(!f.admits(&id, "hello"));
+        assert!(
+            f.admits(&id, "instruction"),
+            "kept for its joiners to learn the end"
+        );
+        assert_eq!(f.state().unwrap().phase, "Aborted");
+        assert!(matches!(
+            f.instruction(&id, JOINER).unwrap(),
+            Instruction::Abort { .. }
+        ));
+        f.abort().unwrap();
         assert_eq!(f.state().unwrap_err().status, StatusCode::NOT_FOUND);
     }
 
@@ -382,7 +647,7 @@ mod tests {
         let s = f.state().unwrap();
         assert_eq!(s.phase, "Aborted");
         assert!(s.joiners.is_empty());
-        assert!(!f.admits(&id));
+        assert!(!f.admits(&id, "hello"));
         // A generated passphrase is answered once.
         f.abort().unwrap();
         let opened = f

@@ -18,6 +18,7 @@ pub mod evacuation;
 pub mod events;
 mod fault_injection;
 pub mod formation;
+pub mod formation_run;
 mod handlers;
 pub mod listeners;
 mod member_objects;
@@ -686,6 +687,10 @@ impl rxd_cluster::Host for Daemon {
 
     fn set_cluster_cert(&self, cert: Option<CertKey>) -> rxd_cluster::Result<()> {
         Ok(Daemon::set_cluster_cert(self, cert)?)
+    }
+
+    fn staged_cluster_cert(&self) -> Option<CertKey> {
+        self.formation.staged_cluster_cert()
     }
 
     fn peer_pins(&self) -> Vec<String> {

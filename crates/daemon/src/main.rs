@@ -33,6 +33,10 @@ struct Cli {
 enum Command {
     /// Configure the daemon: bootstrap or join a cluster.
     Init(rxd_init::InitArgs),
+    /// Open a formation window and form a cluster of the servers that join it.
+    Form(rxd_init::form::FormArgs),
+    /// Join the cluster another server is forming (`rxd form`).
+    Join(rxd_init::form::JoinArgs),
     /// Wait until the daemon answers.
     Waitready {
         /// Seconds to wait (0: forever).
@@ -148,6 +152,12 @@ async fn main() {
             Err(e) => Err(e),
         },
         Some(Command::Init(args)) => rxd_init::run(&cli.dir, args)
+            .await
+            .map_err(anyhow::Error::from),
+        Some(Command::Form(args)) => rxd_init::form::form(&cli.dir, args)
+            .await
+            .map_err(anyhow::Error::from),
+        Some(Command::Join(args)) => rxd_init::form::join(&cli.dir, args)
             .await
             .map_err(anyhow::Error::from),
         Some(Command::Waitready { timeout }) => waitready(cli.dir, timeout).await,

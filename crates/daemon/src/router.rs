@@ -180,6 +180,19 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
         Access::Formation,
     ),
     ("/internal/form/{id}/facts", Method::POST, Access::Formation),
+    (
+        "/internal/form/{id}/instruction",
+        Method::GET,
+        Access::Formation,
+    ),
+    (
+        "/internal/form/{id}/report",
+        Method::POST,
+        Access::Formation,
+    ),
+    ("/internal/form/advert", Method::GET, Access::Formation),
+    ("/internal/form/facts", Method::GET, Access::Local),
+    ("/internal/form/commit", Method::POST, Access::Local),
 ];
 
 /// The endpoints whose answer depends on the member answering: `?target=<member>` on them is
@@ -443,6 +456,11 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/form/{id}/hello", "POST") => on(f, formation::hello_post),
         ("/internal/form/{id}/confirm", "POST") => on(f, formation::confirm_post),
         ("/internal/form/{id}/facts", "POST") => on(f, formation::facts_post),
+        ("/internal/form/{id}/instruction", "GET") => on(f, formation::instruction_get),
+        ("/internal/form/{id}/report", "POST") => on(f, formation::report_post),
+        ("/internal/form/advert", "GET") => on(f, formation::advert_get),
+        ("/internal/form/facts", "GET") => on(f, formation::own_facts_get),
+        ("/internal/form/commit", "POST") => on(f, formation::commit_post),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }
@@ -519,8 +537,17 @@ async fn enforce(
     }
     // The formation paths exist for callers only while their window takes servers.
     if access == Access::Formation {
-        let id = req.uri().path().split('/').nth(3).unwrap_or_default();
-        if !d.formation.admits(id) {
+        let mut parts = req.uri().path().split('/').skip(3);
+        let (id, step) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let open = if path == rxd_form::wire::ADVERT_PATH {
+            d.formation.advert().is_some()
+        } else {
+            d.formation.admits(id, step)
+        };
+        if !open {
             return ApiError::forbidden().into_response();
         }
     }

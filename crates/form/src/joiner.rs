@@ -162,13 +162,74 @@ pub async fn report_facts(
     initiator: &Trusted,
     facts: &Facts,
 ) -> Result<(), ExchangeError> {
-    let config =
-        rxd_tls::fingerprint_pinned_client_config(&initiator.peer_fingerprint, Some(me.cert))
-            .map_err(|e| ExchangeError::Client(tls_error(&target.address, e)))?;
-    let client = Client::https_with_config_from(&target.address, config, me.source)?
-        .with_timeout(REQUEST_TIMEOUT);
+    let client = pinned_client(target, me, initiator)?;
     post(&client, &wire::facts_path(&target.window_id), facts).await?;
     Ok(())
+}
+
+/// A client of the initiator pinned to the certificate confirmed in the exchange, presenting
+/// this joiner's.
+pub fn pinned_client(
+    target: &Target,
+    me: &Me<'_>,
+    initiator: &Trusted,
+) -> Result<Client, ExchangeError> {
+    pinned_to(
+        target,
+        me,
+        std::slice::from_ref(&initiator.peer_fingerprint),
+    )
+}
+
+/// A client of the initiator accepting any of `fingerprints` (the one confirmed, and the
+/// cluster certificate it announced over a connection pinned to it), presenting this
+/// joiner's certificate.
+pub fn pinned_to(
+    target: &Target,
+    me: &Me<'_>,
+    fingerprints: &[String],
+) -> Result<Client, ExchangeError> {
+    let config = rxd_tls::fingerprints_pinned_client_config(fingerprints, Some(me.cert))
+        .map_err(|e| ExchangeError::Client(tls_error(&target.address, e)))?;
+    Ok(
+        Client::https_with_config_from(&target.address, config, me.source)?
+            .with_timeout(REQUEST_TIMEOUT + Duration::from_secs(INSTRUCTION_WAIT)),
+    )
+}
+
+/// How long the initiator holds a request for the next instruction while there is none.
+pub const INSTRUCTION_WAIT: u64 = 25;
+
+/// The initiator's next instruction for this joiner (held while it is to wait).
+pub async fn next_instruction(
+    client: &Client,
+    window_id: &str,
+) -> Result<wire::Instruction, ExchangeError> {
+    let path = format!(
+        "{}?wait={INSTRUCTION_WAIT}",
+        wire::instruction_path(window_id)
+    );
+    Ok(client.get(&path).await?)
+}
+
+/// Reports the outcome of the step this joiner was told to take.
+pub async fn report(
+    client: &Client,
+    window_id: &str,
+    report: &wire::StepReport,
+) -> Result<(), ExchangeError> {
+    post(client, &wire::report_path(window_id), report).await?;
+    Ok(())
+}
+
+/// The window open on the initiator at `address` (`host:port`), read over HTTPS before any
+/// trust (nothing in it is secret; the exchange then checks the certificate).
+pub async fn advert(address: &str) -> Result<wire::AdvertBody, ExchangeError> {
+    let (config, _) = rxd_tls::capture_client_config(None)
+        .map_err(|e| ExchangeError::Client(tls_error(address, e)))?;
+    let client =
+        Client::https_with_config_from(address, config, None)?.with_timeout(REQUEST_TIMEOUT);
+    Ok(client.get(wire::ADVERT_PATH).await?)
 }
 
 /// The exchange, then the report: the initiator, trusted and told this server's facts.

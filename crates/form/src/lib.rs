@@ -10,6 +10,8 @@
 //!   time passed in.
 //! - [`planner`]: from the servers' facts and the operator's answers to a plan or a list of
 //!   errors, and the `--dry-run` text.
+//! - [`facts`]: what a server reports of its host: interfaces and their addresses, disks,
+//!   which planned addresses it reaches.
 //! - [`preseed`]: the formation preseed and its validation.
 //! - [`wire`]: the bodies of the daemon's formation endpoints.
 //! - [`joiner`]: the joiner's side of the exchange over HTTPS and its report of facts.
@@ -19,6 +21,7 @@
 //! them through `rxd-client`.
 
 pub mod discovery;
+pub mod facts;
 pub mod joiner;
 pub mod planner;
 pub mod preseed;

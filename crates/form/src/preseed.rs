@@ -111,9 +111,13 @@ pub struct PreseedErrors(pub Vec<String>);
 impl FormPreseed {
     /// Reads and checks a preseed.
     pub fn parse(text: &str) -> Result<Preseed, PreseedErrors> {
-        let raw: FormPreseed = serde_saphyr::from_str(text)
-            .map_err(|e| PreseedErrors(vec![format!("cannot read the YAML: {e}")]))?;
-        raw.check()
+        Self::read(text)?.check()
+    }
+
+    /// Reads the YAML, unchecked.
+    pub fn read(text: &str) -> Result<FormPreseed, PreseedErrors> {
+        serde_saphyr::from_str(text)
+            .map_err(|e| PreseedErrors(vec![format!("cannot read the YAML: {e}")]))
     }
 
     /// Checks a preseed already read.

@@ -86,3 +86,91 @@ pub struct JoinerState {
     #[serde(default)]
     pub facts: Option<Facts>,
 }
+
+/// The path of the window's public advertisement over HTTPS (`GET`, anyone, while a window
+/// is open): what DNS-SD advertises, for a joiner given `--initiator-address`.
+pub const ADVERT_PATH: &str = "/internal/form/advert";
+
+/// The path of this server's own facts (`GET ?name=NAME`, root on the unix socket).
+pub const FACTS_PATH: &str = "/internal/form/facts";
+
+/// The path that starts the formation (`POST`, root on the unix socket).
+pub const COMMIT_PATH: &str = "/internal/form/commit";
+
+/// The path where a confirmed joiner asks what to do next.
+pub fn instruction_path(window_id: &str) -> String {
+    format!("{WINDOW_PATH}/{window_id}/instruction")
+}
+
+/// The path where a confirmed joiner reports a step's outcome.
+pub fn report_path(window_id: &str) -> String {
+    format!("{WINDOW_PATH}/{window_id}/report")
+}
+
+/// `GET` [`ADVERT_PATH`]: the open window, nothing secret (the same as its DNS-SD TXT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvertBody {
+    /// The initiator's name.
+    pub name: String,
+    /// The formation protocol's version.
+    pub version: String,
+    /// The window id.
+    pub id: String,
+    /// The first 16 hexadecimal characters of the initiator's certificate fingerprint.
+    pub fingerprint: String,
+}
+
+/// What the initiator tells a confirmed joiner to do next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "lowercase")]
+pub enum Instruction {
+    /// Nothing yet: ask again.
+    Wait,
+    /// Listen on `address` and report which of `probe` answer.
+    Prepare {
+        /// This server's planned cluster address.
+        address: String,
+        /// The other members' planned addresses.
+        probe: Vec<String>,
+        /// For a new cluster, the fingerprint of the certificate the initiator serves once
+        /// the cluster exists (to be accepted besides the one confirmed); empty otherwise.
+        #[serde(default)]
+        cluster_fingerprint: String,
+    },
+    /// Join the cluster with this `rxd init` cluster section.
+    Join {
+        /// The cluster section of a join preseed: the address, a one-time token, the
+        /// member-specific values.
+        cluster: rxd_api::InitClusterPreseed,
+    },
+    /// The formation was aborted: undo what was prepared and stop.
+    Abort {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The cluster is formed.
+    Done,
+}
+
+/// A joiner's report of the step it was told to take.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StepReport {
+    /// The step (`prepare` or `join`).
+    pub step: String,
+    /// Empty on success, else why it failed.
+    pub error: String,
+    /// After `prepare`: the probed addresses that answered.
+    pub reaches: Vec<String>,
+}
+
+/// `POST` [`COMMIT_PATH`]: the operator's answers (the formation preseed's sections) and
+/// whether to stop after printing the plan.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommitPost {
+    /// The answers, as the formation preseed holds them.
+    pub preseed: crate::preseed::FormPreseed,
+    /// Only plan and answer the plan's text.
+    pub dry_run: bool,
+}

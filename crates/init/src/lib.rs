@@ -17,6 +17,7 @@
 mod apply;
 mod ask_join;
 mod dry_run;
+pub mod form;
 mod interactive;
 mod join;
 mod prompt;

@@ -211,6 +211,26 @@ impl NsMember {
         child.wait_with_output().unwrap()
     }
 
+    /// Runs `rxd` or `rxc` inside the namespace against this member, killed by its PID after
+    /// `limit`.
+    pub fn bounded(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        limit: std::time::Duration,
+    ) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns.name])
+            .arg(bin(program))
+            .args(args)
+            .env("RXD_DIR", &self.dir)
+            .env("LXD_DIR", &self.dir)
+            .env("RXC_CONF", self.dir.join("rxc-conf"))
+            .env("HOME", &self.dir);
+        crate::run_bounded(&mut cmd, stdin, limit)
+    }
+
     /// Runs `rxc args` against this member.
     pub fn rxc(&self, args: &[&str]) -> Output {
         self.cmd("rxc", args, None)

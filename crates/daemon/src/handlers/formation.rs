@@ -4,15 +4,17 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use rxd_form::planner::Facts;
 use rxd_form::trust::{Confirm, Hello};
-use rxd_form::wire::WindowPost;
+use rxd_form::wire::{CommitPost, Instruction, StepReport, WindowPost};
 
 use crate::access::{Caller, Peer};
 use crate::error::{ApiError, ApiResult};
+use crate::handlers::QueryMap;
 use crate::response::{empty, sync, JsonBody};
 use crate::Daemon;
 
@@ -93,4 +95,79 @@ fn joiner_of(caller: &Caller) -> Result<(IpAddr, String), ApiError> {
         )
     })?;
     Ok((source, fingerprint))
+}
+
+/// `GET /internal/form/advert`: the open window's advertisement (anyone, over HTTPS, while
+/// it takes servers), for a joiner given the initiator's address instead of discovering it.
+pub async fn advert_get(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
+    let advert = d
+        .formation
+        .advert()
+        .ok_or_else(|| ApiError::not_found("No formation window is open"))?;
+    Ok(sync(advert))
+}
+
+/// `GET /internal/form/facts?name=NAME`: this server's facts under that name (root, unix
+/// socket), what `rxd join` reports.
+pub async fn own_facts_get(State(d): State<Arc<Daemon>>, q: QueryMap) -> ApiResult<Response> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Give the server's name (?name=)"))?;
+    rxd_api::names::check("cluster member", name).map_err(ApiError::bad_request)?;
+    Ok(sync(crate::formation_run::own_facts(&d, name).await?))
+}
+
+/// `POST /internal/form/commit`: plan with the operator's answers, then (unless a dry run)
+/// form the cluster in an operation. The plan's text is in the answer either way.
+pub async fn commit_post(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(post): JsonBody<CommitPost>,
+) -> ApiResult<Response> {
+    let started = crate::formation_run::commit(&d, post).await?;
+    Ok(match started.operation {
+        Some(mut op) => {
+            op.metadata = Some(serde_json::json!({ "plan": started.plan_text }));
+            crate::response::operation(&op)
+        }
+        None => sync(serde_json::json!({ "plan": started.plan_text })),
+    })
+}
+
+/// `GET /internal/form/{id}/instruction[?wait=N]`: what the confirmed joiner is to do next;
+/// with `wait`, held up to N seconds (at most 30) while the answer is to wait.
+pub async fn instruction_get(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    caller: Caller,
+    q: QueryMap,
+) -> ApiResult<Response> {
+    let (_, fingerprint) = joiner_of(&caller)?;
+    let wait = q
+        .get("wait")
+        .and_then(|w| w.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut seen = d.formation.watch();
+    loop {
+        let instruction = d.formation.instruction(&id, &fingerprint)?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if instruction != Instruction::Wait || left.is_zero() {
+            return Ok(sync(instruction));
+        }
+        d.formation.changed(&mut seen, left).await;
+    }
+}
+
+/// `POST /internal/form/{id}/report`: the confirmed joiner's outcome of its step.
+pub async fn report_post(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    caller: Caller,
+    JsonBody(report): JsonBody<StepReport>,
+) -> ApiResult<Response> {
+    let (_, fingerprint) = joiner_of(&caller)?;
+    d.formation.report(&id, &fingerprint, report)?;
+    Ok(empty())
 }

@@ -1,0 +1,332 @@
+//! The formation's executor, in the initiator's daemon (issue 12), after the window has
+//! collected its joiners' facts:
+//!
+//! ```text
+//!  POST /internal/form/commit {preseed answers, dry_run}
+//!   plan (addresses, names, versions, member_config, clocks)  ── errors: 400, window open
+//!   dry_run: the plan's text, window open
+//!   operation "Forming cluster":
+//!    Preparing:  each joiner: Prepare {its address, the others'} ─> listens there, probes
+//!                the initiator probes too; plan again, reachability included
+//!    Committing: a new cluster: this server bootstraps with the pools and networks (the
+//!                `rxd init` path); each joiner: Join {a one-time token, its values} ─> joins
+//!                (the `rxd init` join path), reports
+//!    Committed:  each joiner: Done
+//!   any failure: the window aborts, each joiner is told Abort (it undoes its Prepare)
+//! ```
+//!
+//! The joiners act on their own daemons; the executor hands them instructions through the
+//! window (`GET /internal/form/<id>/instruction`, from their pinned certificates) and waits
+//! for their reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rxd_db::tables;
+use rxd_form::planner::{self, Existing, Facts, LocalData, Plan, Role};
+use rxd_form::wire::{CommitPost, Instruction};
+
+use crate::error::{ApiError, ApiResult};
+use crate::Daemon;
+
+/// How long joiners have to prepare (listen and probe).
+const PREPARE_LIMIT: Duration = Duration::from_secs(60);
+/// How long joiners have to join.
+const JOIN_LIMIT: Duration = Duration::from_secs(300);
+/// How long a server keeps probing an address that does not answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This server's facts under `name`: its version and extensions, clock, interfaces, disks
+/// and local data.
+pub async fn own_facts(d: &Daemon, name: &str) -> ApiResult<Facts> {
+    let (pools, networks, profiles) = d
+        .db()
+        .read_local(|c| {
+            Ok((
+                tables::storage_pools(c)?,
+                tables::networks(c)?,
+                tables::profiles(c, "default")?,
+            ))
+        })
+        .await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(Facts {
+        name: name.to_string(),
+        fingerprint: d.server_cert.fingerprint(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        api_extensions: rxd_api::API_EXTENSIONS
+            .iter()
+            .map(|e| e.to_string())
+            .collect(),
+        local_data: LocalData {
+            instances: vec![],
+            images: vec![],
+            storage_pools: pools.into_iter().map(|p| p.name).collect(),
+            networks: networks.into_iter().map(|n| n.name).collect(),
+            profiles: profiles
+                .into_iter()
+                .map(|p| p.name)
+                .filter(|n| n != "default")
+                .collect(),
+        },
+        clock_ms: now,
+        received_ms: now,
+        interfaces: rxd_form::facts::interfaces(),
+        disks: rxd_form::facts::disks(),
+        reaches: vec![],
+    })
+}
+
+/// The answer to a commit: the plan's text, and the operation when it runs.
+pub struct Started {
+    /// What the plan does, as `--dry-run` prints it.
+    pub plan_text: String,
+    /// The operation, unless a dry run.
+    pub operation: Option<rxd_api::Operation>,
+}
+
+/// Plans, then (unless a dry run) starts the operation that forms the cluster.
+pub async fn commit(d: &Arc<Daemon>, post: CommitPost) -> ApiResult<Started> {
+    let preseed = post
+        .preseed
+        .check()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let answers = preseed.answers();
+    let (_, name, joiners) = d.formation.begin_planning()?;
+    let mut initiator = own_facts(d, &name).await?;
+    let existing = existing_members(d).await?;
+    let first = planner::Limits {
+        reachability: false,
+        ..planner::Limits::default()
+    };
+    let plan = match planner::plan(&initiator, &existing, &joiners, &answers, &first) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            // Back to collecting: the operator may fix the answers or wait for more servers.
+            let _ = d.formation.advance(rxd_form::window::Window::reopen);
+            return Err(ApiError::bad_request(in_words(&errors)));
+        }
+    };
+    let plan_text = plan.dry_run_text();
+    if post.dry_run {
+        let _ = d.formation.advance(rxd_form::window::Window::reopen);
+        return Ok(Started {
+            plan_text,
+            operation: None,
+        });
+    }
+    d.formation.advance(rxd_form::window::Window::prepare)?;
+    let work = d.clone();
+    let op = d.ops.start("Forming cluster", None, &name, async move {
+        let outcome = execute(&work, &mut initiator, joiners, &existing, &answers, plan).await;
+        work.formation.stage_cluster_cert(None);
+        match outcome {
+            Ok(()) => Ok(None),
+            Err(reason) => {
+                tracing::warn!("Formation failed: {reason}");
+                work.formation.fail(&reason);
+                Err(reason)
+            }
+        }
+    });
+    Ok(Started {
+        plan_text,
+        operation: Some(op),
+    })
+}
+
+async fn existing_members(d: &Daemon) -> ApiResult<Vec<Existing>> {
+    if !d.is_clustered().await? {
+        return Ok(vec![]);
+    }
+    let members = d.db().read(tables::members).await?;
+    Ok(members
+        .into_iter()
+        .map(|m| Existing {
+            name: m.name,
+            address: m.address,
+        })
+        .collect())
+}
+
+fn in_words(errors: &[planner::PlanError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    format!("The formation cannot go ahead: {}", lines.join("; "))
+}
+
+async fn execute(
+    d: &Arc<Daemon>,
+    initiator: &mut Facts,
+    mut joiners: Vec<Facts>,
+    existing: &[Existing],
+    answers: &planner::Answers,
+    plan: Plan,
+) -> Result<(), String> {
+    let joining: Vec<&planner::PlannedMember> = plan
+        .members
+        .iter()
+        .filter(|m| m.role == Role::Joiner)
+        .collect();
+    let names: Vec<String> = joining.iter().map(|m| m.name.clone()).collect();
+    let me = plan
+        .members
+        .iter()
+        .find(|m| m.role == Role::Initiator)
+        .ok_or("The plan has no initiator")?;
+
+    // Preparing: every server listens on its address and probes the others'.
+    let others = |name: &str| -> Vec<String> {
+        plan.members
+            .iter()
+            .filter(|m| m.name != name)
+            .map(|m| m.address.clone())
+            .collect()
+    };
+    // A new cluster's certificate is made now, so the joiners, still pinned to the
+    // certificate they confirmed, learn the one the initiator serves once it bootstraps.
+    let cluster_fingerprint = if plan.new_cluster {
+        let cert = rxd_tls::generate(&d.hostname)
+            .map_err(|e| format!("Failed to generate cluster certificate: {e}"))?;
+        let fingerprint = cert.fingerprint();
+        d.formation.stage_cluster_cert(Some(cert));
+        fingerprint
+    } else {
+        String::new()
+    };
+    for m in &joining {
+        d.formation.instruct(
+            &m.name,
+            Instruction::Prepare {
+                address: m.address.clone(),
+                probe: others(&m.name),
+                cluster_fingerprint: cluster_fingerprint.clone(),
+            },
+        );
+    }
+    listen_on(d, &me.address).await?;
+    let reports = d
+        .formation
+        .reports_of(&names, PREPARE_LIMIT)
+        .await
+        .map_err(|missing| format!("No answer from {} while preparing", missing.join(", ")))?;
+    // Every joiner listens now.
+    initiator.reaches = rxd_form::facts::probe(&others(&me.name), PROBE_TIMEOUT).await;
+    failures(&reports)?;
+    for f in &mut joiners {
+        if let Some(r) = reports.get(&f.name) {
+            f.reaches = r.reaches.clone();
+        }
+    }
+    planner::plan(
+        initiator,
+        existing,
+        &joiners,
+        answers,
+        &planner::Limits::default(),
+    )
+    .map_err(|errors| in_words(&errors))?;
+
+    // Committing: a new cluster first, then every joiner at once.
+    d.formation
+        .advance(rxd_form::window::Window::commit)
+        .map_err(|e| e.message)?;
+    if plan.new_cluster {
+        bootstrap(d, &me.name, &plan).await?;
+    }
+    let location = d.location().await;
+    for m in &joining {
+        let token = rxd_cluster::tokens::issue_join(&**d, &m.name, location.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let token = rxd_api::JoinToken {
+            server_name: token.name,
+            fingerprint: token.fingerprint,
+            addresses: token.addresses,
+            secret: token.secret,
+            expires_at: token.expires_at,
+        }
+        .encode();
+        d.formation.instruct(
+            &m.name,
+            Instruction::Join {
+                cluster: rxd_api::InitClusterPreseed {
+                    enabled: true,
+                    server_address: m.address.clone(),
+                    cluster_token: token,
+                    member_config: m.member_config.clone(),
+                    ..Default::default()
+                },
+            },
+        );
+    }
+    let reports = d
+        .formation
+        .reports_of(&names, JOIN_LIMIT)
+        .await
+        .map_err(|missing| format!("No answer from {} while joining", missing.join(", ")))?;
+    failures(&reports)?;
+    for name in &names {
+        d.formation.instruct(name, Instruction::Done);
+    }
+    d.formation
+        .advance(rxd_form::window::Window::committed)
+        .map_err(|e| e.message)?;
+    tracing::info!("Formation committed: {} members", plan.members.len());
+    Ok(())
+}
+
+/// The joiners' failures, in words, if any.
+fn failures(
+    reports: &std::collections::BTreeMap<String, rxd_form::wire::StepReport>,
+) -> Result<(), String> {
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|(_, r)| !r.error.is_empty())
+        .map(|(name, r)| format!("{name}: {}", r.error))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// Makes this server listen on `address`, its planned cluster address, unless it does.
+async fn listen_on(d: &Daemon, address: &str) -> Result<(), String> {
+    let client = rxd_client::Client::unix(d.dir.join("unix.socket"));
+    let (server, _) = client.server().await.map_err(|e| e.to_string())?;
+    let now = server
+        .config
+        .as_ref()
+        .and_then(|c| c.get("core.https_address"))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if now == address {
+        return Ok(());
+    }
+    let body = serde_json::json!({"config": {"core.https_address": address}});
+    client
+        .request("PATCH", "/1.0", Some(body), None)
+        .await
+        .map_err(|e| format!("Cannot listen on {address}: {e}"))?;
+    Ok(())
+}
+
+/// Bootstraps this server as `name` with the plan's pools and networks, as `rxd init` does.
+async fn bootstrap(d: &Daemon, name: &str, plan: &Plan) -> Result<(), String> {
+    let client = rxd_client::Client::unix(d.dir.join("unix.socket"));
+    let preseed = rxd_api::InitPreseed {
+        storage_pools: plan.storage_pools.clone(),
+        networks: plan.networks.clone(),
+        cluster: Some(rxd_api::InitClusterPreseed {
+            server_name: name.to_string(),
+            enabled: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    rxd_init::apply(&client, &preseed)
+        .await
+        .map_err(|e| format!("Cannot make the cluster: {e}"))
+}
