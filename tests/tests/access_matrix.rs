@@ -134,6 +134,11 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/internal/form/{id}/hello", "POST", Access::Formation),
     ("/internal/form/{id}/confirm", "POST", Access::Formation),
     ("/internal/form/{id}/facts", "POST", Access::Formation),
+    ("/internal/form/{id}/instruction", "GET", Access::Formation),
+    ("/internal/form/{id}/report", "POST", Access::Formation),
+    ("/internal/form/advert", "GET", Access::Formation),
+    ("/internal/form/facts", "GET", Access::Local),
+    ("/internal/form/commit", "POST", Access::Local),
 ];
 
 const ALL: &[&str] = &["GET", "PUT", "PATCH", "POST", "DELETE"];

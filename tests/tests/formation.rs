@@ -397,30 +397,34 @@ async fn ten_failures_close_the_window_naming_the_sources() {
 /// The formation preseed of `n` servers in a hub on 192.0.2.0/24 (eth0), node1 initiating,
 /// with a `dir` pool on every member.
 fn form_preseed(n: usize, pass_file: &std::path::Path) -> String {
+    format!(
+        "initiator_address: 192.0.2.1\n{}",
+        discovered_preseed(n, pass_file)
+    )
+}
+
+/// [`form_preseed`] without the initiator's address: joiners find its window by DNS-SD on
+/// eth0.
+fn discovered_preseed(n: usize, pass_file: &std::path::Path) -> String {
     let members: String = (1..=n).map(|i| format!("- name: node{i}\n")).collect();
     format!(
-        "initiator: node1\ninitiator_address: 192.0.2.1\ninterface: eth0\npassphrase_file: {}\nwindow: 5m\nmembers:\n{members}storage_pools:\n- name: local\n  driver: dir\n",
+        "initiator: node1\ninterface: eth0\npassphrase_file: {}\nwindow: 5m\nmembers:\n{members}storage_pools:\n- name: local\n  driver: dir\n",
         pass_file.display()
     )
 }
 
-/// Three servers, each in its own network namespace, form a cluster from one preseed run on
-/// all of them at once: `rxd form` on node1, `rxd join` on the others, each returning once
-/// the cluster is formed; the members then list each other ONLINE at their eth0 addresses,
-/// with the preseed's pool created on each.
-#[tokio::test]
-async fn three_servers_form_a_cluster_from_one_preseed() {
-    let (_hub, members) = rxd_testkit::netns::hub_with(3);
-    let pass_file = members[0].dir.join("form.pass");
-    std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let preseed = form_preseed(3, &pass_file);
+/// Runs `rxd form` on the first of `members` and `rxd join` on the others at once, each with
+/// `preseed`, bounded; each run's output, or `None` for a run killed at the limit.
+fn form_all(
+    members: &[rxd_testkit::netns::NsMember],
+    preseed: &str,
+) -> Vec<Option<std::process::Output>> {
     let limit = Duration::from_secs(120);
-    let results: Vec<std::thread::Result<std::process::Output>> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let runs: Vec<_> = members
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let preseed = &preseed;
                 s.spawn(move || {
                     let name = format!("node{}", i + 1);
                     let command = if i == 0 { "form" } else { "join" };
@@ -433,53 +437,99 @@ async fn three_servers_form_a_cluster_from_one_preseed() {
                 })
             })
             .collect();
-        runs.into_iter().map(|r| r.join()).collect()
-    });
-    // Every server's side, shown together when one of them failed or was killed.
-    let said: Vec<String> = results
+        runs.into_iter().map(|r| r.join().ok()).collect()
+    })
+}
+
+/// Asserts that every run of [`form_all`] succeeded, showing all of them otherwise, and
+/// that the servers then form one cluster of ONLINE members at their eth0 addresses, with
+/// the preseed's pool on each.
+fn assert_formed(members: &[rxd_testkit::netns::NsMember], runs: &[Option<std::process::Output>]) {
+    let said: Vec<String> = runs
         .iter()
         .enumerate()
         .map(|(i, r)| match r {
-            Ok(out) => format!(
+            Some(out) => format!(
                 "node{} ({}): {}\n{}",
                 i + 1,
                 out.status,
                 String::from_utf8_lossy(&out.stderr),
                 String::from_utf8_lossy(&out.stdout)
             ),
-            Err(_) => format!("node{}: killed after {limit:?}", i + 1),
+            None => format!("node{}: killed at its time limit", i + 1),
         })
         .collect();
-    let outputs: Vec<&std::process::Output> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok().filter(|o| o.status.success()))
-        .collect();
-    assert_eq!(outputs.len(), 3, "{}", said.join("\n"));
-    let formed = String::from_utf8_lossy(&outputs[0].stdout);
     assert!(
-        formed.contains("A new cluster of 3 servers, formed by node1"),
+        runs.iter()
+            .all(|r| r.as_ref().is_some_and(|o| o.status.success())),
+        "{}",
+        said.join("\n")
+    );
+    let stdout = |i: usize| String::from_utf8_lossy(&runs[i].as_ref().unwrap().stdout).into_owned();
+    let n = members.len();
+    let formed = stdout(0);
+    assert!(
+        formed.contains(&format!("A new cluster of {n} servers, formed by node1")),
         "{formed}"
     );
     assert!(formed.contains("The cluster is formed"), "{formed}");
-    for out in &outputs[1..] {
-        let said = String::from_utf8_lossy(&out.stdout);
+    for i in 1..n {
+        let said = stdout(i);
         assert!(
             said.contains("This server is a member of the cluster"),
             "{said}"
         );
     }
-    for m in &members {
+    for m in members {
         let list = rxd_testkit::ok(&m.rxc(&["cluster", "list", "--format", "csv"]));
-        for i in 1..=3 {
+        for i in 1..=n {
             assert!(
                 list.contains(&format!("node{i},https://192.0.2.{i}:8443")),
                 "{list}"
             );
         }
-        assert_eq!(list.matches("ONLINE").count(), 3, "{list}");
+        assert_eq!(list.matches("ONLINE").count(), n, "{list}");
         let pools = rxd_testkit::ok(&m.rxc(&["storage", "list", "--format", "csv"]));
         assert!(pools.contains("local,dir"), "{pools}");
     }
+}
+
+/// Three servers, each in its own network namespace, form a cluster from one preseed run on
+/// all of them at once: `rxd form` on node1, `rxd join` on the others, each returning once
+/// the cluster is formed; the members then list each other ONLINE at their eth0 addresses,
+/// with the preseed's pool created on each.
+#[tokio::test]
+async fn three_servers_form_a_cluster_from_one_preseed() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs = form_all(&members, &form_preseed(3, &pass_file));
+    assert_formed(&members, &runs);
+}
+
+/// Without the initiator's address the joiners find its window by DNS-SD on eth0, the
+/// interface holding its address, where the window is advertised while it takes servers;
+/// once the cluster is formed it is no longer advertised.
+#[tokio::test]
+async fn joiners_discover_the_window_on_the_interface() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs = form_all(&members, &discovered_preseed(3, &pass_file));
+    assert_formed(&members, &runs);
+    // Browsed from node2's namespace (on a thread there, with the mDNS daemon's threads).
+    let ns = std::fs::File::open(format!("/run/netns/{}", members[1].ns.name)).unwrap();
+    let browsed = std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let quick = rxd_form::discovery::BrowseSettings {
+            listen: Duration::from_secs(1),
+            silence: Duration::from_secs(3),
+        };
+        rxd_form::discovery::browse("eth0", quick)
+    })
+    .join()
+    .unwrap();
+    assert!(browsed.is_err(), "still advertised: {browsed:?}");
 }
 
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned
@@ -524,28 +574,11 @@ async fn a_formation_that_cannot_go_ahead_leaves_every_server_as_it_was() {
     );
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let preseed = form_preseed(3, &pass_file);
-    let limit = Duration::from_secs(120);
-    let outputs: Vec<std::process::Output> = std::thread::scope(|s| {
-        let runs: Vec<_> = members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let preseed = &preseed;
-                s.spawn(move || {
-                    let name = format!("node{}", i + 1);
-                    let command = if i == 0 { "form" } else { "join" };
-                    m.bounded(
-                        "rxd",
-                        &[command, "--name", &name, "--preseed"],
-                        Some(preseed),
-                        limit,
-                    )
-                })
-            })
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
+    let runs = form_all(&members, &form_preseed(3, &pass_file));
+    let outputs: Vec<std::process::Output> = runs
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
     for out in &outputs {
         let err = rxd_testkit::fails(out);
         assert!(

@@ -53,6 +53,28 @@ struct Open {
     instructions: BTreeMap<String, Instruction>,
     /// Each joiner's report of the step it was told to take, by name.
     reports: BTreeMap<String, StepReport>,
+    /// The DNS-SD advertisement, while the window takes servers.
+    advertiser: Option<rxd_form::discovery::Advertiser>,
+}
+
+impl Open {
+    /// Stops advertising once the window no longer takes servers. The goodbye packets are
+    /// sent off the caller's thread (it may take a second).
+    fn retire(&mut self, now: Instant) {
+        if !matches!(self.window.phase(now), Phase::Open | Phase::Collecting) {
+            if let Some(advertiser) = self.advertiser.take() {
+                std::thread::spawn(move || drop(advertiser));
+            }
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(advertiser) = self.advertiser.take() {
+            std::thread::spawn(move || drop(advertiser));
+        }
+    }
 }
 
 impl Formation {
@@ -108,9 +130,24 @@ impl Formation {
             facts: BTreeMap::new(),
             instructions: BTreeMap::new(),
             reports: BTreeMap::new(),
+            advertiser: None,
         });
         self.bump();
         Ok(opened)
+    }
+
+    /// Advertises the open window by DNS-SD on `interface` (the one holding this server's
+    /// address), HTTPS on `port`, until it no longer takes servers.
+    pub fn advertise(&self, interface: &str, port: u16) -> Result<(), String> {
+        let mut slot = self.lock();
+        let open = slot.as_mut().ok_or("No formation window is open")?;
+        let advert =
+            rxd_form::discovery::Advert::new(&open.name, open.window.id(), &open.fingerprint, port)
+                .map_err(|e| e.to_string())?;
+        let advertiser = rxd_form::discovery::Advertiser::start(&advert, interface)
+            .map_err(|e| e.to_string())?;
+        open.advertiser = Some(advertiser);
+        Ok(())
     }
 
     /// The window as it is now.
@@ -118,6 +155,7 @@ impl Formation {
         let now = Instant::now();
         let mut slot = self.lock();
         let open = slot.as_mut().ok_or_else(no_window)?;
+        open.retire(now);
         let phase = open.window.phase(now);
         let closed = matches!(phase, Phase::Aborted | Phase::Committed);
         Ok(WindowState {
@@ -185,6 +223,7 @@ impl Formation {
         let now = Instant::now();
         let mut slot = self.lock();
         let open = slot.as_mut()?;
+        open.retire(now);
         if !matches!(open.window.phase(now), Phase::Open | Phase::Collecting) {
             return None;
         }
@@ -304,6 +343,7 @@ impl Formation {
             )));
         }
         open.window.plan(now).map_err(refusal)?;
+        open.retire(now);
         let out = (
             open.window.id().to_string(),
             open.name.clone(),
@@ -339,6 +379,7 @@ impl Formation {
             let Some(open) = slot.as_mut() else { return };
             let said = reason.to_string();
             let _ = open.window.abort(reason, Instant::now());
+            open.retire(Instant::now());
             let names: Vec<String> = open.window.joiners().keys().cloned().collect();
             for name in names {
                 open.reports.remove(&name);

@@ -24,7 +24,31 @@ pub async fn form_post(
     JsonBody(req): JsonBody<WindowPost>,
 ) -> ApiResult<Response> {
     let fingerprint = d.served_cert().fingerprint();
-    Ok(sync(d.formation.open(req, &fingerprint)?))
+    let opened = d.formation.open(req, &fingerprint)?;
+    // Advertised on the interface holding this server's HTTPS address; with none (a wildcard
+    // address, say) joiners are given the initiator's address instead.
+    match advertising_interface(&d).await {
+        Some((interface, port)) => {
+            if let Err(e) = d.formation.advertise(&interface, port) {
+                tracing::warn!("Formation window {}: not advertised on {interface}: {e}", opened.id);
+            }
+        }
+        None => tracing::info!(
+            "Formation window {}: not advertised, this server listens on no one interface's address",
+            opened.id
+        ),
+    }
+    Ok(sync(opened))
+}
+
+/// The interface holding the address this server listens on, and the port.
+async fn advertising_interface(d: &Daemon) -> Option<(String, u16)> {
+    let address = d.https_addresses().await.into_iter().next()?;
+    let socket: std::net::SocketAddr = address.parse().ok()?;
+    let interface = rxd_form::facts::interfaces()
+        .into_iter()
+        .find(|i| i.addresses.iter().any(|c| c.addr == socket.ip()))?;
+    Some((interface.name, socket.port()))
 }
 
 /// `GET /internal/form`: the window, its phase and joiners.
