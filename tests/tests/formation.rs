@@ -532,6 +532,63 @@ async fn joiners_discover_the_window_on_the_interface() {
     assert!(browsed.is_err(), "still advertised: {browsed:?}");
 }
 
+/// `rxd form --dry-run` prints the plan and the data that would be lost, changes nothing,
+/// and closes the window: the joiners are told the formation was aborted and say so.
+#[tokio::test]
+async fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    // node3 has a profile of its own, which joining would discard.
+    rxd_testkit::ok(&members[2].rxc(&["profile", "create", "mine"]));
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let limit = Duration::from_secs(120);
+    let preseed = form_preseed(3, &pass_file);
+    let runs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let preseed = &preseed;
+                s.spawn(move || {
+                    let name = format!("node{}", i + 1);
+                    let args: &[&str] = if i == 0 {
+                        &["form", "--name", &name, "--preseed", "--dry-run"]
+                    } else {
+                        &["join", "--name", &name, "--preseed"]
+                    };
+                    m.bounded("rxd", args, Some(preseed), limit)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let plan = rxd_testkit::ok(&runs[0]);
+    assert!(
+        plan.contains("A new cluster of 3 servers, formed by node1"),
+        "{plan}"
+    );
+    assert!(plan.contains("node3  192.0.2.3:8443"), "{plan}");
+    assert!(
+        plan.contains("mine"),
+        "node3's profile is named as lost: {plan}"
+    );
+    for out in &runs[1..] {
+        let err = rxd_testkit::fails(out);
+        assert!(
+            err.contains("The formation was aborted: the operator aborted the formation"),
+            "{err}"
+        );
+    }
+    for m in &members {
+        let (server, _) = m.client().server().await.unwrap();
+        let config = server.config.unwrap_or_default();
+        assert_eq!(config.get("core.https_address"), None, "{config:?}");
+        let cluster: serde_json::Value = m.client().get("/1.0/cluster").await.unwrap();
+        assert_eq!(cluster["enabled"], false);
+    }
+    rxd_testkit::ok(&members[2].rxc(&["profile", "show", "mine"]));
+}
+
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned
 /// address (its own firewall drops it), so the plan made after probing fails, every server
 /// says why, and each is left as it was: standalone, listening where it did before.
