@@ -419,6 +419,15 @@ fn form_all(
     members: &[rxd_testkit::netns::NsMember],
     preseed: &str,
 ) -> Vec<Option<std::process::Output>> {
+    form_all_with(members, preseed, &[])
+}
+
+/// [`form_all`], with `more` flags for `rxd form`.
+fn form_all_with(
+    members: &[rxd_testkit::netns::NsMember],
+    preseed: &str,
+    more: &[&str],
+) -> Vec<Option<std::process::Output>> {
     let limit = Duration::from_secs(120);
     std::thread::scope(|s| {
         let runs: Vec<_> = members
@@ -428,12 +437,11 @@ fn form_all(
                 s.spawn(move || {
                     let name = format!("node{}", i + 1);
                     let command = if i == 0 { "form" } else { "join" };
-                    m.bounded(
-                        "rxd",
-                        &[command, "--name", &name, "--preseed"],
-                        Some(preseed),
-                        limit,
-                    )
+                    let mut args = vec![command, "--name", &name, "--preseed"];
+                    if i == 0 {
+                        args.extend_from_slice(more);
+                    }
+                    m.bounded("rxd", &args, Some(preseed), limit)
                 })
             })
             .collect();
@@ -532,6 +540,17 @@ async fn joiners_discover_the_window_on_the_interface() {
     assert!(browsed.is_err(), "still advertised: {browsed:?}");
 }
 
+/// Every server is as before a formation: standalone, listening on no network address.
+async fn assert_as_before(members: &[rxd_testkit::netns::NsMember]) {
+    for m in members {
+        let (server, _) = m.client().server().await.unwrap();
+        let config = server.config.unwrap_or_default();
+        assert_eq!(config.get("core.https_address"), None, "{config:?}");
+        let cluster: serde_json::Value = m.client().get("/1.0/cluster").await.unwrap();
+        assert_eq!(cluster["enabled"], false);
+    }
+}
+
 /// `rxd form --dry-run` prints the plan and the data that would be lost, changes nothing,
 /// and closes the window: the joiners are told the formation was aborted and say so.
 #[tokio::test]
@@ -541,27 +560,11 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     rxd_testkit::ok(&members[2].rxc(&["profile", "create", "mine"]));
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let limit = Duration::from_secs(120);
-    let preseed = form_preseed(3, &pass_file);
-    let runs: Vec<std::process::Output> = std::thread::scope(|s| {
-        let runs: Vec<_> = members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let preseed = &preseed;
-                s.spawn(move || {
-                    let name = format!("node{}", i + 1);
-                    let args: &[&str] = if i == 0 {
-                        &["form", "--name", &name, "--preseed", "--dry-run"]
-                    } else {
-                        &["join", "--name", &name, "--preseed"]
-                    };
-                    m.bounded("rxd", args, Some(preseed), limit)
-                })
-            })
+    let runs: Vec<std::process::Output> =
+        form_all_with(&members, &form_preseed(3, &pass_file), &["--dry-run"])
+            .into_iter()
+            .map(|r| r.expect("each server ends within its limit"))
             .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
     let plan = rxd_testkit::ok(&runs[0]);
     assert!(
         plan.contains("A new cluster of 3 servers, formed by node1"),
@@ -579,13 +582,7 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
             "{err}"
         );
     }
-    for m in &members {
-        let (server, _) = m.client().server().await.unwrap();
-        let config = server.config.unwrap_or_default();
-        assert_eq!(config.get("core.https_address"), None, "{config:?}");
-        let cluster: serde_json::Value = m.client().get("/1.0/cluster").await.unwrap();
-        assert_eq!(cluster["enabled"], false);
-    }
+    assert_as_before(&members).await;
     rxd_testkit::ok(&members[2].rxc(&["profile", "show", "mine"]));
 }
 
@@ -643,11 +640,5 @@ async fn a_formation_that_cannot_go_ahead_leaves_every_server_as_it_was() {
             "{err}"
         );
     }
-    for m in &members {
-        let (server, _) = m.client().server().await.unwrap();
-        let config = server.config.unwrap_or_default();
-        assert_eq!(config.get("core.https_address"), None, "{config:?}");
-        let cluster: serde_json::Value = m.client().get("/1.0/cluster").await.unwrap();
-        assert_eq!(cluster["enabled"], false);
-    }
+    assert_as_before(&members).await;
 }
