@@ -515,6 +515,66 @@ async fn three_servers_form_a_cluster_from_one_preseed() {
     assert_formed(&members, &runs);
 }
 
+/// A server that joins the window but is not among the preseed's members is told so and
+/// changes nothing; the others form their cluster without it.
+#[tokio::test]
+async fn a_server_not_chosen_is_told_so_and_left_alone() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    // The preseed names node1 and node2; node3 runs `rxd join` with a copy naming it too.
+    let two = form_preseed(2, &pass_file);
+    let with_three = two.replace("- name: node2\n", "- name: node2\n- name: node3\n");
+    let limit = Duration::from_secs(120);
+    let run = |i: usize, command: &str, preseed: &str| {
+        let name = format!("node{}", i + 1);
+        members[i].bounded(
+            "rxd",
+            &[command, "--name", &name, "--preseed"],
+            Some(preseed),
+            limit,
+        )
+    };
+    let runs = std::thread::scope(|s| {
+        let form = s.spawn(|| run(0, "form", &two));
+        let extra = s.spawn(|| run(2, "join", &with_three));
+        // node2 joins once node3 is in the window, so that node3 is there when the plan is
+        // made.
+        let joined = s.spawn(|| {
+            let window = members[0].client();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(rxd_testkit::until(
+                Duration::from_secs(60),
+                "node3 reported its facts to the window",
+                || async {
+                    window.get::<WindowState>(WINDOW_PATH).await.is_ok_and(|w| {
+                        w.joiners
+                            .iter()
+                            .any(|j| j.name == "node3" && j.facts.is_some())
+                    })
+                },
+            ));
+            run(1, "join", &two)
+        });
+        let joined = joined.join().unwrap();
+        [
+            Some(form.join().unwrap()),
+            Some(joined),
+            Some(extra.join().unwrap()),
+        ]
+    });
+    assert_formed(&members[..2], &runs[..2]);
+    let err = rxd_testkit::fails(runs[2].as_ref().unwrap());
+    assert!(
+        err.contains("node3 is not among the servers chosen for the cluster"),
+        "{err}"
+    );
+    assert_as_before(&members[2..]).await;
+}
+
 /// Without the initiator's address the joiners find its window by DNS-SD on eth0, the
 /// interface holding its address, where the window is advertised while it takes servers;
 /// once the cluster is formed it is no longer advertised.

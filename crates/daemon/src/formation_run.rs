@@ -173,6 +173,15 @@ async fn execute(
         .iter()
         .find(|m| m.role == Role::Initiator)
         .ok_or("The plan has no initiator")?;
+    // A server that joined the window but was not chosen is told so at once.
+    for f in joiners.iter().filter(|f| !names.contains(&f.name)) {
+        d.formation.instruct(
+            &f.name,
+            Instruction::Abort {
+                reason: format!("{} is not among the servers chosen for the cluster", f.name),
+            },
+        );
+    }
 
     // Preparing: every server listens on its address and probes the others'.
     let others = |name: &str| -> Vec<String> {
