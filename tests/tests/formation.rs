@@ -646,6 +646,34 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     rxd_testkit::ok(&members[2].rxc(&["profile", "show", "mine"]));
 }
 
+/// A join that fails after another succeeded takes the one that joined out again: node3's
+/// join fails after the leader accepted it (a failpoint); node2, which joined, is taken out
+/// and is standalone again; both joiners listen where they did before, and every server says
+/// why. node1 stays a cluster of one (a known gap: it is not made standalone again).
+#[tokio::test]
+async fn a_failed_join_takes_the_joined_servers_out_again() {
+    let (_hub, members) =
+        rxd_testkit::netns::hub_with_env(3, &[(2, "RXD_FAILPOINT", "join-after-accept:error")]);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    let initiator = rxd_testkit::fails(&runs[0]);
+    assert!(initiator.contains("node3: "), "{initiator}");
+    assert!(
+        initiator.contains("node2 was taken out of the cluster again"),
+        "{initiator}"
+    );
+    for out in &runs[1..] {
+        rxd_testkit::fails(out);
+    }
+    assert_as_before(&members[1..]).await;
+    let list = rxd_testkit::ok(&members[0].rxc(&["cluster", "list", "--format", "csv"]));
+    assert_eq!(list.lines().count(), 1, "{list}");
+}
+
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned
 /// address (its own firewall drops it), so the plan made after probing fails, every server
 /// says why, and each is left as it was: standalone, listening where it did before.

@@ -405,6 +405,14 @@ impl Formation {
         self.bump();
     }
 
+    /// For the executor: the reports received so far, by joiner.
+    pub fn reports_now(&self) -> BTreeMap<String, StepReport> {
+        self.lock()
+            .as_ref()
+            .map(|open| open.reports.clone())
+            .unwrap_or_default()
+    }
+
     /// For the executor: the reports of `names` once every one of them reported, waiting at
     /// most `limit`; `Err` names those that did not.
     pub async fn reports_of(

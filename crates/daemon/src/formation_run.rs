@@ -268,12 +268,15 @@ async fn execute(
             },
         );
     }
-    let reports = d
+    let joins = d
         .formation
         .reports_of(&names, JOIN_LIMIT)
         .await
-        .map_err(|missing| format!("No answer from {} while joining", missing.join(", ")))?;
-    failures(&reports)?;
+        .map_err(|missing| format!("No answer from {} while joining", missing.join(", ")))
+        .and_then(|reports| failures(&reports));
+    if let Err(reason) = joins {
+        return Err(take_back(d, &names, reason).await);
+    }
     for name in &names {
         d.formation.instruct(name, Instruction::Done);
     }
@@ -282,6 +285,34 @@ async fn execute(
         .map_err(|e| e.message)?;
     tracing::info!("Formation committed: {} members", plan.members.len());
     Ok(())
+}
+
+/// After a failed join: takes the joiners that did join out of the cluster again (each turns
+/// back into a standalone server), and says what happened.
+async fn take_back(d: &Arc<Daemon>, names: &[String], reason: String) -> String {
+    let members = match d.db().read(tables::members).await {
+        Ok(m) => m,
+        Err(e) => return format!("{reason}; the members that joined could not be listed: {e}"),
+    };
+    let joined: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            members
+                .iter()
+                .any(|m| &m.name == *n && m.state != tables::MemberState::Pending)
+        })
+        .collect();
+    if joined.is_empty() {
+        return reason;
+    }
+    let mut said = Vec::new();
+    for name in joined {
+        match rxd_cluster::leave::remove_member(&**d, name, false).await {
+            Ok(()) => said.push(format!("{name} was taken out of the cluster again")),
+            Err(e) => said.push(format!("{name} could not be taken out of the cluster: {e}")),
+        }
+    }
+    format!("{reason}; {}", said.join("; "))
 }
 
 /// The joiners' failures, in words, if any.

@@ -210,11 +210,7 @@ pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
         if !aborted {
             let _ = client.request("DELETE", WINDOW_PATH, None, None).await;
         }
-        let clustered = client
-            .get::<serde_json::Value>("/1.0/cluster")
-            .await
-            .is_ok_and(|c| c["enabled"] == true);
-        if !clustered && https_address(&client).await? != before {
+        if !is_clustered(&client).await && https_address(&client).await? != before {
             set_https_address(&client, &before).await?;
         }
     }
@@ -429,13 +425,42 @@ async fn follow(
     repin: impl Fn(&str) -> Result<Client, InitError>,
 ) -> Result<(), InitError> {
     let before = https_address(local).await?;
-    let mut joined = false;
-    let outcome = steps(local, initiator, window_id, repin, &mut joined).await;
-    if outcome.is_err() && !joined && https_address(local).await? != before {
-        // Not a member: put back the address it listened on.
+    let outcome = steps(local, initiator, window_id, repin).await;
+    if outcome.is_err()
+        && until_standalone(local, LEAVE_WAIT).await
+        && https_address(local).await? != before
+    {
+        // Not a member (never joined, or taken out again): listen where it did before.
         set_https_address(local, &before).await?;
     }
     outcome
+}
+
+/// How long a joiner taken out of the cluster again may take to be standalone.
+const LEAVE_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether the server is standalone, waiting at most `limit` for one taken out of the
+/// cluster to become so (it answers 503 while it resets its database).
+async fn until_standalone(client: &Client, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Ok(c) = client.get::<serde_json::Value>("/1.0/cluster").await {
+            if c["enabled"] == false {
+                return true;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn is_clustered(client: &Client) -> bool {
+    client
+        .get::<serde_json::Value>("/1.0/cluster")
+        .await
+        .is_ok_and(|c| c["enabled"] == true)
 }
 
 async fn steps(
@@ -443,7 +468,6 @@ async fn steps(
     mut initiator: Client,
     window_id: &str,
     repin: impl Fn(&str) -> Result<Client, InitError>,
-    joined: &mut bool,
 ) -> Result<(), InitError> {
     let mut lost = 0;
     loop {
@@ -495,7 +519,6 @@ async fn steps(
                     ..Default::default()
                 };
                 let outcome = crate::apply(local, &preseed).await;
-                *joined = outcome.is_ok();
                 let report = StepReport {
                     step: "join".into(),
                     error: outcome

@@ -132,6 +132,11 @@ pub struct NsMember {
 impl NsMember {
     /// Starts `rxd` in a new namespace and waits until it is ready.
     pub fn start() -> NsMember {
+        NsMember::start_with_env(&[])
+    }
+
+    /// [`NsMember::start`] with `env` set for the daemon (a failpoint, say).
+    pub fn start_with_env(env: &[(&str, &str)]) -> NsMember {
         let ns = Netns::create();
         let dir = std::env::temp_dir().join(unique("rxd-net-"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -143,6 +148,7 @@ impl NsMember {
             .arg("--dir")
             .arg(&dir)
             .arg("--verbose")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -311,10 +317,24 @@ pub async fn cluster(n: usize) -> (Netns, Vec<NsMember>) {
 
 /// A hub bridge in its own namespace and `n` members attached to it, not yet clustered.
 pub fn hub_with(n: usize) -> (Netns, Vec<NsMember>) {
+    hub_with_env(n, &[])
+}
+
+/// [`hub_with`], member `i` (0-based) started with the variables `(i, name, value)` name.
+pub fn hub_with_env(n: usize, env: &[(usize, &str, &str)]) -> (Netns, Vec<NsMember>) {
     let hub = Netns::create();
     hub.ip(&["link", "add", "hub0", "type", "bridge"]);
     hub.ip(&["link", "set", "hub0", "up"]);
-    let members: Vec<NsMember> = (0..n).map(|_| NsMember::start()).collect();
+    let members: Vec<NsMember> = (0..n)
+        .map(|i| {
+            let own: Vec<(&str, &str)> = env
+                .iter()
+                .filter(|(at, _, _)| *at == i)
+                .map(|(_, k, v)| (*k, *v))
+                .collect();
+            NsMember::start_with_env(&own)
+        })
+        .collect();
     for (i, m) in members.iter().enumerate() {
         attach(&hub, m, i);
     }
