@@ -242,7 +242,9 @@ async fn execute(
     if plan.new_cluster {
         bootstrap(d, &me.name, &plan).await?;
     }
+    // Every token first: nobody is told to join unless all can be.
     let location = d.location().await;
+    let mut joins = Vec::new();
     for m in &joining {
         let token = rxd_cluster::tokens::issue_join(&**d, &m.name, location.clone())
             .await
@@ -255,18 +257,17 @@ async fn execute(
             expires_at: token.expires_at,
         }
         .encode();
-        d.formation.instruct(
-            &m.name,
-            Instruction::Join {
-                cluster: rxd_api::InitClusterPreseed {
-                    enabled: true,
-                    server_address: m.address.clone(),
-                    cluster_token: token,
-                    member_config: m.member_config.clone(),
-                    ..Default::default()
-                },
-            },
-        );
+        let cluster = rxd_api::InitClusterPreseed {
+            enabled: true,
+            server_address: m.address.clone(),
+            cluster_token: token,
+            member_config: m.member_config.clone(),
+            ..Default::default()
+        };
+        joins.push((m.name.clone(), Instruction::Join { cluster }));
+    }
+    for (name, join) in joins {
+        d.formation.instruct(&name, join);
     }
     let joins = d
         .formation
