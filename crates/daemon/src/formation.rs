@@ -262,17 +262,18 @@ impl Formation {
         self.changed.subscribe()
     }
 
-    /// The name a confirmed joiner's certificate was pinned under.
-    fn joiner<'a>(open: &'a Open, caller_fp: &str) -> Result<&'a str, ApiError> {
+    /// The name a confirmed joiner's certificate was pinned under; else 403 saying that only
+    /// such a server may do `what`.
+    fn joiner<'a>(open: &'a Open, caller_fp: &str, what: &str) -> Result<&'a str, ApiError> {
         open.window
             .joiners()
             .iter()
             .find(|(_, a)| a.fingerprint == caller_fp)
             .map(|(name, _)| name.as_str())
             .ok_or_else(|| {
-                ApiError::forbidden_with(
-                    "Only a server confirmed in the formation window may take part in it",
-                )
+                ApiError::forbidden_with(format!(
+                    "Only a server confirmed in the formation window may {what}"
+                ))
             })
     }
 
@@ -283,7 +284,7 @@ impl Formation {
         let mut slot = self.lock();
         let open = window_of(&mut slot, id)?;
         let phase = open.window.phase(now);
-        let name = Self::joiner(open, caller_fp)?.to_string();
+        let name = Self::joiner(open, caller_fp, "take part in it")?.to_string();
         Ok(match open.instructions.get(&name) {
             // Reported: nothing new until the next instruction.
             Some(_) if open.reports.contains_key(&name) => Instruction::Wait,
@@ -305,7 +306,7 @@ impl Formation {
         {
             let mut slot = self.lock();
             let open = window_of(&mut slot, id)?;
-            let name = Self::joiner(open, caller_fp)?.to_string();
+            let name = Self::joiner(open, caller_fp, "take part in it")?.to_string();
             let expected = match open.instructions.get(&name) {
                 Some(Instruction::Prepare { .. }) => "prepare",
                 Some(Instruction::Join { .. }) => "join",
@@ -516,17 +517,7 @@ impl Formation {
     pub fn facts(&self, id: &str, caller_fp: &str, mut facts: Facts) -> Result<(), ApiError> {
         let mut slot = self.lock();
         let open = window_of(&mut slot, id)?;
-        let Some((name, _)) = open
-            .window
-            .joiners()
-            .iter()
-            .find(|(_, a)| a.fingerprint == caller_fp)
-        else {
-            return Err(ApiError::forbidden_with(
-                "Only a server confirmed in the formation window may report its facts",
-            ));
-        };
-        let name = name.clone();
+        let name = Self::joiner(open, caller_fp, "report its facts")?.to_string();
         if facts.name != name {
             return Err(ApiError::bad_request(format!(
                 "The facts are of {:?}, but this certificate was confirmed as {name:?}",

@@ -113,27 +113,9 @@ fn passphrase_text(preseed: &Preseed) -> Result<String, InitError> {
 /// are, on this host's interfaces, at `port`.
 fn own_address(preseed: &Preseed, port: u16) -> Result<String, InitError> {
     let interfaces = rxd_form::facts::interfaces();
-    let ips = interfaces.iter().flat_map(|i| {
-        let on = match &preseed.addresses {
-            AddressSource::Interface(name) => &i.name == name,
-            AddressSource::Subnet(_) => true,
-        };
-        i.addresses
-            .iter()
-            .filter(move |_| on)
-            .map(|c| c.addr)
-            .filter(|ip| match &preseed.addresses {
-                AddressSource::Subnet(net) => net.contains(*ip),
-                AddressSource::Interface(_) => true,
-            })
-            .filter(|ip| !ip.is_loopback())
-    });
-    let mut ips: Vec<std::net::IpAddr> = ips.collect();
-    ips.sort_by_key(|ip| !ip.is_ipv4());
-    let ip = ips.first().ok_or_else(|| {
+    rxd_form::planner::address_in(&interfaces, &preseed.addresses, port).ok_or_else(|| {
         InitError::Invalid(format!("This server has no address {}", preseed.addresses))
-    })?;
-    Ok(std::net::SocketAddr::new(*ip, port).to_string())
+    })
 }
 
 async fn https_address(client: &Client) -> Result<String, InitError> {

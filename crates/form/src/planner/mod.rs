@@ -512,36 +512,41 @@ fn select<'a>(
 
 /// The server's address where the answers say, as `ip:port`.
 fn address_of(f: &Facts, answers: &Answers, errors: &mut Vec<PlanError>) -> Option<String> {
-    let candidates: Vec<IpAddr> = match &answers.addresses {
-        AddressSource::Interface(name) => f
-            .interfaces
+    let found = address_in(&f.interfaces, &answers.addresses, answers.port);
+    if found.is_none() {
+        errors.push(PlanError::NoAddress {
+            name: f.name.clone(),
+            place: answers.addresses.clone(),
+        });
+    }
+    found
+}
+
+/// The address among `interfaces` at `place`, as `ip:port`: IPv4 first, then IPv6, each in
+/// the order listed; never loopback, unspecified or IPv6 link-local. The planner gives each
+/// server this address; `rxd form` listens on its own before the plan.
+pub fn address_in(interfaces: &[Interface], place: &AddressSource, port: u16) -> Option<String> {
+    let candidates: Vec<IpAddr> = match place {
+        AddressSource::Interface(name) => interfaces
             .iter()
             .filter(|i| &i.name == name)
             .flat_map(|i| i.addresses.iter().map(|c| c.addr))
             .filter(|ip| usable(*ip))
             .collect(),
-        AddressSource::Subnet(net) => f
-            .interfaces
+        AddressSource::Subnet(net) => interfaces
             .iter()
             .flat_map(|i| i.addresses.iter().map(|c| c.addr))
             .filter(|ip| net.contains(*ip) && usable(*ip))
             .collect(),
     };
-    // IPv4 first, then IPv6, each in the order the server listed them.
     let chosen = candidates
         .iter()
         .find(|ip| ip.is_ipv4())
         .or_else(|| candidates.first());
     match chosen {
-        Some(IpAddr::V4(ip)) => Some(format!("{ip}:{}", answers.port)),
-        Some(IpAddr::V6(ip)) => Some(format!("[{ip}]:{}", answers.port)),
-        None => {
-            errors.push(PlanError::NoAddress {
-                name: f.name.clone(),
-                place: answers.addresses.clone(),
-            });
-            None
-        }
+        Some(IpAddr::V4(ip)) => Some(format!("{ip}:{port}")),
+        Some(IpAddr::V6(ip)) => Some(format!("[{ip}]:{port}")),
+        None => None,
     }
 }
 
