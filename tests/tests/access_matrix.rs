@@ -139,6 +139,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/internal/form/advert", "GET", Access::Formation),
     ("/internal/form/facts", "GET", Access::Local),
     ("/internal/form/commit", "POST", Access::Local),
+    ("/internal/form/undo", "POST", Access::Local),
 ];
 
 const ALL: &[&str] = &["GET", "PUT", "PATCH", "POST", "DELETE"];

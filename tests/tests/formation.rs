@@ -646,14 +646,16 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     rxd_testkit::ok(&members[2].rxc(&["profile", "show", "mine"]));
 }
 
-/// A join that fails after another succeeded takes the one that joined out again: node3's
-/// join fails after the leader accepted it (a failpoint); node2, which joined, is taken out
-/// and is standalone again; both joiners listen where they did before, and every server says
-/// why. node1 stays a cluster of one (a known gap: it is not made standalone again).
+/// A join that fails after another succeeded puts every server back as it was: node3's join
+/// fails after the leader accepted it (a failpoint); node2, which joined, is taken out and is
+/// standalone again; node1, which had bootstrapped the cluster, is standalone again with what
+/// it held before (its profile, no pool); all listen where they did before, and every server
+/// says why.
 #[tokio::test]
-async fn a_failed_join_takes_the_joined_servers_out_again() {
+async fn a_failed_join_puts_every_server_back_as_it_was() {
     let (_hub, members) =
         rxd_testkit::netns::hub_with_env(3, &[(2, "RXD_FAILPOINT", "join-after-accept:error")]);
+    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
@@ -666,12 +668,92 @@ async fn a_failed_join_takes_the_joined_servers_out_again() {
         initiator.contains("node2 was taken out of the cluster again"),
         "{initiator}"
     );
+    assert!(
+        initiator.contains("this server is standalone again, as before"),
+        "{initiator}"
+    );
     for out in &runs[1..] {
         rxd_testkit::fails(out);
     }
-    assert_as_before(&members[1..]).await;
-    let list = rxd_testkit::ok(&members[0].rxc(&["cluster", "list", "--format", "csv"]));
-    assert_eq!(list.lines().count(), 1, "{list}");
+    assert_as_before(&members).await;
+    assert_kept(&members[0]);
+}
+
+/// node1 holds its profile `kept`, no pool and no cluster certificate, as before the
+/// formation.
+fn assert_kept(m: &rxd_testkit::netns::NsMember) {
+    rxd_testkit::ok(&m.rxc(&["profile", "show", "kept"]));
+    let pools = rxd_testkit::ok(&m.rxc(&["storage", "list", "--format", "csv"]));
+    assert_eq!(pools.trim(), "", "{pools}");
+    assert!(!m.dir.join("cluster.crt").exists());
+    assert!(!m.dir.join("storage-pools").join("local").exists());
+}
+
+/// The initiator dies at `step` (a crash failpoint) and is started again: it puts itself back
+/// as it was from its journal, and the joiners, asking it how the formation ended, are told
+/// it was aborted, leave the cluster if they joined it, and listen where they did before.
+async fn a_killed_initiator_at(step: &str) {
+    let crash = format!("{step}:crash");
+    let (_hub, members) =
+        rxd_testkit::netns::hub_with_env(3, &[(0, "RXD_FAILPOINT", crash.as_str())]);
+    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = form_preseed(3, &pass_file);
+    let runs = std::thread::scope(|s| {
+        let runs = s.spawn(|| form_all(&members, &preseed));
+        // The daemon ends at the failpoint; it is started again without it.
+        members[0].restart();
+        runs.join().unwrap()
+    });
+    let runs: Vec<std::process::Output> = runs
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    rxd_testkit::fails(&runs[0]);
+    for out in &runs[1..] {
+        let err = rxd_testkit::fails(out);
+        assert!(
+            err.contains("The formation was aborted: the initiator stopped during the formation"),
+            "{err}"
+        );
+    }
+    assert!(
+        members[0]
+            .log()
+            .contains(&format!("Failpoint {step}: exiting")),
+        "{}",
+        members[0].log()
+    );
+    // node1 listens where the formation had it listen until its joiners have learnt the end.
+    let node1 = members[0].client();
+    rxd_testkit::until(
+        Duration::from_secs(30),
+        "node1 to listen where it did before",
+        || async {
+            node1.server().await.is_ok_and(|(s, _)| {
+                s.config
+                    .unwrap_or_default()
+                    .get("core.https_address")
+                    .is_none()
+            })
+        },
+    )
+    .await;
+    assert_as_before(&members).await;
+    assert_kept(&members[0]);
+}
+
+/// Killed right after it bootstrapped the cluster, before any joiner joined.
+#[tokio::test]
+async fn an_initiator_killed_after_its_bootstrap_leaves_every_server_as_it_was() {
+    a_killed_initiator_at("form-after-bootstrap").await;
+}
+
+/// Killed after every joiner joined, before the formation was decided.
+#[tokio::test]
+async fn an_initiator_killed_after_the_joins_leaves_every_server_as_it_was() {
+    a_killed_initiator_at("form-before-decision").await;
 }
 
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned

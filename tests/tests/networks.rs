@@ -158,7 +158,7 @@ async fn standalone_bridge_with_dnsmasq_and_nat() {
 
 #[tokio::test]
 async fn dnsmasq_stops_with_the_daemon() {
-    let mut m = NsMember::start();
+    let m = NsMember::start();
     ok(&m.rxc(&["network", "create", "rxdbr1", "ipv6.address=none"]));
     let pid = m.dnsmasq_pid("rxdbr1").unwrap();
     eprintln!("A clean shutdown stops dnsmasq");

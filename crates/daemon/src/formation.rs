@@ -30,6 +30,20 @@ pub struct Formation {
     /// Counts every change of an instruction, a report or the phase, for the joiners and the
     /// executor that wait on them.
     changed: tokio::sync::watch::Sender<u64>,
+    /// How the last formation ended, from its journal, for joiners that ask after the window
+    /// is gone (the daemon restarted).
+    settled: Mutex<Option<Settled>>,
+}
+
+/// A formation that ended, as its journal says.
+struct Settled {
+    id: String,
+    /// Certificate fingerprint → name.
+    joiners: BTreeMap<String, String>,
+    /// What every joiner is told now: done or aborted.
+    end: Instruction,
+    /// The joiners told so, by fingerprint.
+    told: std::collections::BTreeSet<String>,
 }
 
 impl Default for Formation {
@@ -38,6 +52,7 @@ impl Default for Formation {
             inner: Mutex::new(None),
             cluster_cert: Mutex::new(None),
             changed: tokio::sync::watch::Sender::new(0),
+            settled: Mutex::new(None),
         }
     }
 }
@@ -46,6 +61,8 @@ struct Open {
     window: Window,
     name: String,
     fingerprint: String,
+    /// `core.https_address` before `rxd form` set it.
+    listened_before: String,
     /// The initiator's half of each exchange between its hello and its confirmation.
     pending: HashMap<IpAddr, AwaitingConfirm>,
     facts: BTreeMap<String, Facts>,
@@ -122,10 +139,12 @@ impl Formation {
             passphrase: shown,
             expires_in: expiry.as_secs(),
         };
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *slot = Some(Open {
             window,
             name: req.name,
             fingerprint: fingerprint.to_string(),
+            listened_before: req.listened_before,
             pending: HashMap::new(),
             facts: BTreeMap::new(),
             instructions: BTreeMap::new(),
@@ -210,12 +229,93 @@ impl Formation {
     /// `instruction` and `report` while the window is kept, so it learns how it ended.
     pub fn admits(&self, id: &str, step: &str) -> bool {
         let now = Instant::now();
+        let asks_the_end = matches!(step, "instruction" | "report");
         let mut slot = self.lock();
-        slot.as_mut().is_some_and(|open| {
+        let live = slot.as_mut().is_some_and(|open| {
             open.window.id() == id
-                && (matches!(step, "instruction" | "report")
+                && (asks_the_end
                     || !matches!(open.window.phase(now), Phase::Aborted | Phase::Committed))
-        })
+        });
+        drop(slot);
+        live || (asks_the_end && self.settled_end(id, None).is_some())
+    }
+
+    /// Records how a formation ended (from its journal), for its joiners to ask after the
+    /// window is gone.
+    pub fn settle(&self, journal: &crate::formation_journal::Journal) {
+        use crate::formation_journal::Stage;
+        let end = match journal.stage {
+            Stage::Committed => Instruction::Done,
+            Stage::RolledBack => Instruction::Abort {
+                reason: journal.reason.clone(),
+            },
+            Stage::Committing => return,
+        };
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(Settled {
+            id: journal.window.clone(),
+            joiners: journal.joiners.clone(),
+            end,
+            told: Default::default(),
+        });
+        self.bump();
+    }
+
+    /// How the settled formation `id` ended, for its joiner with certificate `caller_fp` (any
+    /// joiner with `None`); `None` when no such formation ended here.
+    fn settled_end(&self, id: &str, caller_fp: Option<&str>) -> Option<Instruction> {
+        let end = {
+            let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+            let s = settled.as_mut().filter(|s| s.id == id)?;
+            match caller_fp {
+                Some(fp) if !s.joiners.contains_key(fp) => return None,
+                Some(fp) => {
+                    s.told.insert(fp.to_string());
+                }
+                None => {}
+            }
+            s.end.clone()
+        };
+        self.bump();
+        Some(end)
+    }
+
+    /// Waits, at most `limit`, until every joiner of the settled formation was told how it
+    /// ended.
+    pub async fn settled_told(&self, limit: Duration) {
+        let mut seen = self.watch();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let all = {
+                let settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+                settled
+                    .as_ref()
+                    .is_none_or(|s| s.joiners.keys().all(|fp| s.told.contains(fp)))
+            };
+            if all
+                || tokio::time::timeout_at(deadline, seen.changed())
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// For the executor's journal: the confirmed joiners (certificate fingerprint → name) and
+    /// the address this server listened on before `rxd form`.
+    pub fn journal_seed(&self) -> (BTreeMap<String, String>, String) {
+        self.lock()
+            .as_ref()
+            .map(|open| {
+                let joiners = open
+                    .window
+                    .joiners()
+                    .iter()
+                    .map(|(name, a)| (a.fingerprint.clone(), name.clone()))
+                    .collect();
+                (joiners, open.listened_before.clone())
+            })
+            .unwrap_or_default()
     }
 
     /// The open window's advertisement, when a window takes servers.
@@ -282,7 +382,10 @@ impl Formation {
     pub fn instruction(&self, id: &str, caller_fp: &str) -> Result<Instruction, ApiError> {
         let now = Instant::now();
         let mut slot = self.lock();
-        let open = window_of(&mut slot, id)?;
+        let open = match window_of(&mut slot, id) {
+            Ok(open) => open,
+            Err(e) => return self.settled_end(id, Some(caller_fp)).ok_or(e),
+        };
         let phase = open.window.phase(now);
         let name = Self::joiner(open, caller_fp, "take part in it")?.to_string();
         Ok(match open.instructions.get(&name) {
@@ -305,7 +408,11 @@ impl Formation {
     pub fn report(&self, id: &str, caller_fp: &str, report: StepReport) -> Result<(), ApiError> {
         {
             let mut slot = self.lock();
-            let open = window_of(&mut slot, id)?;
+            let open = match window_of(&mut slot, id) {
+                Ok(open) => open,
+                // The formation ended while this joiner acted: its report changes nothing.
+                Err(e) => return self.settled_end(id, Some(caller_fp)).map(|_| ()).ok_or(e),
+            };
             let name = Self::joiner(open, caller_fp, "take part in it")?.to_string();
             let expected = match open.instructions.get(&name) {
                 Some(Instruction::Prepare { .. }) => "prepare",
@@ -578,6 +685,7 @@ mod tests {
             name: "node1".into(),
             passphrase: PASS.into(),
             window: "5m".into(),
+            ..Default::default()
         };
         let id = f.open(req, SERVED).unwrap().id;
         (f, id)
@@ -711,5 +819,54 @@ mod tests {
             f.open(short, SERVED).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
+    }
+
+    #[tokio::test]
+    async fn a_settled_formation_tells_its_joiners_how_it_ended_and_no_one_else() {
+        let f = Formation::default();
+        let journal = crate::formation_journal::Journal {
+            window: "w1".into(),
+            stage: crate::formation_journal::Stage::RolledBack,
+            joiners: BTreeMap::from([(JOINER.to_string(), "node2".to_string())]),
+            new_cluster: true,
+            node_id: 1,
+            listened_before: String::new(),
+            cluster_address_before: String::new(),
+            made: Default::default(),
+            reason: "the initiator stopped during the formation".into(),
+        };
+        f.settle(&journal);
+        assert!(f.admits("w1", "instruction"));
+        assert!(f.admits("w1", "report"));
+        assert!(!f.admits("w1", "hello"));
+        assert!(!f.admits("w2", "instruction"));
+        assert_eq!(
+            f.instruction("w1", OTHER).unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        // Not told yet: the wait runs out.
+        f.settled_told(Duration::from_millis(10)).await;
+        assert_eq!(
+            f.instruction("w1", JOINER).unwrap(),
+            Instruction::Abort {
+                reason: "the initiator stopped during the formation".into()
+            }
+        );
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            f.settled_told(Duration::from_secs(60)),
+        )
+        .await
+        .expect("every joiner was told");
+        // A new window forgets it.
+        f.open(
+            WindowPost {
+                name: "node1".into(),
+                ..Default::default()
+            },
+            SERVED,
+        )
+        .unwrap();
+        assert!(!f.admits("w1", "instruction"));
     }
 }

@@ -27,7 +27,9 @@ use rxd_form::planner::{self, Existing, Facts, LocalData, Plan, Role};
 use rxd_form::wire::{CommitPost, Instruction};
 
 use crate::error::{ApiError, ApiResult};
+use crate::formation_journal::{self, Journal, Stage};
 use crate::Daemon;
+use rxd_cluster::host::MemberSides;
 
 /// How long joiners have to prepare (listen and probe).
 const PREPARE_LIMIT: Duration = Duration::from_secs(60);
@@ -92,7 +94,7 @@ pub async fn commit(d: &Arc<Daemon>, post: CommitPost) -> ApiResult<Started> {
         .check()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let answers = preseed.answers();
-    let (_, name, joiners) = d.formation.begin_planning()?;
+    let (window, name, joiners) = d.formation.begin_planning()?;
     let mut initiator = own_facts(d, &name).await?;
     let existing = existing_members(d).await?;
     let first = planner::Limits {
@@ -118,7 +120,16 @@ pub async fn commit(d: &Arc<Daemon>, post: CommitPost) -> ApiResult<Started> {
     d.formation.advance(rxd_form::window::Window::prepare)?;
     let work = d.clone();
     let op = d.ops.start("Forming cluster", None, &name, async move {
-        let outcome = execute(&work, &mut initiator, joiners, &existing, &answers, plan).await;
+        let outcome = execute(
+            &work,
+            &window,
+            &mut initiator,
+            joiners,
+            &existing,
+            &answers,
+            plan,
+        )
+        .await;
         work.formation.stage_cluster_cert(None);
         match outcome {
             Ok(()) => Ok(None),
@@ -156,6 +167,7 @@ fn in_words(errors: &[planner::PlanError]) -> String {
 
 async fn execute(
     d: &Arc<Daemon>,
+    window: &str,
     initiator: &mut Facts,
     mut joiners: Vec<Facts>,
     existing: &[Existing],
@@ -235,17 +247,63 @@ async fn execute(
     )
     .map_err(|errors| in_words(&errors))?;
 
-    // Committing: a new cluster first, then every joiner at once.
+    // Committing: a new cluster first, then every joiner at once; the journal puts this
+    // server back as it was if any of it fails, even across a restart.
     d.formation
         .advance(rxd_form::window::Window::commit)
         .map_err(|e| e.message)?;
+    let mut journal = begin_journal(d, window, initiator, &plan).await?;
+    let committed = commit_steps(d, &me.name, &plan, &joining, &mut journal).await;
+    if let Err(reason) = committed {
+        let reason = take_back(d, &names, reason).await;
+        return Err(put_back(d, &mut journal, reason).await);
+    }
+    // The decision: from here on the cluster stands, whatever happens to this daemon.
+    journal.stage = Stage::Committed;
+    write_journal(d, &journal)?;
+    if let Err(e) = formation_journal::drop_copy(&d.dir) {
+        tracing::warn!("Cannot remove the database copy of the formation: {e}");
+    }
+    for name in &names {
+        d.formation.instruct(name, Instruction::Done);
+    }
+    d.formation
+        .advance(rxd_form::window::Window::committed)
+        .map_err(|e| e.message)?;
+    tracing::info!("Formation committed: {} members", plan.members.len());
+    Ok(())
+}
+
+/// The steps that change the servers: this one bootstraps a new cluster, then each joiner is
+/// given a one-time token and joins.
+async fn commit_steps(
+    d: &Arc<Daemon>,
+    name: &str,
+    plan: &Plan,
+    joining: &[&planner::PlannedMember],
+    journal: &mut Journal,
+) -> Result<(), String> {
+    let names: Vec<String> = joining.iter().map(|m| m.name.clone()).collect();
     if plan.new_cluster {
-        bootstrap(d, &me.name, &plan).await?;
+        bootstrap(d, name, plan).await?;
+        // The sides the bootstrap made, with the member config they were made with.
+        let before = &journal.made;
+        let made = crate::member_sides::own(d).await;
+        journal.made = MemberSides {
+            pools_made: made
+                .pools_made
+                .into_iter()
+                .filter(|(p, _, _)| before.pools_made.iter().any(|(b, _, _)| b == p))
+                .collect(),
+            networks_made: before.networks_made.clone(),
+        };
+        write_journal(d, journal)?;
+        failpoint("form-after-bootstrap").await?;
     }
     // Every token first: nobody is told to join unless all can be.
     let location = d.location().await;
     let mut joins = Vec::new();
-    for m in &joining {
+    for m in joining {
         let token = rxd_cluster::tokens::issue_join(&**d, &m.name, location.clone())
             .await
             .map_err(|e| e.to_string())?;
@@ -269,23 +327,124 @@ async fn execute(
     for (name, join) in joins {
         d.formation.instruct(&name, join);
     }
-    let joins = d
+    let reports = d
         .formation
         .reports_of(&names, JOIN_LIMIT)
         .await
-        .map_err(|missing| format!("No answer from {} while joining", missing.join(", ")))
-        .and_then(|reports| failures(&reports));
-    if let Err(reason) = joins {
-        return Err(take_back(d, &names, reason).await);
+        .map_err(|missing| format!("No answer from {} while joining", missing.join(", ")))?;
+    failures(&reports)?;
+    failpoint("form-before-decision").await
+}
+
+async fn failpoint(step: &str) -> Result<(), String> {
+    rxd_cluster::failpoint(step).await.map_err(|e| e.message)
+}
+
+fn write_journal(d: &Daemon, journal: &Journal) -> Result<(), String> {
+    formation_journal::write(&d.dir, journal)
+        .map_err(|e| format!("Cannot write the formation journal: {e}"))
+}
+
+/// Before the first change: copies this server's database (a new cluster's initiator), and
+/// writes the journal that says how to put it back.
+async fn begin_journal(
+    d: &Daemon,
+    window: &str,
+    initiator: &Facts,
+    plan: &Plan,
+) -> Result<Journal, String> {
+    let (joiners, listened_before) = d.formation.journal_seed();
+    let local = d.local_config().map_err(|e| e.message)?;
+    let node_id = d.node_id();
+    if plan.new_cluster {
+        // Copied closed, then opened again: a standalone server's database is small.
+        let db = d.db();
+        db.shutdown().await.map_err(|e| e.to_string())?;
+        let dir = d.dir.clone();
+        let copied = tokio::task::spawn_blocking(move || formation_journal::copy_database(&dir))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        reopen(d, node_id).await?;
+        copied.map_err(|e| format!("Cannot copy the database before the formation: {e}"))?;
     }
-    for name in &names {
-        d.formation.instruct(name, Instruction::Done);
-    }
-    d.formation
-        .advance(rxd_form::window::Window::committed)
-        .map_err(|e| e.message)?;
-    tracing::info!("Formation committed: {} members", plan.members.len());
+    let before = &initiator.local_data;
+    let journal = Journal {
+        window: window.to_string(),
+        stage: Stage::Committing,
+        joiners,
+        new_cluster: plan.new_cluster,
+        node_id,
+        listened_before,
+        cluster_address_before: local
+            .get("cluster.https_address")
+            .cloned()
+            .unwrap_or_default(),
+        made: MemberSides {
+            pools_made: plan
+                .storage_pools
+                .iter()
+                .filter(|p| !before.storage_pools.contains(&p.name))
+                .map(|p| (p.name.clone(), p.driver.clone(), Default::default()))
+                .collect(),
+            networks_made: plan
+                .networks
+                .iter()
+                .filter(|n| !before.networks.contains(&n.name))
+                .map(|n| n.name.clone())
+                .collect(),
+        },
+        reason: String::new(),
+    };
+    write_journal(d, &journal)?;
+    Ok(journal)
+}
+
+/// Opens this server's database again, as raft node `id`.
+async fn reopen(d: &Daemon, id: u64) -> Result<(), String> {
+    let db = d
+        .open_db(id)
+        .await
+        .map_err(|e| format!("Cannot open the database again: {e}"))?;
+    db.wait_for_leader(Duration::from_secs(30))
+        .await
+        .map_err(|e| format!("The database did not come back: {e}"))?;
+    d.replace_db(db);
     Ok(())
+}
+
+/// After a failure: puts this server back as it was (a new cluster's initiator: its
+/// database, certificate, cluster address and the sides the formation made), and records
+/// the end in the journal. Answers the reason, with what could not be put back.
+async fn put_back(d: &Daemon, journal: &mut Journal, reason: String) -> String {
+    let mut said = reason;
+    if journal.new_cluster {
+        let undone = async {
+            d.db().shutdown().await.map_err(|e| e.to_string())?;
+            crate::member_sides::undo(&d.dir, &journal.made).await;
+            {
+                let mut local = d.local.lock().expect("lock is never poisoned");
+                // `rxd form` puts its listening address back itself, through the API.
+                formation_journal::put_back_files(&d.dir, &mut local, journal, false)
+                    .map_err(|e| e.to_string())?;
+            }
+            d.set_cluster_cert(None).map_err(|e| e.message)?;
+            reopen(d, journal.node_id).await?;
+            rxd_cluster::Host::set_location(d, "none");
+            Ok::<(), String>(())
+        }
+        .await;
+        match undone {
+            Ok(()) => said.push_str("; this server is standalone again, as before"),
+            Err(e) => said.push_str(&format!("; this server could not be put back: {e}")),
+        }
+    }
+    journal.stage = Stage::RolledBack;
+    journal.reason.clone_from(&said);
+    if let Err(e) = write_journal(d, journal) {
+        tracing::warn!("{e}");
+    }
+    said
 }
 
 /// After a failed join: takes the joiners that did join out of the cluster again (each turns
@@ -370,4 +529,44 @@ async fn bootstrap(d: &Daemon, name: &str, plan: &Plan) -> Result<(), String> {
     rxd_init::apply(&client, &preseed)
         .await
         .map_err(|e| format!("Cannot make the cluster: {e}"))
+}
+
+/// How long a server put back at start keeps listening for the joiners of its formation.
+const TELL_LIMIT: Duration = Duration::from_secs(180);
+
+/// After a formation put back at start (the initiator had stopped during it): once every
+/// joiner has learnt the end (or after [`TELL_LIMIT`]), listen where this server did before
+/// `rxd form`, unless someone moved it meanwhile.
+pub async fn listen_as_before(d: Arc<Daemon>, journal: Journal) {
+    let during = d
+        .local_config()
+        .ok()
+        .and_then(|c| c.get("core.https_address").cloned())
+        .unwrap_or_default();
+    d.formation.settled_told(TELL_LIMIT).await;
+    let now = d
+        .local_config()
+        .ok()
+        .and_then(|c| c.get("core.https_address").cloned())
+        .unwrap_or_default();
+    let before = journal.listened_before;
+    if now != during || now == before {
+        return;
+    }
+    let _one = d.config_writes.lock().await;
+    let undone = async {
+        d.set_https_address(&before).await?;
+        d.update_local([(
+            "core.https_address",
+            (!before.is_empty()).then_some(before.as_str()),
+        )])
+    }
+    .await;
+    match undone {
+        Ok(()) => tracing::info!(
+            "Formation {} put back: listening on {before:?} again",
+            journal.window
+        ),
+        Err(e) => tracing::warn!("Cannot listen on {before:?} again: {}", e.message),
+    }
 }

@@ -18,6 +18,7 @@ pub mod evacuation;
 pub mod events;
 mod fault_injection;
 pub mod formation;
+pub mod formation_journal;
 pub mod formation_run;
 mod handlers;
 pub mod listeners;
@@ -103,6 +104,9 @@ pub struct Daemon {
     pub rotation: rotation::Rotation,
     /// This server's formation window, when one is open.
     pub formation: formation::Formation,
+    /// Held while this member turns standalone after leaving a cluster, so two ways out
+    /// (removal, a formation's undo) never run at once.
+    pub leaving: tokio::sync::Mutex<()>,
 }
 
 pub use rxd_cluster::host::NODE_ID_KEY;
@@ -509,6 +513,11 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         "Finish an interrupted cluster certificate swap",
         rotation::recover_at_start(&dir),
     )?;
+    let mut local = open_local(&dir)?;
+    let formation = io(
+        "Recover an interrupted formation",
+        formation_journal::recover_at_start(&dir, &mut local).await,
+    )?;
     let cluster_cert = if dir.join("cluster.crt").exists() {
         Some(rxd_tls::load_or_generate(
             &dir.join("cluster.crt"),
@@ -518,7 +527,6 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     } else {
         None
     };
-    let mut local = open_local(&dir)?;
     let interrupted = io(
         "Recover an interrupted join",
         rxd_cluster::join::recover_at_start(&dir, &mut local, async |sides| {
@@ -598,7 +606,11 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         gate: listeners::Gate::new(trust_check(this.clone())),
         rotation: Default::default(),
         formation: Default::default(),
+        leaving: Default::default(),
     });
+    if let Some((journal, _)) = &formation {
+        daemon.formation.settle(journal);
+    }
     let pins = Arc::downgrade(&daemon);
     transport.attach(Box::new(move || pins.upgrade().map(|d| d.peer_pins())));
     rotation::resume(&daemon);
@@ -621,6 +633,9 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         "Listen on unix socket",
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
+    if let Some((journal, true)) = formation {
+        tokio::spawn(formation_run::listen_as_before(daemon.clone(), journal));
+    }
     rxd_cluster::heartbeat::spawn(daemon.clone());
     let relay = events::relay::spawn(&daemon);
     if joining {

@@ -193,6 +193,7 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/internal/form/advert", Method::GET, Access::Formation),
     ("/internal/form/facts", Method::GET, Access::Local),
     ("/internal/form/commit", Method::POST, Access::Local),
+    ("/internal/form/undo", Method::POST, Access::Local),
 ];
 
 /// The endpoints whose answer depends on the member answering: `?target=<member>` on them is
@@ -461,6 +462,7 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/internal/form/advert", "GET") => on(f, formation::advert_get),
         ("/internal/form/facts", "GET") => on(f, formation::own_facts_get),
         ("/internal/form/commit", "POST") => on(f, formation::commit_post),
+        ("/internal/form/undo", "POST") => on(f, formation::undo_post),
         _ => unreachable!("every endpoint in ENDPOINTS has a handler: {path} {method}"),
     }
 }

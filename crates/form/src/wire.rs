@@ -36,6 +36,21 @@ pub struct WindowPost {
     pub passphrase: String,
     /// How long the window stays open (`90s`, `30m`, `1h`); empty: 30 minutes.
     pub window: String,
+    /// The `core.https_address` this server had before `rxd form` set one, put back if the
+    /// formation fails (even after a restart of the daemon).
+    pub listened_before: String,
+}
+
+/// `POST /internal/form/undo` (root, unix socket, on a joiner): after a formation was
+/// aborted, leave the cluster it joined, the one serving `cluster_fingerprint`.
+pub const UNDO_PATH: &str = "/internal/form/undo";
+
+/// The body of [`UNDO_PATH`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UndoPost {
+    /// The certificate fingerprint of the formation's cluster.
+    pub cluster_fingerprint: String,
 }
 
 /// The answer to [`WindowPost`].

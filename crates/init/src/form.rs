@@ -23,8 +23,8 @@ use rxd_form::planner::{AddressSource, Facts};
 use rxd_form::preseed::{FormPreseed, Preseed};
 use rxd_form::trust::Passphrase;
 use rxd_form::wire::{
-    CommitPost, Instruction, StepReport, WindowOpened, WindowPost, WindowState, COMMIT_PATH,
-    FACTS_PATH, WINDOW_PATH,
+    CommitPost, Instruction, StepReport, UndoPost, WindowOpened, WindowPost, WindowState,
+    COMMIT_PATH, FACTS_PATH, UNDO_PATH, WINDOW_PATH,
 };
 
 use crate::InitError;
@@ -169,6 +169,7 @@ pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
                     name: name.clone(),
                     passphrase,
                     window: raw.window.clone(),
+                    listened_before: before.clone(),
                 })
                 .expect("the request serialises"),
             ),
@@ -395,8 +396,9 @@ async fn find_window(
     })
 }
 
-/// How many requests for an instruction may fail in a row before this joiner gives up.
-const MAX_LOST: u32 = 10;
+/// How long requests for an instruction may fail in a row (the initiator restarting, say)
+/// before this joiner gives up.
+const LOST_LIMIT: Duration = Duration::from_secs(120);
 
 /// Follows the initiator's instructions until the cluster is formed or the formation
 /// aborted; an abort puts back the address this server listened on before.
@@ -407,7 +409,25 @@ async fn follow(
     repin: impl Fn(&str) -> Result<Client, InitError>,
 ) -> Result<(), InitError> {
     let before = https_address(local).await?;
-    let outcome = steps(local, initiator, window_id, repin).await;
+    let mut announced = String::new();
+    let outcome = steps(local, initiator, window_id, repin, &mut announced).await;
+    if let Err(InitError::FormationAborted(_)) = &outcome {
+        if !announced.is_empty() {
+            // Joined, and the initiator could not take this server out (it stopped half-way,
+            // say): leave the formation's cluster here. A no-op when taken out already.
+            let body = UndoPost {
+                cluster_fingerprint: announced,
+            };
+            local
+                .request(
+                    "POST",
+                    UNDO_PATH,
+                    Some(serde_json::to_value(body).expect("the request serialises")),
+                    None,
+                )
+                .await?;
+        }
+    }
     if outcome.is_err()
         && until_standalone(local, LEAVE_WAIT).await
         && https_address(local).await? != before
@@ -450,19 +470,26 @@ async fn steps(
     mut initiator: Client,
     window_id: &str,
     repin: impl Fn(&str) -> Result<Client, InitError>,
+    announced: &mut String,
 ) -> Result<(), InitError> {
-    let mut lost = 0;
+    let mut heard = tokio::time::Instant::now();
+    let mut joined = false;
     loop {
         let instruction = match joiner::next_instruction(&initiator, window_id).await {
             Ok(i) => {
-                lost = 0;
+                heard = tokio::time::Instant::now();
                 i
             }
             Err(e) => {
-                lost += 1;
-                if lost >= MAX_LOST {
+                if heard.elapsed() >= LOST_LIMIT {
+                    let here = if joined {
+                        "this server joined its cluster, which may not have been formed: see `rxc cluster list`"
+                    } else {
+                        "nothing was changed here"
+                    };
                     return Err(InitError::Invalid(format!(
-                        "Lost the initiator: {e}; nothing was changed here"
+                        "Lost the initiator for {} s: {e}; {here}",
+                        LOST_LIMIT.as_secs()
                     )));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -479,6 +506,7 @@ async fn steps(
                 println!("Preparing: listening on {address}");
                 if !cluster_fingerprint.is_empty() {
                     initiator = repin(&cluster_fingerprint)?;
+                    announced.clone_from(&cluster_fingerprint);
                 }
                 let mut report = StepReport {
                     step: "prepare".into(),
@@ -496,6 +524,7 @@ async fn steps(
             }
             Instruction::Join { cluster } => {
                 println!("Joining the cluster");
+                joined = true;
                 let preseed = rxd_api::InitPreseed {
                     cluster: Some(cluster),
                     ..Default::default()
@@ -518,7 +547,7 @@ async fn steps(
                 return Ok(());
             }
             Instruction::Abort { reason } => {
-                return Err(InitError::Invalid(format!(
+                return Err(InitError::FormationAborted(format!(
                     "The formation was aborted: {reason}"
                 )));
             }

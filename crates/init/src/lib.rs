@@ -79,6 +79,9 @@ pub enum InitError {
     /// An answer cannot be used.
     #[error("{0}")]
     Invalid(String),
+    /// The formation this server took part in was aborted by its initiator.
+    #[error("{0}")]
+    FormationAborted(String),
     /// The daemon refused.
     #[error(transparent)]
     Api(#[from] rxd_client::ClientError),

@@ -122,7 +122,7 @@ impl Drop for Netns {
 
 /// One rxd running inside its own namespace, with its own data directory.
 pub struct NsMember {
-    child: Option<Child>,
+    child: std::sync::Mutex<Option<Child>>,
     /// Its data directory.
     pub dir: PathBuf,
     /// Its namespace; dropped after the daemon, whose processes die with the namespace's.
@@ -140,13 +140,28 @@ impl NsMember {
         let ns = Netns::create();
         let dir = std::env::temp_dir().join(unique("rxd-net-"));
         std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("daemon.stderr")).unwrap();
-        let rxd = bin("rxd");
+        let m = NsMember {
+            child: Default::default(),
+            dir,
+            ns,
+        };
+        m.spawn(env);
+        m
+    }
+
+    /// Starts the daemon in the member's namespace and directory, its standard error added to
+    /// the log, and waits until it is ready.
+    fn spawn(&self, env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.stderr"))
+            .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(&rxd)
+            .args(["netns", "exec", &self.ns.name])
+            .arg(bin("rxd"))
             .arg("--dir")
-            .arg(&dir)
+            .arg(&self.dir)
             .arg("--verbose")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -154,25 +169,28 @@ impl NsMember {
             .stderr(log)
             .spawn()
             .expect("rxd starts");
-        let m = NsMember {
-            child: Some(child),
-            dir,
-            ns,
-        };
-        let out = m.cmd("rxd", &["waitready", "--timeout", "30"], None);
+        *self.child.lock().unwrap() = Some(child);
+        let out = self.cmd("rxd", &["waitready", "--timeout", "30"], None);
         assert!(
             out.status.success(),
             "rxd did not become ready: {}",
-            m.log()
+            self.log()
         );
-        m
     }
 
     /// Waits for the daemon to exit (after `rxd shutdown`).
-    pub fn wait_exit(&mut self) {
-        if let Some(mut c) = self.child.take() {
+    pub fn wait_exit(&self) {
+        let child = self.child.lock().unwrap().take();
+        if let Some(mut c) = child {
             let _ = c.wait();
         }
+    }
+
+    /// Starts the daemon again once it has exited (a failpoint ended it, say), without the
+    /// failpoints it had, and waits until it is ready.
+    pub fn restart(&self) {
+        self.wait_exit();
+        self.spawn(&[]);
     }
 
     /// The daemon's standard error so far.
@@ -259,7 +277,12 @@ impl NsMember {
 
 impl Drop for NsMember {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut c) = child {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use rxd_form::planner::Facts;
 use rxd_form::trust::{Confirm, Hello};
-use rxd_form::wire::{CommitPost, Instruction, StepReport, WindowPost};
+use rxd_form::wire::{CommitPost, Instruction, StepReport, UndoPost, WindowPost};
 
 use crate::access::{Caller, Peer};
 use crate::error::{ApiError, ApiResult};
@@ -25,6 +25,8 @@ pub async fn form_post(
 ) -> ApiResult<Response> {
     let fingerprint = d.served_cert().fingerprint();
     let opened = d.formation.open(req, &fingerprint)?;
+    // The record of the last formation is of no more use to its joiners.
+    crate::formation_journal::forget(&d.dir);
     // Advertised on the interface holding this server's HTTPS address; with none (a wildcard
     // address, say) joiners are given the initiator's address instead.
     match advertising_interface(&d).await {
@@ -193,5 +195,29 @@ pub async fn report_post(
 ) -> ApiResult<Response> {
     let (_, fingerprint) = joiner_of(&caller)?;
     d.formation.report(&id, &fingerprint, report)?;
+    Ok(empty())
+}
+
+/// `POST /internal/form/undo` (root, unix socket, on a joiner): the formation this server
+/// joined was aborted, and the initiator may not have taken it out (it stopped half-way):
+/// leave the cluster whose certificate is `cluster_fingerprint`, turning standalone again.
+/// Nothing to do when this server is standalone (taken out already); refused when it is a
+/// member of another cluster.
+pub async fn undo_post(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(req): JsonBody<UndoPost>,
+) -> ApiResult<Response> {
+    let _one = d.leaving.lock().await;
+    if !d.is_clustered().await? {
+        return Ok(empty());
+    }
+    let served = d.served_cert().fingerprint();
+    if req.cluster_fingerprint.is_empty() || served != req.cluster_fingerprint {
+        return Err(ApiError::bad_request(format!(
+            "This server is a member of another cluster (certificate {served}), not the formation's"
+        )));
+    }
+    tracing::warn!("The formation was aborted: leaving the cluster it joined");
+    rxd_cluster::leave::become_standalone(&*d).await?;
     Ok(empty())
 }

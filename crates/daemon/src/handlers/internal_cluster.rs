@@ -57,6 +57,11 @@ pub async fn heartbeat_put(
 pub async fn left_post(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
     let work = d.clone();
     tokio::spawn(async move {
+        // One way out at a time (a formation's undo may ask too).
+        let _one = work.leaving.lock().await;
+        if !work.is_clustered().await.unwrap_or(true) {
+            return;
+        }
         if let Err(e) = rxd_cluster::leave::become_standalone(&*work).await {
             tracing::error!("Failed to become standalone after removal: {}", e.message);
         }
