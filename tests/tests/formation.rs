@@ -756,6 +756,76 @@ async fn an_initiator_killed_after_the_joins_leaves_every_server_as_it_was() {
     a_killed_initiator_at("form-before-decision").await;
 }
 
+/// Ctrl-C on `rxd form` while the cluster is being made aborts the formation in the daemon,
+/// which puts every server back: node1 is held right after its bootstrap (a failpoint) when
+/// the operator presses Ctrl-C; `rxd form` says it aborts, waits, and fails with the reason;
+/// the joiners are told the operator aborted; every server is as before.
+#[tokio::test]
+async fn ctrl_c_on_rxd_form_puts_every_server_back() {
+    let (_hub, members) = rxd_testkit::netns::hub_with_env(
+        3,
+        &[(0, "RXD_FAILPOINT", "form-after-bootstrap:delay=3")],
+    );
+    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = form_preseed(3, &pass_file);
+    let runs = std::thread::scope(|s| {
+        let runs = s.spawn(|| form_all(&members, &preseed));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !members[0]
+            .log()
+            .contains("Failpoint form-after-bootstrap: holding")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node1 never bootstrapped: {}",
+                members[0].log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // `rxd form`, found among node1's namespace's processes by its arguments.
+        let form = members[0]
+            .ns
+            .pids()
+            .into_iter()
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"form"))
+            })
+            .expect("rxd form runs");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(form),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        runs.join().unwrap()
+    });
+    let runs: Vec<std::process::Output> = runs
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    let initiator = rxd_testkit::fails(&runs[0]);
+    assert!(initiator.contains("Aborting the formation"), "{initiator}");
+    assert!(
+        initiator.contains("The formation failed: the operator aborted the formation"),
+        "{initiator}"
+    );
+    assert!(
+        initiator.contains("this server is standalone again, as before"),
+        "{initiator}"
+    );
+    for out in &runs[1..] {
+        let err = rxd_testkit::fails(out);
+        assert!(
+            err.contains("The formation was aborted: the operator aborted the formation"),
+            "{err}"
+        );
+    }
+    assert_as_before(&members).await;
+    assert_kept(&members[0]);
+}
+
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned
 /// address (its own firewall drops it), so the plan made after probing fails, every server
 /// says why, and each is left as it was: standalone, listening where it did before.

@@ -72,6 +72,9 @@ struct Open {
     reports: BTreeMap<String, StepReport>,
     /// The DNS-SD advertisement, while the window takes servers.
     advertiser: Option<rxd_form::discovery::Advertiser>,
+    /// The operator aborted while the executor ran: it stops at its next step and puts every
+    /// server back.
+    cancelled: bool,
 }
 
 impl Open {
@@ -150,6 +153,7 @@ impl Formation {
             instructions: BTreeMap::new(),
             reports: BTreeMap::new(),
             advertiser: None,
+            cancelled: false,
         });
         self.bump();
         Ok(opened)
@@ -206,22 +210,39 @@ impl Formation {
     }
 
     /// Aborts the window: its exchange paths close at once and its passphrase is wiped; it is
-    /// kept, aborted, so its joiners learn the end. A window already aborted or committed is
-    /// removed.
+    /// kept, aborted, so its joiners learn the end. While the executor runs (planning,
+    /// preparing, committing) it is asked to stop at its next step, and it aborts the window
+    /// once every server is put back. A window already aborted or committed is removed.
     pub fn abort(&self) -> Result<(), ApiError> {
         {
             let mut slot = self.lock();
             let open = slot.as_mut().ok_or_else(no_window)?;
-            if matches!(
-                open.window.phase(Instant::now()),
-                Phase::Aborted | Phase::Committed
-            ) {
-                *slot = None;
-                return Ok(());
+            match open.window.phase(Instant::now()) {
+                Phase::Aborted | Phase::Committed => {
+                    *slot = None;
+                    return Ok(());
+                }
+                Phase::Planning | Phase::Preparing | Phase::Committing => {
+                    open.cancelled = true;
+                    drop(slot);
+                    self.bump();
+                    return Ok(());
+                }
+                Phase::Open | Phase::Collecting => {}
             }
         }
         self.fail_with(rxd_form::window::AbortReason::Operator);
         Ok(())
+    }
+
+    /// For the executor, between steps: `Err` with the reason once the operator aborted.
+    pub fn go_on(&self) -> Result<(), String> {
+        let cancelled = self.lock().as_ref().is_some_and(|open| open.cancelled);
+        if cancelled {
+            Err(rxd_form::window::AbortReason::Operator.to_string())
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether `/internal/form/<id>/<step>` may be reached: the exchange (`hello`, `confirm`,
@@ -522,19 +543,24 @@ impl Formation {
     }
 
     /// For the executor: the reports of `names` once every one of them reported, waiting at
-    /// most `limit`; `Err` names those that did not.
+    /// most `limit`; `Err` names those that did not (while `doing` what), or says the operator
+    /// aborted.
     pub async fn reports_of(
         &self,
         names: &[String],
         limit: Duration,
-    ) -> Result<BTreeMap<String, StepReport>, Vec<String>> {
+        doing: &str,
+    ) -> Result<BTreeMap<String, StepReport>, String> {
         let mut seen = self.watch();
         let deadline = tokio::time::Instant::now() + limit;
+        let silent =
+            |missing: &[String]| format!("No answer from {} while {doing}", missing.join(", "));
         loop {
             let missing: Vec<String> = {
+                self.go_on()?;
                 let slot = self.lock();
                 let Some(open) = slot.as_ref() else {
-                    return Err(names.to_vec());
+                    return Err(silent(names));
                 };
                 let missing: Vec<String> = names
                     .iter()
@@ -553,7 +579,7 @@ impl Formation {
                 .await
                 .is_err()
             {
-                return Err(missing);
+                return Err(silent(&missing));
             }
         }
     }

@@ -227,9 +227,8 @@ async fn execute(
     listen_on(d, &me.address).await?;
     let reports = d
         .formation
-        .reports_of(&names, PREPARE_LIMIT)
-        .await
-        .map_err(|missing| format!("No answer from {} while preparing", missing.join(", ")))?;
+        .reports_of(&names, PREPARE_LIMIT, "preparing")
+        .await?;
     // Every joiner listens now.
     initiator.reaches = rxd_form::facts::probe(&others(&me.name), PROBE_TIMEOUT).await;
     failures(&reports)?;
@@ -249,6 +248,7 @@ async fn execute(
 
     // Committing: a new cluster first, then every joiner at once; the journal puts this
     // server back as it was if any of it fails, even across a restart.
+    d.formation.go_on()?;
     d.formation
         .advance(rxd_form::window::Window::commit)
         .map_err(|e| e.message)?;
@@ -299,6 +299,7 @@ async fn commit_steps(
         };
         write_journal(d, journal)?;
         failpoint("form-after-bootstrap").await?;
+        d.formation.go_on()?;
     }
     // Every token first: nobody is told to join unless all can be.
     let location = d.location().await;
@@ -329,11 +330,11 @@ async fn commit_steps(
     }
     let reports = d
         .formation
-        .reports_of(&names, JOIN_LIMIT)
-        .await
-        .map_err(|missing| format!("No answer from {} while joining", missing.join(", ")))?;
+        .reports_of(&names, JOIN_LIMIT, "joining")
+        .await?;
     failures(&reports)?;
-    failpoint("form-before-decision").await
+    failpoint("form-before-decision").await?;
+    d.formation.go_on()
 }
 
 async fn failpoint(step: &str) -> Result<(), String> {

@@ -4,7 +4,8 @@
 //!  rxd form --preseed            (the initiator)
 //!    listen on its address ─> open the window (passphrase from the file) ─> wait until every
 //!    member named has joined the window and reported its facts ─> POST /internal/form/commit
-//!    ─> wait for the operation "Forming cluster" (Ctrl-C: the window is aborted)
+//!    ─> wait for the operation "Forming cluster" (Ctrl-C: the daemon is asked to abort; it
+//!    stops at its next step and puts every server back, and this waits for that)
 //!  rxd join --name N --preseed   (every other server)
 //!    find the window (initiator_address, else DNS-SD on the interface) ─> passphrase exchange
 //!    ─> report facts ─> follow the initiator's instructions: prepare (listen, probe the
@@ -181,7 +182,18 @@ pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
         "Formation window {} open for {} s; this server's certificate: {}",
         opened.id, opened.expires_in, opened.fingerprint
     );
-    let result = collect_and_commit(&client, &raw, &preseed, &name, args.dry_run).await;
+    let work = collect_and_commit(&client, &raw, &preseed, &name, args.dry_run);
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        _ = tokio::signal::ctrl_c() => {
+            // The daemon runs the formation: asked to abort, it stops at its next step and puts
+            // every server back; this waits for that to end.
+            eprintln!("Aborting the formation: every server is put back as it was");
+            let _ = client.request("DELETE", WINDOW_PATH, None, None).await;
+            work.await
+        }
+    };
     if result.is_err() || args.dry_run {
         // Nothing changed yet, or the executor already aborted it: close the window (kept,
         // aborted, for the joiners to learn the end), and listen where this server listened
