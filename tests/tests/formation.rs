@@ -488,6 +488,13 @@ fn assert_formed(members: &[rxd_testkit::netns::NsMember], runs: &[Option<std::p
             "{said}"
         );
     }
+    assert_cluster(members);
+}
+
+/// Asserts that `members` form one cluster of ONLINE members at their eth0 addresses, with a
+/// `local` pool of the `dir` driver on each.
+fn assert_cluster(members: &[rxd_testkit::netns::NsMember]) {
+    let n = members.len();
     for m in members {
         let list = rxd_testkit::ok(&m.rxc(&["cluster", "list", "--format", "csv"]));
         for i in 1..=n {
@@ -573,6 +580,182 @@ async fn a_server_not_chosen_is_told_so_and_left_alone() {
         "{err}"
     );
     assert_as_before(&members[2..]).await;
+}
+
+/// A command whose questions are answered as they are asked, its output read as it comes.
+struct Prompted {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: Arc<std::sync::Mutex<String>>,
+    seen: usize,
+}
+
+impl Prompted {
+    fn start(m: &rxd_testkit::netns::NsMember, args: &[&str]) -> Prompted {
+        use std::io::Read;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &m.ns.name])
+            .arg(rxd_testkit::bin("rxd"))
+            .args(args)
+            .env("RXD_DIR", &m.dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = Arc::new(std::sync::Mutex::new(String::new()));
+        for mut stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Prompted {
+            child,
+            stdin,
+            out,
+            seen: 0,
+        }
+    }
+
+    /// Waits (at most 60 s) until the output after the last text waited for holds one of
+    /// `texts`; answers which, and the output up to the end of the line it is on.
+    fn wait_for(&mut self, texts: &[&str]) -> (usize, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            {
+                let out = self.out.lock().unwrap();
+                let rest = &out[self.seen..];
+                if let Some((i, at)) = texts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| rest.find(t).map(|at| (i, at + t.len())))
+                    .min_by_key(|(_, at)| *at)
+                {
+                    let line_end = rest[at..].find('\n').map_or(rest.len(), |e| at + e);
+                    let line = rest[at..line_end].to_string();
+                    self.seen += at;
+                    return (i, line);
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "none of {texts:?} in: {}",
+                self.out.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for `prompt`, then answers `line`.
+    fn answer(&mut self, prompt: &str, line: &str) {
+        use std::io::Write;
+        self.wait_for(&[prompt]);
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+
+    /// Waits (at most 120 s) for the command to end; answers its success and all it said.
+    fn end(mut self) -> (bool, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The readers finish once the pipes close.
+        std::thread::sleep(Duration::from_millis(100));
+        let said = self.out.lock().unwrap().clone();
+        (status.success(), said)
+    }
+}
+
+/// `rxd form` and `rxd join` without a preseed, their questions answered through pipes as
+/// they are asked: the initiator's address, the passphrase it shows typed on each joiner,
+/// the joiners listed as they come until Enter, all of them added, a `dir` pool, no bridge,
+/// and yes to forming a cluster of 3 servers with no local data lost.
+#[tokio::test]
+async fn the_questions_of_rxd_form_and_rxd_join_form_a_cluster() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let mut form = Prompted::start(&members[0], &["form", "--name", "node1"]);
+    form.answer(
+        "What IP address or DNS name should be used to reach this server?",
+        "192.0.2.1",
+    );
+    form.wait_for(&["rxd join --initiator-address 192.0.2.1\n"]);
+    let (_, passphrase) = form.wait_for(&["Passphrase: "]);
+    assert_eq!(passphrase.split(' ').count(), 4, "{passphrase}");
+    let typed = format!("192.0.2.1\n{passphrase}\n");
+    let joins = std::thread::scope(|s| {
+        let joins: Vec<_> = (2..=3)
+            .map(|i| {
+                let (m, typed) = (&members[i - 1], &typed);
+                s.spawn(move || {
+                    let name = format!("node{i}");
+                    m.bounded(
+                        "rxd",
+                        &["join", "--name", &name],
+                        Some(typed),
+                        Duration::from_secs(120),
+                    )
+                })
+            })
+            .collect();
+        // Listed as they report their facts, in either order.
+        let (first, _) = form.wait_for(&["\nnode2 ", "\nnode3 "]);
+        form.wait_for(&[if first == 0 { "\nnode3 " } else { "\nnode2 " }]);
+        form.answer("", "");
+        form.answer("Servers to add (names or all) [default=all]: ", "all");
+        form.answer(
+            "Do you want to configure a new local storage pool? (yes/no) [default=yes]: ",
+            "yes",
+        );
+        let bridge = "Would you like to create a new local network bridge?";
+        if form
+            .wait_for(&["Name of the storage backend to use", bridge])
+            .0
+            == 0
+        {
+            form.answer("", "dir");
+        }
+        form.answer(bridge, "no");
+        form.answer(
+            "Form a cluster of 3 servers? No local data is lost. (yes/no) [default=no]: ",
+            "yes",
+        );
+        joins
+            .into_iter()
+            .map(|j| j.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let (ok, said) = form.end();
+    assert!(ok, "{said}");
+    assert!(said.contains("The cluster is formed"), "{said}");
+    for out in &joins {
+        let said = rxd_testkit::ok(out);
+        assert!(said.contains("Trusted node1 ("), "{said}");
+        assert!(
+            said.contains("This server is a member of the cluster"),
+            "{said}"
+        );
+    }
+    assert_cluster(&members);
 }
 
 /// Without the initiator's address the joiners find its window by DNS-SD on eth0, the

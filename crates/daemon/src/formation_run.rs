@@ -91,7 +91,7 @@ pub struct Started {
 pub async fn commit(d: &Arc<Daemon>, post: CommitPost) -> ApiResult<Started> {
     let preseed = post
         .preseed
-        .check()
+        .check_answers()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let answers = preseed.answers();
     let (window, name, joiners) = d.formation.begin_planning()?;

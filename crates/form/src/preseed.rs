@@ -122,6 +122,16 @@ impl FormPreseed {
 
     /// Checks a preseed already read.
     pub fn check(self) -> Result<Preseed, PreseedErrors> {
+        self.check_with(true)
+    }
+
+    /// Checks the answers a formation is planned with: all but the passphrase's file, which
+    /// only `rxd form` and `rxd join` read (an interactive `rxd form` has none).
+    pub fn check_answers(self) -> Result<Preseed, PreseedErrors> {
+        self.check_with(false)
+    }
+
+    fn check_with(self, passphrase_file: bool) -> Result<Preseed, PreseedErrors> {
         let mut errors = Vec::new();
 
         if self.initiator.is_empty() && self.initiator_address.is_empty() {
@@ -167,7 +177,7 @@ impl FormPreseed {
             },
         };
 
-        if self.passphrase_file.is_empty() {
+        if passphrase_file && self.passphrase_file.is_empty() {
             errors.push("give the file holding the passphrase (passphrase_file)".into());
         }
 

@@ -12,23 +12,29 @@
 //!    others), join (the `rxd init` join with a one-time token), done | abort (undo prepare)
 //! ```
 //!
-//! The questions of the interactive form come later; both commands need `--preseed` today.
+//!
+//! Without `--preseed` both ask: `rxd form` the address, then (the window open, its generated
+//! passphrase shown) lists the joiners until Enter and asks which to add, `rxd init`'s storage
+//! and network questions and the data-loss question; `rxd join` the initiator's address (or
+//! discovery), the passphrase, and LXD's data-loss question when the server holds data.
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rxd_client::Client;
 use rxd_form::joiner::{self, Me, Target};
 use rxd_form::planner::{AddressSource, Facts};
-use rxd_form::preseed::{FormPreseed, Preseed};
+use rxd_form::preseed::{FormPreseed, Preseed, PreseedMember};
 use rxd_form::trust::Passphrase;
 use rxd_form::wire::{
-    CommitPost, Instruction, StepReport, UndoPost, WindowOpened, WindowPost, WindowState,
-    COMMIT_PATH, FACTS_PATH, UNDO_PATH, WINDOW_PATH,
+    CommitPost, Instruction, JoinerState, StepReport, UndoPost, WindowOpened, WindowPost,
+    WindowState, COMMIT_PATH, FACTS_PATH, UNDO_PATH, WINDOW_PATH,
 };
 
-use crate::InitError;
+use crate::{Asker, InitError};
 
 /// `rxd form`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -69,12 +75,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a joiner given the initiator's address waits for a window to open there.
 const ADVERT_WAIT: Duration = Duration::from_secs(60);
 
-fn read_preseed(given: bool) -> Result<(FormPreseed, Preseed), InitError> {
-    if !given {
-        return Err(InitError::Usage(
-            "This version forms clusters from a preseed only: give --preseed and the formation preseed on standard input",
-        ));
-    }
+fn read_preseed() -> Result<(FormPreseed, Preseed), InitError> {
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     let raw = FormPreseed::read(&text).map_err(|e| InitError::Preseed(e.0.join("; ")))?;
@@ -136,10 +137,19 @@ async fn set_https_address(client: &Client, address: &str) -> Result<(), InitErr
     Ok(())
 }
 
-/// `rxd form`.
+/// `rxd form`: from a preseed, or by asking.
 pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
-    let (raw, preseed) = read_preseed(args.preseed)?;
-    let name = own_name(args.name)?;
+    let name = own_name(args.name.clone())?;
+    let client = Client::unix(dir.join("unix.socket"));
+    if args.preseed {
+        form_from_preseed(&client, &name, args.dry_run).await
+    } else {
+        form_by_asking(dir, &client, &name, args.dry_run).await
+    }
+}
+
+async fn form_from_preseed(client: &Client, name: &str, dry_run: bool) -> Result<(), InitError> {
+    let (raw, preseed) = read_preseed()?;
     if preseed.initiator.name.as_deref().is_some_and(|n| n != name) {
         return Err(InitError::Invalid(format!(
             "The preseed names {:?} as the initiator, and this server is {name:?}",
@@ -147,78 +157,176 @@ pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
         )));
     }
     let passphrase = passphrase_text(&preseed)?;
-    let client = Client::unix(dir.join("unix.socket"));
-    let before = https_address(&client).await?;
-    if before.is_empty() {
+    let listen = if https_address(client).await?.is_empty() {
         let port = preseed
             .initiator
             .address
             .map(|a| a.port())
             .unwrap_or(rxd_form::planner::DEFAULT_PORT);
-        let address = match preseed.initiator.address {
+        Some(match preseed.initiator.address {
             Some(a) => a.to_string(),
             None => own_address(&preseed, port)?,
-        };
-        set_https_address(&client, &address).await?;
-    }
-    let opened: WindowOpened = client
-        .request(
-            "POST",
-            WINDOW_PATH,
-            Some(
-                serde_json::to_value(WindowPost {
-                    name: name.clone(),
-                    passphrase,
-                    window: raw.window.clone(),
-                    listened_before: before.clone(),
-                })
-                .expect("the request serialises"),
-            ),
-            None,
-        )
-        .await?
-        .metadata()?;
+        })
+    } else {
+        None
+    };
+    let (session, opened) = Session::open(client, name, listen, passphrase, &raw.window).await?;
     println!(
         "Formation window {} open for {} s; this server's certificate: {}",
         opened.id, opened.expires_in, opened.fingerprint
     );
-    let work = collect_and_commit(&client, &raw, &preseed, &name, args.dry_run);
-    tokio::pin!(work);
-    let result = tokio::select! {
-        result = &mut work => result,
-        _ = tokio::signal::ctrl_c() => {
-            // The daemon runs the formation: asked to abort, it stops at its next step and puts
-            // every server back; this waits for that to end.
-            eprintln!("Aborting the formation: every server is put back as it was");
-            let _ = client.request("DELETE", WINDOW_PATH, None, None).await;
-            work.await
-        }
-    };
-    if result.is_err() || args.dry_run {
-        // Nothing changed yet, or the executor already aborted it: close the window (kept,
-        // aborted, for the joiners to learn the end), and listen where this server listened
-        // before.
-        let aborted = client
-            .get::<WindowState>(WINDOW_PATH)
-            .await
-            .is_ok_and(|w| w.phase == "Aborted");
-        if !aborted {
-            let _ = client.request("DELETE", WINDOW_PATH, None, None).await;
-        }
-        if !is_clustered(&client).await && https_address(&client).await? != before {
-            set_https_address(&client, &before).await?;
-        }
+    let result = async {
+        collect(client, &preseed, name).await?;
+        let plan = session.commit(&raw, dry_run).await?;
+        print!("{plan}");
+        Ok(())
     }
-    result
+    .await;
+    session.end(result, dry_run).await
 }
 
-async fn collect_and_commit(
-    client: &Client,
-    raw: &FormPreseed,
-    preseed: &Preseed,
-    name: &str,
-    dry_run: bool,
-) -> Result<(), InitError> {
+/// The initiator's window from its opening to its end: the address this server listened on
+/// before, put back after a failure, and Ctrl-C.
+struct Session {
+    client: Client,
+    before: String,
+    /// Set once the daemon runs the formation: Ctrl-C then asks it to stop, and this waits.
+    running: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// Listens on `listen` (unless `None`), opens the window, and handles Ctrl-C from then on:
+    /// the window is aborted; before the daemon runs the formation this command ends at once,
+    /// listening where it did before; once it runs, the daemon stops at its next step and puts
+    /// every server back, and this waits for that.
+    async fn open(
+        client: &Client,
+        name: &str,
+        listen: Option<String>,
+        passphrase: String,
+        window: &str,
+    ) -> Result<(Session, WindowOpened), InitError> {
+        let before = https_address(client).await?;
+        if let Some(address) = listen.filter(|a| *a != before) {
+            set_https_address(client, &address).await?;
+        }
+        let post = WindowPost {
+            name: name.to_string(),
+            passphrase,
+            window: window.to_string(),
+            listened_before: before.clone(),
+        };
+        let opened = client
+            .request(
+                "POST",
+                WINDOW_PATH,
+                Some(serde_json::to_value(post).expect("the request serialises")),
+                None,
+            )
+            .await
+            .and_then(|o| o.metadata::<WindowOpened>());
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                listen_as_before(client, &before).await;
+                return Err(e.into());
+            }
+        };
+        let session = Session {
+            client: client.clone(),
+            before,
+            running: Arc::new(AtomicBool::new(false)),
+        };
+        let (client, before, running) = (
+            client.clone(),
+            session.before.clone(),
+            session.running.clone(),
+        );
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            eprintln!("Aborting the formation: every server is put back as it was");
+            let _ = client.request("DELETE", WINDOW_PATH, None, None).await;
+            if !running.load(Ordering::SeqCst) {
+                listen_as_before(&client, &before).await;
+                eprintln!("Error: The formation was aborted; nothing changed on this server");
+                std::process::exit(1);
+            }
+        });
+        Ok((session, opened))
+    }
+
+    /// Plans with `raw`'s answers and answers the plan's text; unless a dry run, the daemon
+    /// then forms the cluster, and this prints the plan and waits for it.
+    async fn commit(&self, raw: &FormPreseed, dry_run: bool) -> Result<String, InitError> {
+        let post = CommitPost {
+            preseed: raw.clone(),
+            dry_run,
+        };
+        self.running.store(!dry_run, Ordering::SeqCst);
+        let answer = self
+            .client
+            .request(
+                "POST",
+                COMMIT_PATH,
+                Some(serde_json::to_value(post).expect("the request serialises")),
+                None,
+            )
+            .await?;
+        let meta = answer.envelope.metadata.clone();
+        let plan = meta["plan"]
+            .as_str()
+            .or_else(|| meta["metadata"]["plan"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        if dry_run {
+            return Ok(plan);
+        }
+        print!("{plan}");
+        let id = meta["id"].as_str().unwrap_or_default().to_string();
+        let op = self.client.wait_operation(&id, None).await?;
+        if op.status != "Success" {
+            return Err(InitError::Invalid(format!(
+                "The formation failed: {}",
+                op.err
+            )));
+        }
+        println!("The cluster is formed");
+        Ok(String::new())
+    }
+
+    /// After `result`: on a failure, or when `closing` (a dry run), the window is closed
+    /// (kept, aborted, for the joiners to learn the end) and this server listens where it did
+    /// before, unless it is a member of a cluster now.
+    async fn end(self, result: Result<(), InitError>, closing: bool) -> Result<(), InitError> {
+        if result.is_err() || closing {
+            let aborted = self
+                .client
+                .get::<WindowState>(WINDOW_PATH)
+                .await
+                .is_ok_and(|w| w.phase == "Aborted");
+            if !aborted {
+                let _ = self.client.request("DELETE", WINDOW_PATH, None, None).await;
+            }
+            listen_as_before(&self.client, &self.before).await;
+        }
+        result
+    }
+}
+
+/// Listens where this server did before, unless it is a member of a cluster now.
+async fn listen_as_before(client: &Client, before: &str) {
+    if !is_clustered(client).await && https_address(client).await.is_ok_and(|now| now != before) {
+        if let Err(e) = set_https_address(client, before).await {
+            eprintln!("Cannot listen on {before:?} again: {e}");
+        }
+    }
+}
+
+/// Waits until every member the preseed names has joined the window and reported its facts,
+/// listing each as it does.
+async fn collect(client: &Client, preseed: &Preseed, name: &str) -> Result<(), InitError> {
     let wanted: Vec<&str> = preseed
         .members
         .iter()
@@ -227,74 +335,366 @@ async fn collect_and_commit(
         .collect();
     let mut shown = std::collections::BTreeSet::new();
     loop {
-        let state: WindowState = client.get(WINDOW_PATH).await?;
-        if state.phase == "Aborted" {
-            return Err(InitError::Invalid(format!(
-                "The formation window closed: {}",
-                state.abort_reason.unwrap_or_default()
-            )));
-        }
-        for j in state.joiners.iter().filter(|j| j.facts.is_some()) {
+        for j in joined(client).await? {
             if shown.insert(j.name.clone()) {
-                println!(
-                    "{} {} {}",
-                    j.name,
-                    j.address,
-                    &j.fingerprint[..16.min(j.fingerprint.len())]
-                );
+                println!("{}", joiner_row(&j));
             }
         }
         if wanted.iter().all(|w| shown.contains(*w)) {
-            break;
+            return Ok(());
         }
         tokio::time::sleep(POLL).await;
     }
-    let post = CommitPost {
-        preseed: raw.clone(),
-        dry_run,
-    };
-    let answer = client
-        .request(
-            "POST",
-            COMMIT_PATH,
-            Some(serde_json::to_value(post).expect("the request serialises")),
-            None,
-        )
-        .await?;
-    let meta = answer.envelope.metadata.clone();
-    let plan = meta["plan"]
-        .as_str()
-        .or_else(|| meta["metadata"]["plan"].as_str())
-        .unwrap_or_default();
-    print!("{plan}");
-    if dry_run {
-        return Ok(());
-    }
-    let id = meta["id"].as_str().unwrap_or_default().to_string();
-    let op = client.wait_operation(&id, None).await?;
-    if op.status != "Success" {
-        return Err(InitError::Invalid(format!(
-            "The formation failed: {}",
-            op.err
-        )));
-    }
-    println!("The cluster is formed");
-    Ok(())
 }
 
-/// `rxd join`.
-pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
-    let (_, preseed) = read_preseed(args.preseed)?;
-    let name = own_name(args.name)?;
-    if !preseed.members.iter().any(|m| m.name == name) {
+/// The servers in the window that reported their facts; `Err` once the window closed.
+async fn joined(client: &Client) -> Result<Vec<JoinerState>, InitError> {
+    let state: WindowState = client.get(WINDOW_PATH).await?;
+    if state.phase == "Aborted" {
         return Err(InitError::Invalid(format!(
-            "This server, {name:?}, is not among the preseed's members"
+            "The formation window closed: {}",
+            state.abort_reason.unwrap_or_default()
         )));
     }
-    let passphrase = Passphrase::from_preseed(&passphrase_text(&preseed)?)
-        .map_err(|e| InitError::Invalid(e.to_string()))?;
+    Ok(state
+        .joiners
+        .into_iter()
+        .filter(|j| j.facts.is_some())
+        .collect())
+}
+
+/// A joiner's line: NAME ADDRESS FINGERPRINT (16 hex).
+fn joiner_row(j: &JoinerState) -> String {
+    format!(
+        "{:<20} {:<40} {}",
+        j.name,
+        j.address,
+        &j.fingerprint[..16.min(j.fingerprint.len())]
+    )
+}
+
+/// `rxd form` without a preseed: the address question, a window with a generated
+/// passphrase, the joiners listed as they come until Enter, which of them to add, the
+/// storage and network questions once, the plan, and the data-loss question.
+async fn form_by_asking(
+    dir: &Path,
+    client: &Client,
+    name: &str,
+    dry_run: bool,
+) -> Result<(), InitError> {
+    let stdin = std::io::stdin();
+    let mut q = Asker::new(stdin.lock(), std::io::stdout(), crate::is_terminal());
+    let default = crate::interactive::default_address();
+    let answer = q.checked(
+        &format!(
+            "What IP address or DNS name should be used to reach this server? [default={default}]: "
+        ),
+        &default,
+        crate::interactive::check_cluster_address,
+    )?;
+    let address = crate::interactive::with_port(&answer, rxd_form::planner::DEFAULT_PORT);
+    let socket: std::net::SocketAddr = address.parse().map_err(|_| {
+        InitError::Invalid(format!(
+            "{answer:?} is not an IP address: a formation needs this server's IP address"
+        ))
+    })?;
+    let interface = rxd_form::facts::interfaces()
+        .into_iter()
+        .find(|i| i.addresses.iter().any(|c| c.addr == socket.ip()))
+        .ok_or_else(|| {
+            InitError::Invalid(format!("{} is not an address of this server", socket.ip()))
+        })?;
+    let (session, opened) =
+        Session::open(client, name, Some(address.clone()), String::new(), "").await?;
+    let join = if socket.port() == rxd_form::planner::DEFAULT_PORT {
+        socket.ip().to_string()
+    } else {
+        socket.to_string()
+    };
+    println!(
+        "Formation window {} is open for {} minutes.",
+        opened.id,
+        opened.expires_in / 60
+    );
+    println!("On each server to add, run: rxd join --initiator-address {join}");
+    println!(
+        "Passphrase: {}",
+        opened.passphrase.as_deref().unwrap_or_default()
+    );
+    println!(
+        "This server's certificate fingerprint: {}",
+        opened.fingerprint
+    );
+    println!();
+    let asked = Asked {
+        dir,
+        client,
+        session: &session,
+        name,
+        interface: &interface.name,
+    };
+    let result = asked.rounds(&mut q, dry_run).await;
+    session.end(result, dry_run).await
+}
+
+/// What the questions after the window's opening work with.
+struct Asked<'a> {
+    dir: &'a Path,
+    client: &'a Client,
+    session: &'a Session,
+    name: &'a str,
+    interface: &'a str,
+}
+
+impl Asked<'_> {
+    async fn rounds<R: std::io::BufRead, W: std::io::Write>(
+        &self,
+        q: &mut Asker<R, W>,
+        dry_run: bool,
+    ) -> Result<(), InitError> {
+        println!("Servers in the window (press Enter once every server to add is listed):");
+        println!("{:<20} {:<40} FINGERPRINT", "NAME", "ADDRESS");
+        // Listed as they come, while Enter is awaited.
+        let listing = {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                let mut shown = std::collections::BTreeSet::new();
+                loop {
+                    if let Ok(joiners) = joined(&client).await {
+                        for j in joiners {
+                            if shown.insert(j.name.clone()) {
+                                println!("{}", joiner_row(&j));
+                            }
+                        }
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            })
+        };
+        let entered = q.pause();
+        listing.abort();
+        entered?;
+        let names: Vec<String> = joined(self.client)
+            .await?
+            .into_iter()
+            .map(|j| j.name)
+            .collect();
+        if names.is_empty() {
+            return Err(InitError::Invalid(
+                "No server joined the window: run `rxd join` on the servers to add first".into(),
+            ));
+        }
+        let answer = q.checked(
+            "Servers to add (names or all) [default=all]: ",
+            "all",
+            |v| chosen(v, &names).map(|_| ()),
+        )?;
+        let mut members = vec![PreseedMember {
+            name: self.name.to_string(),
+            ..Default::default()
+        }];
+        members.extend(
+            chosen(&answer, &names)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| PreseedMember {
+                    name: n,
+                    ..Default::default()
+                }),
+        );
+        let drivers = crate::interactive::local_drivers(self.client).await?;
+        let mut storage_pools = Vec::new();
+        if q.bool(
+            "Do you want to configure a new local storage pool? (yes/no) [default=yes]: ",
+            true,
+        )? {
+            let host = crate::interactive::StorageHost::of(self.dir);
+            storage_pools.push(crate::interactive::ask_pool(q, &drivers, "local", &host)?);
+        }
+        let mut networks = rxd_api::InitPreseed::default();
+        crate::interactive::ask_new_bridge(q, &mut networks)?;
+        let raw = FormPreseed {
+            initiator: self.name.to_string(),
+            interface: self.interface.to_string(),
+            members,
+            storage_pools,
+            networks: networks.networks,
+            ..Default::default()
+        };
+        let plan = self.session.commit(&raw, true).await?;
+        print!("{plan}");
+        if dry_run {
+            return Ok(());
+        }
+        let question = format!(
+            "Form a cluster of {} servers? {} (yes/no) [default=no]: ",
+            raw.members.len(),
+            data_lost(&plan)
+        );
+        if !q.bool(&question, false)? {
+            return Err(InitError::Aborted);
+        }
+        self.session.commit(&raw, false).await?;
+        Ok(())
+    }
+}
+
+/// The servers an answer to "Servers to add" names among `names`: `all`, or names separated
+/// by commas or spaces.
+fn chosen(answer: &str, names: &[String]) -> Result<Vec<String>, String> {
+    if answer.trim() == "all" {
+        return Ok(names.to_vec());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for n in answer.split([',', ' ']).filter(|n| !n.is_empty()) {
+        if !names.iter().any(|k| k == n) {
+            return Err(format!(
+                "{n:?} is not in the window (there: {})",
+                names.join(", ")
+            ));
+        }
+        if !out.iter().any(|k| k == n) {
+            out.push(n.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err("Name at least one server, or all".into());
+    }
+    Ok(out)
+}
+
+/// The plan's data loss in a sentence: "Local data on node2, node3 is lost." or "No local
+/// data is lost."
+fn data_lost(plan: &str) -> String {
+    let losing: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| *l != "Data that is lost:")
+        .skip(1)
+        .filter_map(|l| l.strip_prefix("  ")?.split(':').next())
+        .collect();
+    if losing.is_empty() {
+        "No local data is lost.".into()
+    } else {
+        format!("Local data on {} is lost.", losing.join(", "))
+    }
+}
+
+/// `rxd join`: from a preseed, or by asking.
+pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
+    let name = own_name(args.name.clone())?;
     let client = Client::unix(dir.join("unix.socket"));
-    let target = find_window(&preseed, args.initiator_address, args.interface).await?;
+    let facts: Facts = client
+        .get(&format!("{FACTS_PATH}?name={}", rxd_client::encode(&name)))
+        .await?;
+    let given = match &args.initiator_address {
+        Some(a) => Some(parse_initiator(a)?),
+        None => None,
+    };
+    let (target, passphrase) = if args.preseed {
+        let (_, preseed) = read_preseed()?;
+        if !preseed.members.iter().any(|m| m.name == name) {
+            return Err(InitError::Invalid(format!(
+                "This server, {name:?}, is not among the preseed's members"
+            )));
+        }
+        let passphrase = Passphrase::from_preseed(&passphrase_text(&preseed)?)
+            .map_err(|e| InitError::Invalid(e.to_string()))?;
+        let interface = match (args.interface, &preseed.addresses) {
+            (Some(i), _) => Some(i),
+            (None, AddressSource::Interface(i)) => Some(i.clone()),
+            (None, AddressSource::Subnet(_)) => None,
+        };
+        let target = find_window(
+            preseed.initiator.name.as_deref(),
+            given.or(preseed.initiator.address),
+            interface,
+        )
+        .await?;
+        (target, passphrase)
+    } else {
+        join_by_asking(&facts, given, args.interface).await?
+    };
+    join_window(dir, &client, &name, &facts, target, passphrase).await
+}
+
+/// `rxd join` without a preseed: the initiator's address (or discovery), the passphrase
+/// (without echo on a terminal), and LXD's data-loss question when this server holds data.
+async fn join_by_asking(
+    facts: &Facts,
+    given: Option<std::net::SocketAddr>,
+    interface: Option<String>,
+) -> Result<(Target, Passphrase), InitError> {
+    let stdin = std::io::stdin();
+    let mut q = Asker::new(stdin.lock(), std::io::stdout(), crate::is_terminal());
+    let address = match given {
+        Some(a) => Some(a),
+        None => {
+            let answer = q.checked(
+                "What is the IP address of the server forming the cluster? (empty: look for it on the network): ",
+                "",
+                |v| match v {
+                    "" => Ok(()),
+                    v => parse_initiator(v).map(|_| ()).map_err(|e| e.to_string()),
+                },
+            )?;
+            match answer.as_str() {
+                "" => None,
+                a => Some(parse_initiator(a)?),
+            }
+        }
+    };
+    let typed = q.password("Passphrase: ")?;
+    let passphrase = Passphrase::entered(&typed).map_err(|e| InitError::Invalid(e.to_string()))?;
+    if !facts.local_data.is_empty()
+        && !q.bool(
+            "All existing data is lost when joining a cluster, continue? (yes/no) [default=no] ",
+            false,
+        )?
+    {
+        return Err(InitError::Aborted);
+    }
+    let interface = match (address, interface) {
+        (Some(_), i) => i,
+        (None, Some(i)) => Some(i),
+        // The interface holding this host's first address, where the window is looked for.
+        (None, None) => {
+            let default: std::net::IpAddr = crate::interactive::default_address()
+                .parse()
+                .map_err(|_| InitError::Invalid("This server has no address".into()))?;
+            rxd_form::facts::interfaces()
+                .into_iter()
+                .find(|i| i.addresses.iter().any(|c| c.addr == default))
+                .map(|i| i.name)
+        }
+    };
+    let target = find_window(None, address, interface).await?;
+    Ok((target, passphrase))
+}
+
+/// An initiator's address as given: `ip` or `ip:port`.
+fn parse_initiator(a: &str) -> Result<std::net::SocketAddr, InitError> {
+    a.parse::<std::net::SocketAddr>()
+        .or_else(|_| {
+            a.parse::<std::net::IpAddr>()
+                .map(|ip| std::net::SocketAddr::new(ip, rxd_form::planner::DEFAULT_PORT))
+        })
+        .map_err(|_| {
+            InitError::Invalid(format!(
+                "{a:?} is not an address (10.0.0.1 or 10.0.0.1:8443)"
+            ))
+        })
+}
+
+/// Joins the window at `target` with `passphrase`: the exchange, this server's facts, then
+/// the initiator's instructions.
+async fn join_window(
+    dir: &Path,
+    client: &Client,
+    name: &str,
+    facts: &Facts,
+    target: Target,
+    passphrase: Passphrase,
+) -> Result<(), InitError> {
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f))
             .map_err(|e| InitError::Invalid(format!("Cannot read {f}: {e}")))
@@ -302,15 +702,12 @@ pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
     let cert = rxd_tls::CertKey::from_pem(read("server.crt")?, read("server.key")?)
         .map_err(|e| InitError::Invalid(format!("Cannot read this server's certificate: {e}")))?;
     let me = Me {
-        name: &name,
+        name,
         cert: &cert,
         source: None,
     };
-    let facts: Facts = client
-        .get(&format!("{FACTS_PATH}?name={}", rxd_client::encode(&name)))
-        .await?;
     let exchange_error = |e: joiner::ExchangeError| InitError::Invalid(e.to_string());
-    let initiator = joiner::join_window(&target, &me, &passphrase, &facts)
+    let initiator = joiner::join_window(&target, &me, &passphrase, facts)
         .await
         .map_err(exchange_error)?;
     println!(
@@ -325,30 +722,16 @@ pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
         let both = [initiator.peer_fingerprint.clone(), cluster_fp.to_string()];
         joiner::pinned_to(&target, &me, &both).map_err(exchange_error)
     };
-    follow(&client, pinned, &target.window_id, repin).await
+    follow(client, pinned, &target.window_id, repin).await
 }
 
-/// Finds the window: at the address given, else by DNS-SD on the interface.
+/// Finds the window: at the address given, else by DNS-SD on the interface; when the window
+/// must be `initiator`'s, one of another server is refused.
 async fn find_window(
-    preseed: &Preseed,
-    address: Option<String>,
+    initiator: Option<&str>,
+    address: Option<std::net::SocketAddr>,
     interface: Option<String>,
 ) -> Result<Target, InitError> {
-    let address = match address {
-        Some(a) => Some(
-            a.parse::<std::net::SocketAddr>()
-                .or_else(|_| {
-                    a.parse::<std::net::IpAddr>()
-                        .map(|ip| std::net::SocketAddr::new(ip, rxd_form::planner::DEFAULT_PORT))
-                })
-                .map_err(|_| {
-                    InitError::Invalid(format!(
-                        "{a:?} is not an address (10.0.0.1 or 10.0.0.1:8443)"
-                    ))
-                })?,
-        ),
-        None => preseed.initiator.address,
-    };
     if let Some(address) = address {
         let address = address.to_string();
         // The initiator may open its window after this command started: look for a while,
@@ -366,8 +749,8 @@ async fn find_window(
                 Err(_) => tokio::time::sleep(POLL).await,
             }
         };
-        if let Some(n) = &preseed.initiator.name {
-            if *n != advert.name {
+        if let Some(n) = initiator {
+            if n != advert.name {
                 return Err(InitError::Invalid(format!(
                     "The window at {address} is {:?}'s, not {n:?}'s",
                     advert.name
@@ -380,16 +763,12 @@ async fn find_window(
             initiator_name: advert.name,
         });
     }
-    let interface = match (interface, &preseed.addresses) {
-        (Some(i), _) => i,
-        (None, AddressSource::Interface(i)) => i.clone(),
-        (None, AddressSource::Subnet(_)) => {
-            return Err(InitError::Invalid(
-                "Give the interface to discover the initiator on (--interface), or its address (--initiator-address)".into(),
-            ))
-        }
-    };
-    let initiator = preseed.initiator.name.clone();
+    let interface = interface.ok_or_else(|| {
+        InitError::Invalid(
+            "Give the interface to discover the initiator on (--interface), or its address (--initiator-address)".into(),
+        )
+    })?;
+    let initiator = initiator.map(str::to_string);
     let seen = tokio::task::spawn_blocking(move || {
         rxd_form::discovery::browse(&interface, Default::default())
     })

@@ -11,7 +11,7 @@ use crate::ask_join::{ask_join, JoinEnv, Network};
 use crate::{Asker, InitArgs, InitError};
 
 /// The first global address of this host, LXD's default answer for the cluster address.
-fn default_address() -> String {
+pub(crate) fn default_address() -> String {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return "127.0.0.1".into();
     };
@@ -59,7 +59,7 @@ pub(crate) fn with_port(address: &str, port: u16) -> String {
     }
 }
 
-fn check_cluster_address(address: &str) -> Result<(), String> {
+pub(crate) fn check_cluster_address(address: &str) -> Result<(), String> {
     let host = address.trim();
     if host.is_empty() || host == "0.0.0.0" || host == "::" || host == "[::]" {
         return Err("Invalid IP address or DNS name".into());
@@ -103,7 +103,7 @@ fn nic_device(parent: &str) -> Config {
     nic
 }
 
-async fn local_drivers(client: &Client) -> Result<Vec<String>, InitError> {
+pub(crate) async fn local_drivers(client: &Client) -> Result<Vec<String>, InitError> {
     let (server, _) = client.server().await?;
     Ok(server
         .environment
@@ -288,7 +288,7 @@ fn is_block_device(path: &str) -> bool {
 
 /// The questions for one pool after its name, in `lxd init`'s order: the backend (only when
 /// there is a choice), then the driver's own questions.
-fn ask_pool<R: BufRead, W: Write>(
+pub(crate) fn ask_pool<R: BufRead, W: Write>(
     q: &mut Asker<R, W>,
     drivers: &[String],
     name: &str,
@@ -445,7 +445,7 @@ fn check_bridge_address(v: &str, family: u8) -> Result<(), String> {
 }
 
 /// LXD's questions for a new managed bridge; `false` when the user wants none.
-fn ask_new_bridge<R: BufRead, W: Write>(
+pub(crate) fn ask_new_bridge<R: BufRead, W: Write>(
     q: &mut Asker<R, W>,
     p: &mut InitPreseed,
 ) -> Result<bool, InitError> {

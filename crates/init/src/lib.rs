@@ -167,7 +167,7 @@ fn print_form(p: &InitPreseed) -> InitPreseed {
     p.clone()
 }
 
-fn is_terminal() -> bool {
+pub(crate) fn is_terminal() -> bool {
     nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
 }
 

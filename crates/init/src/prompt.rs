@@ -66,6 +66,12 @@ impl<R: BufRead, W: Write> Asker<R, W> {
         }
     }
 
+    /// Waits for Enter (a line, whatever it holds).
+    pub(crate) fn pause(&mut self) -> Result<(), InitError> {
+        self.output.flush()?;
+        self.line().map(|_| ())
+    }
+
     /// A yes/no question.
     pub fn bool(&mut self, prompt: &str, default: bool) -> Result<bool, InitError> {
         let d = if default { "yes" } else { "no" };
