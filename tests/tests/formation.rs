@@ -428,14 +428,30 @@ fn form_all_with(
     preseed: &str,
     more: &[&str],
 ) -> Vec<Option<std::process::Output>> {
+    let servers: Vec<(&rxd_testkit::netns::NsMember, usize)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m, i + 1))
+        .collect();
+    form_these(&servers, preseed, more)
+}
+
+/// Runs `rxd form` on the first of `servers` and `rxd join` on the others at once, each
+/// server named `node<N>` by its number, with `preseed`, bounded; each run's output, or
+/// `None` for a run killed at the limit.
+fn form_these(
+    servers: &[(&rxd_testkit::netns::NsMember, usize)],
+    preseed: &str,
+    more: &[&str],
+) -> Vec<Option<std::process::Output>> {
     let limit = Duration::from_secs(120);
     std::thread::scope(|s| {
-        let runs: Vec<_> = members
+        let runs: Vec<_> = servers
             .iter()
             .enumerate()
-            .map(|(i, m)| {
+            .map(|(i, (m, n))| {
                 s.spawn(move || {
-                    let name = format!("node{}", i + 1);
+                    let name = format!("node{n}");
                     let command = if i == 0 { "form" } else { "join" };
                     let mut args = vec![command, "--name", &name, "--preseed"];
                     if i == 0 {
@@ -520,6 +536,51 @@ async fn three_servers_form_a_cluster_from_one_preseed() {
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let runs = form_all(&members, &form_preseed(3, &pass_file));
     assert_formed(&members, &runs);
+}
+
+/// Five servers form a cluster at once, from one preseed.
+#[tokio::test]
+async fn five_servers_form_a_cluster_from_one_preseed() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(5);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs = form_all(&members, &form_preseed(5, &pass_file));
+    assert_formed(&members, &runs);
+}
+
+/// A cluster of three grows to five with `rxd form` on one of its members and `rxd join` on
+/// the two new servers: the plan keeps the members where they are, the new ones join with the
+/// cluster's pool, and all five list each other ONLINE.
+#[tokio::test]
+async fn a_cluster_of_three_grows_to_five() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(5);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs = form_all(&members[..3], &form_preseed(3, &pass_file));
+    assert_formed(&members[..3], &runs);
+    let grow = format!(
+        "initiator: node1\ninitiator_address: 192.0.2.1\ninterface: eth0\npassphrase_file: {}\nmembers:\n- name: node1\n- name: node4\n- name: node5\n",
+        pass_file.display()
+    );
+    let servers = [(&members[0], 1), (&members[3], 4), (&members[4], 5)];
+    let runs: Vec<std::process::Output> = form_these(&servers, &grow, &[])
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    let plan = rxd_testkit::ok(&runs[0]);
+    assert!(
+        plan.contains("The cluster of node1 grows by 2 to 5 servers"),
+        "{plan}"
+    );
+    assert!(plan.contains("The cluster is formed"), "{plan}");
+    for out in &runs[1..] {
+        let said = rxd_testkit::ok(out);
+        assert!(
+            said.contains("This server is a member of the cluster"),
+            "{said}"
+        );
+    }
+    assert_cluster(&members);
 }
 
 /// A server that joins the window but is not among the preseed's members is told so and
