@@ -536,6 +536,116 @@ async fn three_servers_form_a_cluster_from_one_preseed() {
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let runs = form_all(&members, &form_preseed(3, &pass_file));
     assert_formed(&members, &runs);
+    // The real `lxc` sees the cluster as LXD's would be.
+    let lxc = std::path::Path::new("/usr/bin/lxc");
+    assert!(
+        lxc.exists(),
+        "lxc is not installed: .ci/run installs Debian's lxd-client"
+    );
+    let listed =
+        rxd_testkit::ok(&members[1].run_in(lxc, &["cluster", "list", "--format", "csv"], None));
+    for i in 1..=3 {
+        assert!(
+            listed.contains(&format!("node{i},https://192.0.2.{i}:8443,")),
+            "{listed}"
+        );
+    }
+    assert_eq!(listed.matches("ONLINE").count(), 3, "{listed}");
+}
+
+/// A server that reports another version than the initiator's is refused: the plan names it
+/// and both versions, and every server is left as it was.
+#[tokio::test]
+async fn a_server_of_another_version_is_refused() {
+    let (_hub, members) = rxd_testkit::netns::hub_with_env(3, &[(2, "RXD_FORM_VERSION", "0.0.1")]);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    let initiator = rxd_testkit::fails(&runs[0]);
+    assert!(
+        initiator.contains(&format!(
+            "Server \"node3\" runs version 0.0.1, the initiator {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{initiator}"
+    );
+    for out in &runs[1..] {
+        let err = rxd_testkit::fails(out);
+        assert!(err.contains("The formation was aborted"), "{err}");
+    }
+    assert_as_before(&members).await;
+}
+
+/// A window whose members do not all come before it expires closes: `rxd form` says it
+/// expired, the joiner that came is told so, and both are left as they were.
+#[tokio::test]
+async fn a_window_that_expires_changes_nothing() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    // node3 is named but never runs `rxd join`.
+    let preseed = form_preseed(3, &pass_file).replace("window: 5m", "window: 4s");
+    let servers = [(&members[0], 1), (&members[1], 2)];
+    let runs: Vec<std::process::Output> = form_these(&servers, &preseed, &[])
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    let initiator = rxd_testkit::fails(&runs[0]);
+    assert!(
+        initiator.contains("The formation window closed: the formation window expired"),
+        "{initiator}"
+    );
+    let joiner = rxd_testkit::fails(&runs[1]);
+    assert!(
+        joiner.contains("The formation was aborted: the formation window expired"),
+        "{joiner}"
+    );
+    assert_as_before(&members[..2]).await;
+}
+
+/// Two formations at once on one network: node1 with node2, node3 with node4. Every joiner
+/// finds both windows by DNS-SD and takes the one of the initiator its preseed names; two
+/// clusters of two result.
+#[tokio::test]
+async fn two_windows_at_once_form_two_clusters() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(4);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = |a: usize, b: usize| {
+        format!(
+            "initiator: node{a}\ninterface: eth0\npassphrase_file: {}\nwindow: 5m\nmembers:\n- name: node{a}\n- name: node{b}\n",
+            pass_file.display()
+        )
+    };
+    let (first, second) = (preseed(1, 2), preseed(3, 4));
+    let runs = std::thread::scope(|s| {
+        let one = s.spawn(|| form_these(&[(&members[0], 1), (&members[1], 2)], &first, &[]));
+        let two = s.spawn(|| form_these(&[(&members[2], 3), (&members[3], 4)], &second, &[]));
+        [one.join().unwrap(), two.join().unwrap()].concat()
+    });
+    for (i, r) in runs.iter().enumerate() {
+        let out = r.as_ref().expect("each server ends within its limit");
+        assert!(
+            out.status.success(),
+            "node{}: {}{}",
+            i + 1,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (m, mine, other) in [(&members[0], [1, 2], [3, 4]), (&members[3], [3, 4], [1, 2])] {
+        let list = rxd_testkit::ok(&m.rxc(&["cluster", "list", "--format", "csv"]));
+        for i in mine {
+            assert!(list.contains(&format!("node{i},")), "{list}");
+        }
+        for i in other {
+            assert!(!list.contains(&format!("node{i},")), "{list}");
+        }
+        assert_eq!(list.matches("ONLINE").count(), 2, "{list}");
+    }
 }
 
 /// Five servers form a cluster at once, from one preseed.

@@ -5,7 +5,8 @@
 //!   request_timeout_ms=4000,snapshot_after=100,keep=50,offline_threshold_min=2"` (any subset)
 //!   overrides the raft timing and compaction settings and lowers the smallest accepted
 //!   `cluster.offline_threshold`;
-//! - `RXD_FAULT_SWITCHES=name[,name]` turns on deliberate bugs ([`rxd_raft::FaultSwitch`]).
+//! - `RXD_FAULT_SWITCHES=name[,name]` turns on deliberate bugs ([`rxd_raft::FaultSwitch`]);
+//! - `RXD_FORM_VERSION=V` is the version this server reports in a formation.
 //!
 //! An unknown key, a bad value or an unknown switch stops the daemon at start with a message.
 //! Without the feature, [`raft_settings`] is `RaftSettings::default()` and the smallest
@@ -143,6 +144,17 @@ pub(crate) fn raft_settings() -> RaftSettings {
 #[inline(always)]
 pub(crate) fn raft_settings() -> RaftSettings {
     RaftSettings::default()
+}
+
+/// The version a formation reports for this server: the build's, or with the
+/// `fault-injection` feature the one in `RXD_FORM_VERSION`, so a test can show a formation
+/// refusing servers of different versions.
+pub(crate) fn form_version() -> String {
+    #[cfg(feature = "fault-injection")]
+    if let Ok(v) = std::env::var("RXD_FORM_VERSION") {
+        return v;
+    }
+    env!("CARGO_PKG_VERSION").to_string()
 }
 
 #[cfg(all(test, feature = "fault-injection"))]

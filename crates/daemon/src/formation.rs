@@ -378,6 +378,16 @@ impl Formation {
         let _ = tokio::time::timeout(limit, seen.changed()).await;
     }
 
+    /// How long until the open window expires (which changes its joiners' instruction
+    /// without anyone acting); `None` when no window can expire.
+    pub fn expires_in(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut slot = self.lock();
+        let open = slot.as_mut()?;
+        matches!(open.window.phase(now), Phase::Open | Phase::Collecting)
+            .then(|| open.window.expires_at().saturating_duration_since(now))
+    }
+
     /// A receiver of the changes, for [`Formation::changed`].
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()

@@ -55,7 +55,7 @@ pub async fn own_facts(d: &Daemon, name: &str) -> ApiResult<Facts> {
     Ok(Facts {
         name: name.to_string(),
         fingerprint: d.server_cert.fingerprint(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: crate::fault_injection::form_version(),
         api_extensions: rxd_api::API_EXTENSIONS
             .iter()
             .map(|e| e.to_string())

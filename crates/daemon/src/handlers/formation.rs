@@ -182,7 +182,12 @@ pub async fn instruction_get(
         if instruction != Instruction::Wait || left.is_zero() {
             return Ok(sync(instruction));
         }
-        d.formation.changed(&mut seen, left).await;
+        // An expiry changes the answer too, with no change to wake on.
+        let expiry = d
+            .formation
+            .expires_in()
+            .map_or(left, |e| e + Duration::from_millis(10));
+        d.formation.changed(&mut seen, left.min(expiry)).await;
     }
 }
 
