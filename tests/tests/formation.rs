@@ -522,6 +522,8 @@ fn assert_cluster(members: &[rxd_testkit::netns::NsMember]) {
         assert_eq!(list.matches("ONLINE").count(), n, "{list}");
         let pools = rxd_testkit::ok(&m.rxc(&["storage", "list", "--format", "csv"]));
         assert!(pools.contains("local,dir"), "{pools}");
+        let profile = rxd_testkit::ok(&m.rxc(&["profile", "show", "default"]));
+        assert!(profile.contains("pool: local"), "{profile}");
     }
 }
 
@@ -646,6 +648,134 @@ async fn two_windows_at_once_form_two_clusters() {
         }
         assert_eq!(list.matches("ONLINE").count(), 2, "{list}");
     }
+}
+
+/// `rxd join --dry-run` shows the window it found and the data joining would lose, taking no
+/// part; `rxd form` on a server whose window is already open says so and listens where it did
+/// before.
+#[tokio::test]
+async fn a_joiners_dry_run_shows_the_window_and_a_second_window_is_refused() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let node1 = members[0].client();
+    node1
+        .request(
+            "PATCH",
+            "/1.0",
+            Some(json!({"config": {"core.https_address": "192.0.2.1:8443"}})),
+            None,
+        )
+        .await
+        .unwrap();
+    let open = |c: &Client, name: &str| {
+        let body = json!({"name": name, "passphrase": PASSPHRASE});
+        let c = c.clone();
+        async move {
+            c.request("POST", WINDOW_PATH, Some(body), None)
+                .await
+                .unwrap()
+                .metadata::<WindowOpened>()
+                .unwrap()
+        }
+    };
+    let opened = open(&node1, "node1").await;
+    rxd_testkit::ok(&members[1].rxc(&["profile", "create", "mine"]));
+    let shown = rxd_testkit::ok(&members[1].cmd(
+        "rxd",
+        &[
+            "join",
+            "--name",
+            "node2",
+            "--dry-run",
+            "--initiator-address",
+            "192.0.2.1",
+        ],
+        None,
+    ));
+    assert!(
+        shown.contains(&format!(
+            "Formation window {} of node1 at 192.0.2.1:8443",
+            opened.id
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Joining loses on node2: profiles mine"),
+        "{shown}"
+    );
+    let state: WindowState = node1.get(WINDOW_PATH).await.unwrap();
+    assert!(state.joiners.is_empty(), "{state:?}");
+
+    // node3 listens nowhere and has a window open already.
+    open(&members[2].client(), "node3").await;
+    let pass_file = members[2].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = format!(
+        "initiator: node3\ninterface: eth0\npassphrase_file: {}\nmembers:\n- name: node3\n- name: node1\n",
+        pass_file.display()
+    );
+    let err = rxd_testkit::fails(&members[2].cmd(
+        "rxd",
+        &["form", "--name", "node3", "--preseed"],
+        Some(&preseed),
+    ));
+    assert!(err.contains("A formation window is already open"), "{err}");
+    assert_as_before(&members[2..]).await;
+}
+
+/// A joiner whose firewall drops multicast DNS sees no window: after 60 s of silence it says
+/// so, naming the interface and UDP 5353 and the way out; given the initiator's address it
+/// joins.
+#[tokio::test]
+async fn without_multicast_a_joiner_says_why_and_joins_by_address() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(2);
+    let nft = |args: &[&str]| {
+        let out = members[1].ns.exec("nft", args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    nft(&["add", "table", "inet", "nomdns"]);
+    for (chain, hook) in [("in", "input"), ("out", "output")] {
+        let spec = format!("{{ type filter hook {hook} priority 0 ; }}");
+        nft(&["add", "chain", "inet", "nomdns", chain, &spec]);
+        for port in ["dport", "sport"] {
+            nft(&[
+                "add", "rule", "inet", "nomdns", chain, "udp", port, "5353", "drop",
+            ]);
+        }
+    }
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = discovered_preseed(2, &pass_file);
+    let limit = Duration::from_secs(150);
+    let (form, silent, by_address) = std::thread::scope(|s| {
+        let form = s.spawn(|| {
+            members[0].bounded(
+                "rxd",
+                &["form", "--name", "node1", "--preseed"],
+                Some(&preseed),
+                limit,
+            )
+        });
+        let join = |more: &[&str]| {
+            let mut args = vec!["join", "--name", "node2", "--preseed"];
+            args.extend_from_slice(more);
+            members[1].bounded("rxd", &args, Some(&preseed), limit)
+        };
+        let silent = join(&[]);
+        let by_address = join(&["--initiator-address", "192.0.2.1"]);
+        (form.join().unwrap(), silent, by_address)
+    });
+    let err = rxd_testkit::fails(&silent);
+    assert!(
+        err.contains("No formation window was seen on interface eth0 within 60 s")
+            && err.contains("UDP port 5353")
+            && err.contains("--initiator-address"),
+        "{err}"
+    );
+    assert_formed(&members, &[Some(form), Some(by_address)]);
 }
 
 /// Five servers form a cluster at once, from one preseed.
@@ -1037,6 +1167,8 @@ async fn a_failed_join_puts_every_server_back_as_it_was() {
 /// formation.
 fn assert_kept(m: &rxd_testkit::netns::NsMember) {
     rxd_testkit::ok(&m.rxc(&["profile", "show", "kept"]));
+    let profile = rxd_testkit::ok(&m.rxc(&["profile", "show", "default"]));
+    assert!(!profile.contains("pool:"), "{profile}");
     let pools = rxd_testkit::ok(&m.rxc(&["storage", "list", "--format", "csv"]));
     assert_eq!(pools.trim(), "", "{pools}");
     assert!(!m.dir.join("cluster.crt").exists());

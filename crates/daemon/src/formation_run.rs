@@ -514,12 +514,49 @@ async fn listen_on(d: &Daemon, address: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Bootstraps this server as `name` with the plan's pools and networks, as `rxd init` does.
+/// Bootstraps this server as `name` with the plan's pools and networks, as `rxd init` does;
+/// the default profile gets a root disk on the first pool and a NIC on the first network,
+/// unless it has them.
 async fn bootstrap(d: &Daemon, name: &str, plan: &Plan) -> Result<(), String> {
     let client = rxd_client::Client::unix(d.dir.join("unix.socket"));
+    let (default, _) = client
+        .profile("default")
+        .await
+        .map_err(|e| format!("Cannot read the default profile: {e}"))?;
+    let mut devices = rxd_api::Devices::new();
+    if let Some(pool) = plan.storage_pools.first() {
+        if !default.devices.contains_key("root") {
+            let root = [
+                ("path", "/"),
+                ("pool", pool.name.as_str()),
+                ("type", "disk"),
+            ];
+            devices.insert("root".into(), config_of(&root));
+        }
+    }
+    if let Some(network) = plan.networks.first() {
+        if !default.devices.contains_key("eth0") {
+            let nic = [
+                ("name", "eth0"),
+                ("network", network.name.as_str()),
+                ("type", "nic"),
+            ];
+            devices.insert("eth0".into(), config_of(&nic));
+        }
+    }
+    let profiles = if devices.is_empty() {
+        vec![]
+    } else {
+        vec![rxd_api::ProfilesPost {
+            name: "default".into(),
+            devices,
+            ..Default::default()
+        }]
+    };
     let preseed = rxd_api::InitPreseed {
         storage_pools: plan.storage_pools.clone(),
         networks: plan.networks.clone(),
+        profiles,
         cluster: Some(rxd_api::InitClusterPreseed {
             server_name: name.to_string(),
             enabled: true,
@@ -570,4 +607,11 @@ pub async fn listen_as_before(d: Arc<Daemon>, journal: Journal) {
         ),
         Err(e) => tracing::warn!("Cannot listen on {before:?} again: {}", e.message),
     }
+}
+
+fn config_of(pairs: &[(&str, &str)]) -> rxd_api::Config {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -48,6 +48,13 @@ pub struct FormArgs {
     /// This server's name (its host name unless given).
     #[arg(long)]
     pub name: Option<String>,
+    /// The address (`ip` or `ip:port`) this server is reached at, instead of the preseed's or
+    /// the question's.
+    #[arg(long)]
+    pub initiator_address: Option<String>,
+    /// The interface holding each server's cluster address, instead of the preseed's.
+    #[arg(long)]
+    pub interface: Option<String>,
 }
 
 /// `rxd join`'s flags.
@@ -65,6 +72,10 @@ pub struct JoinArgs {
     /// The interface to discover the initiator on, instead of the preseed's.
     #[arg(long)]
     pub interface: Option<String>,
+    /// Find the window and show it and the local data joining would lose, then stop without
+    /// taking part.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// How often the initiator looks at its window while joiners arrive (and a joiner at the
@@ -141,15 +152,38 @@ async fn set_https_address(client: &Client, address: &str) -> Result<(), InitErr
 pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
     let name = own_name(args.name.clone())?;
     let client = Client::unix(dir.join("unix.socket"));
+    let address = match &args.initiator_address {
+        Some(a) => Some(parse_initiator(a)?),
+        None => None,
+    };
     if args.preseed {
-        form_from_preseed(&client, &name, args.dry_run).await
+        form_from_preseed(&client, &name, address, args.interface, args.dry_run).await
     } else {
-        form_by_asking(dir, &client, &name, args.dry_run).await
+        form_by_asking(dir, &client, &name, address, args.interface, args.dry_run).await
     }
 }
 
-async fn form_from_preseed(client: &Client, name: &str, dry_run: bool) -> Result<(), InitError> {
-    let (raw, preseed) = read_preseed()?;
+async fn form_from_preseed(
+    client: &Client,
+    name: &str,
+    address: Option<std::net::SocketAddr>,
+    interface: Option<String>,
+    dry_run: bool,
+) -> Result<(), InitError> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text)?;
+    let mut raw = FormPreseed::read(&text).map_err(|e| InitError::Preseed(e.0.join("; ")))?;
+    if let Some(a) = address {
+        raw.initiator_address = a.to_string();
+    }
+    if let Some(i) = interface {
+        raw.interface = i;
+        raw.subnet.clear();
+    }
+    let preseed = raw
+        .clone()
+        .check()
+        .map_err(|e| InitError::Preseed(e.0.join("; ")))?;
     if preseed.initiator.name.as_deref().is_some_and(|n| n != name) {
         return Err(InitError::Invalid(format!(
             "The preseed names {:?} as the initiator, and this server is {name:?}",
@@ -157,7 +191,7 @@ async fn form_from_preseed(client: &Client, name: &str, dry_run: bool) -> Result
         )));
     }
     let passphrase = passphrase_text(&preseed)?;
-    let listen = if https_address(client).await?.is_empty() {
+    let listen = if address.is_some() || https_address(client).await?.is_empty() {
         let port = preseed
             .initiator
             .address
@@ -380,29 +414,43 @@ async fn form_by_asking(
     dir: &Path,
     client: &Client,
     name: &str,
+    given: Option<std::net::SocketAddr>,
+    interface: Option<String>,
     dry_run: bool,
 ) -> Result<(), InitError> {
     let stdin = std::io::stdin();
     let mut q = Asker::new(stdin.lock(), std::io::stdout(), crate::is_terminal());
-    let default = crate::interactive::default_address();
-    let answer = q.checked(
-        &format!(
-            "What IP address or DNS name should be used to reach this server? [default={default}]: "
-        ),
-        &default,
-        crate::interactive::check_cluster_address,
-    )?;
-    let address = crate::interactive::with_port(&answer, rxd_form::planner::DEFAULT_PORT);
-    let socket: std::net::SocketAddr = address.parse().map_err(|_| {
-        InitError::Invalid(format!(
-            "{answer:?} is not an IP address: a formation needs this server's IP address"
-        ))
-    })?;
+    let socket = match given {
+        Some(a) => a,
+        None => {
+            let default = crate::interactive::default_address();
+            let answer = q.checked(
+                &format!(
+                    "What IP address or DNS name should be used to reach this server? [default={default}]: "
+                ),
+                &default,
+                crate::interactive::check_cluster_address,
+            )?;
+            let address = crate::interactive::with_port(&answer, rxd_form::planner::DEFAULT_PORT);
+            address.parse().map_err(|_| {
+                InitError::Invalid(format!(
+                    "{answer:?} is not an IP address: a formation needs this server's IP address"
+                ))
+            })?
+        }
+    };
+    let address = socket.to_string();
     let interface = rxd_form::facts::interfaces()
         .into_iter()
-        .find(|i| i.addresses.iter().any(|c| c.addr == socket.ip()))
+        .find(|i| {
+            i.addresses.iter().any(|c| c.addr == socket.ip())
+                && interface.as_ref().is_none_or(|want| *want == i.name)
+        })
         .ok_or_else(|| {
-            InitError::Invalid(format!("{} is not an address of this server", socket.ip()))
+            InitError::Invalid(match &interface {
+                Some(want) => format!("{} is not an address of {want}", socket.ip()),
+                None => format!("{} is not an address of this server", socket.ip()),
+            })
         })?;
     let (session, opened) =
         Session::open(client, name, Some(address.clone()), String::new(), "").await?;
@@ -612,8 +660,21 @@ pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
         .await?;
         (target, passphrase)
     } else {
-        join_by_asking(&facts, given, args.interface).await?
+        join_by_asking(&facts, given, args.interface, args.dry_run).await?
     };
+    if args.dry_run {
+        println!(
+            "Formation window {} of {} at {}",
+            target.window_id, target.initiator_name, target.address
+        );
+        let lost = rxd_form::planner::data_lost(&facts, &[]);
+        if lost.is_empty() {
+            println!("No data is lost on {name} by joining");
+        } else {
+            println!("Joining loses on {name}: {}", lost.join("; "));
+        }
+        return Ok(());
+    }
     join_window(dir, &client, &name, &facts, target, passphrase).await
 }
 
@@ -623,6 +684,7 @@ async fn join_by_asking(
     facts: &Facts,
     given: Option<std::net::SocketAddr>,
     interface: Option<String>,
+    dry_run: bool,
 ) -> Result<(Target, Passphrase), InitError> {
     let stdin = std::io::stdin();
     let mut q = Asker::new(stdin.lock(), std::io::stdout(), crate::is_terminal());
@@ -643,9 +705,15 @@ async fn join_by_asking(
             }
         }
     };
-    let typed = q.password("Passphrase: ")?;
+    // A dry run shows the window and the data at stake, and asks nothing more.
+    let typed = if dry_run {
+        "dry run".to_string()
+    } else {
+        q.password("Passphrase: ")?
+    };
     let passphrase = Passphrase::entered(&typed).map_err(|e| InitError::Invalid(e.to_string()))?;
-    if !facts.local_data.is_empty()
+    if !dry_run
+        && !facts.local_data.is_empty()
         && !q.bool(
             "All existing data is lost when joining a cluster, continue? (yes/no) [default=no] ",
             false,

@@ -575,7 +575,8 @@ fn member(f: &Facts, address: String, role: Role, answers: &Answers) -> PlannedM
     }
 }
 
-fn data_lost(f: &Facts, member_config: &[ClusterMemberConfigKey]) -> Vec<String> {
+/// What a server whose facts are `f` loses by joining, with its `member_config`, in words.
+pub fn data_lost(f: &Facts, member_config: &[ClusterMemberConfigKey]) -> Vec<String> {
     let d = &f.local_data;
     let mut out = Vec::new();
     for (what, items) in [
