@@ -1140,6 +1140,7 @@ async fn a_failed_join_puts_every_server_back_as_it_was() {
     let (_hub, members) =
         rxd_testkit::netns::hub_with_env(3, &[(2, "RXD_FAILPOINT", "join-after-accept:error")]);
     rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let before = holdings(&members);
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
@@ -1161,6 +1162,7 @@ async fn a_failed_join_puts_every_server_back_as_it_was() {
     }
     assert_as_before(&members).await;
     assert_kept(&members[0]);
+    assert_eq!(holdings(&members), before);
 }
 
 /// node1 holds its profile `kept`, no pool and no cluster certificate, as before the
@@ -1175,6 +1177,27 @@ fn assert_kept(m: &rxd_testkit::netns::NsMember) {
     assert!(!m.dir.join("storage-pools").join("local").exists());
 }
 
+/// What each server holds, as its own client shows it: server configuration, profiles (the
+/// default one in full), pools and networks; equal before and after a formation that failed.
+fn holdings(members: &[rxd_testkit::netns::NsMember]) -> Vec<String> {
+    members
+        .iter()
+        .map(|m| {
+            [
+                &["config", "show"][..],
+                &["profile", "list", "--format", "csv"],
+                &["profile", "show", "default"],
+                &["storage", "list", "--format", "csv"],
+                &["network", "list", "--format", "csv"],
+            ]
+            .iter()
+            .map(|args| rxd_testkit::ok(&m.rxc(args)))
+            .collect::<Vec<_>>()
+            .join("\n")
+        })
+        .collect()
+}
+
 /// The initiator dies at `step` (a crash failpoint) and is started again: it puts itself back
 /// as it was from its journal, and the joiners, asking it how the formation ended, are told
 /// it was aborted, leave the cluster if they joined it, and listen where they did before.
@@ -1183,6 +1206,7 @@ async fn a_killed_initiator_at(step: &str) {
     let (_hub, members) =
         rxd_testkit::netns::hub_with_env(3, &[(0, "RXD_FAILPOINT", crash.as_str())]);
     rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let before = holdings(&members);
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let preseed = form_preseed(3, &pass_file);
@@ -1228,6 +1252,38 @@ async fn a_killed_initiator_at(step: &str) {
     .await;
     assert_as_before(&members).await;
     assert_kept(&members[0]);
+    assert_eq!(holdings(&members), before);
+}
+
+/// The initiator's last step fails after every joiner joined (a failpoint), while it runs:
+/// both joiners are taken out again and node1 is put back, every server holding what it held.
+#[tokio::test]
+async fn a_failure_after_the_joins_puts_every_server_back() {
+    let (_hub, members) =
+        rxd_testkit::netns::hub_with_env(3, &[(0, "RXD_FAILPOINT", "form-before-decision:error")]);
+    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let before = holdings(&members);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
+        .into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect();
+    let initiator = rxd_testkit::fails(&runs[0]);
+    for said in [
+        "Injected failure at form-before-decision",
+        "node2 was taken out of the cluster again",
+        "node3 was taken out of the cluster again",
+        "this server is standalone again, as before",
+    ] {
+        assert!(initiator.contains(said), "{initiator}");
+    }
+    for out in &runs[1..] {
+        rxd_testkit::fails(out);
+    }
+    assert_as_before(&members).await;
+    assert_kept(&members[0]);
+    assert_eq!(holdings(&members), before);
 }
 
 /// Killed right after it bootstrapped the cluster, before any joiner joined.
@@ -1253,6 +1309,7 @@ async fn ctrl_c_on_rxd_form_puts_every_server_back() {
         &[(0, "RXD_FAILPOINT", "form-after-bootstrap:delay=3")],
     );
     rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let before = holdings(&members);
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let preseed = form_preseed(3, &pass_file);
@@ -1310,6 +1367,7 @@ async fn ctrl_c_on_rxd_form_puts_every_server_back() {
     }
     assert_as_before(&members).await;
     assert_kept(&members[0]);
+    assert_eq!(holdings(&members), before);
 }
 
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned

@@ -131,21 +131,30 @@ fn own_address(preseed: &Preseed, port: u16) -> Result<String, InitError> {
     })
 }
 
-async fn https_address(client: &Client) -> Result<String, InitError> {
+/// The server's address key `key` (`core.https_address`, `cluster.https_address`).
+async fn address_of(client: &Client, key: &str) -> Result<String, InitError> {
     let (server, _) = client.server().await?;
     Ok(server
         .config
         .as_ref()
-        .and_then(|c| c.get("core.https_address"))
+        .and_then(|c| c.get(key))
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_string())
 }
 
-async fn set_https_address(client: &Client, address: &str) -> Result<(), InitError> {
-    let body = serde_json::json!({"config": {"core.https_address": address}});
+async fn set_address(client: &Client, key: &str, address: &str) -> Result<(), InitError> {
+    let body = serde_json::json!({ "config": { key: address } });
     client.request("PATCH", "/1.0", Some(body), None).await?;
     Ok(())
+}
+
+async fn https_address(client: &Client) -> Result<String, InitError> {
+    address_of(client, "core.https_address").await
+}
+
+async fn set_https_address(client: &Client, address: &str) -> Result<(), InitError> {
+    set_address(client, "core.https_address", address).await
 }
 
 /// `rxd form`: from a preseed, or by asking.
@@ -867,7 +876,12 @@ async fn follow(
     window_id: &str,
     repin: impl Fn(&str) -> Result<Client, InitError>,
 ) -> Result<(), InitError> {
-    let before = https_address(local).await?;
+    // A join sets the cluster address too; both are put back if the formation fails.
+    let keys = ["cluster.https_address", "core.https_address"];
+    let mut before = Vec::new();
+    for key in keys {
+        before.push(address_of(local, key).await?);
+    }
     let mut announced = String::new();
     let outcome = steps(local, initiator, window_id, repin, &mut announced).await;
     if let Err(InitError::FormationAborted(_)) = &outcome {
@@ -887,12 +901,13 @@ async fn follow(
                 .await?;
         }
     }
-    if outcome.is_err()
-        && until_standalone(local, LEAVE_WAIT).await
-        && https_address(local).await? != before
-    {
+    if outcome.is_err() && until_standalone(local, LEAVE_WAIT).await {
         // Not a member (never joined, or taken out again): listen where it did before.
-        set_https_address(local, &before).await?;
+        for (key, was) in keys.iter().zip(&before) {
+            if address_of(local, key).await? != *was {
+                set_address(local, key, was).await?;
+            }
+        }
     }
     outcome
 }
