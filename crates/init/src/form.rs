@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rxd_client::Client;
+use rxd_form::discovery::Seen;
 use rxd_form::joiner::{self, Me, Target};
 use rxd_form::planner::{AddressSource, Facts};
 use rxd_form::preseed::{FormPreseed, Preseed, PreseedMember};
@@ -714,6 +715,49 @@ async fn join_by_asking(
             }
         }
     };
+    let target = match address {
+        Some(a) => find_window(None, Some(a), None).await?,
+        None => {
+            let interface = match interface {
+                Some(i) => i,
+                None => default_interface()?,
+            };
+            let seen = discover(interface.clone()).await?;
+            let compatible: Vec<&Seen> = seen.iter().filter(|w| w.is_compatible()).collect();
+            let window = if compatible.len() > 1 {
+                // Several windows: the operator picks one, by its initiator and fingerprint.
+                println!("Formation windows on {interface}:");
+                for (i, w) in compatible.iter().enumerate() {
+                    let at = w
+                        .addresses
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    println!(
+                        "{}. {} at {at} (certificate {})",
+                        i + 1,
+                        w.name,
+                        w.fingerprint
+                    );
+                }
+                let count = compatible.len();
+                let answer = q.checked(
+                    &format!("Which window do you want to join? (1-{count}): "),
+                    "",
+                    |v| match v.parse::<usize>() {
+                        Ok(n) if (1..=count).contains(&n) => Ok(()),
+                        _ => Err(format!("Give a number from 1 to {count}")),
+                    },
+                )?;
+                let n: usize = answer.parse().unwrap_or(1);
+                compatible[n - 1]
+            } else {
+                rxd_form::discovery::pick(&seen, None)
+                    .map_err(|e| InitError::Invalid(e.to_string()))?
+            };
+            target_of(window)?
+        }
+    };
     // A dry run shows the window and the data at stake, and asks nothing more.
     let typed = if dry_run {
         "dry run".to_string()
@@ -730,22 +774,24 @@ async fn join_by_asking(
     {
         return Err(InitError::Aborted);
     }
-    let interface = match (address, interface) {
-        (Some(_), i) => i,
-        (None, Some(i)) => Some(i),
-        // The interface holding this host's first address, where the window is looked for.
-        (None, None) => {
-            let default: std::net::IpAddr = crate::interactive::default_address()
-                .parse()
-                .map_err(|_| InitError::Invalid("This server has no address".into()))?;
-            rxd_form::facts::interfaces()
-                .into_iter()
-                .find(|i| i.addresses.iter().any(|c| c.addr == default))
-                .map(|i| i.name)
-        }
-    };
-    let target = find_window(None, address, interface).await?;
     Ok((target, passphrase))
+}
+
+/// The interface holding this host's first address, where a window is looked for when none
+/// is named.
+fn default_interface() -> Result<String, InitError> {
+    let default: std::net::IpAddr = crate::interactive::default_address()
+        .parse()
+        .map_err(|_| InitError::Invalid("This server has no address".into()))?;
+    rxd_form::facts::interfaces()
+        .into_iter()
+        .find(|i| i.addresses.iter().any(|c| c.addr == default))
+        .map(|i| i.name)
+        .ok_or_else(|| {
+            InitError::Invalid(
+                "This server has no network address to look for a formation window from".into(),
+            )
+        })
 }
 
 /// An initiator's address as given: `ip` or `ip:port`.
@@ -786,7 +832,7 @@ async fn join_window(
     let exchange_error = |e: joiner::ExchangeError| InitError::Invalid(e.to_string());
     let initiator = joiner::join_window(&target, &me, &passphrase, facts)
         .await
-        .map_err(exchange_error)?;
+        .map_err(|e| InitError::Invalid(format!("{e}; nothing changed on this server")))?;
     println!(
         "Trusted {} ({}); this server's certificate: {}",
         target.initiator_name,
@@ -845,15 +891,22 @@ async fn find_window(
             "Give the interface to discover the initiator on (--interface), or its address (--initiator-address)".into(),
         )
     })?;
-    let initiator = initiator.map(str::to_string);
-    let seen = tokio::task::spawn_blocking(move || {
-        rxd_form::discovery::browse(&interface, Default::default())
-    })
-    .await
-    .map_err(|e| InitError::Invalid(e.to_string()))?
-    .map_err(|e| InitError::Invalid(e.to_string()))?;
-    let window = rxd_form::discovery::pick(&seen, initiator.as_deref())
+    let seen = discover(interface).await?;
+    let window = rxd_form::discovery::pick(&seen, initiator)
         .map_err(|e| InitError::Invalid(e.to_string()))?;
+    target_of(window)
+}
+
+/// Every window advertised on `interface`, by DNS-SD.
+async fn discover(interface: String) -> Result<Vec<Seen>, InitError> {
+    tokio::task::spawn_blocking(move || rxd_form::discovery::browse(&interface, Default::default()))
+        .await
+        .map_err(|e| InitError::Invalid(e.to_string()))?
+        .map_err(|e| InitError::Invalid(e.to_string()))
+}
+
+/// Where to join the window `seen`.
+fn target_of(window: &Seen) -> Result<Target, InitError> {
     let ip = window.addresses.first().ok_or_else(|| {
         InitError::Invalid(format!("The window of {} has no address", window.name))
     })?;
@@ -901,15 +954,21 @@ async fn follow(
                 .await?;
         }
     }
-    if outcome.is_err() && until_standalone(local, LEAVE_WAIT).await {
-        // Not a member (never joined, or taken out again): listen where it did before.
-        for (key, was) in keys.iter().zip(&before) {
-            if address_of(local, key).await? != *was {
-                set_address(local, key, was).await?;
-            }
+    let Err(e) = outcome else {
+        return Ok(());
+    };
+    if !until_standalone(local, LEAVE_WAIT).await {
+        return Err(e);
+    }
+    // Not a member (never joined, or taken out again): listen where it did before.
+    for (key, was) in keys.iter().zip(&before) {
+        if address_of(local, key).await? != *was {
+            set_address(local, key, was).await?;
         }
     }
-    outcome
+    Err(InitError::Invalid(format!(
+        "{e}; nothing changed on this server"
+    )))
 }
 
 /// How long a joiner taken out of the cluster again may take to be standalone.
@@ -957,12 +1016,12 @@ async fn steps(
             Err(e) => {
                 if heard.elapsed() >= LOST_LIMIT {
                     let here = if joined {
-                        "this server joined its cluster, which may not have been formed: see `rxc cluster list`"
+                        "; this server joined its cluster, which may not have been formed: see `rxc cluster list`"
                     } else {
-                        "nothing was changed here"
+                        ""
                     };
                     return Err(InitError::Invalid(format!(
-                        "Lost the initiator for {} s: {e}; {here}",
+                        "Lost the initiator for {} s: {e}{here}",
                         LOST_LIMIT.as_secs()
                     )));
                 }
