@@ -1020,6 +1020,11 @@ async fn the_questions_of_rxd_form_and_rxd_join_form_a_cluster() {
     let (ok, said) = form.end();
     assert!(ok, "{said}");
     assert!(said.contains("The cluster is formed"), "{said}");
+    assert_eq!(
+        said.matches("A new cluster of 3 servers, formed by node1").count(),
+        1,
+        "the plan is shown once: {said}"
+    );
     for out in &joins {
         let said = rxd_testkit::ok(out);
         assert!(said.contains("Trusted node1 ("), "{said}");

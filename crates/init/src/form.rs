@@ -221,7 +221,7 @@ async fn form_from_preseed(
     );
     let result = async {
         collect(client, &preseed, name).await?;
-        let plan = session.commit(&raw, dry_run).await?;
+        let plan = session.commit(&raw, dry_run, false).await?;
         print!("{plan}");
         Ok(())
     }
@@ -302,8 +302,14 @@ impl Session {
     }
 
     /// Plans with `raw`'s answers and answers the plan's text; unless a dry run, the daemon
-    /// then forms the cluster, and this prints the plan and waits for it.
-    async fn commit(&self, raw: &FormPreseed, dry_run: bool) -> Result<String, InitError> {
+    /// then forms the cluster, and this prints the plan (unless `shown` already) and waits
+    /// for it.
+    async fn commit(
+        &self,
+        raw: &FormPreseed,
+        dry_run: bool,
+        shown: bool,
+    ) -> Result<String, InitError> {
         let post = CommitPost {
             preseed: raw.clone(),
             dry_run,
@@ -327,7 +333,9 @@ impl Session {
         if dry_run {
             return Ok(plan);
         }
-        print!("{plan}");
+        if !shown {
+            print!("{plan}");
+        }
         let id = meta["id"].as_str().unwrap_or_default().to_string();
         let op = self.client.wait_operation(&id, None).await?;
         if op.status != "Success" {
@@ -579,7 +587,7 @@ impl Asked<'_> {
             networks: networks.networks,
             ..Default::default()
         };
-        let plan = self.session.commit(&raw, true).await?;
+        let plan = self.session.commit(&raw, true, false).await?;
         print!("{plan}");
         if dry_run {
             return Ok(());
@@ -592,7 +600,7 @@ impl Asked<'_> {
         if !q.bool(&question, false)? {
             return Err(InitError::Aborted);
         }
-        self.session.commit(&raw, false).await?;
+        self.session.commit(&raw, false, true).await?;
         Ok(())
     }
 }
