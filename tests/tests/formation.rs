@@ -1021,7 +1021,8 @@ async fn the_questions_of_rxd_form_and_rxd_join_form_a_cluster() {
     assert!(ok, "{said}");
     assert!(said.contains("The cluster is formed"), "{said}");
     assert_eq!(
-        said.matches("A new cluster of 3 servers, formed by node1").count(),
+        said.matches("A new cluster of 3 servers, formed by node1")
+            .count(),
         1,
         "the plan is shown once: {said}"
     );
@@ -1107,6 +1108,59 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     rxd_testkit::ok(&members[2].rxc(&["profile", "show", "mine"]));
 }
 
+/// Three servers in a formation that fails: node1 holds a profile `kept` first, server `at`
+/// runs with `failpoint`, and `during` runs while they form. Every command must fail; then
+/// every server must be standalone, listening where it did before and holding what it held.
+/// Answers what each command said.
+async fn a_failed_formation(
+    at: usize,
+    failpoint: &str,
+    during: impl Fn(&[rxd_testkit::netns::NsMember]) + Sync,
+) -> Vec<String> {
+    let (_hub, members) = rxd_testkit::netns::hub_with_env(3, &[(at, "RXD_FAILPOINT", failpoint)]);
+    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    let before = holdings(&members);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = form_preseed(3, &pass_file);
+    let runs = std::thread::scope(|s| {
+        let runs = s.spawn(|| form_all(&members, &preseed));
+        during(&members);
+        runs.join().unwrap()
+    });
+    let said: Vec<String> = runs
+        .iter()
+        .map(|r| rxd_testkit::fails(r.as_ref().expect("each server ends within its limit")))
+        .collect();
+    // An initiator put back at start listens where the formation had it listen until its
+    // joiners have learnt the end.
+    let node1 = members[0].client();
+    rxd_testkit::until(
+        Duration::from_secs(30),
+        "node1 to listen where it did before",
+        || async {
+            node1.server().await.is_ok_and(|(s, _)| {
+                s.config
+                    .unwrap_or_default()
+                    .get("core.https_address")
+                    .is_none()
+            })
+        },
+    )
+    .await;
+    assert_as_before(&members).await;
+    assert_kept(&members[0]);
+    assert_eq!(holdings(&members), before);
+    said
+}
+
+/// Asserts that `said` holds each of `parts`.
+fn says(said: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(said.contains(part), "{part:?} not in: {said}");
+    }
+}
+
 /// A join that fails after another succeeded puts every server back as it was: node3's join
 /// fails after the leader accepted it (a failpoint); node2, which joined, is taken out and is
 /// standalone again; node1, which had bootstrapped the cluster, is standalone again with what
@@ -1114,32 +1168,18 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
 /// says why.
 #[tokio::test]
 async fn a_failed_join_puts_every_server_back_as_it_was() {
-    let (_hub, members) =
-        rxd_testkit::netns::hub_with_env(3, &[(2, "RXD_FAILPOINT", "join-after-accept:error")]);
-    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
-    let before = holdings(&members);
-    let pass_file = members[0].dir.join("form.pass");
-    std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
-    let initiator = rxd_testkit::fails(&runs[0]);
-    assert!(initiator.contains("node3: "), "{initiator}");
-    assert!(
-        initiator.contains("node2 was taken out of the cluster again"),
-        "{initiator}"
+    let said = a_failed_formation(2, "join-after-accept:error", |_| {}).await;
+    says(
+        &said[0],
+        &[
+            "node3: ",
+            "node2 was taken out of the cluster again",
+            "this server is standalone again, as before",
+        ],
     );
-    assert!(
-        initiator.contains("this server is standalone again, as before"),
-        "{initiator}"
-    );
-    for out in &runs[1..] {
-        rxd_testkit::fails(out);
+    for s in &said[1..] {
+        says(s, &["nothing changed on this server"]);
     }
-    assert_as_before(&members).await;
-    assert_kept(&members[0]);
-    assert_eq!(holdings(&members), before);
 }
 
 /// node1 holds its profile `kept`, no pool and no cluster certificate, as before the
@@ -1175,92 +1215,39 @@ fn holdings(members: &[rxd_testkit::netns::NsMember]) -> Vec<String> {
         .collect()
 }
 
-/// The initiator dies at `step` (a crash failpoint) and is started again: it puts itself back
-/// as it was from its journal, and the joiners, asking it how the formation ended, are told
-/// it was aborted, leave the cluster if they joined it, and listen where they did before.
-async fn a_killed_initiator_at(step: &str) {
-    let crash = format!("{step}:crash");
-    let (_hub, members) =
-        rxd_testkit::netns::hub_with_env(3, &[(0, "RXD_FAILPOINT", crash.as_str())]);
-    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
-    let before = holdings(&members);
-    let pass_file = members[0].dir.join("form.pass");
-    std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let preseed = form_preseed(3, &pass_file);
-    let runs = std::thread::scope(|s| {
-        let runs = s.spawn(|| form_all(&members, &preseed));
-        // The daemon ends at the failpoint; it is started again without it.
-        members[0].restart();
-        runs.join().unwrap()
-    });
-    let runs: Vec<std::process::Output> = runs
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
-    rxd_testkit::fails(&runs[0]);
-    for out in &runs[1..] {
-        let err = rxd_testkit::fails(out);
-        assert!(
-            err.contains("The formation was aborted: the initiator stopped during the formation"),
-            "{err}"
-        );
-    }
-    assert!(
-        members[0]
-            .log()
-            .contains(&format!("Failpoint {step}: exiting")),
-        "{}",
-        members[0].log()
-    );
-    // node1 listens where the formation had it listen until its joiners have learnt the end.
-    let node1 = members[0].client();
-    rxd_testkit::until(
-        Duration::from_secs(30),
-        "node1 to listen where it did before",
-        || async {
-            node1.server().await.is_ok_and(|(s, _)| {
-                s.config
-                    .unwrap_or_default()
-                    .get("core.https_address")
-                    .is_none()
-            })
-        },
-    )
-    .await;
-    assert_as_before(&members).await;
-    assert_kept(&members[0]);
-    assert_eq!(holdings(&members), before);
-}
-
 /// The initiator's last step fails after every joiner joined (a failpoint), while it runs:
 /// both joiners are taken out again and node1 is put back, every server holding what it held.
 #[tokio::test]
 async fn a_failure_after_the_joins_puts_every_server_back() {
-    let (_hub, members) =
-        rxd_testkit::netns::hub_with_env(3, &[(0, "RXD_FAILPOINT", "form-before-decision:error")]);
-    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
-    let before = holdings(&members);
-    let pass_file = members[0].dir.join("form.pass");
-    std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
-    let initiator = rxd_testkit::fails(&runs[0]);
-    for said in [
-        "Injected failure at form-before-decision",
-        "node2 was taken out of the cluster again",
-        "node3 was taken out of the cluster again",
-        "this server is standalone again, as before",
-    ] {
-        assert!(initiator.contains(said), "{initiator}");
+    let said = a_failed_formation(0, "form-before-decision:error", |_| {}).await;
+    says(
+        &said[0],
+        &[
+            "Injected failure at form-before-decision",
+            "node2 was taken out of the cluster again",
+            "node3 was taken out of the cluster again",
+            "this server is standalone again, as before",
+        ],
+    );
+}
+
+/// The initiator dies at `step` (a crash failpoint) and is started again: it puts itself back
+/// as it was from its journal, and the joiners, asking it how the formation ended, are told
+/// it was aborted, leave the cluster if they joined it, and listen where they did before.
+async fn a_killed_initiator_at(step: &str) {
+    let said = a_failed_formation(0, &format!("{step}:crash"), |members| {
+        // The daemon ends at the failpoint; it is started again without it.
+        members[0].restart();
+        let log = members[0].log();
+        assert!(log.contains(&format!("Failpoint {step}: exiting")), "{log}");
+    })
+    .await;
+    for s in &said[1..] {
+        says(
+            s,
+            &["The formation was aborted: the initiator stopped during the formation"],
+        );
     }
-    for out in &runs[1..] {
-        rxd_testkit::fails(out);
-    }
-    assert_as_before(&members).await;
-    assert_kept(&members[0]);
-    assert_eq!(holdings(&members), before);
 }
 
 /// Killed right after it bootstrapped the cluster, before any joiner joined.
@@ -1281,17 +1268,7 @@ async fn an_initiator_killed_after_the_joins_leaves_every_server_as_it_was() {
 /// the joiners are told the operator aborted; every server is as before.
 #[tokio::test]
 async fn ctrl_c_on_rxd_form_puts_every_server_back() {
-    let (_hub, members) = rxd_testkit::netns::hub_with_env(
-        3,
-        &[(0, "RXD_FAILPOINT", "form-after-bootstrap:delay=3")],
-    );
-    rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
-    let before = holdings(&members);
-    let pass_file = members[0].dir.join("form.pass");
-    std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let preseed = form_preseed(3, &pass_file);
-    let runs = std::thread::scope(|s| {
-        let runs = s.spawn(|| form_all(&members, &preseed));
+    let said = a_failed_formation(0, "form-after-bootstrap:delay=3", |members| {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !members[0]
             .log()
@@ -1319,32 +1296,22 @@ async fn ctrl_c_on_rxd_form_puts_every_server_back() {
             nix::sys::signal::Signal::SIGINT,
         )
         .unwrap();
-        runs.join().unwrap()
-    });
-    let runs: Vec<std::process::Output> = runs
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
-    let initiator = rxd_testkit::fails(&runs[0]);
-    assert!(initiator.contains("Aborting the formation"), "{initiator}");
-    assert!(
-        initiator.contains("The formation failed: the operator aborted the formation"),
-        "{initiator}"
+    })
+    .await;
+    says(
+        &said[0],
+        &[
+            "Aborting the formation",
+            "The formation failed: the operator aborted the formation",
+            "this server is standalone again, as before",
+        ],
     );
-    assert!(
-        initiator.contains("this server is standalone again, as before"),
-        "{initiator}"
-    );
-    for out in &runs[1..] {
-        let err = rxd_testkit::fails(out);
-        assert!(
-            err.contains("The formation was aborted: the operator aborted the formation"),
-            "{err}"
+    for s in &said[1..] {
+        says(
+            s,
+            &["The formation was aborted: the operator aborted the formation"],
         );
     }
-    assert_as_before(&members).await;
-    assert_kept(&members[0]);
-    assert_eq!(holdings(&members), before);
 }
 
 /// A formation that cannot go ahead changes nothing: node2 cannot reach node3's planned

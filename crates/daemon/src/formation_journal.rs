@@ -215,8 +215,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_formation_cut_short_is_put_back_at_start_and_once_only() {
+    /// A data directory whose database (`state.db` holding "before") was copied for a
+    /// formation, its global database directory, and its local database.
+    fn copied() -> (tempfile::TempDir, PathBuf, rusqlite::Connection) {
         let dir = tempfile::tempdir().unwrap();
         let global = dir.path().join("database").join("global");
         std::fs::create_dir_all(&global).unwrap();
@@ -224,6 +225,12 @@ mod tests {
         let mut local = rusqlite::Connection::open(dir.path().join("local.db")).unwrap();
         rxd_db::migrate_local(&mut local).unwrap();
         copy_database(dir.path()).unwrap();
+        (dir, global, local)
+    }
+
+    #[tokio::test]
+    async fn a_formation_cut_short_is_put_back_at_start_and_once_only() {
+        let (dir, global, mut local) = copied();
         write(dir.path(), &journal()).unwrap();
         // What the formation changed.
         std::fs::write(global.join("state.db"), b"cluster").unwrap();
@@ -265,13 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_committed_formation_only_drops_its_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let global = dir.path().join("database").join("global");
-        std::fs::create_dir_all(&global).unwrap();
-        std::fs::write(global.join("state.db"), b"before").unwrap();
-        let mut local = rusqlite::Connection::open(dir.path().join("local.db")).unwrap();
-        rxd_db::migrate_local(&mut local).unwrap();
-        copy_database(dir.path()).unwrap();
+        let (dir, global, mut local) = copied();
         std::fs::write(global.join("state.db"), b"cluster").unwrap();
         write(
             dir.path(),

@@ -132,6 +132,16 @@ fn own_address(preseed: &Preseed, port: u16) -> Result<String, InitError> {
     })
 }
 
+/// POSTs `body` to `path`.
+async fn post_json(
+    client: &Client,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> Result<rxd_client::RawResponse, rxd_client::ClientError> {
+    let body = serde_json::to_value(body).expect("the request serialises");
+    client.request("POST", path, Some(body), None).await
+}
+
 /// The server's address key `key` (`core.https_address`, `cluster.https_address`).
 async fn address_of(client: &Client, key: &str) -> Result<String, InitError> {
     let (server, _) = client.server().await?;
@@ -260,13 +270,7 @@ impl Session {
             window: window.to_string(),
             listened_before: before.clone(),
         };
-        let opened = client
-            .request(
-                "POST",
-                WINDOW_PATH,
-                Some(serde_json::to_value(post).expect("the request serialises")),
-                None,
-            )
+        let opened = post_json(client, WINDOW_PATH, &post)
             .await
             .and_then(|o| o.metadata::<WindowOpened>());
         let opened = match opened {
@@ -315,15 +319,7 @@ impl Session {
             dry_run,
         };
         self.running.store(!dry_run, Ordering::SeqCst);
-        let answer = self
-            .client
-            .request(
-                "POST",
-                COMMIT_PATH,
-                Some(serde_json::to_value(post).expect("the request serialises")),
-                None,
-            )
-            .await?;
+        let answer = post_json(&self.client, COMMIT_PATH, &post).await?;
         let meta = answer.envelope.metadata.clone();
         let plan = meta["plan"]
             .as_str()
@@ -952,14 +948,7 @@ async fn follow(
             let body = UndoPost {
                 cluster_fingerprint: announced,
             };
-            local
-                .request(
-                    "POST",
-                    UNDO_PATH,
-                    Some(serde_json::to_value(body).expect("the request serialises")),
-                    None,
-                )
-                .await?;
+            post_json(local, UNDO_PATH, &body).await?;
         }
     }
     let Err(e) = outcome else {
