@@ -6,12 +6,14 @@ Layout:
   Daemon    -- one running daemon: its PID, data directory and unix socket.
   SCENARIOS -- the measured scenarios; each is a function (bench, target) -> {metric: value}.
                Add a scenario by writing such a function and listing it there with its metrics.
-               `formation` (N members, join time per member) is expanded into one entry per
-               size of --sizes by main().
+               `formation` (N members, join time per member) and `form` (N members by
+               `rxd form` / `rxd join`, rxd only) are expanded into one entry per size of
+               --sizes by main().
 
 Every daemon is started in its own session, its PID is appended to WORK/pids (bench/run's EXIT
 trap kills any survivor by that PID), and it is stopped by PID in a `finally`. Every wait is
-bounded in time and in attempts.
+bounded in time and in attempts. `form` also makes network namespaces (rxdbench-<pid>-...),
+deleted in its `finally` after killing by PID what still runs in them.
 """
 
 import argparse
@@ -124,6 +126,11 @@ def crash_line(path, limit=120):
     return last_line(path, limit)
 
 
+def in_netns(ns, argv):
+    """argv run inside network namespace ns (`ip netns exec`, which execs argv), or as is."""
+    return ["ip", "netns", "exec", ns, *argv] if ns else list(argv)
+
+
 def proc_status(pid, key):
     """A field of /proc/PID/status in kB (VmHWM, VmRSS), or None."""
     try:
@@ -183,9 +190,10 @@ class Target:
     def run_cli(self, dir_, args, timeout, stdin=None):
         return self.run(self.cli(dir_, *args), self.env(dir_), args, timeout, stdin)
 
-    def run_client(self, dir_, conf, args, timeout):
+    def run_client(self, dir_, conf, args, timeout, ns=None):
+        """The client's `args` on the daemon in dir_; inside network namespace ns if given."""
         argv, env = self.client(dir_, conf, *args)
-        return self.run(argv, env, [os.path.basename(argv[0]), *args], timeout)
+        return self.run(in_netns(ns, argv), env, [os.path.basename(argv[0]), *args], timeout)
 
     def run(self, argv, env, args, timeout, stdin=None):
         if timeout <= 0:
@@ -203,12 +211,15 @@ class Target:
                          f"{msg[-1] if msg else ''}")
         return r
 
-    def start(self, dir_):
+    def start(self, dir_, ns=None):
+        """Start a daemon on dir_ (inside network namespace ns if given: `ip netns exec`
+        execs the daemon, so the PID is the daemon's)."""
         os.makedirs(dir_, exist_ok=True)
         stderr_path = os.path.join(dir_, "daemon.stderr")
         with open(stderr_path, "wb") as err:
             try:
-                proc = subprocess.Popen(self.daemon_argv(dir_), env=self.env(dir_), cwd=dir_,
+                proc = subprocess.Popen(in_netns(ns, self.daemon_argv(dir_)),
+                                        env=self.env(dir_), cwd=dir_,
                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                         start_new_session=True)
             except OSError as e:
@@ -343,9 +354,10 @@ cluster:
                              f"{seen[1]} online, not {n} online, at the time bound")
             time.sleep(0.01)
 
-    def check_cluster_list(self, dir_, conf, n, timeout):
-        """The client's own `cluster list --format json` on member 1: n members, all ONLINE."""
-        r = self.run_client(dir_, conf, ["cluster", "list", "--format", "json"], timeout)
+    def check_cluster_list(self, dir_, conf, n, timeout, ns=None):
+        """The client's own `cluster list --format json` on member 1: n members, all ONLINE
+        (run inside network namespace ns if given)."""
+        r = self.run_client(dir_, conf, ["cluster", "list", "--format", "json"], timeout, ns)
         try:
             members = json.loads(r.stdout)
             names = sorted(m["server_name"] for m in members)
@@ -588,6 +600,289 @@ def formation_rows(n):
     return [(f"formation N={n}", "ms"), (f"join/member N={n}", "ms"), (f"last join N={n}", "ms")]
 
 
+# form: `rxd form` on node1 and `rxd join` on the others, all at once, from one preseed. Each
+# member needs an address of its own on an interface, so each runs in a network namespace of
+# its own: eth0 at FORM_NET.K/24, a veth pair to bridge hub0 in a hub namespace.
+FORM_NET = "192.0.2"
+FORM_PASSPHRASE = "rxd bench formation passphrase"  # >= 12 characters
+# What a joiner prints once the passphrase exchange with the initiator succeeded.
+FORM_TRUSTED = "Trusted node1 ("
+# The goal: form within FORM_GOAL_BASE + FORM_GOAL_PER_JOINER per joiner of rxd by hand (ms).
+FORM_GOAL_BASE = 1000.0
+FORM_GOAL_PER_JOINER = 50.0
+
+
+class Netns:
+    """The network namespaces of one `form` run: PREFIX-hub with bridge hub0, and PREFIX-mK
+    per member K, joined to hub0 by a veth pair (vhK in the hub, eth0 at FORM_NET.K/24 in the
+    member); lo up in each. PREFIX is rxdbench-<bench pid>-<run>. delete() kills, by PID,
+    whatever still runs in them, then deletes them."""
+
+    def __init__(self, t, prefix, n):
+        self.t = t
+        self.hub = f"{prefix}-hub"
+        self.members = [f"{prefix}-m{k}" for k in range(1, n + 1)]
+        self.made = []
+
+    def ip(self, *args):
+        try:
+            r = subprocess.run(["ip", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise Failed(f"{self.t.name}: `ip {' '.join(args)}`: {e}")
+        if r.returncode != 0:
+            raise Failed(f"{self.t.name}: `ip {' '.join(args)}` exited {r.returncode}: "
+                         f"{r.stderr.strip()[:160]}")
+        return r.stdout
+
+    def add(self, name):
+        self.ip("netns", "add", name)
+        self.made.append(name)
+        self.ip("-n", name, "link", "set", "lo", "up")
+
+    def create(self):
+        self.add(self.hub)
+        self.ip("-n", self.hub, "link", "add", "hub0", "type", "bridge")
+        self.ip("-n", self.hub, "link", "set", "hub0", "up")
+        for k, ns in enumerate(self.members, 1):
+            self.add(ns)
+            self.ip("-n", self.hub, "link", "add", f"vh{k}", "type", "veth", "peer", "name",
+                    "eth0", "netns", ns)
+            self.ip("-n", self.hub, "link", "set", f"vh{k}", "master", "hub0", "up")
+            self.ip("-n", ns, "addr", "add", f"{FORM_NET}.{k}/24", "dev", "eth0")
+            self.ip("-n", ns, "link", "set", "eth0", "up")
+
+    def delete(self):
+        for ns in reversed(self.made):
+            try:
+                pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                      text=True, timeout=30).stdout.split()
+            except (OSError, subprocess.TimeoutExpired):
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ValueError, ProcessLookupError, PermissionError):
+                    pass
+            try:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                log(f"cannot delete network namespace {ns}: {e}")
+        self.made = []
+
+
+class FormCommand:
+    """One `rxd form` / `rxd join` run inside a member's namespace, the preseed on its
+    standard input; its output lines are read as they come, each with its arrival time."""
+
+    def __init__(self, bench, t, dir_, ns, k, preseed):
+        self.bench = bench
+        self.k = k
+        self.command = "form" if k == 1 else "join"
+        env = dict(os.environ)
+        env["RXD_DIR"] = dir_
+        # `--dir` as well as RXD_DIR: the directory on the command line lets bench/run's trap
+        # tell the process is ours.
+        argv = in_netns(ns, t.cli(dir_, self.command, "--name", f"node{k}", "--preseed"))
+        self.stdout, self.stderr = [], []  # [(arrival, line)]
+        self.closed = None  # when its standard output closed: its exit
+        self.spawned = now()
+        try:
+            self.proc = subprocess.Popen(argv, env=env, cwd=dir_, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         start_new_session=True)
+        except OSError as e:
+            raise Failed(f"{t.name}: cannot run `rxd {self.command}` on node{k}: {e}")
+        bench.record_pid(self.proc.pid)
+        self.readers = [threading.Thread(target=self.read, args=(f, into), daemon=True)
+                        for f, into in ((self.proc.stdout, self.stdout),
+                                        (self.proc.stderr, self.stderr))]
+        for r in self.readers:
+            r.start()
+        try:
+            self.proc.stdin.write(preseed.encode())
+            self.proc.stdin.close()
+        except OSError:
+            pass  # it exited already; its exit status and output say why
+
+    def read(self, f, into):
+        for raw in iter(f.readline, b""):
+            into.append((now(), raw.decode("utf-8", "replace").rstrip("\n")))
+        if into is self.stdout:
+            self.closed = now()
+        f.close()
+
+    def trusted_after(self):
+        """Seconds from the spawn until the `Trusted node1 (` line, or None."""
+        for at, line in list(self.stdout):
+            if line.startswith(FORM_TRUSTED):
+                return at - self.spawned
+        return None
+
+    def returncode(self):
+        return self.proc.poll()
+
+    def wait(self, timeout):
+        """Wait for the exit and the end of its output; False if still running at timeout."""
+        try:
+            self.proc.wait(timeout=max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            return False
+        for r in self.readers:
+            r.join(timeout=5)
+        return True
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.bench.forget_pid(self.proc.pid)
+
+    def said(self, limit=40):
+        """Its exit status and its last `limit` lines of output, for a failure's report."""
+        rc = self.proc.poll()
+        status = "still running" if rc is None else f"exited {rc}"
+        lines = sorted(self.stdout + [(at, "stderr: " + l) for at, l in self.stderr])
+        body = "\n".join(f"    {at - self.spawned:8.3f}s {l}" for at, l in lines[-limit:])
+        return f"  node{self.k} `rxd {self.command}` ({status}):\n{body or '    (no output)'}"
+
+    def last_line(self):
+        for _, line in reversed(self.stderr + self.stdout):
+            if line.strip():
+                return line.strip()[:120]
+        return ""
+
+
+def form_preseed(n, pass_file):
+    """The formation preseed, the same on every server."""
+    members = "".join(f"- name: node{k}\n" for k in range(1, n + 1))
+    return f"""initiator: node1
+initiator_address: {FORM_NET}.1
+interface: eth0
+passphrase_file: {pass_file}
+window: 5m
+members:
+{members}storage_pools:
+- name: local
+  driver: dir
+"""
+
+
+def form(bench, t, n):
+    """Form an n-member cluster with one command per server: make the namespaces, start n
+    daemons (each `ip netns exec NS rxd --dir DIR`) and wait until each answers; then (timed
+    from here) spawn `rxd form --name node1 --preseed` on node1 and `rxd join --name nodeK
+    --preseed` on every other, all at once, the same preseed on each one's standard input;
+    formation ends when node1's members list shows n members, all Online, as in `formation`.
+    Each joiner's discovery + trust: from its spawn until it prints `Trusted node1 (`. Then,
+    untimed, every command must exit 0 and `rxc cluster list` in node1's namespace show
+    node1..nodeN Online. Bounded by --formation-timeout, namespaces and daemon starts
+    included. rxd only: LXD has no such command."""
+    if t.name != "rxd":
+        raise Failed(f"{t.name}: no `form` command")
+    bound = bench.formation_timeout
+    deadline = now() + bound
+
+    def left(cap):
+        return min(cap, deadline - now())
+
+    nets = Netns(t, bench.netns_prefix(), n)
+    dirs = [bench.fresh_dir(f"{t.name}-form{n}-node{k}") for k in range(1, n + 1)]
+    conf = bench.fresh_dir(f"{t.name}-form{n}-client")
+    pass_file = os.path.join(conf, "form.pass")
+    daemons = []
+    runs = []
+    phase = "setting up"
+    try:
+        try:
+            nets.create()
+            fd = os.open(pass_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(FORM_PASSPHRASE + "\n")
+            for k, dir_ in enumerate(dirs, 1):
+                daemons.append(t.start(dir_, ns=nets.members[k - 1]))
+            for d in daemons:
+                t.wait_ready(d, timeout=left(120))
+            preseed = form_preseed(n, pass_file)
+            phase = "forming"
+            t0 = now()
+            for k, dir_ in enumerate(dirs, 1):
+                runs.append(FormCommand(bench, t, dir_, nets.members[k - 1], k, preseed))
+            seen = (None, None)
+            while True:
+                seen = t.online_members(daemons[0])
+                if seen == (n, n):
+                    break
+                failed = [r for r in runs if r.returncode() not in (None, 0)]
+                if failed:
+                    r = failed[0]
+                    raise Failed(f"{t.name}: N={n}: node{r.k}'s `rxd {r.command}` exited "
+                                 f"{r.returncode()}: {r.last_line()}")
+                dead = [k for k, d in enumerate(daemons, 1) if not d.alive()]
+                if dead:
+                    why = crash_line(daemons[dead[0] - 1].stderr_path)
+                    raise Failed(f"{t.name}: N={n}: node{dead[0]}'s daemon exited"
+                                 + (f": {why}" if why else ""))
+                if now() >= deadline:
+                    raise Failed(f"{t.name}: N={n}: node1 lists {seen[0]} members, {seen[1]} "
+                                 f"online, not {n} online, at the time bound")
+                time.sleep(0.01)
+            formed = now() - t0
+            phase = "after the formation"
+            for r in runs:
+                if not r.wait(left(120)):
+                    raise Failed(f"{t.name}: N={n}: node{r.k}'s `rxd {r.command}` still "
+                                 f"running {now() - t0:.0f} s after the start, the cluster "
+                                 "formed")
+                if r.returncode() != 0:
+                    raise Failed(f"{t.name}: N={n}: node{r.k}'s `rxd {r.command}` exited "
+                                 f"{r.returncode()}: {r.last_line()}")
+            exited = max(r.closed or now() for r in runs) - t0
+            trusted = []
+            for r in runs[1:]:
+                took = r.trusted_after()
+                if took is None:
+                    raise Failed(f"{t.name}: N={n}: node{r.k}'s `rxd join` exited 0 without "
+                                 f"a line `{FORM_TRUSTED}...`")
+                trusted.append(took)
+            log(f"  {t.name} N={n}: formed in {ms(formed):.0f} ms (every command exited after "
+                f"{ms(exited):.0f} ms); discovery + trust per joiner "
+                f"{ms(min(trusted)):.0f}-{ms(max(trusted)):.0f} ms")
+            t.check_cluster_list(dirs[0], conf, n, timeout=left(60), ns=nets.members[0])
+        except Failed as e:
+            if runs:
+                log(f"{t.name} form N={n} failed {phase}; the commands said:\n"
+                    + "\n".join(r.said() for r in runs))
+            for k, d in enumerate(daemons, 1):
+                why = last_line(d.stderr_path)
+                if why:
+                    log(f"  node{k}'s daemon, last log line: {why}")
+            if now() >= deadline - 1 and not isinstance(e, OutOfTime):
+                raise OutOfTime(f"{t.name}: N={n} not formed by `rxd form` within the "
+                                f"{bound:.0f} s bound ({phase}; "
+                                f"{str(e).removeprefix(t.name + ': ')[:80]})")
+            raise
+    finally:
+        for r in runs:
+            r.kill()
+        t.stop_all(daemons)
+        nets.delete()
+        for dir_ in dirs + [conf]:
+            bench.cleanup_dir(dir_)
+    return {f"form N={n}": ms(formed),
+            f"discovery+trust N={n}": [ms(x) for x in trusted]}
+
+
+def form_rows(n):
+    return [(f"form N={n}", "ms"), (f"discovery+trust N={n}", "ms")]
+
+
 # scale: cluster database sizes (profiles) of --profiles, and the concurrent writers of the load
 SCALE_SIZES = (10_000, 100_000)
 SCALE_CLIENTS = 8
@@ -814,25 +1109,30 @@ def scale_rows(size):
 
 
 FORMATION_SIZES = (3, 5, 8, 16)
-# Formations of this many members or more are measured once per target (they are expensive).
+# The sizes of `form` without --sizes (the issue's: 3, 8 and 16 servers).
+FORM_SIZES = (3, 8, 16)
+# Formations of this many members or more are measured once per target (they are expensive);
+# the same for `form`.
 FORMATION_ONCE_FROM = 8
-# The warm-up of the formation scenario is one formation of this many members, whatever --sizes.
+# The warm-up of formation (and of form) is one formation of this many members, whatever --sizes.
 FORMATION_WARMUP_SIZE = 2
 
 # name -> (function, [(metric, unit)]). Rows are printed in this order.
 # To add a scenario: write a function like those above that returns {metric: value} (a value
-# may be a list: several samples of one run) and list it here. `formation` is the exception:
-# main() expands it into one entry per size in --sizes, each with formation_rows(n).
+# may be a list: several samples of one run) and list it here. `formation` and `form` are the
+# exceptions: main() expands each into one entry per size in --sizes, each with
+# formation_rows(n) or form_rows(n). `form` is rxd's alone: its entries carry only="rxd".
 SCENARIOS = {
     "single": (single_node, [("start->ready", "ms"), ("bootstrap", "ms"),
                              ("daemon VmHWM", "MiB")]),
     "waitready": (own_waitready, [("start->waitready", "ms")]),
     "newconn": (new_connections, [("new conn p50", "ms"), ("new conn p90", "ms")]),
     "formation": (formation, None),
+    "form": (form, None),
     "scale": (scale, None),
 }
 # What runs without --scenarios; `scale` takes minutes per size and is asked for by name.
-DEFAULT_SCENARIOS = ("single", "waitready", "newconn", "formation")
+DEFAULT_SCENARIOS = ("single", "waitready", "newconn", "formation", "form")
 
 
 # -------------------------------------------------------------------------------------------
@@ -847,6 +1147,7 @@ class Bench:
         self.ports = {}
         self.formation_timeout = 600.0
         self.scale_timeout = 1800.0
+        self.netns_runs = 0
         self.pid_lock = threading.Lock()  # stop_all() forgets PIDs from several threads
 
     def record_pid(self, pid):
@@ -862,6 +1163,12 @@ class Bench:
                     f.write("".join(p + "\n" for p in pids))
             except OSError:
                 pass
+
+    def netns_prefix(self):
+        """A prefix for the network namespaces of one run, no other process's:
+        rxdbench-<this process's pid>-<run>."""
+        self.netns_runs += 1
+        return f"rxdbench-{os.getpid()}-{self.netns_runs}"
 
     def fresh_dir(self, name):
         self.counter += 1
@@ -930,7 +1237,8 @@ def parse_sizes(text):
     except ValueError:
         raise SystemExit(f"--sizes {text!r}: comma-separated numbers, like 3,5")
     if not sizes or any(not 2 <= n <= 16 for n in sizes):
-        raise SystemExit("--sizes: each between 2 and 16 (member K uses 127.0.4x.K)")
+        raise SystemExit("--sizes: each between 2 and 16 (member K uses 127.0.4x.K, or "
+                         f"{FORM_NET}.K in form)")
     return sorted(set(sizes))
 
 
@@ -946,12 +1254,74 @@ def parse_profiles(text):
 
 class Entry:
     """One line of the plan: a scenario (or one formation size), its rows and its run count.
-    `cell` entries (scale) fail cell by cell, for rxd as for LXD: the other cells are still
-    measured."""
+    `cell` entries (scale, form) fail cell by cell, for rxd as for LXD: the other cells are
+    still measured. `scenario` is the name in SCENARIOS; `only`, the one target that runs it
+    (form: rxd), else None."""
 
-    def __init__(self, key, fn, rows, runs, size=None, cell=False):
+    def __init__(self, key, fn, rows, runs, size=None, cell=False, scenario=None, only=None):
         self.key, self.fn, self.rows, self.runs, self.size = key, fn, rows, runs, size
         self.cell = cell
+        self.scenario = scenario or key
+        self.only = only
+
+    def runs_on(self, t):
+        return self.only is None or self.only == t.name
+
+
+def form_comparison(plan, forms, results, rxd_failure, why_not, lxd):
+    """The lines of the `form` against by-hand block: one column per size of form, the medians
+    of this run's form, rxd's and LXD's formation (by hand) of the same N, their ratios, the
+    discovery + trust per joiner, the commands typed and the goal."""
+    by_hand = {e.size: e for e in plan if e.scenario == "formation"}
+
+    def med(target, metric):
+        vals = [v for v in results[target].get(metric, []) if v is not None]
+        return statistics.median(vals) if vals else None
+
+    def ratio(x, y):
+        return f"{x / y:.2f}" if x is not None and y else "-"
+
+    cols = []
+    missing = []
+    for e in forms:
+        n = e.size
+        f = med("rxd", f"form N={n}")
+        h = med("rxd", f"formation N={n}")
+        hand = by_hand.get(n)
+        if hand is None:
+            missing.append(str(n))
+        lx = None
+        if hand is not None and not why_not(lxd, hand):
+            lx = med("lxd", f"formation N={n}")
+        goal = (h + FORM_GOAL_BASE + FORM_GOAL_PER_JOINER * (n - 1)) if h is not None else None
+        met = "-" if f is None or goal is None else ("yes" if f <= goal else "no")
+        _, trust = summarize(results["rxd"].get(f"discovery+trust N={n}", []), "ms")
+        cols.append([f"N={n}",
+                     fmt(f, "ms") if f is not None or not rxd_failure(e) else "failed",
+                     fmt(h, "ms"),
+                     fmt(lx, "ms"),
+                     ratio(f, h),
+                     ratio(f, lx),
+                     trust,
+                     f"{n}, {2 * n - 1}",
+                     f"{fmt(goal, 'ms')} {met}" if goal is not None else "-"])
+    names = ["form vs by hand (medians)", "rxd form (ms)", "rxd by hand (ms)",
+             "lxd by hand (ms)", "form / rxd by hand", "form / lxd by hand",
+             "discovery+trust per joiner (ms)", "commands typed (form, by hand)",
+             "goal: form <= (ms), met"]
+    rows = [[name] + [c[i] for c in cols] for i, name in enumerate(names)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
+                     for i, c in enumerate(r)) for r in rows]
+    out.append(f"goal: form within {FORM_GOAL_BASE / 1000:.0f} s + {FORM_GOAL_PER_JOINER:.0f} ms "
+               "per joiner of rxd by hand, i.e. form <= rxd by hand + "
+               f"{FORM_GOAL_BASE:.0f} + {FORM_GOAL_PER_JOINER:.0f} x (N-1) ms")
+    out.append("by hand: the formation rows (1 bootstrap + a token and a join per joiner, 2N-1 "
+               "commands); form: one command per server, N")
+    if missing:
+        out.append(f"N={','.join(missing)}: no formation by hand in this run (name formation "
+                   "in --scenarios too, with --sizes including these, to fill those cells)")
+    return out
 
 
 def main():
@@ -965,11 +1335,14 @@ def main():
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per target first")
     p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
                    help=f"comma-separated, of: {', '.join(SCENARIOS)}")
-    p.add_argument("--sizes", default=",".join(map(str, FORMATION_SIZES)),
-                   help="cluster sizes N of the formation scenario")
+    p.add_argument("--sizes", default=None,
+                   help="cluster sizes N of the formation and form scenarios (default: "
+                        f"{','.join(map(str, FORMATION_SIZES))} for formation, "
+                        f"{','.join(map(str, FORM_SIZES))} for form)")
     p.add_argument("--formation-runs", type=int, default=None,
-                   help=f"runs per target of each formation below N={FORMATION_ONCE_FROM} "
-                        "(default: --runs; those from there on run once)")
+                   help=f"runs per target of each formation (and form) below "
+                        f"N={FORMATION_ONCE_FROM} (default: --runs; those from there on run "
+                        "once)")
     p.add_argument("--formation-timeout", type=float, default=600,
                    help="bound of one formation, daemon starts included, in seconds")
     p.add_argument("--profiles", default=",".join(map(str, SCALE_SIZES)),
@@ -990,7 +1363,7 @@ def main():
         raise SystemExit("--runs and --formation-runs must be between 1 and 100")
     if not 10 <= a.formation_timeout <= 3600:
         raise SystemExit("--formation-timeout must be between 10 and 3600")
-    sizes = parse_sizes(a.sizes)
+    sizes = parse_sizes(a.sizes) if a.sizes is not None else None
     profile_sizes = parse_profiles(a.profiles)
     if not 60 <= a.scale_timeout <= 86400:
         raise SystemExit("--scale-timeout must be between 60 and 86400")
@@ -1012,15 +1385,25 @@ def main():
             # Each size once per implementation, no warm-up: minutes per run.
             for n in profile_sizes:
                 plan.append(Entry(f"scale {n}", lambda b, t, n=n: scale(b, t, n),
-                                  scale_rows(n), 1, cell=True))
+                                  scale_rows(n), 1, cell=True, scenario=s))
         elif s == "formation":
-            for n in sizes:
+            for n in sizes or FORMATION_SIZES:
                 runs = 1 if n >= FORMATION_ONCE_FROM else a.formation_runs
                 plan.append(Entry(f"formation N={n}", lambda b, t, n=n: formation(b, t, n),
-                                  formation_rows(n), runs, size=n))
+                                  formation_rows(n), runs, size=n, scenario=s))
             warm.append(Entry(f"formation N={FORMATION_WARMUP_SIZE}",
                               lambda b, t: formation(b, t, FORMATION_WARMUP_SIZE), [], 1,
-                              size=FORMATION_WARMUP_SIZE))
+                              size=FORMATION_WARMUP_SIZE, scenario=s))
+        elif s == "form":
+            # rxd only; a failed size marks that size's cells (cell=True), as in scale.
+            for n in sizes or FORM_SIZES:
+                runs = 1 if n >= FORMATION_ONCE_FROM else a.formation_runs
+                plan.append(Entry(f"form N={n}", lambda b, t, n=n: form(b, t, n),
+                                  form_rows(n), runs, size=n, cell=True, scenario=s,
+                                  only="rxd"))
+            warm.append(Entry(f"form N={FORMATION_WARMUP_SIZE}",
+                              lambda b, t: form(b, t, FORMATION_WARMUP_SIZE), [], 1,
+                              size=FORMATION_WARMUP_SIZE, cell=True, scenario=s, only="rxd"))
         else:
             plan.append(Entry(s, fn, rows, a.runs))
             warm.append(Entry(s, fn, rows, a.runs))
@@ -1028,9 +1411,10 @@ def main():
     results = {t.name: {} for t in targets}  # target -> metric -> [values]
     counts = {}  # (target, entry key) -> measured runs
     cell_unavailable = {}  # (target, entry key) -> reason: LXD failed at that one cell
-    cell_failed = {}  # (rxd, entry key) -> reason: rxd failed at a `cell` entry (scale)
+    cell_failed = {}  # (rxd, entry key) -> reason: rxd failed at a `cell` entry (scale, form)
+    warmup_failed = {}  # (rxd, scenario) -> reason: the warm-up of a `cell` scenario failed
     formation_unavailable = {}  # target -> reason: no formation of it can work here
-    out_of_time = {}  # target -> smallest N that did not form within the bound
+    out_of_time = {}  # (target, scenario) -> smallest N that did not form within the bound
     end = now() + a.max_seconds
     load_before = os.getloadavg()[0]
     cut_short = None
@@ -1042,13 +1426,15 @@ def main():
         if e.size is not None:
             if t.name in formation_unavailable:
                 return formation_unavailable[t.name]
-            if t.name in out_of_time and e.size > out_of_time[t.name]:
-                return (f"not tried: N={out_of_time[t.name]} did not form within "
-                        f"{a.formation_timeout:.0f} s")
+            oot = out_of_time.get((t.name, e.scenario))
+            if oot is not None and e.size > oot:
+                return f"not tried: N={oot} did not form within {a.formation_timeout:.0f} s"
+        if (t.name, e.scenario) in warmup_failed:
+            return warmup_failed[(t.name, e.scenario)]
         return cell_unavailable.get((t.name, e.key))
 
     def one(t, e, record):
-        if why_not(t, e):
+        if why_not(t, e) or (e.cell and (t.name, e.key) in cell_failed):
             return
         try:
             out = e.fn(bench, t)
@@ -1057,7 +1443,14 @@ def main():
                 for k, v in getattr(err, "partial", {}).items():
                     results[t.name].setdefault(k, []).append(v)
             if e.cell and t is not lxd:
-                cell_failed[(t.name, e.key)] = str(err).removeprefix(f"{t.name}: ")
+                reason = str(err).removeprefix(f"{t.name}: ")
+                if not record:
+                    warmup_failed[(t.name, e.scenario)] = f"the warm-up failed: {reason}"
+                else:
+                    cell_failed[(t.name, e.key)] = reason
+                    if isinstance(err, OutOfTime) and e.size is not None:
+                        key = (t.name, e.scenario)
+                        out_of_time[key] = min(e.size, out_of_time.get(key, e.size))
                 log(f"{t.name} failed ({e.key}): {err}")
                 return
             if t is not lxd:
@@ -1073,7 +1466,8 @@ def main():
             else:
                 cell_unavailable[(t.name, e.key)] = reason
                 if isinstance(err, OutOfTime):
-                    out_of_time[t.name] = min(e.size, out_of_time.get(t.name, e.size))
+                    key = (t.name, e.scenario)
+                    out_of_time[key] = min(e.size, out_of_time.get(key, e.size))
             log(f"lxd unavailable ({e.key}): {reason}")
             return
         if record:
@@ -1086,6 +1480,8 @@ def main():
         for i in range(a.warmup):
             for t in targets:
                 for e in warm:
+                    if not e.runs_on(t):
+                        continue
                     log(f"warm-up {i + 1}: {t.name} {e.key}")
                     one(t, e, record=False)
         for i in range(max(e.runs for e in plan)):
@@ -1094,6 +1490,8 @@ def main():
                 if i >= e.runs:
                     continue
                 for t in order:
+                    if not e.runs_on(t):
+                        continue
                     if now() > end:
                         raise TimeoutError
                     log(f"run {i + 1}/{e.runs}: {t.name} {e.key}")
@@ -1107,20 +1505,33 @@ def main():
 
     # ---- the table
     head = ("scenario", "rxd median [min-max]", "lxd median [min-max]", "rxd/lxd")
-    plan_sizes = [e.size for e in plan if e.size is not None]
+    formation_sizes = [e.size for e in plan if e.scenario == "formation"]
+    forms = [e for e in plan if e.scenario == "form"]
     lines = []
     notes = []
+
+    def rxd_failure(e):
+        """Why rxd failed at a `cell` entry, or was not tried there; else None."""
+        return cell_failed.get(("rxd", e.key)) or (why_not(rxd, e) if e.cell else None)
+
     for e in plan:
         for metric, unit in e.rows:
             r_med, r_txt = summarize(results["rxd"].get(metric, []), unit)
-            failed = cell_failed.get(("rxd", e.key))
+            failed = rxd_failure(e)
             if failed and r_med is None:
                 r_txt = f"failed: {failed[:40]}"
                 note = f"rxd {e.key} failed: {failed}"
                 if len(failed) > 40 and note not in notes:
                     notes.append(note)
+            elif failed and e.only:
+                note = (f"rxd {e.key} failed in a run, not run again (its cells are over the "
+                        f"runs before): {failed}")
+                if note not in notes:
+                    notes.append(note)
             why = why_not(lxd, e)
-            if why:
+            if not e.runs_on(lxd):
+                l_med, l_txt = None, "- (rxd only)"
+            elif why:
                 l_med, l_txt = None, f"unavailable: {why[:40]}"
                 note = (f"lxd unavailable: {why}" if why == lxd.unavailable
                         else f"lxd {e.key} unavailable: {why}")
@@ -1139,19 +1550,27 @@ def main():
     print()
     print("\n".join(out))
     print()
-    runs = ", ".join(f"{e.key if e.size is None or e.size == plan_sizes[0] else f'N={e.size}'} "
-                     f"{counts.get(('rxd', e.key), 0)}/{counts.get(('lxd', e.key), 0)}"
+    if forms:
+        print("\n".join(form_comparison(plan, forms, results, rxd_failure, why_not, lxd)))
+        print()
+    first = {}  # scenario -> key of its first entry: later sizes are shown as N=n
+    for e in plan:
+        first.setdefault(e.scenario, e.key)
+    runs = ", ".join(f"{e.key if e.size is None or first[e.scenario] == e.key else f'N={e.size}'} "
+                     + "/".join(str(counts.get((t.name, e.key), 0)) if e.runs_on(t) else "-"
+                                for t in targets)
                      for e in plan)
     if warm:
+        of = [f"of {s}: one N={FORMATION_WARMUP_SIZE} {s}" for s in ("formation", "form")
+              if any(e.scenario == s for e in plan)]
         print(f"measured runs (rxd/lxd): {runs}; before them {a.warmup} warm-up "
               f"run{'' if a.warmup == 1 else 's'} of each "
-              f"scenario" + (f" (of formation: one N={FORMATION_WARMUP_SIZE} formation)"
-                             if plan_sizes and a.warmup else "")
-              + ("; none of scale" if any(e.cell for e in plan) else ""))
+              f"scenario" + (f" ({'; '.join(of)})" if of and a.warmup else "")
+              + ("; none of scale" if any(e.scenario == "scale" for e in plan) else ""))
     else:
         print(f"measured runs (rxd/lxd): {runs}; no warm-up")
-    if plan_sizes:
-        once = [str(n) for n in plan_sizes if n >= FORMATION_ONCE_FROM]
+    if formation_sizes:
+        once = [str(n) for n in formation_sizes if n >= FORMATION_ONCE_FROM]
         print("formation: from node1's `init --preseed` until node1 lists N members, all "
               "Online (tokens included);")
         print("  join/member: one joining member's `init --preseed`, median [min-max] over the "
@@ -1161,7 +1580,17 @@ def main():
                   "[min-max] is over that one run")
         print(f"  members on {rxd.cluster_net}.K (rxd) and {lxd.cluster_net}.K (lxd); each "
               f"formation bounded by {a.formation_timeout:.0f} s")
-    scales = [e.key.split()[1] for e in plan if e.cell]
+    if forms:
+        once = [str(e.size) for e in forms if e.size >= FORMATION_ONCE_FROM]
+        print("form: from spawning `rxd form` on node1 and `rxd join` on node2..nodeN, all at "
+              "once, until node1 lists N members, all Online;")
+        print("  daemons started and ready before the clock starts, as in formation; "
+              "discovery+trust: from a joiner's spawn until it prints")
+        print(f"  `{FORM_TRUSTED}...`, median [min-max] over the N-1 joiners of every run"
+              + (f"; N={','.join(once)}: formed once (expensive)" if once else ""))
+        print(f"  rxd only; member K in a network namespace of its own, {FORM_NET}.K/24 on eth0 "
+              f"(a veth to bridge hub0); each form bounded by {a.formation_timeout:.0f} s")
+    scales = [e.key.split()[1] for e in plan if e.scenario == "scale"]
     if scales:
         print(f"scale: {','.join(scales)} profiles written by {SCALE_CLIENTS} clients over 3 "
               "members (writes/s), then node4's `init --preseed` (join after) and until node4")
@@ -1182,7 +1611,7 @@ def main():
     if rxd_failed:
         print(f"rxd failed, later runs not measured: {rxd_failed}")
         return 1
-    return 1 if cell_failed else 0
+    return 1 if cell_failed or warmup_failed else 0
 
 
 if __name__ == "__main__":
