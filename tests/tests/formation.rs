@@ -696,6 +696,128 @@ async fn two_windows_at_once_form_two_clusters() {
     }
 }
 
+/// `rxd join --dry-run` shows the window it found and the data joining would lose, taking no
+/// part; `rxd form` on a server whose window is already open says so and listens where it did
+/// before.
+#[tokio::test]
+async fn a_joiners_dry_run_shows_the_window_and_a_second_window_is_refused() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let node1 = members[0].client();
+    node1
+        .request(
+            "PATCH",
+            "/1.0",
+            Some(json!({"config": {"core.https_address": "192.0.2.1:8443"}})),
+            None,
+        )
+        .await
+        .unwrap();
+    let open = |c: &Client, name: &str| {
+        let body = json!({"name": name, "passphrase": PASSPHRASE});
+        let c = c.clone();
+        async move {
+            c.request("POST", WINDOW_PATH, Some(body), None)
+                .await
+                .unwrap()
+                .metadata::<WindowOpened>()
+                .unwrap()
+        }
+    };
+    let opened = open(&node1, "node1").await;
+    rxd_testkit::ok(&members[1].rxc(&["profile", "create", "mine"]));
+    let shown = rxd_testkit::ok(&members[1].cmd(
+        "rxd",
+        &[
+            "join",
+            "--name",
+            "node2",
+            "--dry-run",
+            "--initiator-address",
+            "192.0.2.1",
+        ],
+        None,
+    ));
+    assert!(
+        shown.contains(&format!(
+            "Formation window {} of node1 at 192.0.2.1:8443",
+            opened.id
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Joining loses on node2: profiles mine"),
+        "{shown}"
+    );
+    let state: WindowState = node1.get(WINDOW_PATH).await.unwrap();
+    assert!(state.joiners.is_empty(), "{state:?}");
+
+    // node3 listens nowhere and has a window open already.
+    open(&members[2].client(), "node3").await;
+    let pass_file = members[2].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = format!(
+        "initiator: node3\ninterface: eth0\npassphrase_file: {}\nmembers:\n- name: node3\n- name: node1\n",
+        pass_file.display()
+    );
+    let form = ["form", "--name", "node3", "--preseed"];
+    let err = rxd_testkit::fails(&members[2].cmd("rxd", &form, Some(&preseed)));
+    assert!(
+        err.contains("A formation window is already open") && err.contains("rxd form --abort"),
+        "{err}"
+    );
+    assert_as_before(&members[2..]).await;
+    let aborted = rxd_testkit::ok(&members[2].cmd("rxd", &["form", "--abort"], None));
+    assert!(aborted.contains("aborted"), "{aborted}");
+
+    // SIGTERM, as Ctrl-C, on a `rxd form` waiting for its joiners closes its window and puts
+    // its address back.
+    let mut waiting = std::process::Command::new("ip")
+        .args(["netns", "exec", &members[2].ns.name])
+        .arg(rxd_testkit::bin("rxd"))
+        .args(form)
+        .env("RXD_DIR", &members[2].dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = waiting.stdin.take().unwrap();
+        stdin.write_all(preseed.as_bytes()).unwrap();
+    }
+    let node3 = members[2].client();
+    rxd_testkit::until(
+        Duration::from_secs(30),
+        "node3's window to open",
+        || async {
+            node3
+                .get::<WindowState>(WINDOW_PATH)
+                .await
+                .is_ok_and(|w| w.phase == "Open")
+        },
+    )
+    .await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(waiting.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = rxd_testkit::wait_bounded(waiting, "rxd form", Duration::from_secs(30));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let ok = out.status.success();
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("Aborting the formation") && said.contains("nothing changed on this server"),
+        "{said}"
+    );
+    assert_as_before(&members[2..]).await;
+    let state: WindowState = members[2].client().get(WINDOW_PATH).await.unwrap();
+    assert_eq!(state.phase, "Aborted");
+}
+
+/// A joiner whose firewall drops multicast DNS sees no window: after 60 s of silence it says
+/// so, naming the interface and UDP 5353 and the way out; given the initiator's address it
 /// joins.
 #[tokio::test]
 async fn without_multicast_a_joiner_says_why_and_joins_by_address() {

@@ -125,7 +125,7 @@ impl Formation {
             let phase = open.window.phase(now);
             if phase != Phase::Aborted && phase != Phase::Committed {
                 return Err(ApiError::conflict(format!(
-                    "A formation window is already open ({}, {phase}): abort it first",
+                    "A formation window is already open ({}, {phase}): abort it first with `rxd form --abort`",
                     open.window.id()
                 )));
             }

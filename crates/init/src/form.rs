@@ -56,6 +56,9 @@ pub struct FormArgs {
     /// The interface holding each server's cluster address, instead of the preseed's.
     #[arg(long)]
     pub interface: Option<String>,
+    /// Abort this server's formation window (one left open, say), and do nothing else.
+    #[arg(long, conflicts_with_all = ["preseed", "dry_run"])]
+    pub abort: bool,
 }
 
 /// `rxd join`'s flags.
@@ -170,8 +173,14 @@ async fn set_https_address(client: &Client, address: &str) -> Result<(), InitErr
 
 /// `rxd form`: from a preseed, or by asking.
 pub async fn form(dir: &Path, args: FormArgs) -> Result<(), InitError> {
-    let name = own_name(args.name.clone())?;
     let client = Client::unix(dir.join("unix.socket"));
+    if args.abort {
+        let state: WindowState = client.get(WINDOW_PATH).await?;
+        client.request("DELETE", WINDOW_PATH, None, None).await?;
+        println!("Formation window {} aborted", state.id);
+        return Ok(());
+    }
+    let name = own_name(args.name.clone())?;
     let address = match &args.initiator_address {
         Some(a) => Some(parse_initiator(a)?),
         None => None,
@@ -211,15 +220,17 @@ async fn form_from_preseed(
         )));
     }
     let passphrase = passphrase_text(&preseed)?;
+    let port = preseed
+        .initiator
+        .address
+        .map(|a| a.port())
+        .unwrap_or(rxd_form::planner::DEFAULT_PORT);
+    // Checked even when this server listens already: the members' addresses come from there.
+    let own = own_address(&preseed, port)?;
     let listen = if address.is_some() || https_address(client).await?.is_empty() {
-        let port = preseed
-            .initiator
-            .address
-            .map(|a| a.port())
-            .unwrap_or(rxd_form::planner::DEFAULT_PORT);
         Some(match preseed.initiator.address {
             Some(a) => a.to_string(),
-            None => own_address(&preseed, port)?,
+            None => own,
         })
     } else {
         None
@@ -291,7 +302,7 @@ impl Session {
             session.running.clone(),
         );
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
+            if stopped().await.is_err() {
                 return;
             }
             eprintln!("Aborting the formation: every server is put back as it was");
@@ -360,6 +371,19 @@ impl Session {
             listen_as_before(&self.client, &self.before).await;
         }
         result
+    }
+}
+
+/// Waits for Ctrl-C, SIGTERM or SIGHUP (the terminal closed): each stops `rxd form` the same
+/// orderly way.
+async fn stopped() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+        _ = hup.recv() => Ok(()),
     }
 }
 

@@ -268,12 +268,18 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<&str>, limit: std::time::Dur
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("the program starts");
-    let pid = child.id();
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         pipe.write_all(input.as_bytes())
             .expect("stdin takes the input");
     }
+    wait_bounded(child, &format!("{:?}", cmd.get_program()), limit)
+}
+
+/// Waits for `child` (started with piped output), `what`, and kills it by its PID if it has
+/// not finished within `limit`.
+pub fn wait_bounded(child: std::process::Child, what: &str, limit: std::time::Duration) -> Output {
+    let pid = child.id();
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if finished.recv_timeout(limit).is_err() {
@@ -291,8 +297,7 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<&str>, limit: std::time::Dur
     let killed = watchdog.join().expect("the watchdog does not panic");
     assert!(
         !killed,
-        "{:?} did not finish within {limit:?}; killed it\nstderr: {}",
-        cmd.get_program(),
+        "{what} did not finish within {limit:?}; killed it\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
