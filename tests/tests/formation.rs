@@ -1232,12 +1232,12 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
 
 /// Three servers in a formation that fails: node1 holds a profile `kept` first, server `at`
 /// runs with `failpoint`, and `during` runs while they form. Every command must fail; then
-/// every server must be standalone, listening where it did before and holding what it held.
-/// Answers what each command said.
+/// every server must be standalone, listening where it did before and holding what it held
+/// (all but the last, when `during` killed it). Answers what each command said.
 async fn a_failed_formation(
     at: usize,
     failpoint: &str,
-    during: impl Fn(&[rxd_testkit::netns::NsMember]) + Sync,
+    during: impl Fn(&[rxd_testkit::netns::NsMember]) -> Killed + Sync,
 ) -> Vec<String> {
     let (_hub, members) = rxd_testkit::netns::hub_with_env(3, &[(at, "RXD_FAILPOINT", failpoint)]);
     rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
@@ -1245,11 +1245,15 @@ async fn a_failed_formation(
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let preseed = form_preseed(3, &pass_file);
-    let runs = std::thread::scope(|s| {
+    let (runs, killed) = std::thread::scope(|s| {
         let runs = s.spawn(|| form_all(&members, &preseed));
-        during(&members);
-        runs.join().unwrap()
+        let killed = during(&members);
+        (runs.join().unwrap(), killed)
     });
+    let alive = match killed {
+        Killed::None => members.len(),
+        Killed::Last => members.len() - 1,
+    };
     let said: Vec<String> = runs
         .iter()
         .map(|r| rxd_testkit::fails(r.as_ref().expect("each server ends within its limit")))
@@ -1270,10 +1274,17 @@ async fn a_failed_formation(
         },
     )
     .await;
-    assert_as_before(&members).await;
+    assert_as_before(&members[..alive]).await;
     assert_kept(&members[0]);
-    assert_eq!(holdings(&members), before);
+    assert_eq!(holdings(&members[..alive]), before[..alive]);
     said
+}
+
+/// Whether the scenario of [`a_failed_formation`] killed a server for good.
+enum Killed {
+    None,
+    /// The last server.
+    Last,
 }
 
 /// Asserts that `said` holds each of `parts`.
@@ -1290,7 +1301,7 @@ fn says(said: &str, parts: &[&str]) {
 /// says why.
 #[tokio::test]
 async fn a_failed_join_puts_every_server_back_as_it_was() {
-    let said = a_failed_formation(2, "join-after-accept:error", |_| {}).await;
+    let said = a_failed_formation(2, "join-after-accept:error", |_| Killed::None).await;
     says(
         &said[0],
         &[
@@ -1337,11 +1348,48 @@ fn holdings(members: &[rxd_testkit::netns::NsMember]) -> Vec<String> {
         .collect()
 }
 
+/// A joiner that dies while it joins (its daemon and `rxd join` killed while the daemon holds
+/// in its join) stops asking for instructions: the initiator takes it for gone after 45 s
+/// instead of waiting out the join limit, and puts every other server back.
+#[tokio::test]
+async fn a_joiner_that_dies_while_joining_is_given_up() {
+    let said = a_failed_formation(2, "join-after-accept:delay=300", |members| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !members[2]
+            .log()
+            .contains("Failpoint join-after-accept: holding")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node3 never joined: {}",
+                members[2].log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for pid in members[2].ns.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        Killed::Last
+    })
+    .await;
+    says(
+        &said[0],
+        &[
+            "node3 stopped answering while joining",
+            "this server is standalone again, as before",
+        ],
+    );
+    says(&said[1], &["nothing changed on this server"]);
+}
+
 /// The initiator's last step fails after every joiner joined (a failpoint), while it runs:
 /// both joiners are taken out again and node1 is put back, every server holding what it held.
 #[tokio::test]
 async fn a_failure_after_the_joins_puts_every_server_back() {
-    let said = a_failed_formation(0, "form-before-decision:error", |_| {}).await;
+    let said = a_failed_formation(0, "form-before-decision:error", |_| Killed::None).await;
     says(
         &said[0],
         &[
@@ -1362,6 +1410,7 @@ async fn a_killed_initiator_at(step: &str) {
         members[0].restart();
         let log = members[0].log();
         assert!(log.contains(&format!("Failpoint {step}: exiting")), "{log}");
+        Killed::None
     })
     .await;
     for s in &said[1..] {
@@ -1418,6 +1467,7 @@ async fn ctrl_c_on_rxd_form_puts_every_server_back() {
             nix::sys::signal::Signal::SIGINT,
         )
         .unwrap();
+        Killed::None
     })
     .await;
     says(

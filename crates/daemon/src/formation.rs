@@ -21,6 +21,10 @@ use rxd_form::wire::{
 
 use crate::error::ApiError;
 
+/// How long a joiner may go without asking for its instruction before the executor takes it
+/// for gone (its machine died, say).
+pub const SILENT_LIMIT: Duration = Duration::from_secs(45);
+
 /// The window, when one is open (or was closed and not yet removed).
 pub struct Formation {
     inner: Mutex<Option<Open>>,
@@ -75,6 +79,8 @@ struct Open {
     /// The operator aborted while the executor ran: it stops at its next step and puts every
     /// server back.
     cancelled: bool,
+    /// When each joiner last asked for its instruction (or reported its facts), by name.
+    heard: BTreeMap<String, Instant>,
 }
 
 impl Open {
@@ -154,6 +160,7 @@ impl Formation {
             reports: BTreeMap::new(),
             advertiser: None,
             cancelled: false,
+            heard: BTreeMap::new(),
         });
         self.bump();
         Ok(opened)
@@ -419,6 +426,7 @@ impl Formation {
         };
         let phase = open.window.phase(now);
         let name = Self::joiner(open, caller_fp, "take part in it")?.to_string();
+        open.heard.insert(name.clone(), now);
         Ok(match open.instructions.get(&name) {
             // Reported: nothing new until the next instruction.
             Some(_) if open.reports.contains_key(&name) => Instruction::Wait,
@@ -553,8 +561,9 @@ impl Formation {
     }
 
     /// For the executor: the reports of `names` once every one of them reported, waiting at
-    /// most `limit`; `Err` names those that did not (while `doing` what), or says the operator
-    /// aborted.
+    /// most `limit`; `Err` names those that did not (while `doing` what), those that stopped
+    /// asking for instructions for [`SILENT_LIMIT`] (a joiner asks at least every 30 s, also
+    /// while it joins), or says the operator aborted.
     pub async fn reports_of(
         &self,
         names: &[String],
@@ -577,6 +586,21 @@ impl Formation {
                     .filter(|n| !open.reports.contains_key(*n))
                     .cloned()
                     .collect();
+                let silent: Vec<&str> = missing
+                    .iter()
+                    .filter(|n| {
+                        open.heard
+                            .get(*n)
+                            .is_some_and(|t| t.elapsed() >= SILENT_LIMIT)
+                    })
+                    .map(String::as_str)
+                    .collect();
+                if !silent.is_empty() {
+                    return Err(format!(
+                        "{} stopped answering while {doing}",
+                        silent.join(", ")
+                    ));
+                }
                 if missing.is_empty() {
                     return Ok(names
                         .iter()
@@ -585,9 +609,10 @@ impl Formation {
                 }
                 missing
             };
-            if tokio::time::timeout_at(deadline, seen.changed())
-                .await
-                .is_err()
+            // Woken by a change, and every few seconds to look for silent joiners.
+            let next = deadline.min(tokio::time::Instant::now() + Duration::from_secs(2));
+            if tokio::time::timeout_at(next, seen.changed()).await.is_err()
+                && tokio::time::Instant::now() >= deadline
             {
                 return Err(silent(&missing));
             }
@@ -669,6 +694,7 @@ impl Formation {
         }
         facts.fingerprint = caller_fp.to_string();
         facts.received_ms = chrono::Utc::now().timestamp_millis();
+        open.heard.insert(name.clone(), Instant::now());
         open.facts.insert(name, facts);
         Ok(())
     }

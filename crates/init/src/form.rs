@@ -945,6 +945,9 @@ fn target_of(window: &Seen) -> Result<Target, InitError> {
     })
 }
 
+/// How often a joiner asks for its instruction while it joins, to show it is alive.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
 /// How long requests for an instruction may fail in a row (the initiator restarting, say)
 /// before this joiner gives up.
 const LOST_LIMIT: Duration = Duration::from_secs(120);
@@ -1083,7 +1086,17 @@ async fn steps(
                     cluster: Some(cluster),
                     ..Default::default()
                 };
-                let outcome = crate::apply(local, &preseed).await;
+                // Still asking while it joins, so the initiator knows it is alive.
+                let keepalive = async {
+                    loop {
+                        tokio::time::sleep(KEEPALIVE).await;
+                        let _ = joiner::next_instruction(&initiator, window_id).await;
+                    }
+                };
+                let outcome = tokio::select! {
+                    outcome = crate::apply(local, &preseed) => outcome,
+                    _ = keepalive => unreachable!("the keepalive never ends"),
+                };
                 let report = StepReport {
                     step: "join".into(),
                     error: outcome
