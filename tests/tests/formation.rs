@@ -1287,6 +1287,19 @@ enum Killed {
     Last,
 }
 
+/// Waits (at most 60 s, off the runtime's thread) until `m`'s daemon logged `line`.
+fn logged(m: &rxd_testkit::netns::NsMember, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !m.log().contains(line) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never logged {line:?}: {}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Asserts that `said` holds each of `parts`.
 fn says(said: &str, parts: &[&str]) {
     for part in parts {
@@ -1354,18 +1367,7 @@ fn holdings(members: &[rxd_testkit::netns::NsMember]) -> Vec<String> {
 #[tokio::test]
 async fn a_joiner_that_dies_while_joining_is_given_up() {
     let said = a_failed_formation(2, "join-after-accept:delay=300", |members| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !members[2]
-            .log()
-            .contains("Failpoint join-after-accept: holding")
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node3 never joined: {}",
-                members[2].log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        logged(&members[2], "Failpoint join-after-accept: holding");
         for pid in members[2].ns.pids() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -1440,18 +1442,7 @@ async fn an_initiator_killed_after_the_joins_leaves_every_server_as_it_was() {
 #[tokio::test]
 async fn ctrl_c_on_rxd_form_puts_every_server_back() {
     let said = a_failed_formation(0, "form-after-bootstrap:delay=3", |members| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !members[0]
-            .log()
-            .contains("Failpoint form-after-bootstrap: holding")
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node1 never bootstrapped: {}",
-                members[0].log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        logged(&members[0], "Failpoint form-after-bootstrap: holding");
         // `rxd form`, found among node1's namespace's processes by its arguments.
         let form = members[0]
             .ns

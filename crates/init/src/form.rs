@@ -9,9 +9,10 @@
 //!  rxd join --name N --preseed   (every other server)
 //!    find the window (initiator_address, else DNS-SD on the interface) ─> passphrase exchange
 //!    ─> report facts ─> follow the initiator's instructions: prepare (listen, probe the
-//!    others), join (the `rxd init` join with a one-time token), done | abort (undo prepare)
+//!    others), join (the `rxd init` join with a one-time token, asking on every 10 s to show
+//!    it is alive), done | abort (leave the formation's cluster if joined, listen and keep the
+//!    cluster address as before: "nothing changed on this server")
 //! ```
-//!
 //!
 //! Without `--preseed` both ask: `rxd form` the address, then (the window open, its generated
 //! passphrase shown) lists the joiners until Enter and asks which to add, `rxd init`'s storage
