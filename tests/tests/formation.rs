@@ -465,6 +465,13 @@ fn form_these(
     })
 }
 
+/// The runs of [`form_all`], each of which must have ended within its limit.
+fn ended(runs: Vec<Option<std::process::Output>>) -> Vec<std::process::Output> {
+    runs.into_iter()
+        .map(|r| r.expect("each server ends within its limit"))
+        .collect()
+}
+
 /// Asserts that every run of [`form_all`] succeeded, showing all of them otherwise, and
 /// that the servers then form one cluster of ONLINE members at their eth0 addresses, with
 /// the preseed's pool on each.
@@ -562,10 +569,7 @@ async fn a_server_of_another_version_is_refused() {
     let (_hub, members) = rxd_testkit::netns::hub_with_env(3, &[(2, "RXD_FORM_VERSION", "0.0.1")]);
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let runs: Vec<std::process::Output> = form_all(&members, &form_preseed(3, &pass_file))
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
+    let runs = ended(form_all(&members, &form_preseed(3, &pass_file)));
     let initiator = rxd_testkit::fails(&runs[0]);
     assert!(
         initiator.contains(&format!(
@@ -591,10 +595,7 @@ async fn a_window_that_expires_changes_nothing() {
     // node3 is named but never runs `rxd join`.
     let preseed = form_preseed(3, &pass_file).replace("window: 5m", "window: 4s");
     let servers = [(&members[0], 1), (&members[1], 2)];
-    let runs: Vec<std::process::Output> = form_these(&servers, &preseed, &[])
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
+    let runs = ended(form_these(&servers, &preseed, &[]));
     let initiator = rxd_testkit::fails(&runs[0]);
     assert!(
         initiator.contains("The formation window closed: the formation window expired"),
@@ -897,10 +898,7 @@ async fn a_cluster_of_three_grows_to_five() {
         pass_file.display()
     );
     let servers = [(&members[0], 1), (&members[3], 4), (&members[4], 5)];
-    let runs: Vec<std::process::Output> = form_these(&servers, &grow, &[])
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
+    let runs = ended(form_these(&servers, &grow, &[]));
     let plan = rxd_testkit::ok(&runs[0]);
     assert!(
         plan.contains("The cluster of node1 grows by 2 to 5 servers"),
@@ -1204,11 +1202,11 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     rxd_testkit::ok(&members[2].rxc(&["profile", "create", "mine"]));
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
-    let runs: Vec<std::process::Output> =
-        form_all_with(&members, &form_preseed(3, &pass_file), &["--dry-run"])
-            .into_iter()
-            .map(|r| r.expect("each server ends within its limit"))
-            .collect();
+    let runs = ended(form_all_with(
+        &members,
+        &form_preseed(3, &pass_file),
+        &["--dry-run"],
+    ));
     let plan = rxd_testkit::ok(&runs[0]);
     assert!(
         plan.contains("A new cluster of 3 servers, formed by node1"),
@@ -1520,10 +1518,7 @@ async fn a_formation_that_cannot_go_ahead_leaves_every_server_as_it_was() {
     let pass_file = members[0].dir.join("form.pass");
     std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let runs = form_all(&members, &form_preseed(3, &pass_file));
-    let outputs: Vec<std::process::Output> = runs
-        .into_iter()
-        .map(|r| r.expect("each server ends within its limit"))
-        .collect();
+    let outputs = ended(runs);
     for out in &outputs {
         let err = rxd_testkit::fails(out);
         assert!(
