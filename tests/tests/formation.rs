@@ -631,16 +631,7 @@ async fn two_windows_at_once_form_two_clusters() {
         // thread drives the runtime).
         let asked = s.spawn(|| {
             for m in [&members[0], &members[2]] {
-                let c = m.client();
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(rxd_testkit::until(
-                    Duration::from_secs(60),
-                    "a window to be open",
-                    || async { c.get::<WindowState>(WINDOW_PATH).await.is_ok() },
-                ));
+                window_until(m, "a window to be open", |_| true);
             }
             let mut join = Prompted::start(
                 &members[1],
@@ -941,22 +932,11 @@ async fn a_server_not_chosen_is_told_so_and_left_alone() {
         // node2 joins once node3 is in the window, so that node3 is there when the plan is
         // made.
         let joined = s.spawn(|| {
-            let window = members[0].client();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(rxd_testkit::until(
-                Duration::from_secs(60),
-                "node3 reported its facts to the window",
-                || async {
-                    window.get::<WindowState>(WINDOW_PATH).await.is_ok_and(|w| {
-                        w.joiners
-                            .iter()
-                            .any(|j| j.name == "node3" && j.facts.is_some())
-                    })
-                },
-            ));
+            window_until(&members[0], "node3 reported its facts to the window", |w| {
+                w.joiners
+                    .iter()
+                    .any(|j| j.name == "node3" && j.facts.is_some())
+            });
             run(1, "join", &two)
         });
         let joined = joined.join().unwrap();
@@ -1283,6 +1263,25 @@ enum Killed {
     None,
     /// The last server.
     Last,
+}
+
+/// Waits (at most 60 s, from a thread that drives no runtime) until `m` has a window for
+/// which `ok` holds.
+fn window_until(m: &rxd_testkit::netns::NsMember, what: &str, ok: impl Fn(&WindowState) -> bool) {
+    let c = m.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(rxd_testkit::until(
+        Duration::from_secs(60),
+        what,
+        || async {
+            c.get::<WindowState>(WINDOW_PATH)
+                .await
+                .is_ok_and(|w| ok(&w))
+        },
+    ));
 }
 
 /// Waits (at most 60 s, off the runtime's thread) until `m`'s daemon logged `line`.
