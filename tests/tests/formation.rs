@@ -1527,3 +1527,99 @@ async fn a_formation_that_cannot_go_ahead_leaves_every_server_as_it_was() {
     }
     assert_as_before(&members).await;
 }
+
+/// A rogue on the LAN advertises a window of the same initiator name, with the real
+/// window's fingerprint copied, and relays TLS to the real initiator from its own address.
+/// Answering discovery earns it nothing: a joiner named by preseed refuses to choose between
+/// the two windows; a joiner sent to the rogue's address fails to confirm the passphrase,
+/// trusts nothing and changes nothing; the initiator never pins the relay's certificate; the
+/// joiner sent to the real address then forms the cluster.
+#[test]
+fn a_rogue_advertiser_and_its_relay_earn_nothing() {
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = discovered_preseed(2, &pass_file);
+    let limit = Duration::from_secs(120);
+    let node2_before = holdings(&members[1..2]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let node2_trusted = rt.block_on(rxd_testkit::trusted_fingerprints(&members[1].client()));
+    let rogue_ns = std::fs::File::open(format!("/run/netns/{}", members[2].ns.name)).unwrap();
+    let (stop_rogue, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (form, by_name, by_rogue, by_address) = std::thread::scope(|s| {
+        let form = s.spawn(|| {
+            members[0].bounded(
+                "rxd",
+                &["form", "--name", "node1", "--preseed"],
+                Some(&preseed),
+                limit,
+            )
+        });
+        window_until(&members[0], "node1's window to open", |w| w.phase == "Open");
+        let real = rt
+            .block_on(members[0].client().get::<WindowState>(WINDOW_PATH))
+            .unwrap();
+        let (up, upped) = std::sync::mpsc::channel();
+        let rogue = s.spawn(move || {
+            nix::sched::setns(&rogue_ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let relaying = relay("192.0.2.3:8443", "192.0.2.1:8443".into()).await;
+                let advert = rxd_form::discovery::Advert::new(
+                    "node1",
+                    "0123456789abcdef",
+                    &real.fingerprint,
+                    8443,
+                )
+                .unwrap();
+                let advertiser = rxd_form::discovery::Advertiser::start(&advert, "eth0").unwrap();
+                up.send(()).unwrap();
+                let _ = stopped.await;
+                relaying.abort();
+                drop(advertiser);
+            });
+        });
+        upped.recv().unwrap();
+        let join = |more: &[&str]| {
+            let mut args = vec!["join", "--name", "node2", "--preseed"];
+            args.extend_from_slice(more);
+            members[1].bounded("rxd", &args, Some(&preseed), limit)
+        };
+        let by_name = join(&[]);
+        let by_rogue = join(&["--initiator-address", "192.0.2.3"]);
+        assert_eq!(holdings(&members[1..2]), node2_before);
+        assert_eq!(
+            rt.block_on(rxd_testkit::trusted_fingerprints(&members[1].client())),
+            node2_trusted
+        );
+        let window = rt
+            .block_on(members[0].client().get::<WindowState>(WINDOW_PATH))
+            .unwrap();
+        assert!(window.joiners.is_empty(), "{window:?}");
+        assert_eq!(window.phase, "Open", "{window:?}");
+        stop_rogue.send(()).unwrap();
+        rogue.join().unwrap();
+        let by_address = join(&["--initiator-address", "192.0.2.1"]);
+        (form.join().unwrap(), by_name, by_rogue, by_address)
+    });
+    says(
+        &rxd_testkit::fails(&by_name),
+        &[
+            "Several formation windows claim the name \"node1\"",
+            "window 0123456789abcdef at 192.0.2.3",
+            "--initiator-address",
+            "nothing changed on this server",
+        ],
+    );
+    says(
+        &rxd_testkit::fails(&by_rogue),
+        &["Cannot confirm", "nothing changed on this server"],
+    );
+    assert_formed(&members[..2], &[Some(form), Some(by_address)]);
+}

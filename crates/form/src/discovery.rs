@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! initiator: Advertiser::start(advert, interface)   joiner: browse(interface, settings)
-//!   instance "<name>._rxd._tcp.local."   ── mDNS (UDP 5353) ──>  every window seen, other
+//!   instance "<name>-<id>._rxd._tcp.local." ── mDNS (UDP 5353) ──> every window seen, other
 //!   TXT v=<protocol> id=<window id> fp=<16 hex>                   versions included, or the
 //!   only on `interface`                                          silence error
 //! ```
@@ -11,6 +11,9 @@
 //! The TXT record holds nothing secret: the protocol version, the window's random id and
 //! the first 16 hexadecimal characters of the initiator's certificate fingerprint (for the
 //! operator to compare; trust comes from the passphrase, never from answering discovery).
+//! The instance name carries the window id after the initiator's name, so two windows that
+//! claim one name (a rogue copying it) are two instances, both listed, and a joiner told to
+//! join that name refuses to choose; with one instance name mDNS would merge their records.
 //! Both sides use only the interface they are given, so a window is not shown on networks
 //! it was not meant for. [`pick`] chooses among the windows seen.
 
@@ -56,6 +59,14 @@ pub enum DiscoveryError {
     /// Several windows and no initiator named.
     #[error("Several formation windows are open ({}): name the initiator", .0.join(", "))]
     Several(Vec<String>),
+    /// Several windows claim the initiator's name: all but one are not its.
+    #[error("Several formation windows claim the name {name:?} ({}): all but one are not its; give the address of the window rxd form opened with --initiator-address", .windows.join(", "))]
+    SameName {
+        /// The name.
+        name: String,
+        /// Each window's id and addresses.
+        windows: Vec<String>,
+    },
     /// The named initiator's window was not seen.
     #[error("No formation window of {name:?} was seen (seen: {})", if .seen.is_empty() { "none".to_string() } else { .seen.join(", ") })]
     NotSeen {
@@ -155,10 +166,10 @@ impl Advertiser {
             ("id", advert.id.as_str()),
             ("fp", advert.fingerprint.as_str()),
         ];
-        let mut info =
-            ServiceInfo::new(SERVICE_TYPE, &advert.name, &host, (), advert.port, &txt[..])
-                .map_err(failed)?
-                .enable_addr_auto();
+        let instance = format!("{}-{}", advert.name, advert.id);
+        let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &host, (), advert.port, &txt[..])
+            .map_err(failed)?
+            .enable_addr_auto();
         info.set_interfaces(vec![IfKind::Name(interface.to_string())]);
         let fullname = info.get_fullname().to_string();
         daemon.register(info).map_err(failed)?;
@@ -276,13 +287,14 @@ pub fn browse(interface: &str, settings: BrowseSettings) -> Result<Vec<Seen>, Di
                 let mut addresses: Vec<IpAddr> =
                     s.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
                 addresses.sort();
-                let name = instance_name(&s.fullname);
+                let id = txt("id");
+                let name = initiator_name(&instance_name(&s.fullname), &id);
                 seen.insert(
                     s.fullname.clone(),
                     Seen {
                         name,
                         version: txt("v"),
-                        id: txt("id"),
+                        id,
                         fingerprint: txt("fp"),
                         addresses,
                         port: s.get_port(),
@@ -320,6 +332,15 @@ fn instance_name(fullname: &str) -> String {
     instance.replace("\\.", ".").replace("\\\\", "\\")
 }
 
+/// The initiator's name in instance `<name>-<id>` of window `id` (the whole instance when it
+/// does not end so).
+fn initiator_name(instance: &str, id: &str) -> String {
+    match instance.strip_suffix(id).and_then(|n| n.strip_suffix('-')) {
+        Some(name) if !id.is_empty() && !name.is_empty() => name.to_string(),
+        _ => instance.to_string(),
+    }
+}
+
 /// Chooses the window to join among those seen: the one of `initiator` when named, else the
 /// only compatible one. Several without a name is an error listing them (the interactive
 /// front-end asks instead).
@@ -340,11 +361,17 @@ pub fn pick<'a>(seen: &'a [Seen], initiator: Option<&str>) -> Result<&'a Seen, D
                     name: name.to_string(),
                     seen: names(),
                 }),
-                many => Err(DiscoveryError::Several(
-                    many.iter()
-                        .map(|s| format!("{} ({})", s.name, s.id))
+                many => Err(DiscoveryError::SameName {
+                    name: name.to_string(),
+                    windows: many
+                        .iter()
+                        .map(|s| {
+                            let at: Vec<String> =
+                                s.addresses.iter().map(ToString::to_string).collect();
+                            format!("window {} at {}", s.id, at.join(" "))
+                        })
                         .collect(),
-                )),
+                }),
             }
         }
         None => match compatible.as_slice() {
@@ -399,6 +426,19 @@ mod tests {
     fn instance_names_are_unescaped() {
         assert_eq!(instance_name("node1._rxd._tcp.local."), "node1");
         assert_eq!(instance_name("a\\.b._rxd._tcp.local."), "a.b");
+        assert_eq!(
+            initiator_name("node-1-0123456789abcdef", "0123456789abcdef"),
+            "node-1"
+        );
+        assert_eq!(
+            initiator_name("node1-0123456789abcdef", "fedcba9876543210"),
+            "node1-0123456789abcdef"
+        );
+        assert_eq!(
+            initiator_name("-0123456789abcdef", "0123456789abcdef"),
+            "-0123456789abcdef"
+        );
+        assert_eq!(initiator_name("node1", ""), "node1");
     }
 
     #[test]
@@ -419,6 +459,16 @@ mod tests {
             "No formation window of \"node9\" was seen (seen: node1, node4)"
         );
         assert_eq!(pick(&windows[1..], None).unwrap().name, "node4");
+        // A rogue claiming node1's name: neither is chosen.
+        let mut rogue = seen("node1", "1", "1234123412341234");
+        rogue.addresses = vec!["192.0.2.3".parse().unwrap()];
+        let both = [windows[0].clone(), rogue];
+        assert_eq!(
+            pick(&both, Some("node1")).unwrap_err().to_string(),
+            "Several formation windows claim the name \"node1\" (window 0123456789abcdef at , \
+             window 1234123412341234 at 192.0.2.3): all but one are not its; give the address \
+             of the window rxd form opened with --initiator-address"
+        );
     }
 
     #[test]

@@ -677,30 +677,14 @@ pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
         Some(a) => Some(parse_initiator(a)?),
         None => None,
     };
-    let (target, passphrase) = if args.preseed {
-        let (_, preseed) = read_preseed()?;
-        if !preseed.members.iter().any(|m| m.name == name) {
-            return Err(InitError::Invalid(format!(
-                "This server, {name:?}, is not among the preseed's members"
-            )));
+    let found = async {
+        if args.preseed {
+            find_by_preseed(&name, given, args.interface).await
+        } else {
+            join_by_asking(&facts, given, args.interface, args.dry_run).await
         }
-        let passphrase = Passphrase::from_preseed(&passphrase_text(&preseed)?)
-            .map_err(|e| InitError::Invalid(e.to_string()))?;
-        let interface = match (args.interface, &preseed.addresses) {
-            (Some(i), _) => Some(i),
-            (None, AddressSource::Interface(i)) => Some(i.clone()),
-            (None, AddressSource::Subnet(_)) => None,
-        };
-        let target = find_window(
-            preseed.initiator.name.as_deref(),
-            given.or(preseed.initiator.address),
-            interface,
-        )
-        .await?;
-        (target, passphrase)
-    } else {
-        join_by_asking(&facts, given, args.interface, args.dry_run).await?
     };
+    let (target, passphrase) = found.await.map_err(unchanged)?;
     if args.dry_run {
         println!(
             "Formation window {} of {} at {}",
@@ -715,6 +699,42 @@ pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
         return Ok(());
     }
     join_window(dir, &client, &name, &facts, target, passphrase).await
+}
+
+/// A failure of `rxd join` that left this server as it was, saying so.
+fn unchanged(e: InitError) -> InitError {
+    match e {
+        InitError::Invalid(m) => InitError::Invalid(format!("{m}; nothing changed on this server")),
+        other => other,
+    }
+}
+
+/// The window and passphrase of `rxd join --preseed`.
+async fn find_by_preseed(
+    name: &str,
+    given: Option<std::net::SocketAddr>,
+    interface: Option<String>,
+) -> Result<(Target, Passphrase), InitError> {
+    let (_, preseed) = read_preseed()?;
+    if !preseed.members.iter().any(|m| m.name == name) {
+        return Err(InitError::Invalid(format!(
+            "This server, {name:?}, is not among the preseed's members"
+        )));
+    }
+    let passphrase = Passphrase::from_preseed(&passphrase_text(&preseed)?)
+        .map_err(|e| InitError::Invalid(e.to_string()))?;
+    let interface = match (interface, &preseed.addresses) {
+        (Some(i), _) => Some(i),
+        (None, AddressSource::Interface(i)) => Some(i.clone()),
+        (None, AddressSource::Subnet(_)) => None,
+    };
+    let target = find_window(
+        preseed.initiator.name.as_deref(),
+        given.or(preseed.initiator.address),
+        interface,
+    )
+    .await?;
+    Ok((target, passphrase))
 }
 
 /// `rxd join` without a preseed: the initiator's address (or discovery), the passphrase
@@ -861,7 +881,7 @@ async fn join_window(
     let exchange_error = |e: joiner::ExchangeError| InitError::Invalid(e.to_string());
     let initiator = joiner::join_window(&target, &me, &passphrase, facts)
         .await
-        .map_err(|e| InitError::Invalid(format!("{e}; nothing changed on this server")))?;
+        .map_err(|e| unchanged(InitError::Invalid(e.to_string())))?;
     println!(
         "Trusted {} ({}); this server's certificate: {}",
         target.initiator_name,
@@ -991,9 +1011,7 @@ async fn follow(
             set_address(local, key, was).await?;
         }
     }
-    Err(InitError::Invalid(format!(
-        "{e}; nothing changed on this server"
-    )))
+    Err(unchanged(InitError::Invalid(e.to_string())))
 }
 
 /// How long a joiner taken out of the cluster again may take to be standalone.
