@@ -864,6 +864,65 @@ async fn without_multicast_a_joiner_says_why_and_joins_by_address() {
     assert_formed(&members, &[Some(form), Some(by_address)]);
 }
 
+/// On routed subnets (a router between the initiator's segment and the joiner's, forwarding
+/// no multicast DNS) a joiner hears no window: after 60 s it names its interface, UDP 5353
+/// and `--initiator-address`; given the address, it joins across the router, each member at
+/// its own subnet's address.
+#[tokio::test]
+async fn on_routed_subnets_a_joiner_says_why_and_joins_by_address() {
+    let (_hub, members) = rxd_testkit::netns::routed_pair();
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = discovered_preseed(2, &pass_file);
+    let limit = Duration::from_secs(150);
+    let (form, silent, by_address) = std::thread::scope(|s| {
+        let form = s.spawn(|| {
+            members[0].bounded(
+                "rxd",
+                &["form", "--name", "node1", "--preseed"],
+                Some(&preseed),
+                limit,
+            )
+        });
+        let join = |more: &[&str]| {
+            let mut args = vec!["join", "--name", "node2", "--preseed"];
+            args.extend_from_slice(more);
+            members[1].bounded("rxd", &args, Some(&preseed), limit)
+        };
+        let silent = join(&[]);
+        let by_address = join(&["--initiator-address", "192.0.2.1"]);
+        (form.join().unwrap(), silent, by_address)
+    });
+    says(
+        &rxd_testkit::fails(&silent),
+        &[
+            "No formation window was seen on interface eth0 within 60 s",
+            "UDP port 5353",
+            "--initiator-address",
+            "nothing changed on this server",
+        ],
+    );
+    for (i, out) in [form, by_address].iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "node{}: {}",
+            i + 1,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for m in &members {
+        let list = rxd_testkit::ok(&m.rxc(&["cluster", "list", "--format", "csv"]));
+        says(
+            &list,
+            &[
+                "node1,https://192.0.2.1:8443",
+                "node2,https://198.51.100.2:8443",
+            ],
+        );
+        assert_eq!(list.matches("ONLINE").count(), 2, "{list}");
+    }
+}
+
 /// Five servers form a cluster at once, from one preseed.
 #[tokio::test]
 async fn five_servers_form_a_cluster_from_one_preseed() {

@@ -300,19 +300,57 @@ pub fn alive(pid: i32) -> bool {
 
 /// Connects member `i` (0-based) to the hub bridge as 192.0.2.<i+1>.
 pub fn attach(hub: &Netns, m: &NsMember, i: usize) {
+    attach_to(hub, "hub0", m, i, &format!("192.0.2.{}/24", i + 1));
+}
+
+/// Connects member `i` (0-based) to the hub's bridge `bridge` as `cidr` on its `eth0`.
+fn attach_to(hub: &Netns, bridge: &str, m: &NsMember, i: usize, cidr: &str) {
     let port = format!("vh{i}");
     hub.ip(&[
         "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &m.ns.name,
     ]);
-    hub.ip(&["link", "set", &port, "master", "hub0", "up"]);
-    m.ns.ip(&[
-        "addr",
-        "add",
-        &format!("192.0.2.{}/24", i + 1),
-        "dev",
-        "eth0",
-    ]);
+    hub.ip(&["link", "set", &port, "master", bridge, "up"]);
+    m.ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
     m.ns.ip(&["link", "set", "eth0", "up"]);
+}
+
+/// Two members on two subnets with a router between them, as on a LAN of routed segments:
+/// the first on 192.0.2.0/24 (hub0, router 192.0.2.254), the second on 198.51.100.0/24 (hub1,
+/// router 198.51.100.254), each routing the other subnet through the hub, which forwards
+/// unicast and, as routers do, no multicast DNS.
+pub fn routed_pair() -> (Netns, Vec<NsMember>) {
+    let hub = Netns::create();
+    let sides = [
+        (
+            "hub0",
+            "192.0.2.254/24",
+            "192.0.2.1/24",
+            "198.51.100.0/24",
+            "192.0.2.254",
+        ),
+        (
+            "hub1",
+            "198.51.100.254/24",
+            "198.51.100.2/24",
+            "192.0.2.0/24",
+            "198.51.100.254",
+        ),
+    ];
+    let out = hub.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let members: Vec<NsMember> = sides.iter().map(|_| NsMember::start()).collect();
+    for (i, (bridge, router, own, other, via)) in sides.iter().enumerate() {
+        hub.ip(&["link", "add", bridge, "type", "bridge"]);
+        hub.ip(&["addr", "add", router, "dev", bridge]);
+        hub.ip(&["link", "set", bridge, "up"]);
+        attach_to(&hub, bridge, &members[i], i, own);
+        members[i].ns.ip(&["route", "add", other, "via", via]);
+    }
+    (hub, members)
 }
 
 /// Joins member `i` (0-based) to the cluster `leader` leads, by token, as `node<i+1>`.
