@@ -444,7 +444,16 @@ fn form_these(
     preseed: &str,
     more: &[&str],
 ) -> Vec<Option<std::process::Output>> {
-    let limit = Duration::from_secs(120);
+    form_within(servers, preseed, more, Duration::from_secs(120))
+}
+
+/// [`form_these`], each run bounded by `limit`.
+fn form_within(
+    servers: &[(&rxd_testkit::netns::NsMember, usize)],
+    preseed: &str,
+    more: &[&str],
+    limit: Duration,
+) -> Vec<Option<std::process::Output>> {
     std::thread::scope(|s| {
         let runs: Vec<_> = servers
             .iter()
@@ -1681,4 +1690,219 @@ fn a_rogue_advertiser_and_its_relay_earn_nothing() {
         &["Cannot confirm", "nothing changed on this server"],
     );
     assert_formed(&members[..2], &[Some(form), Some(by_address)]);
+}
+
+/// Where the kill nemesis strikes a formation of three servers: which server's daemon, once
+/// node1's window has reached which phase, how long after, and how long it stays down (1–4 s,
+/// as in the fault suite).
+#[derive(Debug)]
+struct Strike {
+    server: usize,
+    phase: &'static str,
+    after: Duration,
+    down: Duration,
+}
+
+/// A window's phases in their order; a phase not seen (too short to poll) counts as passed
+/// once a later one is.
+const PHASES: [&str; 7] = [
+    "Open",
+    "Collecting",
+    "Planning",
+    "Preparing",
+    "Committing",
+    "Committed",
+    "Aborted",
+];
+
+impl Strike {
+    /// A strike on `server` once the window reaches `phase`, its timing drawn from `seed`.
+    fn drawn(server: usize, phase: &'static str, seed: u64) -> Strike {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        Strike {
+            server,
+            phase,
+            after: Duration::from_millis(rng.random_range(0..300)),
+            down: Duration::from_millis(rng.random_range(1000..4000)),
+        }
+    }
+}
+
+/// One formation of node1, node2 and node3 under the kill nemesis' `strike` (`grow`: node1 and node2 are a cluster already and node3 joins it). Whatever the
+/// strike, the servers end formed, one cluster of three ONLINE members with every command
+/// but the struck server's saying so, or each as it was, standalone and holding what it held
+/// (for growth: the cluster of two as it was, node3 standalone) with every command failing:
+/// never a partial cluster.
+fn under_the_kill_nemesis(strike: Strike, grow: bool) {
+    eprintln!("{strike:?}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_hub, members) = rxd_testkit::netns::hub_with(3);
+    if grow {
+        rxd_testkit::ok(&members[0].cmd(
+            "rxd",
+            &["init", "--preseed"],
+            Some(&rxd_testkit::bootstrap_preseed(
+                "192.0.2.1:8443",
+                "node1",
+                &[],
+            )),
+        ));
+        rt.block_on(rxd_testkit::netns::join(&members[0], &members[1], 1, ""));
+    } else {
+        rxd_testkit::ok(&members[0].rxc(&["profile", "create", "kept"]));
+    }
+    let before = holdings(&members);
+    let pass_file = members[0].dir.join("form.pass");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
+    let preseed = if grow {
+        format!(
+            "initiator: node1\ninitiator_address: 192.0.2.1\ninterface: eth0\npassphrase_file: {}\nmembers:\n- name: node1\n- name: node3\n",
+            pass_file.display()
+        )
+    } else {
+        form_preseed(3, &pass_file)
+    };
+    let servers: Vec<(&rxd_testkit::netns::NsMember, usize)> = if grow {
+        vec![(&members[0], 1), (&members[2], 3)]
+    } else {
+        members.iter().zip(1..).collect()
+    };
+    let runs = std::thread::scope(|s| {
+        let runs = s.spawn(|| form_within(&servers, &preseed, &[], Duration::from_secs(240)));
+        let at = PHASES.iter().position(|p| *p == strike.phase).unwrap();
+        let node1 = members[0].client();
+        let opened = std::sync::atomic::AtomicBool::new(false);
+        rt.block_on(rxd_testkit::until(
+            Duration::from_secs(60),
+            &format!("node1's window to reach {}", strike.phase),
+            || async {
+                match node1.get::<WindowState>(WINDOW_PATH).await {
+                    Ok(w) => {
+                        opened.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let phase = PHASES.iter().position(|p| *p == w.phase);
+                        assert!(phase.is_some(), "a phase of its own: {w:?}");
+                        phase >= Some(at)
+                    }
+                    // Gone once it was open: the formation ended.
+                    Err(e) => {
+                        e.status() == Some(404) && opened.load(std::sync::atomic::Ordering::SeqCst)
+                    }
+                }
+            },
+        ));
+        // The strike's schedule, drawn from the seed: not a wait for a condition.
+        std::thread::sleep(strike.after);
+        members[strike.server].kill();
+        std::thread::sleep(strike.down);
+        members[strike.server].start_again();
+        runs.join().unwrap()
+    });
+    let said: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let out = r.as_ref().expect("each command ends within its limit");
+            format!(
+                "{}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .collect();
+    let members_of = |m: &rxd_testkit::netns::NsMember| {
+        let c = m.client();
+        async move {
+            c.get::<Vec<serde_json::Value>>("/1.0/cluster/members?recursion=1")
+                .await
+                .map(|list| list.iter().filter(|m| m["status"] == "Online").count())
+                .unwrap_or(0)
+        }
+    };
+    let formed = runs[0].as_ref().is_some_and(|o| o.status.success())
+        || rt.block_on(async { members_of(&members[2]).await > 0 });
+    eprintln!(
+        "{}:\n{}",
+        if formed { "formed" } else { "not formed" },
+        said.join("\n")
+    );
+    if formed {
+        rt.block_on(rxd_testkit::until(
+            Duration::from_secs(90),
+            "three ONLINE members on each server",
+            || async {
+                for m in &members {
+                    if members_of(m).await != 3 {
+                        return false;
+                    }
+                }
+                true
+            },
+        ));
+        for (run, (_, n)) in runs.iter().zip(&servers) {
+            let out = run.as_ref().unwrap();
+            assert!(
+                out.status.success() || *n == strike.server + 1,
+                "formed, yet node{n} failed: {}",
+                said.join("\n")
+            );
+        }
+        assert_cluster(&members);
+    } else {
+        for out in runs.iter().flatten() {
+            assert!(!out.status.success(), "{}", said.join("\n"));
+        }
+        let standalone = if grow { &members[2..] } else { &members[..] };
+        rt.block_on(rxd_testkit::until(
+            Duration::from_secs(200),
+            "every server to listen where it did before",
+            || async {
+                for m in standalone {
+                    let listens = m.client().server().await.is_ok_and(|(s, _)| {
+                        s.config
+                            .unwrap_or_default()
+                            .get("core.https_address")
+                            .is_none()
+                    });
+                    if !listens {
+                        return false;
+                    }
+                }
+                true
+            },
+        ));
+        rt.block_on(assert_as_before(standalone));
+        if grow {
+            for m in &members[..2] {
+                assert_eq!(rt.block_on(members_of(m)), 2, "{}", said.join("\n"));
+            }
+        }
+        assert_eq!(holdings(&members), before, "{}", said.join("\n"));
+    }
+}
+
+macro_rules! under_the_kill_nemesis {
+    ($($name:ident: $server:expr, $phase:expr, $seed:expr, $grow:expr;)*) => {$(
+        /// A formation under the kill nemesis (see [`under_the_kill_nemesis`]).
+        #[test]
+        fn $name() {
+            under_the_kill_nemesis(Strike::drawn($server, $phase, $seed), $grow);
+        }
+    )*};
+}
+
+// Each server that takes part, struck in each step of the executor; the timing within the
+// step drawn from the seed.
+under_the_kill_nemesis! {
+    the_initiator_killed_while_collecting: 0, "Collecting", 1, false;
+    the_initiator_killed_while_preparing: 0, "Preparing", 2, false;
+    the_initiator_killed_while_committing: 0, "Committing", 3, false;
+    a_joiner_killed_while_preparing: 2, "Preparing", 4, false;
+    a_joiner_killed_while_committing: 1, "Committing", 5, false;
+    the_growing_initiator_killed_while_committing: 0, "Committing", 6, true;
+    a_member_killed_while_its_cluster_grows: 1, "Committing", 7, true;
+    a_new_member_killed_while_its_cluster_grows: 2, "Committing", 8, true;
 }

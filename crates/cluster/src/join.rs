@@ -621,8 +621,27 @@ fn remove_cluster_cert(dir: &Path) {
     }
 }
 
+/// Undoes this server's side of a join left undecided with the cluster whose certificate has
+/// fingerprint `cluster_fingerprint`, when that cluster is known to be gone for good (a
+/// formation that made it was aborted and deleted it); true when there was such a join.
+pub async fn abandon<H: Host + ?Sized>(d: &H, cluster_fingerprint: &str) -> bool {
+    let Some(rec) = load(d.dir()) else {
+        return false;
+    };
+    let theirs = rxd_tls::fingerprint_pem(&rec.cluster_certificate).unwrap_or_default();
+    if rec.committed || theirs.is_empty() || theirs != cluster_fingerprint {
+        return false;
+    }
+    undo_local(d, &rec).await;
+    tracing::warn!(
+        "The join of a cluster that is gone was undone: this server is standalone again"
+    );
+    true
+}
+
 /// On a daemon that restarted in the middle of a join: asks the cluster until it answers, then
-/// finishes (a member) or undoes (standalone again) this side.
+/// finishes (a member) or undoes (standalone again) this side; it stops once the join is no
+/// longer recorded ([`abandon`]ed).
 pub async fn resume<H: Host>(d: Arc<H>) {
     let Some(mut rec) = load(d.dir()) else {
         return;
@@ -632,7 +651,7 @@ pub async fn resume<H: Host>(d: Arc<H>) {
     };
     d.set_pending_trust(rec.member_fingerprints.clone());
     let mut wait = Duration::from_millis(200);
-    loop {
+    while in_progress(d.dir()) {
         match ask_abort(&*d, &rec, id).await {
             // The members stay trusted (pending trust) until the replica has caught up far
             // enough to know them, and this member as created.

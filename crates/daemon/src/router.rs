@@ -549,6 +549,14 @@ async fn enforce(
         } else {
             d.formation.admits(id, step)
         };
+        if !open && matches!(step, "instruction" | "report") {
+            // A joiner asking a window that is not here at all (the initiator restarted
+            // before the formation was decided, or opened another): told so, to stop asking.
+            return ApiError::not_found(format!(
+                "Formation window {id} is not open on this server"
+            ))
+            .into_response();
+        }
         if !open {
             return ApiError::forbidden().into_response();
         }

@@ -345,7 +345,14 @@ impl Session {
             print!("{plan}");
         }
         let id = meta["id"].as_str().unwrap_or_default().to_string();
-        let op = self.client.wait_operation(&id, None).await?;
+        let op = self.client.wait_operation(&id, None).await.map_err(|e| {
+            if e.status().is_some() {
+                return e.into();
+            }
+            InitError::Invalid(format!(
+                "The daemon stopped while it formed the cluster ({e}): when it starts again it finishes or undoes the formation from its journal (see `rxc cluster list`)"
+            ))
+        })?;
         if op.status != "Success" {
             return Err(InitError::Invalid(format!(
                 "The formation failed: {}",
@@ -996,7 +1003,17 @@ async fn follow(
             let body = UndoPost {
                 cluster_fingerprint: announced,
             };
-            post_json(local, UNDO_PATH, &body).await?;
+            // Through this server's daemon restarting (it died while joining, say).
+            let deadline = tokio::time::Instant::now() + LOST_LIMIT;
+            loop {
+                match post_json(local, UNDO_PATH, &body).await {
+                    Ok(_) => break,
+                    Err(e) if e.status().is_none() && tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(POLL).await
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
     }
     let Err(e) = outcome else {
@@ -1056,6 +1073,16 @@ async fn steps(
                 heard = tokio::time::Instant::now();
                 i
             }
+            Err(e) if e.status() == Some(404) => {
+                let here = if joined {
+                    "; this server joined its cluster, which may not have been formed: see `rxc cluster list`"
+                } else {
+                    ""
+                };
+                return Err(InitError::FormationAborted(format!(
+                    "The formation was aborted: the initiator no longer has its window (it was restarted or opened another): {e}{here}"
+                )));
+            }
             Err(e) => {
                 if heard.elapsed() >= LOST_LIMIT {
                     let here = if joined {
@@ -1088,10 +1115,16 @@ async fn steps(
                     step: "prepare".into(),
                     ..Default::default()
                 };
-                if https_address(local).await? != address {
-                    if let Err(e) = set_https_address(local, &address).await {
-                        report.error = e.to_string();
+                // A failure here (this server's daemon gone, say) is reported, so the
+                // initiator aborts at once rather than wait for this server to fall silent.
+                let listening = async {
+                    if https_address(local).await? != address {
+                        set_https_address(local, &address).await?;
                     }
+                    Ok::<(), InitError>(())
+                };
+                if let Err(e) = listening.await {
+                    report.error = e.to_string();
                 }
                 if report.error.is_empty() {
                     report.reaches = rxd_form::facts::probe(&probe, PROBE_TIMEOUT).await;
@@ -1126,7 +1159,8 @@ async fn steps(
                     reaches: vec![],
                 };
                 send_report(&initiator, window_id, &report).await?;
-                outcome?;
+                // A failed join is the initiator's to decide: it aborts, and the abort takes
+                // this server out of the cluster (below) once its daemon answers again.
             }
             Instruction::Done => {
                 println!("This server is a member of the cluster");
@@ -1141,12 +1175,29 @@ async fn steps(
     }
 }
 
+/// Reports a step to the initiator, as instructions are asked: through an initiator that
+/// restarts (for up to [`LOST_LIMIT`]); a window gone from it means the formation was aborted.
 async fn send_report(
     initiator: &Client,
     window_id: &str,
     report: &StepReport,
 ) -> Result<(), InitError> {
-    joiner::report(initiator, window_id, report)
-        .await
-        .map_err(|e| InitError::Invalid(format!("Cannot report to the initiator: {e}")))
+    let start = tokio::time::Instant::now();
+    loop {
+        match joiner::report(initiator, window_id, report).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.status() == Some(404) => {
+                return Err(InitError::FormationAborted(format!(
+                    "The formation was aborted: the initiator no longer has its window: {e}"
+                )))
+            }
+            Err(e) if start.elapsed() >= LOST_LIMIT => {
+                return Err(InitError::Invalid(format!(
+                    "Cannot report to the initiator for {} s: {e}",
+                    LOST_LIMIT.as_secs()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }

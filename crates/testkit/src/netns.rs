@@ -150,8 +150,8 @@ impl NsMember {
     }
 
     /// Starts the daemon in the member's namespace and directory, its standard error added to
-    /// the log, and waits until it is ready.
-    fn spawn(&self, env: &[(&str, &str)]) {
+    /// the log.
+    fn launch(&self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -170,6 +170,11 @@ impl NsMember {
             .spawn()
             .expect("rxd starts");
         *self.child.lock().unwrap() = Some(child);
+    }
+
+    /// [`NsMember::launch`], then waits until the daemon is ready.
+    fn spawn(&self, env: &[(&str, &str)]) {
+        self.launch(env);
         let out = self.cmd("rxd", &["waitready", "--timeout", "30"], None);
         assert!(
             out.status.success(),
@@ -186,11 +191,26 @@ impl NsMember {
         }
     }
 
+    /// SIGKILLs the daemon (as the fault suite's kill nemesis does) and reaps it.
+    pub fn kill(&self) {
+        if let Some(c) = self.child.lock().unwrap().as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Starts the daemon again once it has exited (a failpoint ended it, say), without the
     /// failpoints it had, and waits until it is ready.
     pub fn restart(&self) {
         self.wait_exit();
         self.spawn(&[]);
+    }
+
+    /// Starts the daemon again once it has exited, as a supervisor would, without waiting
+    /// for it to be ready (a member of a cluster it cannot reach is not).
+    pub fn start_again(&self) {
+        self.wait_exit();
+        self.launch(&[]);
     }
 
     /// The daemon's standard error so far.

@@ -213,6 +213,11 @@ pub async fn undo_post(
     JsonBody(req): JsonBody<UndoPost>,
 ) -> ApiResult<Response> {
     let _one = d.leaving.lock().await;
+    // A join the formation's cluster never decided (its initiator died in it): that cluster
+    // is gone, so no one is left to ask; this server's side is undone here.
+    if rxd_cluster::join::abandon(&*d, &req.cluster_fingerprint).await {
+        return Ok(empty());
+    }
     if !d.is_clustered().await? {
         return Ok(empty());
     }
