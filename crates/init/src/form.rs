@@ -1073,26 +1073,13 @@ async fn steps(
                 heard = tokio::time::Instant::now();
                 i
             }
-            Err(e) if e.status() == Some(404) => {
-                let here = if joined {
-                    "; this server joined its cluster, which may not have been formed: see `rxc cluster list`"
-                } else {
-                    ""
-                };
-                return Err(InitError::FormationAborted(format!(
-                    "The formation was aborted: the initiator no longer has its window (it was restarted or opened another): {e}{here}"
-                )));
-            }
+            Err(e) if e.status() == Some(404) => return Err(window_gone(e, joined)),
             Err(e) => {
                 if heard.elapsed() >= LOST_LIMIT {
-                    let here = if joined {
-                        "; this server joined its cluster, which may not have been formed: see `rxc cluster list`"
-                    } else {
-                        ""
-                    };
                     return Err(InitError::Invalid(format!(
-                        "Lost the initiator for {} s: {e}{here}",
-                        LOST_LIMIT.as_secs()
+                        "Lost the initiator for {} s: {e}{}",
+                        LOST_LIMIT.as_secs(),
+                        if joined { UNDECIDED } else { "" }
                     )));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1129,7 +1116,7 @@ async fn steps(
                 if report.error.is_empty() {
                     report.reaches = rxd_form::facts::probe(&probe, PROBE_TIMEOUT).await;
                 }
-                send_report(&initiator, window_id, &report).await?;
+                send_report(&initiator, window_id, &report, joined).await?;
             }
             Instruction::Join { cluster } => {
                 println!("Joining the cluster");
@@ -1158,7 +1145,7 @@ async fn steps(
                         .unwrap_or_default(),
                     reaches: vec![],
                 };
-                send_report(&initiator, window_id, &report).await?;
+                send_report(&initiator, window_id, &report, joined).await?;
                 // A failed join is the initiator's to decide: it aborts, and the abort takes
                 // this server out of the cluster (below) once its daemon answers again.
             }
@@ -1175,22 +1162,36 @@ async fn steps(
     }
 }
 
+/// Said by a joiner that joined and cannot learn whether the formation was decided.
+const UNDECIDED: &str =
+    "; this server joined its cluster, which may not have been formed: see `rxc cluster list`";
+
+/// The window is not on the initiator at all (it restarted before the formation was decided,
+/// or opened another): before this server joined, the formation was aborted; once it joined,
+/// the formation may have been committed before that window went, so it is not undone.
+fn window_gone(e: impl std::fmt::Display, joined: bool) -> InitError {
+    let said =
+        format!("the initiator no longer has its window (it was restarted or opened another): {e}");
+    if joined {
+        InitError::Invalid(format!("{said}{UNDECIDED}"))
+    } else {
+        InitError::FormationAborted(format!("The formation was aborted: {said}"))
+    }
+}
+
 /// Reports a step to the initiator, as instructions are asked: through an initiator that
-/// restarts (for up to [`LOST_LIMIT`]); a window gone from it means the formation was aborted.
+/// restarts (for up to [`LOST_LIMIT`]); see [`window_gone`] for a window that is not there.
 async fn send_report(
     initiator: &Client,
     window_id: &str,
     report: &StepReport,
+    joined: bool,
 ) -> Result<(), InitError> {
     let start = tokio::time::Instant::now();
     loop {
         match joiner::report(initiator, window_id, report).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.status() == Some(404) => {
-                return Err(InitError::FormationAborted(format!(
-                    "The formation was aborted: the initiator no longer has its window: {e}"
-                )))
-            }
+            Err(e) if e.status() == Some(404) => return Err(window_gone(e, joined)),
             Err(e) if start.elapsed() >= LOST_LIMIT => {
                 return Err(InitError::Invalid(format!(
                     "Cannot report to the initiator for {} s: {e}",
