@@ -708,11 +708,12 @@ pub async fn join(dir: &Path, args: JoinArgs) -> Result<(), InitError> {
     join_window(dir, &client, &name, &facts, target, passphrase).await
 }
 
-/// A failure of `rxd join` that left this server as it was, saying so.
+/// A failure of `rxd join` that left this server as it was, saying so (not the operator's own
+/// "no", which says it).
 fn unchanged(e: InitError) -> InitError {
     match e {
-        InitError::Invalid(m) => InitError::Invalid(format!("{m}; nothing changed on this server")),
-        other => other,
+        InitError::Aborted => InitError::Aborted,
+        other => InitError::Invalid(format!("{other}; nothing changed on this server")),
     }
 }
 
