@@ -845,6 +845,18 @@ async fn without_multicast_a_joiner_says_why_and_joins_by_address() {
     assert_formed(&members, &[Some(form), Some(by_address)]);
 }
 
+/// `rxd join --name node2 --preseed` on `m` with `more` flags, bounded by `limit`.
+fn join_as_node2(
+    m: &rxd_testkit::netns::NsMember,
+    preseed: &str,
+    more: &[&str],
+    limit: Duration,
+) -> std::process::Output {
+    let mut args = vec!["join", "--name", "node2", "--preseed"];
+    args.extend_from_slice(more);
+    m.bounded("rxd", &args, Some(preseed), limit)
+}
+
 /// node1 runs `rxd form` with a preseed that has joiners discover its window; node2 runs
 /// `rxd join`, which hears no window (multicast DNS does not reach it) and says why after 60 s
 /// (checked here), then again with `--initiator-address`: the outputs of `rxd form` and of
@@ -865,11 +877,7 @@ fn unheard_then_by_address(
                 limit,
             )
         });
-        let join = |more: &[&str]| {
-            let mut args = vec!["join", "--name", "node2", "--preseed"];
-            args.extend_from_slice(more);
-            members[1].bounded("rxd", &args, Some(&preseed), limit)
-        };
+        let join = |more: &[&str]| join_as_node2(&members[1], &preseed, more, limit);
         let silent = join(&[]);
         let by_address = join(&["--initiator-address", "192.0.2.1"]);
         (form.join().unwrap(), silent, by_address)
@@ -1637,11 +1645,7 @@ fn a_rogue_advertiser_and_its_relay_earn_nothing() {
             });
         });
         upped.recv().unwrap();
-        let join = |more: &[&str]| {
-            let mut args = vec!["join", "--name", "node2", "--preseed"];
-            args.extend_from_slice(more);
-            members[1].bounded("rxd", &args, Some(&preseed), limit)
-        };
+        let join = |more: &[&str]| join_as_node2(&members[1], &preseed, more, limit);
         let by_name = join(&[]);
         let by_rogue = join(&["--initiator-address", "192.0.2.3"]);
         assert_eq!(holdings(&members[1..2]), node2_before);
