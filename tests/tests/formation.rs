@@ -1885,8 +1885,7 @@ macro_rules! under_the_kill_nemesis {
 // step drawn from the seed.
 under_the_kill_nemesis! {
     the_initiator_killed_while_collecting: 0, "Collecting", 1, false;
-    // Known defect, to fix next: the initiator killed while preparing, before its journal,
-    // keeps listening on the formation's address after its restart (seen under load).
+    the_initiator_killed_while_preparing: 0, "Preparing", 2, false;
     the_initiator_killed_while_committing: 0, "Committing", 3, false;
     a_joiner_killed_while_preparing: 2, "Preparing", 4, false;
     a_joiner_killed_while_committing: 1, "Committing", 5, false;

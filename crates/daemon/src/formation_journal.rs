@@ -2,6 +2,8 @@
 //! when a formation fails, even when the daemon dies half-way.
 //!
 //! ```text
+//!  Preparing:  formation.json {Preparing, the address before `rxd form`} (nothing else is
+//!              changed here before Committing)
 //!  Committing: database/global copied to global.formation (the daemon's database closed
 //!              meanwhile) ─> formation.json {Committing, what to put back}
 //!  bootstrap, joins ...
@@ -10,6 +12,8 @@
 //!              the formation made removed ─> global.formation back in place of global
 //!              ─> formation.json {RolledBack} ─> joiners: Abort
 //!  start:      formation.json {Committing} ─> the failure's steps (each can be done again)
+//!              formation.json {Preparing} ─> {RolledBack} (the joiners undo their Prepare)
+//!              either way the server listens where it did once its joiners learnt the end
 //! ```
 //!
 //! The journal of a formation that ended stays until the next window opens, so joiners that
@@ -29,6 +33,8 @@ const COPY: &str = "global.formation";
 /// Where a formation stands, as written before each irreversible step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
+    /// The joiners prepare; this server changed nothing but where it listens.
+    Preparing,
     /// Changing this server and the joiners; the copy is in place.
     Committing,
     /// Formed: nothing is put back.
@@ -178,8 +184,17 @@ pub async fn recover_at_start(
     let Some(mut journal) = read(dir) else {
         return Ok(None);
     };
-    let now = journal.stage == Stage::Committing;
+    let now = matches!(journal.stage, Stage::Preparing | Stage::Committing);
     match journal.stage {
+        Stage::Preparing => {
+            tracing::warn!(
+                "Formation {} was cut short by a restart while its servers prepared: it is aborted",
+                journal.window
+            );
+            journal.stage = Stage::RolledBack;
+            journal.reason = "the initiator stopped while the servers prepared".into();
+            write(dir, &journal)?;
+        }
         Stage::Committing => {
             tracing::warn!(
                 "Putting this server back as it was before formation {}, which a restart interrupted",
@@ -285,5 +300,37 @@ mod tests {
         recover_at_start(dir.path(), &mut local).await.unwrap();
         assert_eq!(std::fs::read(global.join("state.db")).unwrap(), b"cluster");
         assert!(!dir.path().join("database").join(COPY).exists());
+    }
+
+    #[tokio::test]
+    async fn a_formation_cut_short_while_preparing_is_aborted_at_start_once_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut local = rusqlite::Connection::open(dir.path().join("local.db")).unwrap();
+        rxd_db::migrate_local(&mut local).unwrap();
+        rxd_db::local::update_config(&mut local, [("core.https_address", Some("192.0.2.1:8443"))])
+            .unwrap();
+        write(
+            dir.path(),
+            &Journal {
+                stage: Stage::Preparing,
+                ..journal()
+            },
+        )
+        .unwrap();
+
+        let (j, now) = recover_at_start(dir.path(), &mut local)
+            .await
+            .unwrap()
+            .unwrap();
+        // Aborted for the joiners to learn, then listening as before once they did.
+        assert!(now);
+        assert_eq!(j.stage, Stage::RolledBack);
+        assert!(!j.reason.is_empty());
+        assert_eq!(read(dir.path()).unwrap().stage, Stage::RolledBack);
+        let (_, now) = recover_at_start(dir.path(), &mut local)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!now);
     }
 }

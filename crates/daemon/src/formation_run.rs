@@ -180,11 +180,7 @@ async fn execute(
         .filter(|m| m.role == Role::Joiner)
         .collect();
     let names: Vec<String> = joining.iter().map(|m| m.name.clone()).collect();
-    let me = plan
-        .members
-        .iter()
-        .find(|m| m.role == Role::Initiator)
-        .ok_or("The plan has no initiator")?;
+    let me = own_member(&plan)?;
     // A server that joined the window but was not chosen is told so at once.
     for f in joiners.iter().filter(|f| !names.contains(&f.name)) {
         d.formation.instruct(
@@ -195,64 +191,38 @@ async fn execute(
         );
     }
 
-    // Preparing: every server listens on its address and probes the others'.
-    let others = |name: &str| -> Vec<String> {
-        plan.members
-            .iter()
-            .filter(|m| m.name != name)
-            .map(|m| m.address.clone())
-            .collect()
-    };
-    // A new cluster's certificate is made now, so the joiners, still pinned to the
-    // certificate they confirmed, learn the one the initiator serves once it bootstraps.
-    let cluster_fingerprint = if plan.new_cluster {
-        let cert = rxd_tls::generate(&d.hostname)
-            .map_err(|e| format!("Failed to generate cluster certificate: {e}"))?;
-        let fingerprint = cert.fingerprint();
-        d.formation.stage_cluster_cert(Some(cert));
-        fingerprint
-    } else {
-        String::new()
-    };
-    for m in &joining {
-        d.formation.instruct(
-            &m.name,
-            Instruction::Prepare {
-                address: m.address.clone(),
-                probe: others(&m.name),
-                cluster_fingerprint: cluster_fingerprint.clone(),
-            },
-        );
-    }
-    listen_on(d, &me.address).await?;
-    let reports = d
-        .formation
-        .reports_of(&names, PREPARE_LIMIT, "preparing")
+    // From here on a restart of this daemon aborts the formation and puts back where it
+    // listens, as the journal says.
+    let mut journal = journal_of(d, window, initiator, &plan)?;
+    write_journal(d, &journal)?;
+    let prepared = async {
+        prepare(
+            d,
+            &joining,
+            initiator,
+            &mut joiners,
+            existing,
+            answers,
+            &plan,
+        )
         .await?;
-    // Every joiner listens now.
-    initiator.reaches = rxd_form::facts::probe(&others(&me.name), PROBE_TIMEOUT).await;
-    failures(&reports)?;
-    for f in &mut joiners {
-        if let Some(r) = reports.get(&f.name) {
-            f.reaches = r.reaches.clone();
-        }
+        // Committing: a new cluster first, then every joiner at once; the journal puts this
+        // server back as it was if any of it fails, even across a restart.
+        d.formation.go_on()?;
+        d.formation
+            .advance(rxd_form::window::Window::commit)
+            .map_err(|e| e.message)?;
+        begin_commit(d, &mut journal).await
     }
-    planner::plan(
-        initiator,
-        existing,
-        &joiners,
-        answers,
-        &planner::Limits::default(),
-    )
-    .map_err(|errors| in_words(&errors))?;
-
-    // Committing: a new cluster first, then every joiner at once; the journal puts this
-    // server back as it was if any of it fails, even across a restart.
-    d.formation.go_on()?;
-    d.formation
-        .advance(rxd_form::window::Window::commit)
-        .map_err(|e| e.message)?;
-    let mut journal = begin_journal(d, window, initiator, &plan).await?;
+    .await;
+    if let Err(reason) = prepared {
+        journal.stage = Stage::RolledBack;
+        journal.reason.clone_from(&reason);
+        if let Err(e) = write_journal(d, &journal) {
+            tracing::warn!("{e}");
+        }
+        return Err(reason);
+    }
     let committed = commit_steps(d, &me.name, &plan, &joining, &mut journal).await;
     if let Err(reason) = committed {
         let reason = take_back(d, &names, reason).await;
@@ -271,6 +241,79 @@ async fn execute(
         .advance(rxd_form::window::Window::committed)
         .map_err(|e| e.message)?;
     tracing::info!("Formation committed: {} members", plan.members.len());
+    Ok(())
+}
+
+/// This server's place in `plan`.
+fn own_member(plan: &Plan) -> Result<&planner::PlannedMember, String> {
+    plan.members
+        .iter()
+        .find(|m| m.role == Role::Initiator)
+        .ok_or_else(|| "The plan has no initiator".to_string())
+}
+
+/// Preparing: every server listens on its address and probes the others'; then the plan is
+/// made again, reachability included.
+async fn prepare(
+    d: &Arc<Daemon>,
+    joining: &[&planner::PlannedMember],
+    initiator: &mut Facts,
+    joiners: &mut [Facts],
+    existing: &[Existing],
+    answers: &planner::Answers,
+    plan: &Plan,
+) -> Result<(), String> {
+    let names: Vec<String> = joining.iter().map(|m| m.name.clone()).collect();
+    let me = own_member(plan)?;
+    let others = |name: &str| -> Vec<String> {
+        plan.members
+            .iter()
+            .filter(|m| m.name != name)
+            .map(|m| m.address.clone())
+            .collect()
+    };
+    // A new cluster's certificate is made now, so the joiners, still pinned to the
+    // certificate they confirmed, learn the one the initiator serves once it bootstraps.
+    let cluster_fingerprint = if plan.new_cluster {
+        let cert = rxd_tls::generate(&d.hostname)
+            .map_err(|e| format!("Failed to generate cluster certificate: {e}"))?;
+        let fingerprint = cert.fingerprint();
+        d.formation.stage_cluster_cert(Some(cert));
+        fingerprint
+    } else {
+        String::new()
+    };
+    for m in joining {
+        d.formation.instruct(
+            &m.name,
+            Instruction::Prepare {
+                address: m.address.clone(),
+                probe: others(&m.name),
+                cluster_fingerprint: cluster_fingerprint.clone(),
+            },
+        );
+    }
+    listen_on(d, &me.address).await?;
+    let reports = d
+        .formation
+        .reports_of(&names, PREPARE_LIMIT, "preparing")
+        .await?;
+    // Every joiner listens now.
+    initiator.reaches = rxd_form::facts::probe(&others(&me.name), PROBE_TIMEOUT).await;
+    failures(&reports)?;
+    for f in joiners.iter_mut() {
+        if let Some(r) = reports.get(&f.name) {
+            f.reaches = r.reaches.clone();
+        }
+    }
+    planner::plan(
+        initiator,
+        existing,
+        joiners,
+        answers,
+        &planner::Limits::default(),
+    )
+    .map_err(|errors| in_words(&errors))?;
     Ok(())
 }
 
@@ -346,36 +389,18 @@ fn write_journal(d: &Daemon, journal: &Journal) -> Result<(), String> {
         .map_err(|e| format!("Cannot write the formation journal: {e}"))
 }
 
-/// Before the first change: copies this server's database (a new cluster's initiator), and
-/// writes the journal that says how to put it back.
-async fn begin_journal(
-    d: &Daemon,
-    window: &str,
-    initiator: &Facts,
-    plan: &Plan,
-) -> Result<Journal, String> {
+/// The journal of the formation `window` as it starts preparing: how to put this server
+/// back as it was.
+fn journal_of(d: &Daemon, window: &str, initiator: &Facts, plan: &Plan) -> Result<Journal, String> {
     let (joiners, listened_before) = d.formation.journal_seed();
     let local = d.local_config().map_err(|e| e.message)?;
-    let node_id = d.node_id();
-    if plan.new_cluster {
-        // Copied closed, then opened again: a standalone server's database is small.
-        let db = d.db();
-        db.shutdown().await.map_err(|e| e.to_string())?;
-        let dir = d.dir.clone();
-        let copied = tokio::task::spawn_blocking(move || formation_journal::copy_database(&dir))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        reopen(d, node_id).await?;
-        copied.map_err(|e| format!("Cannot copy the database before the formation: {e}"))?;
-    }
     let before = &initiator.local_data;
-    let journal = Journal {
+    Ok(Journal {
         window: window.to_string(),
-        stage: Stage::Committing,
+        stage: Stage::Preparing,
         joiners,
         new_cluster: plan.new_cluster,
-        node_id,
+        node_id: d.node_id(),
         listened_before,
         cluster_address_before: local
             .get("cluster.https_address")
@@ -396,9 +421,26 @@ async fn begin_journal(
                 .collect(),
         },
         reason: String::new(),
-    };
-    write_journal(d, &journal)?;
-    Ok(journal)
+    })
+}
+
+/// Before the first change: copies this server's database (a new cluster's initiator), and
+/// records in the journal that it is committing.
+async fn begin_commit(d: &Daemon, journal: &mut Journal) -> Result<(), String> {
+    if journal.new_cluster {
+        // Copied closed, then opened again: a standalone server's database is small.
+        let db = d.db();
+        db.shutdown().await.map_err(|e| e.to_string())?;
+        let dir = d.dir.clone();
+        let copied = tokio::task::spawn_blocking(move || formation_journal::copy_database(&dir))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        reopen(d, journal.node_id).await?;
+        copied.map_err(|e| format!("Cannot copy the database before the formation: {e}"))?;
+    }
+    journal.stage = Stage::Committing;
+    write_journal(d, journal)
 }
 
 /// Opens this server's database again, as raft node `id`.
