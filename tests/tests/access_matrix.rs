@@ -17,6 +17,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("/1.0", "GET", Access::Public),
     ("/1.0", "PUT", Access::Admin),
     ("/1.0", "PATCH", Access::Admin),
+    ("/1.0/metrics", "GET", Access::Metrics),
     ("/1.0/certificates", "GET", Access::Authenticated),
     ("/1.0/certificates", "POST", Access::Public),
     (
@@ -159,7 +160,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
     ("/1.0/projects/{name}", &["PUT", "PATCH", "POST", "DELETE"]),
     ("/1.0/storage-pools/{name}/volumes", ALL),
     ("/1.0/storage-pools/{name}/volumes/{*rest}", ALL),
-    ("/1.0/metrics", ALL),
     ("/1.0/network-acls", ALL),
     ("/1.0/network-acls/{*rest}", ALL),
     ("/1.0/network-zones", ALL),
@@ -201,9 +201,11 @@ enum Class {
     RestrictedDefault,
     RestrictedNone,
     Member,
+    /// A certificate of type `metrics`.
+    MetricsCert,
 }
 
-const CLASSES: [Class; 7] = [
+const CLASSES: [Class; 8] = [
     Class::Unix,
     Class::Untrusted,
     Class::RandomCert,
@@ -211,15 +213,17 @@ const CLASSES: [Class; 7] = [
     Class::RestrictedDefault,
     Class::RestrictedNone,
     Class::Member,
+    Class::MetricsCert,
 ];
 
 fn allowed(rule: Access, class: Class) -> bool {
     use Class::*;
     match rule {
         Access::Public => true,
-        Access::Authenticated => !matches!(class, Untrusted | RandomCert),
+        Access::Authenticated => !matches!(class, Untrusted | RandomCert | MetricsCert),
         Access::Project => matches!(class, Unix | Trusted | RestrictedDefault | Member),
         Access::Admin => matches!(class, Unix | Trusted | Member),
+        Access::Metrics => matches!(class, Unix | Trusted | Member | MetricsCert),
         Access::Member => matches!(class, Unix | Member),
         Access::Local => matches!(class, Unix),
         // Only while a window of that id is open, and none is in this test.
@@ -292,6 +296,7 @@ struct Certs {
     restricted_default: rxd_tls::CertKey,
     restricted_none: rxd_tls::CertKey,
     member: rxd_tls::CertKey,
+    metrics: rxd_tls::CertKey,
 }
 
 fn callers(m: &Member, address: &str, certs: &Certs) -> Callers {
@@ -315,14 +320,26 @@ fn callers(m: &Member, address: &str, certs: &Certs) -> Callers {
             ),
             (Class::RestrictedNone, https(Some(&certs.restricted_none))),
             (Class::Member, https(Some(&certs.member))),
+            (Class::MetricsCert, https(Some(&certs.metrics))),
         ],
     }
 }
 
 async fn trust(m: &Member, name: &str, cert: &rxd_tls::CertKey, projects: Option<&[&str]>) {
+    trust_as(m, name, "client", cert, projects).await
+}
+
+async fn trust_as(
+    m: &Member,
+    name: &str,
+    cert_type: &str,
+    cert: &rxd_tls::CertKey,
+    projects: Option<&[&str]>,
+) {
     m.client()
         .add_certificate(&CertificatesPost {
             name: name.into(),
+            cert_type: cert_type.into(),
             certificate: base64::engine::general_purpose::STANDARD.encode(cert.cert_der()),
             restricted: projects.is_some(),
             projects: projects.map(|p| p.iter().map(|s| s.to_string()).collect()),
@@ -429,8 +446,10 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
         restricted_default: rxd_tls::generate_client("rdefault", "host").unwrap(),
         restricted_none: rxd_tls::generate_client("rnone", "host").unwrap(),
         member: rxd_tls::CertKey::from_pem(read("server.crt"), read("server.key")).unwrap(),
+        metrics: rxd_tls::generate_client("metrics", "host").unwrap(),
     };
     trust(&members[0], "trusted", &certs.trusted, None).await;
+    trust_as(&members[0], "metrics", "metrics", &certs.metrics, None).await;
     trust(
         &members[0],
         "rdefault",
@@ -461,6 +480,13 @@ async fn every_endpoint_answers_every_caller_by_its_rule() {
             )
             .await;
         }
+        let c = callers.of(Class::MetricsCert);
+        rxd_testkit::until(
+            Duration::from_secs(10),
+            "the member to know the metrics certificate",
+            || async { c.get_text("/1.0/metrics").await.is_ok() },
+        )
+        .await;
         for (pattern, method, rule) in &all {
             for class in CLASSES {
                 if DISRUPTIVE.contains(pattern) && allowed(*rule, class) {
@@ -515,5 +541,6 @@ fn clone_certs(c: &Certs) -> Certs {
         restricted_default: copy(&c.restricted_default),
         restricted_none: copy(&c.restricted_none),
         member: copy(&c.member),
+        metrics: copy(&c.metrics),
     }
 }

@@ -50,4 +50,5 @@ pub const API_EXTENSIONS: &[&str] = &[
     "network_leases_location",
     "network_state_bond_bridge",
     "network_state_vlan",
+    "metrics",
 ];

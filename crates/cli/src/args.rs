@@ -327,6 +327,9 @@ pub enum TrustCmd {
         /// Comma-separated projects a restricted client may use.
         #[arg(long, value_delimiter = ',')]
         projects: Vec<String>,
+        /// Type of certificate: client, or metrics (reads /1.0/metrics only).
+        #[arg(long = "type", default_value = "client")]
+        cert_type: String,
     },
     /// List trusted clients.
     #[command(visible_alias = "ls")]

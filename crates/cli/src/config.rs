@@ -212,10 +212,12 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
             flag_name,
             restricted,
             projects,
+            cert_type,
         } => {
             let limits = Restriction {
                 restricted,
                 projects,
+                cert_type,
             };
             let arg = name.unwrap_or_default();
             // A certificate file adds that certificate; anything else is a client name
@@ -238,7 +240,7 @@ async fn trust(ctx: &Ctx, cmd: TrustCmd) -> Result<()> {
             }
             let post = CertificatesPost {
                 name: client_name.clone(),
-                cert_type: "client".into(),
+                cert_type: limits.cert_type,
                 token: true,
                 restricted: limits.restricted,
                 projects: Some(limits.projects),
@@ -344,10 +346,11 @@ pub fn add_tokens_text(format: Format, tokens: &[DisplayAddToken]) -> Result<Str
     output::render(format, &["NAME", "TOKEN", "EXPIRES AT"], &rows, tokens)
 }
 
-/// `--restricted` and `--projects` of `config trust add`.
+/// `--restricted`, `--projects` and `--type` of `config trust add`.
 struct Restriction {
     restricted: bool,
     projects: Vec<String>,
+    cert_type: String,
 }
 
 async fn add_certificate_file(
@@ -367,7 +370,7 @@ async fn add_certificate_file(
     let name = name.unwrap_or_else(|| go_base(file));
     let post = CertificatesPost {
         name,
-        cert_type: "client".into(),
+        cert_type: limits.cert_type,
         certificate: base64::engine::general_purpose::STANDARD.encode(der),
         restricted: limits.restricted,
         projects: Some(limits.projects),

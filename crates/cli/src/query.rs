@@ -29,9 +29,15 @@ pub async fn run(ctx: &Ctx, a: QueryArgs) -> Result<()> {
             message: "Query path must start with /".into(),
         });
     }
-    let mut raw = client
-        .request(&a.method.to_uppercase(), &path, body(&a.data), None)
-        .await?;
+    let method = a.method.to_uppercase();
+    let mut raw = match client.request(&method, &path, body(&a.data), None).await {
+        // An endpoint that answers plain text (`/1.0/metrics`) is printed as it came, as lxc
+        // prints it.
+        Err(rxd_client::ClientError::Envelope { .. }) if method == "GET" => {
+            return print(&client.get_text(&path).await?);
+        }
+        other => other?,
+    };
     if a.wait && !raw.envelope.operation.is_empty() {
         let id = raw
             .envelope

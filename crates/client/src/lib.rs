@@ -234,6 +234,28 @@ impl Client {
         body: Option<serde_json::Value>,
         if_match: Option<&str>,
     ) -> Result<RawResponse> {
+        let reply = self.exchange(method, path, body, if_match).await?;
+        decode_reply(method, path, reply)
+    }
+
+    /// `GET path` of an endpoint that answers plain text rather than an envelope
+    /// (`/1.0/metrics`); an error still comes as [`ClientError::Api`].
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let reply = self.exchange("GET", path, None, None).await?;
+        if (200..300).contains(&reply.status) {
+            return Ok(String::from_utf8_lossy(&reply.body).into_owned());
+        }
+        decode_reply("GET", path, reply).map(|_| String::new())
+    }
+
+    /// Sends one request within the client's time limit.
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<transport::HttpReply> {
         let body = body.map(|b| serde_json::to_vec(&b).expect("JSON values always serialise"));
         let send = self.transport.send(HttpRequest {
             method,
@@ -255,7 +277,7 @@ impl Client {
                     }
                 })??,
             };
-        decode_reply(method, path, reply)
+        Ok(reply)
     }
 
     /// Sends `body` (any serialisable type) and decodes the envelope.

@@ -291,7 +291,9 @@ async fn round<H: Host>(d: &Arc<H>) {
             }
         }
     });
+    let started = std::time::Instant::now();
     futures_util::future::join_all(sends).await;
+    d.membership().rounds.record(started.elapsed());
     let t = threshold(&**d).await;
     d.clone().heartbeats_sent(&members, t);
     reap_pending(d, &members, t).await;

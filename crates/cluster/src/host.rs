@@ -39,6 +39,34 @@ pub struct Membership {
     pub changes: tokio::sync::Mutex<()>,
     /// Notified to run a heartbeat round at once (after a membership change).
     pub heartbeat_now: tokio::sync::Notify,
+    /// The leader's heartbeat rounds so far, for metrics.
+    pub rounds: HeartbeatRounds,
+}
+
+/// The heartbeat rounds this member sent as the leader.
+#[derive(Debug, Default)]
+pub struct HeartbeatRounds {
+    count: std::sync::atomic::AtomicU64,
+    last_micros: std::sync::atomic::AtomicU64,
+}
+
+impl HeartbeatRounds {
+    /// Records a round that took `took`, from its first send to the last answer.
+    pub fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering;
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.last_micros.store(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many rounds, and how long the last one took.
+    pub fn view(&self) -> (u64, Duration) {
+        use std::sync::atomic::Ordering;
+        (
+            self.count.load(Ordering::Relaxed),
+            Duration::from_micros(self.last_micros.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 /// This member's sides of the cluster's pools and networks that a join made, recorded before

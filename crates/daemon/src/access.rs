@@ -1,7 +1,7 @@
 //! Who is calling, and what they may do. The unix socket is trusted; on HTTPS the peer's
 //! certificate fingerprint decides: a trusted client, a restricted client (confined to the
 //! projects its certificate lists, as in LXD), a cluster member (its `server.crt` is in the trust
-//! store as type `server`), or untrusted (no certificate, an unknown one, or a `metrics` one).
+//! store as type `server`), a `metrics` certificate (`/1.0/metrics` only), or untrusted (no certificate, or an unknown one).
 
 use crate::error::ApiError;
 
@@ -28,6 +28,8 @@ pub enum Trust {
     Restricted(Vec<String>),
     /// Another member of this cluster.
     Member,
+    /// A certificate of type `metrics`: it reads `/1.0/metrics` and nothing else.
+    Metrics,
     /// Anyone else.
     Untrusted,
 }
@@ -48,7 +50,7 @@ pub struct Caller {
 pub fn trust_of_certificate(cert: &rxd_db::tables::Certificate) -> Trust {
     match cert.cert_type.as_str() {
         "server" => Trust::Member,
-        // A metrics certificate reads metrics only, which rxd does not serve.
+        "metrics" => Trust::Metrics,
         "client" if cert.restricted => Trust::Restricted(cert.projects.clone()),
         "client" => Trust::Trusted,
         _ => Trust::Untrusted,
@@ -83,7 +85,10 @@ impl Caller {
 
     /// Whether it may use the public API at all (a restricted client included).
     pub fn is_trusted(&self) -> bool {
-        self.trust != Trust::Untrusted
+        matches!(
+            self.trust,
+            Trust::Trusted | Trust::Restricted(_) | Trust::Member
+        )
     }
 
     /// Whether it may use the whole public API: local root, an unrestricted client or a member.
@@ -106,7 +111,8 @@ impl Caller {
             Trust::Restricted(projects) => {
                 project == DEFAULT_PROJECT && projects.iter().any(|p| p == project)
             }
-            other => *other != Trust::Untrusted,
+            Trust::Trusted | Trust::Member => true,
+            Trust::Metrics | Trust::Untrusted => false,
         }
     }
 
@@ -180,6 +186,8 @@ pub enum Access {
     Member,
     /// Local root on the unix socket only (the formation window's own endpoint).
     Local,
+    /// `/1.0/metrics`: local root, unrestricted clients, members and `metrics` certificates.
+    Metrics,
     /// Anyone on HTTPS, untrusted callers included, and only while this server's formation
     /// window named in the path is open, neither aborted nor committed (the router checks the
     /// window; the exchange itself decides the rest). Never the unix socket.
@@ -202,6 +210,7 @@ pub fn allows(access: Access, caller: &Caller, project: &str) -> bool {
         Access::Authenticated => caller.is_trusted(),
         Access::Project => caller.may_use_project(project),
         Access::Admin => caller.is_admin(),
+        Access::Metrics => caller.is_admin() || caller.trust == Trust::Metrics,
         Access::Member => caller.trust == Trust::Member || matches!(caller.peer, Peer::Unix),
         Access::Local => matches!(caller.peer, Peer::Unix),
         Access::Formation => matches!(caller.peer, Peer::Tls { .. }),

@@ -24,6 +24,7 @@ mod handlers;
 pub mod listeners;
 mod member_objects;
 mod member_sides;
+pub mod metrics;
 pub(crate) use rxd_api::names;
 pub mod operations;
 pub mod password;
@@ -107,6 +108,10 @@ pub struct Daemon {
     /// Held while this member turns standalone after leaving a cluster, so two ways out
     /// (removal, a formation's undo) never run at once.
     pub leaving: tokio::sync::Mutex<()>,
+    /// API requests answered, for metrics.
+    pub api_stats: metrics::ApiStats,
+    /// When this daemon started.
+    pub started: std::time::Instant,
 }
 
 pub use rxd_cluster::host::NODE_ID_KEY;
@@ -607,6 +612,8 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
         rotation: Default::default(),
         formation: Default::default(),
         leaving: Default::default(),
+        api_stats: Default::default(),
+        started: std::time::Instant::now(),
     });
     if let Some((journal, _)) = &formation {
         daemon.formation.settle(journal);

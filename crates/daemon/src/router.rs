@@ -24,6 +24,7 @@ const ENDPOINTS: &[(&str, Method, Access)] = &[
     ("/1.0", Method::GET, Access::Public),
     ("/1.0", Method::PUT, Access::Admin),
     ("/1.0", Method::PATCH, Access::Admin),
+    ("/1.0/metrics", Method::GET, Access::Metrics),
     ("/1.0/certificates", Method::GET, Access::Authenticated),
     ("/1.0/certificates", Method::POST, Access::Public),
     (
@@ -285,7 +286,6 @@ const UNSUPPORTED: &[(&str, &[Method], &str)] = &[
         ALL,
         "Storage volumes are not supported by rxd yet",
     ),
-    ("/1.0/metrics", ALL, "Metrics are not supported by rxd yet"),
     (
         "/1.0/network-acls",
         ALL,
@@ -365,6 +365,7 @@ fn handler_for(path: &str, method: &Method) -> MethodRouter<State> {
         ("/1.0", "GET") => on(f, server::server_get),
         ("/1.0", "PUT") => on(f, server::server_put),
         ("/1.0", "PATCH") => on(f, server::server_patch),
+        ("/1.0/metrics", "GET") => on(f, crate::metrics::metrics_get),
         ("/1.0/certificates", "GET") => on(f, certificates::certificates_get),
         ("/1.0/certificates", "POST") => on(f, certificates::certificates_post),
         ("/1.0/certificates/{fingerprint}", "GET") => on(f, certificates::certificate_get),
@@ -505,13 +506,18 @@ pub fn router(state: State) -> Router {
     for (path, mr) in paths {
         router = router.route(path, mr.fallback(method_not_allowed));
     }
-    // The access check runs first (the outer layer), then a targeted request is forwarded.
+    // Each request is counted (the outer layer), then the access check runs, then a targeted
+    // request is forwarded.
     router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forward_to_target,
         ))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), enforce))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count,
+        ))
         .fallback(not_found)
         .with_state(state)
 }

@@ -39,6 +39,7 @@ pub mod offline;
 mod replicated;
 mod rpc;
 mod state_machine;
+pub mod stats;
 mod types;
 
 pub use error::{RaftError, TransportError};

@@ -211,6 +211,8 @@ struct Inner {
     snapshots: Arc<SnapshotFiles>,
     /// One snapshot transfer at a time: they share `snapshot-receive.tmp`.
     receiving: tokio::sync::Mutex<()>,
+    /// What this node has done since it opened, for metrics.
+    stats: Arc<crate::stats::RaftStats>,
 }
 
 type ClientWriteFailure = openraft::error::RaftError<u64, ClientWriteError<u64, BasicNode>>;
@@ -334,6 +336,8 @@ impl ReplicatedDb {
             snapshot_timeout: settings.snapshot_timeout,
         };
         let raft = Raft::new(node_id, config, network, log, state_machine).await?;
+        let stats = Arc::new(crate::stats::RaftStats::default());
+        stats.follow(raft.metrics());
         Ok(ReplicatedDb {
             inner: Arc::new(Inner {
                 id: node_id,
@@ -343,6 +347,7 @@ impl ReplicatedDb {
                 settings,
                 snapshots,
                 receiving: tokio::sync::Mutex::new(()),
+                stats,
             }),
         })
     }
@@ -354,6 +359,11 @@ impl ReplicatedDb {
 
     fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
         self.inner.raft.metrics().borrow().clone()
+    }
+
+    /// This node's counters, indexes and term, for metrics.
+    pub fn stats(&self) -> crate::stats::RaftStatsView {
+        self.inner.stats.view(&self.metrics())
     }
 
     /// Whether this store already belongs to a raft group: it holds log entries (the first
@@ -534,7 +544,8 @@ impl ReplicatedDb {
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let attempts = &attempts;
         let limit = self.inner.settings.request_timeout;
-        bounded(limit, "the command to commit", async {
+        let started = std::time::Instant::now();
+        let outcome = bounded(limit, "the command to commit", async {
             self.on_leader(|id, address| {
                 #[allow(unused_mut)]
                 let mut proposal = proposal.clone();
@@ -558,7 +569,17 @@ impl ReplicatedDb {
             })
             .await
         })
-        .await
+        .await;
+        let stats = &self.inner.stats;
+        match outcome {
+            Ok(_) => stats.proposals.observe(started.elapsed()),
+            Err(_) => {
+                stats
+                    .proposals_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        outcome
     }
 
     /// `ack-before-commit`: one attempt at the leader known now, with no resend; the outcome

@@ -58,6 +58,16 @@ pub async fn members_api(d: &Daemon) -> ApiResult<Vec<ClusterMember>> {
     Ok(view(d, members).await)
 }
 
+/// Every member as this member's replica has it, without asking the leader (empty on a
+/// standalone server): for metrics, which must answer while the cluster has no leader.
+pub async fn local_view(d: &Daemon) -> ApiResult<Vec<ClusterMember>> {
+    if !d.is_clustered().await? {
+        return Ok(Vec::new());
+    }
+    let members = d.db().read_local(tables::members).await?;
+    Ok(view(d, members).await)
+}
+
 /// The members' rows as the API shows them.
 async fn view(d: &Daemon, members: Vec<tables::Member>) -> Vec<ClusterMember> {
     let t = heartbeat::threshold(d).await;
