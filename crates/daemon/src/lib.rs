@@ -636,7 +636,7 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Api(e.message))?;
     }
-    let unix = io(
+    let (unix, activated) = io(
         "Listen on unix socket",
         listeners::unix(&dir.join("unix.socket"), router),
     )?;
@@ -655,12 +655,17 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     tracing::info!("rxd is ready, data directory {}", dir.display());
+    // Type=notify: systemd takes the daemon for started once its API answers.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("Cannot tell systemd that rxd is ready: {e}");
+    }
     tokio::select! {
         _ = daemon.stop.notified() => {}
         _ = sigterm.recv() => tracing::info!("Received SIGTERM"),
         _ = sigint.recv() => tracing::info!("Received SIGINT"),
     }
     tracing::info!("Shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     // While the listeners still serve: the new leader's election needs this member's vote.
     shutdown::hand_over_leadership(&daemon).await;
     // The listeners to other members' events end with the relay.
@@ -673,7 +678,9 @@ pub async fn run(opts: Options) -> Result<(), StartError> {
     if let Ok(pools) = daemon.db().read_local(tables::storage_pools).await {
         rxd_storage::unmount_all(dir.clone(), pools, daemon.node_id()).await;
     }
-    let _ = std::fs::remove_file(dir.join("unix.socket"));
+    if !activated {
+        let _ = std::fs::remove_file(dir.join("unix.socket"));
+    }
     daemon.db().shutdown().await?;
     Ok(())
 }

@@ -276,14 +276,32 @@ async fn serve<S>(
     }
 }
 
-/// Listens on the unix socket at `path` (replacing a stale one) until the task is aborted.
-pub fn unix(path: &Path, router: Router) -> std::io::Result<JoinHandle<()>> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
-    Ok(tokio::spawn(async move {
+/// The unix socket systemd passed to this process (socket activation by `rxd.socket`), if any;
+/// a descriptor that is not a listening unix stream socket is refused.
+fn activated_unix() -> std::io::Result<Option<UnixListener>> {
+    let Some(listener) = listenfd::ListenFd::from_env().take_unix_listener(0)? else {
+        return Ok(None);
+    };
+    listener.set_nonblocking(true)?;
+    Ok(Some(UnixListener::from_std(listener)?))
+}
+
+/// Listens on the unix socket systemd passed, or else on the one at `path` (replacing a stale
+/// one), until the task is aborted. Answers whether systemd's socket is used (then it is
+/// systemd's to remove, not this daemon's).
+pub fn unix(path: &Path, router: Router) -> std::io::Result<(JoinHandle<()>, bool)> {
+    let (listener, activated) = match activated_unix()? {
+        Some(listener) => (listener, true),
+        None => {
+            if path.exists() {
+                std::fs::remove_file(path)?;
+            }
+            let listener = UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+            (listener, false)
+        }
+    };
+    let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
@@ -302,7 +320,8 @@ pub fn unix(path: &Path, router: Router) -> std::io::Result<JoinHandle<()>> {
                 }
             }
         }
-    }))
+    });
+    Ok((task, activated))
 }
 
 /// The TLS configuration the HTTPS listener uses for new connections; swapped when the served
