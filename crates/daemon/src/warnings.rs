@@ -49,7 +49,7 @@ pub async fn reconcile(d: &Daemon, conditions: Vec<Condition>) -> Result<(), Api
         let key = (cond.member_id, cond.kind.code(), cond.entity_url.clone());
         let cmd = match (cond.problem, open.contains(&key)) {
             (Some(message), false) => {
-                tracing::warn!("Warning: {}: {message}", cond.kind.name());
+                tracing::warn!(entity = %cond.entity_url, "Warning: {}: {message}", cond.kind.name());
                 Command::RaiseWarning {
                     uuid: uuid::Uuid::new_v4().to_string(),
                     member_id: cond.member_id,
@@ -60,12 +60,19 @@ pub async fn reconcile(d: &Daemon, conditions: Vec<Condition>) -> Result<(), Api
                     now: now(),
                 }
             }
-            (None, true) => Command::ResolveWarnings {
-                member_id: cond.member_id,
-                type_code: cond.kind.code(),
-                entity_url: cond.entity_url,
-                now: now(),
-            },
+            (None, true) => {
+                tracing::info!(
+                    entity = %cond.entity_url,
+                    "Warning resolved: {}",
+                    cond.kind.name()
+                );
+                Command::ResolveWarnings {
+                    member_id: cond.member_id,
+                    type_code: cond.kind.code(),
+                    entity_url: cond.entity_url,
+                    now: now(),
+                }
+            }
             _ => continue,
         };
         db.propose(cmd).await??;
