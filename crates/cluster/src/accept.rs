@@ -290,6 +290,7 @@ pub async fn joined<H: Host + ?Sized>(d: &H, req: JoinProgress) -> Result<Value>
         })
         .await??;
     d.membership().liveness.seen_now(m.id);
+    tracing::info!(member = %m.name, id = m.id, address = %m.address, "Member joined");
     crate::heartbeat::rebalance_locked(d).await;
     d.membership().heartbeat_now.notify_one();
     Ok(serde_json::json!({}))

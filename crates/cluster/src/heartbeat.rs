@@ -293,7 +293,13 @@ async fn round<H: Host>(d: &Arc<H>) {
     });
     let started = std::time::Instant::now();
     futures_util::future::join_all(sends).await;
-    d.membership().rounds.record(started.elapsed());
+    let took = started.elapsed();
+    d.membership().rounds.record(took);
+    tracing::debug!(
+        members = members.len(),
+        took_ms = took.as_millis() as u64,
+        "Heartbeat round"
+    );
     let t = threshold(&**d).await;
     d.clone().heartbeats_sent(&members, t);
     reap_pending(d, &members, t).await;

@@ -125,6 +125,7 @@ pub async fn remove_member<H: Host + ?Sized>(d: &H, name: &str, force: bool) -> 
         db.remove_node(m.id).await?;
     }
     db.propose(Command::RemoveMember { id: m.id }).await??;
+    tracing::info!(member = %name, id = m.id, address = %m.address, force, "Member removed");
     crate::heartbeat::rebalance_locked(d).await;
     Ok(())
 }

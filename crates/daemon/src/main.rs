@@ -25,6 +25,10 @@ struct Cli {
     /// Log debug messages.
     #[arg(long, short, global = true)]
     debug: bool,
+    /// Rotate logs/rxd.log once it grows past this many bytes; the last five rotated files
+    /// (rxd.log.1, the newest, to rxd.log.5) are kept.
+    #[arg(long, default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..))]
+    log_max_size: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -64,24 +68,33 @@ enum Command {
     },
 }
 
+/// Rotated log files kept beside `rxd.log`.
+const LOGS_KEPT: usize = 5;
+
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     // netlink-packet-route warns on every link dump that a newer kernel's IFLA_INET6_CONF is
-    // longer than it knows ("expecting 236, got 240"); it is the library's, not ours.
+    // longer than it knows ("expecting 236, got 240"); it is the library's, not ours. openraft
+    // logs each failed call to an unreachable member (every half second) and each read whose
+    // confirmation missed it: a member down is said once, by the offline warning, instead.
     let level = if cli.debug {
         "debug,openraft=error,hyper=info,rustls=info,h2=info,reqwest=info,netlink_packet_route=error"
     } else if cli.verbose {
-        "info,openraft=error,netlink_packet_route=error"
+        "info,openraft=error,openraft::replication=off,openraft::core::raft_core=off,netlink_packet_route=error"
     } else {
-        "warn,openraft=error,netlink_packet_route=error"
+        "warn,openraft=error,openraft::replication=off,openraft::core::raft_core=off,netlink_packet_route=error"
     };
     let filter = || EnvFilter::try_from_env("RXD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     std::fs::create_dir_all(cli.dir.join("logs"))
         .with_context(|| format!("Cannot create {}", cli.dir.join("logs").display()))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cli.dir.join("logs").join("rxd.log"))
-        .context("Cannot open the log file")?;
+    let file = file_rotate::FileRotate::new(
+        cli.dir.join("logs").join("rxd.log"),
+        file_rotate::suffix::AppendCount::new(LOGS_KEPT),
+        file_rotate::ContentLimit::BytesSurpassed(
+            usize::try_from(cli.log_max_size).unwrap_or(usize::MAX),
+        ),
+        file_rotate::compression::Compression::None,
+        None,
+    );
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

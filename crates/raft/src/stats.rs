@@ -136,8 +136,14 @@ impl RaftStats {
             while metrics.changed().await.is_ok() {
                 let m = metrics.borrow_and_update();
                 if m.current_leader != leader {
-                    if m.current_leader.is_some() {
+                    if let Some(new) = m.current_leader {
                         stats.leader_changes.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            term = m.current_term,
+                            leader = new,
+                            node = m.id,
+                            "Raft leader elected"
+                        );
                     }
                     leader = m.current_leader;
                 }
