@@ -53,6 +53,17 @@ fn notified(socket: &UnixDatagram, want: &str, limit: Duration) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// The unpacked `rxc` reads the server from the daemon on `dir`; then `rxd shutdown` stops it.
+fn answers_then_stops(rxd: &Path, rxc: &Path, dir: &Path) {
+    let server = run(Command::new(rxc)
+        .env("RXD_DIR", dir)
+        .args(["query", "/1.0"]));
+    assert!(server.contains("\"api_status\""), "{server}");
+    run(Command::new(rxd)
+        .env("RXD_DIR", dir)
+        .args(["shutdown", "--timeout", "60"]));
+}
+
 #[test]
 fn the_package_holds_every_file_and_its_daemon_starts_as_systemd_starts_it() {
     let work = tempfile::tempdir().unwrap();
@@ -191,13 +202,7 @@ fn the_package_holds_every_file_and_its_daemon_starts_as_systemd_starts_it() {
     );
     assert_eq!(notified(&notify, "READY=1", LIMIT).trim(), "READY=1");
     // Ready means answering: no waiting.
-    let server = run(Command::new(&rxc)
-        .env("RXD_DIR", &dir)
-        .args(["query", "/1.0"]));
-    assert!(server.contains("\"api_status\""), "{server}");
-    run(Command::new(&rxd)
-        .env("RXD_DIR", &dir)
-        .args(["shutdown", "--timeout", "60"]));
+    answers_then_stops(&rxd, &rxc, &dir);
     assert_eq!(notified(&notify, "STOPPING=1", LIMIT).trim(), "STOPPING=1");
     assert!(
         !dir.join("unix.socket").exists(),
@@ -226,13 +231,7 @@ fn the_package_holds_every_file_and_its_daemon_starts_as_systemd_starts_it() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let server = run(Command::new(&rxc)
-        .env("RXD_DIR", &dir)
-        .args(["query", "/1.0"]));
-    assert!(server.contains("\"api_status\""), "{server}");
-    run(Command::new(&rxd)
-        .env("RXD_DIR", &dir)
-        .args(["shutdown", "--timeout", "60"]));
+    answers_then_stops(&rxd, &rxc, &dir);
     assert!(
         socket.exists(),
         "systemd's socket stays for the next activation"

@@ -122,7 +122,7 @@ pub struct RaftStatsView {
 
 impl RaftStats {
     /// Follows openraft's metrics until the node shuts down, counting leader changes and
-    /// snapshots.
+    /// snapshots, and logging elections and a fatal stop.
     pub fn follow(
         self: &Arc<Self>,
         mut metrics: tokio::sync::watch::Receiver<RaftMetrics<u64, BasicNode>>,
@@ -133,8 +133,18 @@ impl RaftStats {
                 let m = metrics.borrow_and_update();
                 (m.current_leader, m.snapshot)
             };
+            let mut stopped = false;
             while metrics.changed().await.is_ok() {
                 let m = metrics.borrow_and_update();
+                // The daemon hides openraft's own log of its core (it repeats every failed
+                // call to a member that is down), so a fatal stop is said here, once.
+                match (&m.running_state, stopped) {
+                    (Err(openraft::error::Fatal::Stopped), _) | (_, true) | (Ok(()), _) => {}
+                    (Err(fatal), false) => {
+                        tracing::error!(node = m.id, "The cluster database stopped: {fatal}");
+                        stopped = true;
+                    }
+                }
                 if m.current_leader != leader {
                     if let Some(new) = m.current_leader {
                         stats.leader_changes.fetch_add(1, Ordering::Relaxed);
