@@ -253,7 +253,26 @@ fn names(cluster: &Cluster, slots: &[usize]) -> Vec<String> {
         .collect()
 }
 
+/// How long a fault waits for a running member in the role it targets (a leader being elected
+/// after a restart of every member, say) before it is skipped.
+const ROLE_WAIT: Duration = Duration::from_secs(10);
+
+/// A running member in the role `variant`, picked by `seed` among those that have it when the
+/// fault fires; waits up to [`ROLE_WAIT`] for one.
 async fn target_by_role(cluster: &mut Cluster, variant: &str, seed: u64) -> Result<usize> {
+    let deadline = Instant::now() + ROLE_WAIT;
+    loop {
+        if let Some(t) = in_role(cluster, variant, seed).await {
+            return Ok(t);
+        }
+        if Instant::now() >= deadline {
+            bail!("no running {variant} to hit within {ROLE_WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn in_role(cluster: &mut Cluster, variant: &str, seed: u64) -> Option<usize> {
     let running = cluster.running();
     let roles = roles(cluster).await.unwrap_or_default();
     let candidates: Vec<usize> = match variant {
@@ -271,10 +290,7 @@ async fn target_by_role(cluster: &mut Cluster, variant: &str, seed: u64) -> Resu
         .into_iter()
         .filter(|c| running.contains(c))
         .collect();
-    match pick(&candidates, seed) {
-        Some(t) => Ok(t),
-        None => bail!("no running {variant} to hit"),
-    }
+    pick(&candidates, seed)
 }
 
 async fn install(cluster: &mut Cluster, p: &Planned, rec: &mut Record) -> Result<()> {
