@@ -332,9 +332,8 @@ fn write_blocks(path: &Path, blocks: &[Block]) {
     std::fs::write(path, out.join("\n") + "\n").unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn forming_a_cluster_shows_real_output_in_both_languages() {
-    let name = "forming-a-cluster.md";
+/// Runs guide `name` and checks it in both languages (or writes both).
+async fn check_guide(name: &str) {
     let write = std::env::var_os("RXD_DOCS_WRITE").is_some();
     let blocks = run_guide(name, write).await;
     let en = doc_dir().join("en").join(name);
@@ -348,11 +347,25 @@ async fn forming_a_cluster_shows_real_output_in_both_languages() {
     assert_eq!(
         ja_blocks.len(),
         blocks.len(),
-        "the Japanese guide has other blocks"
+        "the Japanese {name} has other blocks"
     );
     for (j, e) in ja_blocks.iter().zip(&blocks) {
         let norm = |v: &[String]| v.iter().map(|l| normal(l)).collect::<Vec<_>>();
         assert_eq!(j.kind, e.kind);
-        assert_eq!(norm(&j.lines), norm(&e.lines), "the Japanese guide differs");
+        assert_eq!(
+            norm(&j.lines),
+            norm(&e.lines),
+            "the Japanese {name} differs"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forming_a_cluster_shows_real_output_in_both_languages() {
+    check_guide("forming-a-cluster.md").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managing_members_shows_real_output_in_both_languages() {
+    check_guide("managing-members.md").await;
 }
