@@ -369,3 +369,8 @@ async fn forming_a_cluster_shows_real_output_in_both_languages() {
 async fn managing_members_shows_real_output_in_both_languages() {
     check_guide("managing-members.md").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_shows_real_output_in_both_languages() {
+    check_guide("metrics.md").await;
+}
