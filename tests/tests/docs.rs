@@ -221,9 +221,16 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
     let ours = net.addr(1).trim_end_matches("1:8443").to_string();
     let to_test = |l: &str| l.replace("192.0.2.", &ours);
     let to_doc = |l: &str| l.replace(&ours, "192.0.2.");
-    let members: Vec<(String, Member)> = (1..=3)
-        .map(|i| (format!("node{i}"), Member::start()))
-        .collect();
+    // A server for each name the guide runs commands on.
+    let mut names: Vec<String> = Vec::new();
+    for b in &blocks {
+        if let Kind::Console(server) = &b.kind {
+            if !names.contains(server) {
+                names.push(server.clone());
+            }
+        }
+    }
+    let members: Vec<(String, Member)> = names.into_iter().map(|n| (n, Member::start())).collect();
     let work = tempfile::tempdir().unwrap();
     let path_env = format!(
         "{}:{}",
@@ -267,9 +274,11 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                     }
                 }
                 for (cmd, want) in expected {
+                    // The guide's data directory is the packaged one.
+                    let run = to_test(&cmd).replace("/var/lib/rxd", &m.dir().display().to_string());
                     let out = rxd_testkit::run_bounded(
                         Command::new("sh")
-                            .args(["-c", &to_test(&cmd)])
+                            .args(["-c", &run])
                             .current_dir(work.path())
                             .env("PATH", &path_env)
                             .env("RXD_DIR", m.dir())
