@@ -141,13 +141,14 @@ fn realign(lines: Vec<String>) -> Vec<String> {
         if table.is_empty() {
             return;
         }
-        let rows: Vec<Option<Vec<String>>> = table
+        // Each cell with whether it was centred (more than one space before its text).
+        let rows: Vec<Option<Vec<(String, bool)>>> = table
             .iter()
             .map(|l| {
                 l.starts_with('|').then(|| {
                     l.trim_matches('|')
                         .split('|')
-                        .map(|c| c.trim().to_string())
+                        .map(|c| (c.trim().to_string(), c.starts_with("  ")))
                         .collect()
                 })
             })
@@ -158,7 +159,7 @@ fn realign(lines: Vec<String>) -> Vec<String> {
                 rows.iter()
                     .flatten()
                     .filter_map(|r| r.get(c))
-                    .map(|cell| cell.chars().count())
+                    .map(|(cell, _)| cell.chars().count())
                     .max()
                     .unwrap_or(0)
             })
@@ -171,17 +172,15 @@ fn realign(lines: Vec<String>) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join("+")
         );
-        for (row, line) in rows.iter().zip(table.iter()) {
+        for row in &rows {
             match row {
                 None => out.push(border.clone()),
-                // The header is centred, as lxc's tables are; the cells are left-aligned.
                 Some(cells) => {
-                    let header = line.contains(" NAME ");
                     let padded: Vec<String> = cells
                         .iter()
                         .zip(&widths)
-                        .map(|(cell, w)| {
-                            if header {
+                        .map(|((cell, centred), w)| {
+                            if *centred {
                                 format!(" {cell:^w$} ")
                             } else {
                                 format!(" {cell:<w$} ")
@@ -230,7 +229,8 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
             }
         }
     }
-    let members: Vec<(String, Member)> = names.into_iter().map(|n| (n, Member::start())).collect();
+    let mut members: Vec<(String, Member)> =
+        names.into_iter().map(|n| (n, Member::start())).collect();
     let work = tempfile::tempdir().unwrap();
     let path_env = format!(
         "{}:{}",
@@ -256,8 +256,8 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                 rendered.push(Block { lines, ..block });
             }
             Kind::Console(server) => {
-                let m = &members
-                    .iter()
+                let m = &mut members
+                    .iter_mut()
                     .find(|(n, _)| n == server)
                     .unwrap_or_else(|| panic!("no server {server} in {name}"))
                     .1;
@@ -274,6 +274,26 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                     }
                 }
                 for (cmd, want) in expected {
+                    // systemd runs the packaged daemon; here the test kit does.
+                    let by_kit = match cmd.as_str() {
+                        "systemctl stop rxd" => {
+                            m.stop();
+                            true
+                        }
+                        "systemctl start rxd" => {
+                            m.start_again();
+                            true
+                        }
+                        other => {
+                            assert!(!other.starts_with("systemctl "), "{name}: `{other}`");
+                            false
+                        }
+                    };
+                    if by_kit {
+                        assert!(want.is_empty(), "{name}: `{cmd}` prints nothing");
+                        lines.push(format!("$ {cmd}"));
+                        continue;
+                    }
                     // The guide's data directory is the packaged one.
                     let run = to_test(&cmd).replace("/var/lib/rxd", &m.dir().display().to_string());
                     let out = rxd_testkit::run_bounded(
@@ -382,4 +402,9 @@ async fn managing_members_shows_real_output_in_both_languages() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_shows_real_output_in_both_languages() {
     check_guide("metrics.md").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovering_from_quorum_loss_shows_real_output_in_both_languages() {
+    check_guide("recovery.md").await;
 }
