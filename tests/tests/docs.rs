@@ -99,8 +99,12 @@ fn shaped(word: &str, pattern: &str) -> bool {
             .all(|(c, p)| if p == '9' { c.is_ascii_digit() } else { c == p })
 }
 
-/// A line with every token, date and time (a token's expiry) replaced, for comparing.
+/// A line with every token, date and time (a token's expiry) and the host's own defaults
+/// replaced, for comparing.
 fn normal(line: &str) -> String {
+    if let Some(question) = HOST_DEFAULTS.iter().find(|q| line.starts_with(**q)) {
+        return format!("{question} <host's default>: {}", answer_of(line));
+    }
     line.split(',')
         .map(|field| {
             field
@@ -132,6 +136,58 @@ fn last_token(lines: &[String]) -> Option<String> {
         .find(|w| is_token(w))
         .map(str::to_string)
 }
+
+/// `rxd init`'s questions, asked on a pipe (one after the other on a line), as a terminal shows
+/// them: each on its own line with the answer given; then what it printed after them.
+fn transcript(stdout: &str, answers: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = stdout;
+    for answer in answers {
+        // A question ends with ": ", or with "] " after its default (LXD's data-loss question).
+        let end = [rest.find(": "), rest.find("] ")]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(at) = end else { break };
+        lines.push(
+            format!("{}{answer}", &rest[..at + 2])
+                .trim_end()
+                .to_string(),
+        );
+        rest = &rest[at + 2..];
+    }
+    lines.extend(rest.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    lines
+}
+
+/// `got`, with each line that equals the guide's line at its place but for what varies from
+/// run to run replaced by the guide's.
+fn keep_stable(got: Vec<String>, want: &[String]) -> Vec<String> {
+    got.into_iter()
+        .enumerate()
+        .map(|(i, g)| match want.get(i) {
+            Some(w) if normal(w) == normal(&g) => w.clone(),
+            _ => g,
+        })
+        .collect()
+}
+
+/// The answer on a question's line of a guide: what follows its last ": " or "] ".
+fn answer_of(line: &str) -> &str {
+    [line.rfind(": "), line.rfind("] ")]
+        .into_iter()
+        .flatten()
+        .max()
+        .map(|i| &line[i + 2..])
+        .unwrap_or("")
+}
+
+/// Questions whose default depends on the host (its address, name, storage drivers).
+const HOST_DEFAULTS: &[&str] = &[
+    "What IP address or DNS name should be used to reach this server?",
+    "What member name should be used to identify this server in the cluster?",
+    "Name of the storage backend to use",
+];
 
 /// Re-pads the ASCII tables in `lines` (their cells changed width when addresses were mapped).
 fn realign(lines: Vec<String>) -> Vec<String> {
@@ -296,6 +352,20 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                     }
                     // The guide's data directory is the packaged one.
                     let run = to_test(&cmd).replace("/var/lib/rxd", &m.dir().display().to_string());
+                    // `rxd init` asks: the guide shows each question with its answer, which
+                    // are given on its standard input here.
+                    let asked = cmd == "rxd init";
+                    let answers: Vec<String> = want
+                        .iter()
+                        .map(|l| {
+                            let answer = answer_of(l);
+                            match &token {
+                                Some(t) if is_token(answer) => t.clone(),
+                                _ => to_test(answer),
+                            }
+                        })
+                        .collect();
+                    let input = asked.then(|| answers.join("\n") + "\n");
                     let out = rxd_testkit::run_bounded(
                         Command::new("sh")
                             .args(["-c", &run])
@@ -303,7 +373,7 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                             .env("PATH", &path_env)
                             .env("RXD_DIR", m.dir())
                             .env("LXD_DIR", m.dir()),
-                        None,
+                        input.as_deref(),
                         std::time::Duration::from_secs(120),
                     );
                     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -312,7 +382,14 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                         "{name}: `{cmd}` on {server} failed: {}{stdout}",
                         String::from_utf8_lossy(&out.stderr)
                     );
-                    let got = realign(stdout.lines().map(to_doc).collect());
+                    let got = if asked {
+                        transcript(&stdout, &answers)
+                            .iter()
+                            .map(|l| to_doc(l))
+                            .collect()
+                    } else {
+                        realign(stdout.lines().map(to_doc).collect())
+                    };
                     if let Some(t) = last_token(&got) {
                         token = Some(t);
                     }
@@ -325,7 +402,9 @@ async fn run_guide(name: &str, write: bool) -> Vec<Block> {
                         ));
                     }
                     lines.push(format!("$ {cmd}"));
-                    lines.extend(if write { got } else { want });
+                    // Written afresh, a line keeps the guide's text where only what varies
+                    // from run to run (tokens, times, the host's defaults) differs.
+                    lines.extend(if write { keep_stable(got, &want) } else { want });
                 }
                 rendered.push(Block { lines, ..block });
             }
@@ -407,4 +486,9 @@ async fn metrics_shows_real_output_in_both_languages() {
 #[tokio::test(flavor = "multi_thread")]
 async fn recovering_from_quorum_loss_shows_real_output_in_both_languages() {
     check_guide("recovery.md").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forming_interactively_shows_real_output_in_both_languages() {
+    check_guide("forming-interactively.md").await;
 }
