@@ -230,6 +230,11 @@ mod tests {
         }
     }
 
+    /// What a start recovers from the journal in `dir`, which holds one.
+    async fn recover(dir: &Path, local: &mut rusqlite::Connection) -> (Journal, bool) {
+        recover_at_start(dir, local).await.unwrap().unwrap()
+    }
+
     /// A data directory whose database (`state.db` holding "before") was copied for a
     /// formation, its global database directory, and its local database.
     fn copied() -> (tempfile::TempDir, PathBuf, rusqlite::Connection) {
@@ -259,10 +264,7 @@ mod tests {
         )
         .unwrap();
 
-        let (j, now) = recover_at_start(dir.path(), &mut local)
-            .await
-            .unwrap()
-            .unwrap();
+        let (j, now) = recover(dir.path(), &mut local).await;
         assert!(now);
         assert_eq!(j.stage, Stage::RolledBack);
         assert_eq!(std::fs::read(global.join("state.db")).unwrap(), b"before");
@@ -276,10 +278,7 @@ mod tests {
         );
         // Started again: nothing more to do, and the record stays for the joiners.
         std::fs::write(global.join("state.db"), b"later").unwrap();
-        let (again, now) = recover_at_start(dir.path(), &mut local)
-            .await
-            .unwrap()
-            .unwrap();
+        let (again, now) = recover(dir.path(), &mut local).await;
         assert!(!now);
         assert_eq!(again.stage, Stage::RolledBack);
         assert_eq!(std::fs::read(global.join("state.db")).unwrap(), b"later");
@@ -318,19 +317,13 @@ mod tests {
         )
         .unwrap();
 
-        let (j, now) = recover_at_start(dir.path(), &mut local)
-            .await
-            .unwrap()
-            .unwrap();
+        let (j, now) = recover(dir.path(), &mut local).await;
         // Aborted for the joiners to learn, then listening as before once they did.
         assert!(now);
         assert_eq!(j.stage, Stage::RolledBack);
         assert!(!j.reason.is_empty());
         assert_eq!(read(dir.path()).unwrap().stage, Stage::RolledBack);
-        let (_, now) = recover_at_start(dir.path(), &mut local)
-            .await
-            .unwrap()
-            .unwrap();
+        let (_, now) = recover(dir.path(), &mut local).await;
         assert!(!now);
     }
 }
