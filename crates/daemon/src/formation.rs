@@ -277,7 +277,7 @@ impl Formation {
             Stage::RolledBack => Instruction::Abort {
                 reason: journal.reason.clone(),
             },
-            Stage::Preparing | Stage::Committing => return,
+            Stage::Open | Stage::Preparing | Stage::Committing => return,
         };
         *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(Settled {
             id: journal.window.clone(),

@@ -2,8 +2,9 @@
 //! when a formation fails, even when the daemon dies half-way.
 //!
 //! ```text
-//!  Preparing:  formation.json {Preparing, the address before `rxd form`} (nothing else is
-//!              changed here before Committing)
+//!  Open:       formation.json {Open, the address before `rxd form`, the confirmed joiners}
+//!              (nothing else is changed here before Committing); aborted: {RolledBack}
+//!  Preparing:  formation.json {Preparing, ...}
 //!  Committing: database/global copied to global.formation (the daemon's database closed
 //!              meanwhile) ─> formation.json {Committing, what to put back}
 //!  bootstrap, joins ...
@@ -12,7 +13,7 @@
 //!              the formation made removed ─> global.formation back in place of global
 //!              ─> formation.json {RolledBack} ─> joiners: Abort
 //!  start:      formation.json {Committing} ─> the failure's steps (each can be done again)
-//!              formation.json {Preparing} ─> {RolledBack} (the joiners undo their Prepare)
+//!              formation.json {Open or Preparing} ─> {RolledBack} (the joiners undo)
 //!              either way the server listens where it did once its joiners learnt the end
 //! ```
 //!
@@ -33,6 +34,8 @@ const COPY: &str = "global.formation";
 /// Where a formation stands, as written before each irreversible step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
+    /// The window takes servers; this server changed nothing but, maybe, where it listens.
+    Open,
     /// The joiners prepare; this server changed nothing but where it listens.
     Preparing,
     /// Changing this server and the joiners; the copy is in place.
@@ -89,6 +92,30 @@ pub fn write(dir: &Path, journal: &Journal) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(journal).map_err(std::io::Error::other)?;
     rxd_tls::write_atomic(&dir.join(FILE), &text, 0o600).map_err(std::io::Error::other)?;
     rxd_cluster::sync_dir(dir)
+}
+
+/// Marks the journal of a window still taking servers (`Open`) rolled back with `reason`: the
+/// window ended without a formation, and `rxd form` put the address back itself.
+pub fn close_open(dir: &Path, reason: &str) {
+    if let Some(mut journal) = read(dir).filter(|j| j.stage == Stage::Open) {
+        journal.stage = Stage::RolledBack;
+        journal.reason = reason.to_string();
+        if let Err(e) = write(dir, &journal) {
+            tracing::warn!("Cannot write the formation journal: {e}");
+        }
+    }
+}
+
+/// Records `joiners` (fingerprint → name) in the journal of window `id` while it takes
+/// servers, so a restart tells each of them the formation ended.
+pub fn confirmed(dir: &Path, id: &str, joiners: BTreeMap<String, String>) -> std::io::Result<()> {
+    match read(dir) {
+        Some(mut journal) if journal.window == id && journal.stage == Stage::Open => {
+            journal.joiners = joiners;
+            write(dir, &journal)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Removes the journal of a formation that ended (a new window opens).
@@ -184,15 +211,22 @@ pub async fn recover_at_start(
     let Some(mut journal) = read(dir) else {
         return Ok(None);
     };
-    let now = matches!(journal.stage, Stage::Preparing | Stage::Committing);
+    let now = matches!(
+        journal.stage,
+        Stage::Open | Stage::Preparing | Stage::Committing
+    );
     match journal.stage {
-        Stage::Preparing => {
+        Stage::Open | Stage::Preparing => {
             tracing::warn!(
-                "Formation {} was cut short by a restart while its servers prepared: it is aborted",
+                "Formation {} was cut short by a restart before it changed this server: it is aborted",
                 journal.window
             );
+            journal.reason = if journal.stage == Stage::Open {
+                "the initiator stopped while its window was open".into()
+            } else {
+                "the initiator stopped while the servers prepared".into()
+            };
             journal.stage = Stage::RolledBack;
-            journal.reason = "the initiator stopped while the servers prepared".into();
             write(dir, &journal)?;
         }
         Stage::Committing => {
@@ -302,28 +336,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_formation_cut_short_while_preparing_is_aborted_at_start_once_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut local = rusqlite::Connection::open(dir.path().join("local.db")).unwrap();
-        rxd_db::migrate_local(&mut local).unwrap();
-        rxd_db::local::update_config(&mut local, [("core.https_address", Some("192.0.2.1:8443"))])
+    async fn a_window_or_a_formation_cut_short_before_committing_is_aborted_at_start_once_only() {
+        for stage in [Stage::Open, Stage::Preparing] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut local = rusqlite::Connection::open(dir.path().join("local.db")).unwrap();
+            rxd_db::migrate_local(&mut local).unwrap();
+            rxd_db::local::update_config(
+                &mut local,
+                [("core.https_address", Some("192.0.2.1:8443"))],
+            )
             .unwrap();
-        write(
-            dir.path(),
-            &Journal {
-                stage: Stage::Preparing,
-                ..journal()
-            },
-        )
-        .unwrap();
+            write(dir.path(), &Journal { stage, ..journal() }).unwrap();
 
-        let (j, now) = recover(dir.path(), &mut local).await;
-        // Aborted for the joiners to learn, then listening as before once they did.
-        assert!(now);
-        assert_eq!(j.stage, Stage::RolledBack);
-        assert!(!j.reason.is_empty());
-        assert_eq!(read(dir.path()).unwrap().stage, Stage::RolledBack);
-        let (_, now) = recover(dir.path(), &mut local).await;
-        assert!(!now);
+            let (j, now) = recover(dir.path(), &mut local).await;
+            // Aborted for the joiners to learn, then listening as before once they did.
+            assert!(now, "{stage:?}");
+            assert_eq!(j.stage, Stage::RolledBack);
+            assert!(!j.reason.is_empty());
+            assert_eq!(read(dir.path()).unwrap().stage, Stage::RolledBack);
+            let (_, now) = recover(dir.path(), &mut local).await;
+            assert!(!now, "{stage:?}");
+        }
+    }
+
+    #[test]
+    fn a_window_that_ends_without_a_formation_is_closed_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = Journal {
+            stage: Stage::Open,
+            ..journal()
+        };
+        write(dir.path(), &open).unwrap();
+        let joiners = BTreeMap::from([("fp3".to_string(), "node3".to_string())]);
+        confirmed(dir.path(), "another", joiners.clone()).unwrap();
+        assert_eq!(
+            read(dir.path()).unwrap().joiners,
+            open.joiners,
+            "another window's"
+        );
+        confirmed(dir.path(), "abc", joiners.clone()).unwrap();
+        assert_eq!(read(dir.path()).unwrap().joiners, joiners);
+        close_open(dir.path(), "the formation was aborted");
+        let closed = read(dir.path()).unwrap();
+        assert_eq!(closed.stage, Stage::RolledBack);
+        assert_eq!(closed.reason, "the formation was aborted");
+        // A formation that went on is not the window's to close.
+        write(dir.path(), &journal()).unwrap();
+        close_open(dir.path(), "the formation was aborted");
+        assert_eq!(read(dir.path()).unwrap().stage, Stage::Committing);
     }
 }

@@ -24,9 +24,33 @@ pub async fn form_post(
     JsonBody(req): JsonBody<WindowPost>,
 ) -> ApiResult<Response> {
     let fingerprint = d.served_cert().fingerprint();
+    let listened_before = req.listened_before.clone();
     let opened = d.formation.open(req, &fingerprint)?;
     // The record of the last formation is of no more use to its joiners.
     crate::formation_journal::forget(&d.dir);
+    // From here on a restart of this daemon aborts the window and puts back where it listens.
+    let cluster_address_before = d
+        .local_config()?
+        .get("cluster.https_address")
+        .cloned()
+        .unwrap_or_default();
+    let journal = crate::formation_journal::Journal {
+        window: opened.id.clone(),
+        stage: crate::formation_journal::Stage::Open,
+        joiners: Default::default(),
+        new_cluster: false,
+        node_id: d.node_id(),
+        listened_before,
+        cluster_address_before,
+        made: Default::default(),
+        reason: String::new(),
+    };
+    if let Err(e) = crate::formation_journal::write(&d.dir, &journal) {
+        let _ = d.formation.abort();
+        return Err(ApiError::internal(format!(
+            "Cannot write the formation journal: {e}"
+        )));
+    }
     // Advertised on the interface holding this server's HTTPS address; with none (a wildcard
     // address, say) joiners are given the initiator's address instead.
     match advertising_interface(&d).await {
@@ -61,6 +85,7 @@ pub async fn form_get(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
 /// `DELETE /internal/form`: abort the window.
 pub async fn form_delete(State(d): State<Arc<Daemon>>) -> ApiResult<Response> {
     d.formation.abort()?;
+    crate::formation_journal::close_open(&d.dir, "the formation was aborted");
     Ok(empty())
 }
 
@@ -89,6 +114,10 @@ pub async fn confirm_post(
 ) -> ApiResult<Response> {
     let (source, _) = joiner_of(&caller)?;
     d.formation.confirm(&id, source, &confirm)?;
+    let (joiners, _) = d.formation.journal_seed();
+    if let Err(e) = crate::formation_journal::confirmed(&d.dir, &id, joiners) {
+        tracing::warn!("Cannot record the confirmed joiners in the formation journal: {e}");
+    }
     Ok(empty())
 }
 
